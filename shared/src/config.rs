@@ -1,0 +1,157 @@
+//! Configuration of a function, read once at start from its environment.
+//!
+//! template.yaml's `Globals.Function.Environment` sets these variables on AWS; the local cloud
+//! resolves the same declarations and passes them through [`Config::from_lookup`], so a variable
+//! missing from the template fails locally exactly as it would when deployed.
+
+use thiserror::Error;
+
+/// Everything a function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Deployment stage (`local`, `dev`, `prod`, ...).
+    pub stage: String,
+    /// Physical names of the three tables.
+    pub tables: Tables,
+    /// Which JWT claims carry the tenant and the roles.
+    pub claims: ClaimNames,
+}
+
+/// Physical table names, as CloudFormation (or the local cloud) named them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub events: String,
+    pub metrics: String,
+    pub app: String,
+}
+
+impl Tables {
+    /// The tables with their logical names, in a stable order.
+    pub fn named(&self) -> [(&'static str, &str); 3] {
+        [
+            ("events", self.events.as_str()),
+            ("metrics", self.metrics.as_str()),
+            ("app", self.app.as_str()),
+        ]
+    }
+}
+
+/// Names of the JWT claims Pulse reads. Cognito's defaults; an external identity provider
+/// names its own through the template parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub tenant: String,
+    pub roles: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            tenant: "custom:tenant".to_owned(),
+            roles: "cognito:groups".to_owned(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is empty")]
+    Empty { name: &'static str },
+}
+
+impl Config {
+    /// Reads the process environment. Call once, at start.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `get`, so the local cloud and tests can supply a function's
+    /// environment without touching the process's.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| match get(name) {
+            None => Err(ConfigError::Missing(name)),
+            Some(v) if v.trim().is_empty() => Err(ConfigError::Empty { name }),
+            Some(v) => Ok(v),
+        };
+        let defaults = ClaimNames::default();
+        let optional = |name: &str, default: String| {
+            get(name).filter(|v| !v.trim().is_empty()).unwrap_or(default)
+        };
+        Ok(Self {
+            stage: optional("PULSE_STAGE", "dev".to_owned()),
+            tables: Tables {
+                events: required("EVENTS_TABLE")?,
+                metrics: required("METRICS_TABLE")?,
+                app: required("APP_TABLE")?,
+            },
+            claims: ClaimNames {
+                tenant: optional("TENANT_CLAIM", defaults.tenant),
+                roles: optional("ROLES_CLAIM", defaults.roles),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_tables_and_defaults_the_claim_names() {
+        // Given the table variables only
+        let get = lookup(&[
+            ("EVENTS_TABLE", "ev"),
+            ("METRICS_TABLE", "me"),
+            ("APP_TABLE", "ap"),
+        ]);
+        // When the configuration is read
+        let config = Config::from_lookup(get).expect("valid config");
+        // Then the tables are named and the claims are Cognito's
+        assert_eq!(config.tables.named()[1], ("metrics", "me"));
+        assert_eq!(config.claims, ClaimNames::default());
+        assert_eq!(config.stage, "dev");
+    }
+
+    #[test]
+    fn names_the_missing_or_empty_variable() {
+        let missing = Config::from_lookup(lookup(&[("EVENTS_TABLE", "ev")]));
+        assert_eq!(missing, Err(ConfigError::Missing("METRICS_TABLE")));
+        let empty = Config::from_lookup(lookup(&[
+            ("EVENTS_TABLE", "ev"),
+            ("METRICS_TABLE", " "),
+            ("APP_TABLE", "ap"),
+        ]));
+        assert_eq!(
+            empty,
+            Err(ConfigError::Empty {
+                name: "METRICS_TABLE"
+            })
+        );
+    }
+
+    #[test]
+    fn external_identity_provider_claims_override_the_defaults() {
+        let config = Config::from_lookup(lookup(&[
+            ("EVENTS_TABLE", "ev"),
+            ("METRICS_TABLE", "me"),
+            ("APP_TABLE", "ap"),
+            ("TENANT_CLAIM", "org"),
+            ("ROLES_CLAIM", "roles"),
+        ]))
+        .expect("valid config");
+        assert_eq!(config.claims.tenant, "org");
+        assert_eq!(config.claims.roles, "roles");
+    }
+}

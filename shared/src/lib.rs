@@ -1,0 +1,17 @@
+//! Pulse's shared library: the domain model and the AWS adapters every function uses.
+//!
+//! Handlers in `functions/` parse requests into the types here, call domain code here, and map
+//! the outcome to a response through [`http::serve`]. AWS clients sit behind the narrow traits
+//! of [`store`], so handlers never touch an SDK type.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod problem;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::ApiError;

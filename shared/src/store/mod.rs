@@ -1,0 +1,37 @@
+//! Storage: the key design of Pulse's three tables and the narrow traits functions depend on.
+//!
+//! | table   | partition key `pk`                       | sort key `sk`             | lifecycle |
+//! |---------|------------------------------------------|---------------------------|-----------|
+//! | Events  | `{tenant}#{minute}#{shard}`               | `{ts_ms}#{event_id}`      | TTL 7 d, stream NEW_IMAGE |
+//! | Metrics | `{tenant}#{metric}#{resolution}#{series}` | bucket start (epoch s)    | TTL by resolution |
+//! | App     | `{tenant}#{kind}` (or a hashed lookup id) | `{kind}#{id}`             | per item |
+//!
+//! The full access-pattern table is in docs/ARCHITECTURE.md. Each function depends on the
+//! smallest trait it needs; DynamoDB attribute values never leave [`dynamo`].
+
+pub mod dynamo;
+pub mod keys;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A storage call that failed after the adapter's retries.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("table {0} does not exist")]
+    TableNotFound(String),
+    #[error("table {table} is {status}, not active")]
+    TableNotActive { table: String, status: String },
+    #[error("storage is throttling past the retry budget")]
+    Throttled(#[source] Source),
+    #[error("storage call failed")]
+    Unavailable(#[source] Source),
+}
+
+/// Checks that a table exists and accepts reads and writes (health checks).
+#[async_trait]
+pub trait TableProbe: Send + Sync {
+    async fn probe(&self, table: &str) -> Result<(), StoreError>;
+}
