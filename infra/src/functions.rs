@@ -1,0 +1,66 @@
+//! The functions the local cloud can run, by cargo binary name, each invoked the way Lambda
+//! invokes it: a JSON event in, a JSON result out.
+//!
+//! HTTP functions go through `lambda_http`'s own adapter, the code `lambda_http::run` uses on
+//! AWS, so the event parsing and response encoding the local cloud exercises are the deployed
+//! ones. A binary of template.yaml missing from [`wire`] is an error at start.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent, Service, service_fn};
+use pulse_shared::Config;
+use pulse_shared::http::HttpHandler;
+use serde_json::Value;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why an invocation failed, as Lambda would report it.
+#[derive(Debug, Error)]
+pub enum InvokeError {
+    #[error("the event does not fit the function: {0}")]
+    BadEvent(serde_json::Error),
+    #[error("the function returned an error: {0}")]
+    Function(String),
+    #[error("the function panicked")]
+    Panicked,
+    #[error("the function's result is not JSON: {0}")]
+    BadResult(serde_json::Error),
+}
+
+/// A function ready to invoke.
+pub type Invoke = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
+
+/// Binaries the local cloud knows how to build in-process.
+pub const BINARIES: &[&str] = &["api-health", "api-me"];
+
+/// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
+pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Option<Invoke> {
+    match binary {
+        "api-health" => Some(http(api_health::wire(config, aws))),
+        "api-me" => Some(http(api_me::wire(config))),
+        _ => None,
+    }
+}
+
+/// An HTTP API function behind Lambda's invoke contract.
+pub fn http<H: HttpHandler>(handler: H) -> Invoke {
+    let handler = Arc::new(handler);
+    Arc::new(move |event: Value| {
+        let handler = handler.clone();
+        async move {
+            let request: LambdaRequest = serde_json::from_value(event).map_err(InvokeError::BadEvent)?;
+            let mut context = Context::default();
+            context.request_id = uuid::Uuid::new_v4().to_string();
+            let mut adapter = Adapter::from(service_fn(|req| handler.handle(req)));
+            let outcome = AssertUnwindSafe(adapter.call(LambdaEvent::new(request, context)))
+                .catch_unwind()
+                .await
+                .map_err(|_| InvokeError::Panicked)?;
+            let response = outcome.map_err(|e| InvokeError::Function(e.to_string()))?;
+            serde_json::to_value(response).map_err(InvokeError::BadResult)
+        }
+        .boxed()
+    })
+}

@@ -1,0 +1,410 @@
+//! The HTTP API of template.yaml on localhost: API Gateway's route matching, JWT authorizer
+//! and payload format 2.0, in front of the functions running in-process.
+//!
+//! Differences from AWS, on purpose: an authorizer refusal answers RFC 9457 problem+json (API
+//! Gateway answers `{"message":"Unauthorized"}`), and so does an unmatched route.
+
+use crate::functions::{Invoke, InvokeError};
+use crate::jwt::LocalIssuer;
+use crate::template::{JwtAuthorizer, Route};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use pulse_shared::ApiError;
+use pulse_shared::http::{CORRELATION_ID, correlation_id, problem_response};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Lambda's synchronous invocation payload limit.
+const MAX_BODY: usize = 6 * 1024 * 1024;
+
+/// A route ready to match and invoke.
+struct Bound {
+    route: Route,
+    segments: Vec<Segment>,
+    authorizer: Option<JwtAuthorizer>,
+    invoke: Invoke,
+}
+
+#[derive(Debug, PartialEq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Greedy(String),
+}
+
+/// The HTTP API: every route of the template bound to its function.
+pub struct HttpApi {
+    routes: Vec<Bound>,
+    issuer: Arc<LocalIssuer>,
+}
+
+impl std::fmt::Debug for HttpApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpApi")
+            .field("routes", &self.routes.iter().map(|b| b.route.key()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl HttpApi {
+    /// Binds `routes` to `functions` (by logical id). Every route must have its function.
+    pub fn new(
+        routes: &[Route],
+        authorizers: &BTreeMap<String, JwtAuthorizer>,
+        functions: &HashMap<String, Invoke>,
+        issuer: Arc<LocalIssuer>,
+    ) -> Result<Self, String> {
+        let mut bound = Vec::new();
+        for route in routes {
+            let invoke = functions
+                .get(&route.function)
+                .cloned()
+                .ok_or_else(|| format!("route {} has no runnable function {}", route.key(), route.function))?;
+            let authorizer = match &route.authorizer {
+                Some(name) => Some(
+                    authorizers
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| format!("route {} uses unknown authorizer {name}", route.key()))?,
+                ),
+                None => None,
+            };
+            bound.push(Bound {
+                segments: parse_path(&route.path),
+                route: route.clone(),
+                authorizer,
+                invoke,
+            });
+        }
+        Ok(Self {
+            routes: bound,
+            issuer,
+        })
+    }
+
+    /// The route keys served.
+    pub fn route_keys(&self) -> Vec<String> {
+        self.routes.iter().map(|b| b.route.key()).collect()
+    }
+
+    /// The axum service answering every request.
+    pub fn router(self) -> axum::Router {
+        axum::Router::new().fallback(dispatch).with_state(Arc::new(self))
+    }
+
+    /// The most specific route for `method` and `path`, as API Gateway chooses it: the one
+    /// with the most literal segments, a method over ANY, a greedy path last.
+    fn find(&self, method: &str, path: &str) -> Option<(&Bound, Map<String, Value>)> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .filter(|b| b.route.method == method || b.route.method == "ANY")
+            .filter_map(|b| match_path(&b.segments, &parts).map(|params| (b, params)))
+            .max_by_key(|(b, _)| {
+                let literals = b.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
+                let greedy = b.segments.iter().any(|s| matches!(s, Segment::Greedy(_)));
+                (!greedy, literals, b.route.method != "ANY")
+            })
+    }
+}
+
+fn parse_path(path: &str) -> Vec<Segment> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => match name.strip_suffix('+') {
+                Some(g) => Segment::Greedy(g.to_owned()),
+                None => Segment::Param(name.to_owned()),
+            },
+            None => Segment::Literal(s.to_owned()),
+        })
+        .collect()
+}
+
+fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Map<String, Value>> {
+    let mut params = Map::new();
+    for (i, seg) in segments.iter().enumerate() {
+        match seg {
+            Segment::Literal(l) => {
+                if parts.get(i) != Some(&l.as_str()) {
+                    return None;
+                }
+            }
+            Segment::Param(name) => {
+                let part = parts.get(i).filter(|p| !p.is_empty())?;
+                params.insert(name.clone(), Value::String(percent_decode(part)));
+            }
+            Segment::Greedy(name) => {
+                let rest = parts.get(i..).filter(|r| !r.is_empty())?.join("/");
+                params.insert(name.clone(), Value::String(percent_decode(&rest)));
+                return Some(params);
+            }
+        }
+    }
+    (segments.len() == parts.len()).then_some(params)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn dispatch(
+    State(api): State<Arc<HttpApi>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let correlation = correlation_id(&parts.headers);
+    let refuse = |err: ApiError| {
+        let mut res = problem_response(&err);
+        if let Ok(v) = HeaderValue::from_str(&correlation) {
+            res.headers_mut().insert(CORRELATION_ID, v);
+        }
+        to_axum(res)
+    };
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let Some((bound, path_params)) = api.find(&method, &path) else {
+        return refuse(ApiError::NotFound(format!("no route for {method} {path}")));
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(ApiError::PayloadTooLarge(format!(
+                "the request body exceeds the {MAX_BODY}-byte invocation limit"
+            )));
+        }
+    };
+    let claims = match &bound.authorizer {
+        None => None,
+        Some(authorizer) => match api.issuer.authorize(authorizer, &bound.route.scopes, &parts.headers) {
+            Ok(claims) => Some(claims),
+            Err(failure) => {
+                tracing::info!(route = %bound.route.key(), reason = %failure, "authorizer refused the request");
+                return refuse(ApiError::Unauthenticated(failure.to_string()));
+            }
+        },
+    };
+    let event = event(&bound.route, &parts, path_params, claims, &body, peer);
+    match (bound.invoke)(event).await {
+        Ok(result) => from_lambda(result),
+        Err(err) => {
+            tracing::error!(route = %bound.route.key(), error = %err, "function invocation failed");
+            let status = match err {
+                InvokeError::BadResult(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
+        }
+    }
+}
+
+/// The API Gateway HTTP API payload format 2.0 event for this request.
+fn event(
+    route: &Route,
+    parts: &http::request::Parts,
+    path_params: Map<String, Value>,
+    claims: Option<HashMap<String, String>>,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> Value {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == http::header::COOKIE {
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            continue;
+        }
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let mut query: BTreeMap<String, String> = BTreeMap::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")));
+        query
+            .entry(k)
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let content_type = headers.get("content-type").map(String::as_str).unwrap_or("");
+    let (body_value, is_base64) = if body.is_empty() {
+        (Value::Null, false)
+    } else if is_text(content_type) {
+        match std::str::from_utf8(body) {
+            Ok(text) => (Value::String(text.to_owned()), false),
+            Err(_) => (Value::String(STANDARD.encode(body)), true),
+        }
+    } else {
+        (Value::String(STANDARD.encode(body)), true)
+    };
+    let now = chrono::Utc::now();
+    let host = headers.get("host").cloned().unwrap_or_else(|| "127.0.0.1".to_owned());
+    let mut context = json!({
+        "accountId": crate::template::ACCOUNT,
+        "apiId": "local",
+        "domainName": host,
+        "domainPrefix": host.split('.').next().unwrap_or("local"),
+        "http": {
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "protocol": "HTTP/1.1",
+            "sourceIp": peer.ip().to_string(),
+            "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
+        },
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "routeKey": route.key(),
+        "stage": "$default",
+        "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "timeEpoch": now.timestamp_millis(),
+    });
+    if let Some(claims) = claims {
+        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route.key(),
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": context,
+        "isBase64Encoded": is_base64,
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = json!(cookies);
+    }
+    if !query.is_empty() {
+        event["queryStringParameters"] = json!(query);
+    }
+    if !path_params.is_empty() {
+        event["pathParameters"] = Value::Object(path_params);
+    }
+    if !body_value.is_null() {
+        event["body"] = body_value;
+    }
+    event
+}
+
+/// Whether API Gateway would pass this content type as text rather than base64.
+fn is_text(content_type: &str) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.is_empty()
+        || ct.starts_with("text/")
+        || ct.ends_with("/json")
+        || ct.ends_with("+json")
+        || ct.ends_with("/xml")
+        || ct.ends_with("+xml")
+        || ct == "application/x-www-form-urlencoded"
+        || ct == "application/javascript"
+        || ct == "application/x-ndjson"
+}
+
+/// The HTTP response API Gateway builds from a function's payload format 2.0 result.
+fn from_lambda(result: Value) -> Response {
+    let status = result
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+            headers.append(n, v);
+        }
+    };
+    if let Some(map) = result.get("headers").and_then(Value::as_object) {
+        for (k, v) in map {
+            if let Some(v) = v.as_str() {
+                put(k, v);
+            }
+        }
+    }
+    if let Some(map) = result.get("multiValueHeaders").and_then(Value::as_object) {
+        for (k, values) in map {
+            for v in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                put(k, v);
+            }
+        }
+    }
+    for cookie in result.get("cookies").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(c) = cookie.as_str() {
+            put("set-cookie", c);
+        }
+    }
+    let text = result.get("body").and_then(Value::as_str).unwrap_or("");
+    let body = if result.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+        STANDARD.decode(text).unwrap_or_default()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+fn to_axum(res: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = res.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_templates_match_like_api_gateway() {
+        let segs = parse_path("/api/v1/dashboards/{id}");
+        let params = match_path(&segs, &["api", "v1", "dashboards", "d%201"]).expect("match");
+        assert_eq!(params["id"], "d 1");
+        assert!(match_path(&segs, &["api", "v1", "dashboards"]).is_none());
+        assert!(match_path(&segs, &["api", "v1", "dashboards", ""]).is_none());
+        let greedy = parse_path("/static/{proxy+}");
+        let p = match_path(&greedy, &["static", "a", "b.js"]).expect("greedy");
+        assert_eq!(p["proxy"], "a/b.js");
+    }
+
+    #[test]
+    fn textual_content_types_stay_text() {
+        assert!(is_text("application/json; charset=utf-8"));
+        assert!(is_text("application/problem+json"));
+        assert!(!is_text("application/x-protobuf"));
+    }
+}

@@ -1,0 +1,260 @@
+//! Pulse's local cloud: everything template.yaml declares, on localhost, with no AWS account
+//! and no Docker.
+//!
+//! [`LocalCloud::start`] starts the AWS emulator (moto, from the project's venv), creates the
+//! template's tables, buckets and topics in it, builds every function in-process with the
+//! environment the template gives it, and serves the template's HTTP API with a local JWT
+//! issuer standing in for Cognito. Integration tests start the same thing in-process.
+
+pub mod emulator;
+pub mod functions;
+pub mod http_api;
+pub mod jwt;
+pub mod resources;
+pub mod template;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use functions::Invoke;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use template::{JwtAuthorizer, Model};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The repository root this binary was built from (holds template.yaml and .venv).
+pub fn default_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// How to start the local cloud.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Repository root: template.yaml and .venv live here.
+    pub root: PathBuf,
+    /// The one folder holding local state (signing key, emulator log).
+    pub state_dir: PathBuf,
+    /// Port of the HTTP API (0: any free port).
+    pub http_port: u16,
+    /// Port of the AWS emulator (0: any free port).
+    pub aws_port: u16,
+    /// Template parameter overrides.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl Options {
+    /// Defaults for `root`: ports from `PULSE_HTTP_PORT` (3000) and `PULSE_AWS_PORT` (4566),
+    /// state in `PULSE_STATE_DIR` or `<root>/.pulse`.
+    pub fn from_env(root: PathBuf) -> Self {
+        let port = |name: &str, default: u16| {
+            std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        };
+        let state_dir = std::env::var_os("PULSE_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".pulse"));
+        Self {
+            state_dir,
+            http_port: port("PULSE_HTTP_PORT", 3000),
+            aws_port: port("PULSE_AWS_PORT", 4566),
+            parameters: BTreeMap::from([("Stage".to_owned(), "local".to_owned())]),
+            root,
+        }
+    }
+
+    /// Options for a test: free ports and a fresh state folder under `state_dir`.
+    pub fn ephemeral(state_dir: PathBuf) -> Self {
+        Self {
+            http_port: 0,
+            aws_port: 0,
+            state_dir,
+            ..Self::from_env(default_root())
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Emulator(#[from] emulator::EmulatorError),
+    #[error(transparent)]
+    Provision(#[from] resources::ProvisionError),
+    #[error(transparent)]
+    Issuer(#[from] jwt::IssuerError),
+    #[error("function {function}: {detail}")]
+    Function { function: String, detail: String },
+    #[error("{0}")]
+    Routes(String),
+    #[error("cannot use {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+/// A running local cloud. Stop it with [`LocalCloud::stop`]; dropping it kills the emulator.
+#[derive(Debug)]
+pub struct LocalCloud {
+    model: Model,
+    emulator: emulator::Emulator,
+    aws: SdkConfig,
+    issuer: Arc<jwt::LocalIssuer>,
+    http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalCloud {
+    /// Starts the emulator, provisions the template's resources and serves its APIs.
+    pub async fn start(opts: Options) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&opts.state_dir).map_err(io(opts.state_dir.display().to_string()))?;
+        let model = template::load(&opts.root.join("template.yaml"), &opts.parameters)?;
+        let issuer = Arc::new(jwt::LocalIssuer::load_or_create(&opts.state_dir)?);
+
+        let aws_port = if opts.aws_port == 0 { free_port()? } else { opts.aws_port };
+        let emulator = emulator::Emulator::start(
+            &opts.root.join(".venv"),
+            aws_port,
+            &opts.state_dir.join("emulator.log"),
+        )
+        .await?;
+        let aws = sdk_config(emulator.endpoint()).await;
+        resources::provision(&model, &aws).await?;
+
+        let functions = wire_functions(&model, &aws)?;
+        let api = http_api::HttpApi::new(&model.routes, &model.authorizers, &functions, issuer.clone())
+            .map_err(StartError::Routes)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.http_port))
+            .await
+            .map_err(io(format!("127.0.0.1:{}", opts.http_port)))?;
+        let http_addr = listener.local_addr().map_err(io("the HTTP listener"))?;
+        let (shutdown, mut stopped) = watch::channel(false);
+        let app = api.router().into_make_service_with_connect_info::<SocketAddr>();
+        let http_task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+        Ok(Self {
+            model,
+            emulator,
+            aws,
+            issuer,
+            http_addr,
+            shutdown,
+            tasks: vec![http_task],
+        })
+    }
+
+    /// Base URL of the HTTP API.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Endpoint of the AWS emulator.
+    pub fn aws_endpoint(&self) -> &str {
+        self.emulator.endpoint()
+    }
+
+    /// SDK configuration pointing at the emulator.
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.aws
+    }
+
+    /// What the local cloud read from template.yaml.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The local token issuer.
+    pub fn issuer(&self) -> &jwt::LocalIssuer {
+        &self.issuer
+    }
+
+    /// The HTTP API's default JWT authorizer (its issuer and audience).
+    pub fn authorizer(&self) -> Option<&JwtAuthorizer> {
+        self.model.authorizers.values().next()
+    }
+
+    /// A dev token for `tenant` in `role`, valid for an hour.
+    pub fn token(&self, tenant: &str, role: &str) -> Result<String, jwt::IssuerError> {
+        let authorizer = self.authorizer().cloned().unwrap_or_else(|| JwtAuthorizer {
+            issuer: String::new(),
+            audience: Vec::new(),
+            header: "authorization".into(),
+        });
+        self.issuer.mint(&authorizer, tenant, role, Duration::from_secs(3600))
+    }
+
+    /// Stops serving, waits for in-flight requests, and stops the emulator.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        self.emulator.stop().await;
+    }
+}
+
+/// Builds every function of the template with the environment the template gives it.
+fn wire_functions(model: &Model, aws: &SdkConfig) -> Result<HashMap<String, Invoke>, StartError> {
+    let mut out = HashMap::new();
+    for (id, function) in &model.functions {
+        let config = pulse_shared::Config::from_lookup(|k| function.environment.get(k).cloned())
+            .map_err(|e| StartError::Function {
+                function: id.clone(),
+                detail: e.to_string(),
+            })?;
+        let invoke = functions::wire(&function.binary, &config, aws).ok_or_else(|| StartError::Function {
+            function: id.clone(),
+            detail: format!(
+                "binary {} has no in-process handler in infra/src/functions.rs",
+                function.binary
+            ),
+        })?;
+        out.insert(id.clone(), invoke);
+    }
+    Ok(out)
+}
+
+/// SDK configuration for the emulator at `endpoint`, with Pulse's retry policy.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(template::REGION))
+        .credentials_provider(Credentials::new("local", "local", None, None, "pulse-local"))
+        .retry_config(pulse_shared::aws::retry_config())
+        .timeout_config(pulse_shared::aws::timeout_config())
+        .load()
+        .await
+}
+
+/// An S3 client for `aws`: path-style addressing, which the emulator on 127.0.0.1 needs.
+pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn free_port() -> Result<u16, StartError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("a free port"))?;
+    Ok(listener.local_addr().map_err(io("a free port"))?.port())
+}

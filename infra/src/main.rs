@@ -1,0 +1,88 @@
+//! `pulse-local`: runs Pulse's local cloud, or mints a dev token for it.
+
+use clap::{Parser, Subcommand};
+use pulse_local::{LocalCloud, Options, default_root, template};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Pulse's local cloud: template.yaml on localhost, no AWS account needed")]
+struct Cli {
+    /// Clear the state folder (signing key, logs) before starting.
+    #[arg(long)]
+    reset: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a dev JWT signed by the local issuer.
+    Token {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// admin, analyst or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let opts = Options::from_env(default_root());
+    if cli.reset && opts.state_dir.exists() {
+        std::fs::remove_dir_all(&opts.state_dir)?;
+    }
+    match cli.command {
+        Some(Command::Token { tenant, role, ttl }) => token(&opts, &tenant, &role, ttl),
+        None => serve(opts).await,
+    }
+}
+
+fn token(opts: &Options, tenant: &str, role: &str, ttl: u64) -> Result<(), Box<dyn std::error::Error>> {
+    pulse_shared::identity::TenantId::parse(tenant)?;
+    if pulse_shared::identity::Role::parse(role).is_none() {
+        return Err(format!("unknown role {role}: use admin, analyst or viewer").into());
+    }
+    let model = template::load(&opts.root.join("template.yaml"), &opts.parameters)?;
+    let authorizer = model
+        .authorizers
+        .values()
+        .next()
+        .ok_or("template.yaml declares no JWT authorizer")?;
+    let issuer = pulse_local::jwt::LocalIssuer::load_or_create(&opts.state_dir)?;
+    let jwt = issuer.mint(authorizer, tenant, role, Duration::from_secs(ttl))?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{jwt}");
+    }
+    Ok(())
+}
+
+async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let state = opts.state_dir.display().to_string();
+    let cloud = LocalCloud::start(opts).await?;
+    let routes: Vec<String> = cloud.model().routes.iter().map(|r| r.key()).collect();
+    #[allow(clippy::print_stdout)]
+    {
+        println!("Pulse local cloud is up");
+        println!("  HTTP API      {}/api/v1  ({})", cloud.http_url(), routes.join(", "));
+        println!("  AWS emulator  {}", cloud.aws_endpoint());
+        println!("  state         {state}");
+        println!("  token         cargo run -q -p pulse-local -- token --tenant demo --role admin");
+        println!("Ctrl-C stops it.");
+    }
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("stopping");
+    cloud.stop().await;
+    Ok(())
+}
