@@ -1,5 +1,6 @@
 //! The AWS emulator: moto's server from the project's venv, on loopback, for as long as the
-//! local cloud runs. It is killed when the local cloud stops, or when this handle is dropped.
+//! local cloud runs. It is killed when the local cloud stops or this handle is dropped, and
+//! `infra/scripts/emulator.py` makes it exit by itself if its parent dies without either.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,14 +31,15 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts moto on `127.0.0.1:port`, logging to `log`, and waits until it answers.
-    pub async fn start(venv: &Path, port: u16, log: &Path) -> Result<Self, EmulatorError> {
-        let server = venv.join("bin").join("moto_server");
-        if !server.exists() {
-            return Err(EmulatorError::NotInstalled(server.display().to_string()));
+    pub async fn start(root: &Path, port: u16, log: &Path) -> Result<Self, EmulatorError> {
+        let python = root.join(".venv").join("bin").join("python");
+        if !root.join(".venv").join("bin").join("moto_server").exists() {
+            return Err(EmulatorError::NotInstalled(root.join(".venv").display().to_string()));
         }
         let log_file = std::fs::File::create(log).map_err(EmulatorError::Spawn)?;
         let err_file = log_file.try_clone().map_err(EmulatorError::Spawn)?;
-        let child = Command::new(&server)
+        let child = Command::new(&python)
+            .arg(root.join("infra").join("scripts").join("emulator.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file)

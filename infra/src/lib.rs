@@ -127,7 +127,7 @@ impl LocalCloud {
 
         let aws_port = if opts.aws_port == 0 { free_port()? } else { opts.aws_port };
         let emulator = emulator::Emulator::start(
-            &opts.root.join(".venv"),
+            &opts.root,
             aws_port,
             &opts.state_dir.join("emulator.log"),
         )
@@ -186,7 +186,7 @@ impl LocalCloud {
     }
 
     /// The local token issuer.
-    pub fn issuer(&self) -> &jwt::LocalIssuer {
+    pub fn issuer(&self) -> &Arc<jwt::LocalIssuer> {
         &self.issuer
     }
 

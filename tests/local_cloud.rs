@@ -1,0 +1,179 @@
+//! The local cloud is built from template.yaml: its tables equal the declarations, and every
+//! HttpApi route declared is served and reaches its function.
+
+use pulse_tests::{cloud, raw_template};
+use serde_yaml_ng::Value as Y;
+use std::collections::BTreeSet;
+
+fn s(v: &Y) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_default()
+}
+
+fn pairs(v: &Y, a: &str, b: &str) -> BTreeSet<(String, String)> {
+    v.as_sequence()
+        .map(|items| items.iter().map(|i| (s(&i[a]), s(&i[b]))).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn emulator_tables_equal_the_template_declarations() {
+    // Given the template's tables, read as plain YAML
+    let template = raw_template();
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let declared: Vec<(String, &Y)> = resources
+        .iter()
+        .filter(|(_, r)| s(&r["Type"]) == "AWS::DynamoDB::Table")
+        .map(|(id, r)| (s(id), &r["Properties"]))
+        .collect();
+    assert_eq!(declared.len(), 3, "Events, Metrics and App");
+
+    // When the local cloud has created them in the emulator
+    let cloud = cloud();
+    let client = aws_sdk_dynamodb::Client::new(&cloud.sdk().await);
+    for (logical_id, props) in declared {
+        let name = &cloud
+            .model
+            .tables
+            .iter()
+            .find(|t| t.logical_id == logical_id)
+            .unwrap_or_else(|| panic!("the local cloud knows {logical_id}"))
+            .name;
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .expect("describe")
+            .table
+            .expect("table");
+
+        // Then keys, attributes, indexes, stream and TTL are the declared ones
+        let keys: BTreeSet<_> = described
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .collect();
+        assert_eq!(keys, pairs(&props["KeySchema"], "AttributeName", "KeyType"), "{logical_id} keys");
+        let attrs: BTreeSet<_> = described
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+            .collect();
+        assert_eq!(attrs, pairs(&props["AttributeDefinitions"], "AttributeName", "AttributeType"), "{logical_id} attributes");
+
+        let indexes: BTreeSet<_> = described
+            .global_secondary_indexes()
+            .iter()
+            .map(|g| {
+                let keys: Vec<_> = g
+                    .key_schema()
+                    .iter()
+                    .map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str()))
+                    .collect();
+                let projection = g
+                    .projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
+                (g.index_name().unwrap_or_default().to_owned(), keys.join(","), projection)
+            })
+            .collect();
+        let declared_indexes: BTreeSet<_> = props["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                let keys: Vec<_> = g["KeySchema"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| format!("{}:{}", s(&k["AttributeName"]), s(&k["KeyType"])))
+                    .collect();
+                (s(&g["IndexName"]), keys.join(","), s(&g["Projection"]["ProjectionType"]))
+            })
+            .collect();
+        assert_eq!(indexes, declared_indexes, "{logical_id} indexes");
+
+        let stream = described
+            .stream_specification()
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_owned());
+        let declared_stream = props["StreamSpecification"]["StreamViewType"].as_str().map(str::to_owned);
+        assert_eq!(stream, declared_stream, "{logical_id} stream");
+
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .expect("describe ttl")
+            .time_to_live_description
+            .expect("ttl description");
+        assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"), "{logical_id} TTL on");
+        assert_eq!(
+            ttl.attribute_name(),
+            props["TimeToLiveSpecification"]["AttributeName"].as_str(),
+            "{logical_id} TTL attribute"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_http_api_route_in_the_template_reaches_its_function() {
+    // Given every HttpApi event of every function in the template
+    let template = raw_template();
+    let mut routes = Vec::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if s(&resource["Type"]) != "AWS::Serverless::Function" {
+            continue;
+        }
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if s(&event["Type"]) == "HttpApi" {
+                routes.push((s(&event["Properties"]["Method"]), s(&event["Properties"]["Path"])));
+            }
+        }
+    }
+    assert!(routes.len() >= 2, "health and me at least");
+
+    // When each is called with an admin token and a correlation id
+    let cloud = cloud();
+    let token = cloud.token("routes", "admin");
+    let http = reqwest::Client::new();
+    for (method, path) in routes {
+        let concrete: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "test-id" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let res = http
+            .request(method.clone(), format!("{}{concrete}", cloud.http))
+            .bearer_auth(&token)
+            .header("x-correlation-id", "route-check")
+            .send()
+            .await
+            .expect("response");
+        // Then the function answered: not the local cloud's unknown-route 404, not a failed
+        // invocation, and its response went through the shared request edge.
+        let status = res.status();
+        assert_eq!(res.headers()["x-correlation-id"], "route-check", "{method} {path}");
+        let body = res.text().await.expect("body");
+        assert!(!body.contains("no route for"), "{method} {path} is not served: {body}");
+        assert!(status.as_u16() < 500 || status == 503, "{method} {path} failed: {status} {body}");
+    }
+}
+
+#[test]
+fn every_template_function_has_an_in_process_handler() {
+    // A function added to template.yaml without a handler in the local cloud fails here.
+    let model = &cloud().model;
+    for function in model.functions.values() {
+        assert!(
+            pulse_local::functions::BINARIES.contains(&function.binary.as_str()),
+            "{} ({}) has no handler in infra/src/functions.rs",
+            function.logical_id,
+            function.binary
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Test support: one local cloud per test binary, started on first use on its own runtime
+//! thread so every test (each with its own runtime) can reach it over HTTP.
+
+use pulse_local::jwt::LocalIssuer;
+use pulse_local::template::{JwtAuthorizer, Model};
+use pulse_local::{LocalCloud, Options};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// What a test needs of the shared local cloud.
+#[derive(Debug)]
+pub struct Cloud {
+    pub http: String,
+    pub aws_endpoint: String,
+    pub issuer: Arc<LocalIssuer>,
+    pub authorizer: JwtAuthorizer,
+    pub model: Model,
+}
+
+impl Cloud {
+    /// A valid dev token for `tenant` in `role`.
+    pub fn token(&self, tenant: &str, role: &str) -> String {
+        self.issuer
+            .mint(&self.authorizer, tenant, role, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// An SDK configuration for the emulator, made in the calling test's runtime.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        pulse_local::sdk_config(&self.aws_endpoint).await
+    }
+}
+
+static CLOUD: OnceLock<Cloud> = OnceLock::new();
+
+/// The shared local cloud, started on first use. It lives until the test process exits;
+/// its emulator exits with it.
+pub fn cloud() -> &'static Cloud {
+    CLOUD.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let cloud = start().await;
+                let shared = Cloud {
+                    http: cloud.http_url(),
+                    aws_endpoint: cloud.aws_endpoint().to_owned(),
+                    issuer: cloud.issuer().clone(),
+                    authorizer: cloud.authorizer().cloned().expect("an authorizer"),
+                    model: cloud.model().clone(),
+                };
+                tx.send(shared).expect("test waits");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("the local cloud started (see the panic above)")
+    })
+}
+
+/// A local cloud of the test's own, on free ports with a fresh state folder.
+pub async fn start() -> LocalCloud {
+    let state = tempfile::tempdir().expect("tempdir").keep();
+    LocalCloud::start(Options::ephemeral(state))
+        .await
+        .unwrap_or_else(|e| panic!("the local cloud did not start: {e}"))
+}
+
+/// template.yaml, parsed as plain YAML (no Pulse code in between), for checks from the
+/// template's side.
+pub fn raw_template() -> serde_yaml_ng::Value {
+    let path = pulse_local::default_root().join("template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    serde_yaml_ng::from_str(&text).expect("YAML")
+}
