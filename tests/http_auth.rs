@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 async fn get_me(token: Option<&str>) -> reqwest::Response {
@@ -37,8 +40,10 @@ async fn expired_token_is_401() {
     let c = cloud();
     let token = c
         .issuer
-        .sign(&json!({"sub": "u", "iss": c.authorizer.issuer, "aud": c.authorizer.audience[0],
-                      "exp": now() - 5, "custom:tenant": "demo", "cognito:groups": ["admin"]}))
+        .sign(
+            &json!({"sub": "u", "iss": c.authorizer.issuer, "aud": c.authorizer.audience[0],
+                      "exp": now() - 5, "custom:tenant": "demo", "cognito:groups": ["admin"]}),
+        )
         .expect("signed");
     let body = problem(get_me(Some(&token)).await, 401).await;
     assert!(body["detail"].as_str().expect("detail").contains("expired"));
@@ -49,11 +54,18 @@ async fn wrong_audience_token_is_401() {
     let c = cloud();
     let token = c
         .issuer
-        .sign(&json!({"sub": "u", "iss": c.authorizer.issuer, "aud": "another-app",
-                      "exp": now() + 60, "custom:tenant": "demo", "cognito:groups": ["admin"]}))
+        .sign(
+            &json!({"sub": "u", "iss": c.authorizer.issuer, "aud": "another-app",
+                      "exp": now() + 60, "custom:tenant": "demo", "cognito:groups": ["admin"]}),
+        )
         .expect("signed");
     let body = problem(get_me(Some(&token)).await, 401).await;
-    assert!(body["detail"].as_str().expect("detail").contains("audience"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("audience")
+    );
 }
 
 #[tokio::test]
@@ -85,7 +97,9 @@ async fn correlation_id_is_echoed_when_sent_and_generated_when_not() {
         .expect("response");
     assert_eq!(sent.headers()["x-correlation-id"], "trace-42");
     let generated = http.get(&url).send().await.expect("response");
-    let id = generated.headers()["x-correlation-id"].to_str().expect("ascii");
+    let id = generated.headers()["x-correlation-id"]
+        .to_str()
+        .expect("ascii");
     assert_eq!(id.len(), 36, "a UUID: {id}");
     // Refusals by the authorizer carry it too.
     let refused = http

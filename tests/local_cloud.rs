@@ -51,15 +51,37 @@ async fn emulator_tables_equal_the_template_declarations() {
         let keys: BTreeSet<_> = described
             .key_schema()
             .iter()
-            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
             .collect();
-        assert_eq!(keys, pairs(&props["KeySchema"], "AttributeName", "KeyType"), "{logical_id} keys");
+        assert_eq!(
+            keys,
+            pairs(&props["KeySchema"], "AttributeName", "KeyType"),
+            "{logical_id} keys"
+        );
         let attrs: BTreeSet<_> = described
             .attribute_definitions()
             .iter()
-            .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+            .map(|a| {
+                (
+                    a.attribute_name().to_owned(),
+                    a.attribute_type().as_str().to_owned(),
+                )
+            })
             .collect();
-        assert_eq!(attrs, pairs(&props["AttributeDefinitions"], "AttributeName", "AttributeType"), "{logical_id} attributes");
+        assert_eq!(
+            attrs,
+            pairs(
+                &props["AttributeDefinitions"],
+                "AttributeName",
+                "AttributeType"
+            ),
+            "{logical_id} attributes"
+        );
 
         let indexes: BTreeSet<_> = described
             .global_secondary_indexes()
@@ -75,7 +97,11 @@ async fn emulator_tables_equal_the_template_declarations() {
                     .and_then(|p| p.projection_type())
                     .map(|p| p.as_str().to_owned())
                     .unwrap_or_default();
-                (g.index_name().unwrap_or_default().to_owned(), keys.join(","), projection)
+                (
+                    g.index_name().unwrap_or_default().to_owned(),
+                    keys.join(","),
+                    projection,
+                )
             })
             .collect();
         let declared_indexes: BTreeSet<_> = props["GlobalSecondaryIndexes"]
@@ -89,7 +115,11 @@ async fn emulator_tables_equal_the_template_declarations() {
                     .flatten()
                     .map(|k| format!("{}:{}", s(&k["AttributeName"]), s(&k["KeyType"])))
                     .collect();
-                (s(&g["IndexName"]), keys.join(","), s(&g["Projection"]["ProjectionType"]))
+                (
+                    s(&g["IndexName"]),
+                    keys.join(","),
+                    s(&g["Projection"]["ProjectionType"]),
+                )
             })
             .collect();
         assert_eq!(indexes, declared_indexes, "{logical_id} indexes");
@@ -99,7 +129,9 @@ async fn emulator_tables_equal_the_template_declarations() {
             .filter(|s| s.stream_enabled())
             .and_then(|s| s.stream_view_type())
             .map(|v| v.as_str().to_owned());
-        let declared_stream = props["StreamSpecification"]["StreamViewType"].as_str().map(str::to_owned);
+        let declared_stream = props["StreamSpecification"]["StreamViewType"]
+            .as_str()
+            .map(str::to_owned);
         assert_eq!(stream, declared_stream, "{logical_id} stream");
 
         let ttl = client
@@ -110,7 +142,11 @@ async fn emulator_tables_equal_the_template_declarations() {
             .expect("describe ttl")
             .time_to_live_description
             .expect("ttl description");
-        assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"), "{logical_id} TTL on");
+        assert_eq!(
+            ttl.time_to_live_status().map(|s| s.as_str()),
+            Some("ENABLED"),
+            "{logical_id} TTL on"
+        );
         assert_eq!(
             ttl.attribute_name(),
             props["TimeToLiveSpecification"]["AttributeName"].as_str(),
@@ -128,9 +164,16 @@ async fn every_http_api_route_in_the_template_reaches_its_function() {
         if s(&resource["Type"]) != "AWS::Serverless::Function" {
             continue;
         }
-        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+        for (_, event) in resource["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
             if s(&event["Type"]) == "HttpApi" {
-                routes.push((s(&event["Properties"]["Method"]), s(&event["Properties"]["Path"])));
+                routes.push((
+                    s(&event["Properties"]["Method"]),
+                    s(&event["Properties"]["Path"]),
+                ));
             }
         }
     }
@@ -157,10 +200,20 @@ async fn every_http_api_route_in_the_template_reaches_its_function() {
         // Then the function answered: not the local cloud's unknown-route 404, not a failed
         // invocation, and its response went through the shared request edge.
         let status = res.status();
-        assert_eq!(res.headers()["x-correlation-id"], "route-check", "{method} {path}");
+        assert_eq!(
+            res.headers()["x-correlation-id"],
+            "route-check",
+            "{method} {path}"
+        );
         let body = res.text().await.expect("body");
-        assert!(!body.contains("no route for"), "{method} {path} is not served: {body}");
-        assert!(status.as_u16() < 500 || status == 503, "{method} {path} failed: {status} {body}");
+        assert!(
+            !body.contains("no route for"),
+            "{method} {path} is not served: {body}"
+        );
+        assert!(
+            status.as_u16() < 500 || status == 503,
+            "{method} {path} failed: {status} {body}"
+        );
     }
 }
 

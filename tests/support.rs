@@ -57,7 +57,8 @@ pub fn cloud() -> &'static Cloud {
                 std::future::pending::<()>().await;
             });
         });
-        rx.recv().expect("the local cloud started (see the panic above)")
+        rx.recv()
+            .expect("the local cloud started (see the panic above)")
     })
 }
 

@@ -34,7 +34,9 @@ impl Emulator {
     pub async fn start(root: &Path, port: u16, log: &Path) -> Result<Self, EmulatorError> {
         let python = root.join(".venv").join("bin").join("python");
         if !root.join(".venv").join("bin").join("moto_server").exists() {
-            return Err(EmulatorError::NotInstalled(root.join(".venv").display().to_string()));
+            return Err(EmulatorError::NotInstalled(
+                root.join(".venv").display().to_string(),
+            ));
         }
         let log_file = std::fs::File::create(log).map_err(EmulatorError::Spawn)?;
         let err_file = log_file.try_clone().map_err(EmulatorError::Spawn)?;

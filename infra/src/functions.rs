@@ -30,7 +30,8 @@ pub enum InvokeError {
 }
 
 /// A function ready to invoke.
-pub type Invoke = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
+pub type Invoke =
+    Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
 
 /// Binaries the local cloud knows how to build in-process.
 pub const BINARIES: &[&str] = &["api-health", "api-me"];
@@ -50,7 +51,8 @@ pub fn http<H: HttpHandler>(handler: H) -> Invoke {
     Arc::new(move |event: Value| {
         let handler = handler.clone();
         async move {
-            let request: LambdaRequest = serde_json::from_value(event).map_err(InvokeError::BadEvent)?;
+            let request: LambdaRequest =
+                serde_json::from_value(event).map_err(InvokeError::BadEvent)?;
             let mut context = Context::default();
             context.request_id = uuid::Uuid::new_v4().to_string();
             let mut adapter = Adapter::from(service_fn(|req| handler.handle(req)));

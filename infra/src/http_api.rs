@@ -47,7 +47,14 @@ pub struct HttpApi {
 impl std::fmt::Debug for HttpApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpApi")
-            .field("routes", &self.routes.iter().map(|b| b.route.key()).collect::<Vec<_>>())
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|b| b.route.key())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -62,17 +69,17 @@ impl HttpApi {
     ) -> Result<Self, String> {
         let mut bound = Vec::new();
         for route in routes {
-            let invoke = functions
-                .get(&route.function)
-                .cloned()
-                .ok_or_else(|| format!("route {} has no runnable function {}", route.key(), route.function))?;
+            let invoke = functions.get(&route.function).cloned().ok_or_else(|| {
+                format!(
+                    "route {} has no runnable function {}",
+                    route.key(),
+                    route.function
+                )
+            })?;
             let authorizer = match &route.authorizer {
-                Some(name) => Some(
-                    authorizers
-                        .get(name)
-                        .cloned()
-                        .ok_or_else(|| format!("route {} uses unknown authorizer {name}", route.key()))?,
-                ),
+                Some(name) => Some(authorizers.get(name).cloned().ok_or_else(|| {
+                    format!("route {} uses unknown authorizer {name}", route.key())
+                })?),
                 None => None,
             };
             bound.push(Bound {
@@ -95,7 +102,9 @@ impl HttpApi {
 
     /// The axum service answering every request.
     pub fn router(self) -> axum::Router {
-        axum::Router::new().fallback(dispatch).with_state(Arc::new(self))
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(Arc::new(self))
     }
 
     /// The most specific route for `method` and `path`, as API Gateway chooses it: the one
@@ -107,7 +116,11 @@ impl HttpApi {
             .filter(|b| b.route.method == method || b.route.method == "ANY")
             .filter_map(|b| match_path(&b.segments, &parts).map(|params| (b, params)))
             .max_by_key(|(b, _)| {
-                let literals = b.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
+                let literals = b
+                    .segments
+                    .iter()
+                    .filter(|s| matches!(s, Segment::Literal(_)))
+                    .count();
                 let greedy = b.segments.iter().any(|s| matches!(s, Segment::Greedy(_)));
                 (!greedy, literals, b.route.method != "ANY")
             })
@@ -117,13 +130,15 @@ impl HttpApi {
 fn parse_path(path: &str) -> Vec<Segment> {
     path.trim_start_matches('/')
         .split('/')
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => match name.strip_suffix('+') {
-                Some(g) => Segment::Greedy(g.to_owned()),
-                None => Segment::Param(name.to_owned()),
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => match name.strip_suffix('+') {
+                    Some(g) => Segment::Greedy(g.to_owned()),
+                    None => Segment::Param(name.to_owned()),
+                },
+                None => Segment::Literal(s.to_owned()),
             },
-            None => Segment::Literal(s.to_owned()),
-        })
+        )
         .collect()
 }
 
@@ -198,13 +213,18 @@ async fn dispatch(
     };
     let claims = match &bound.authorizer {
         None => None,
-        Some(authorizer) => match api.issuer.authorize(authorizer, &bound.route.scopes, &parts.headers) {
-            Ok(claims) => Some(claims),
-            Err(failure) => {
-                tracing::info!(route = %bound.route.key(), reason = %failure, "authorizer refused the request");
-                return refuse(ApiError::Unauthenticated(failure.to_string()));
+        Some(authorizer) => {
+            match api
+                .issuer
+                .authorize(authorizer, &bound.route.scopes, &parts.headers)
+            {
+                Ok(claims) => Some(claims),
+                Err(failure) => {
+                    tracing::info!(route = %bound.route.key(), reason = %failure, "authorizer refused the request");
+                    return refuse(ApiError::Unauthenticated(failure.to_string()));
+                }
             }
-        },
+        }
     };
     let event = event(&bound.route, &parts, path_params, claims, &body, peer);
     match (bound.invoke)(event).await {
@@ -215,7 +235,11 @@ async fn dispatch(
                 InvokeError::BadResult(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (status, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
+            (
+                status,
+                axum::Json(json!({"message": "Internal Server Error"})),
+            )
+                .into_response()
         }
     }
 }
@@ -234,7 +258,12 @@ fn event(
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == http::header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
             continue;
         }
         headers
@@ -249,7 +278,10 @@ fn event(
     let mut query: BTreeMap<String, String> = BTreeMap::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")));
+        let (k, v) = (
+            percent_decode(&k.replace('+', " ")),
+            percent_decode(&v.replace('+', " ")),
+        );
         query
             .entry(k)
             .and_modify(|e| {
@@ -258,7 +290,10 @@ fn event(
             })
             .or_insert(v);
     }
-    let content_type = headers.get("content-type").map(String::as_str).unwrap_or("");
+    let content_type = headers
+        .get("content-type")
+        .map(String::as_str)
+        .unwrap_or("");
     let (body_value, is_base64) = if body.is_empty() {
         (Value::Null, false)
     } else if is_text(content_type) {
@@ -270,7 +305,10 @@ fn event(
         (Value::String(STANDARD.encode(body)), true)
     };
     let now = chrono::Utc::now();
-    let host = headers.get("host").cloned().unwrap_or_else(|| "127.0.0.1".to_owned());
+    let host = headers
+        .get("host")
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
     let mut context = json!({
         "accountId": crate::template::ACCOUNT,
         "apiId": "local",
@@ -318,7 +356,12 @@ fn event(
 
 /// Whether API Gateway would pass this content type as text rather than base64.
 fn is_text(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     ct.is_empty()
         || ct.starts_with("text/")
         || ct.ends_with("/json")
@@ -352,18 +395,32 @@ fn from_lambda(result: Value) -> Response {
     }
     if let Some(map) = result.get("multiValueHeaders").and_then(Value::as_object) {
         for (k, values) in map {
-            for v in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for v in values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 put(k, v);
             }
         }
     }
-    for cookie in result.get("cookies").and_then(Value::as_array).into_iter().flatten() {
+    for cookie in result
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(c) = cookie.as_str() {
             put("set-cookie", c);
         }
     }
     let text = result.get("body").and_then(Value::as_str).unwrap_or("");
-    let body = if result.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+    let body = if result
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         STANDARD.decode(text).unwrap_or_default()
     } else {
         text.as_bytes().to_vec()

@@ -66,7 +66,9 @@ pub struct LocalIssuer {
 
 impl std::fmt::Debug for LocalIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalIssuer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("LocalIssuer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,9 +81,12 @@ impl LocalIssuer {
             source,
         };
         let pkcs8 = match std::fs::read_to_string(&path) {
-            Ok(pem) => pem_to_der(&pem).ok_or_else(|| IssuerError::BadKey(path.display().to_string()))?,
+            Ok(pem) => {
+                pem_to_der(&pem).ok_or_else(|| IssuerError::BadKey(path.display().to_string()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| IssuerError::Generate)?;
+                let pair =
+                    KeyPair::generate(KeySize::Rsa2048).map_err(|_| IssuerError::Generate)?;
                 let der = pair.as_der().map_err(|_| IssuerError::Generate)?;
                 std::fs::create_dir_all(state_dir).map_err(io)?;
                 std::fs::write(&path, der_to_pem(der.as_ref())).map_err(io)?;
@@ -128,7 +133,10 @@ impl LocalIssuer {
         ttl: Duration,
     ) -> Result<String, IssuerError> {
         let now = now_secs();
-        let subject = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("pulse-local:{tenant}:{role}").as_bytes());
+        let subject = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("pulse-local:{tenant}:{role}").as_bytes(),
+        );
         let claims = json!({
             "sub": subject.to_string(),
             "iss": authorizer.issuer,
@@ -178,7 +186,10 @@ impl LocalIssuer {
                 .or_else(|| claims.get("scp"))
                 .map(render)
                 .unwrap_or_default();
-            let granted: Vec<&str> = granted.trim_matches(['[', ']']).split_whitespace().collect();
+            let granted: Vec<&str> = granted
+                .trim_matches(['[', ']'])
+                .split_whitespace()
+                .collect();
             if !scopes.iter().any(|s| granted.contains(&s.as_str())) {
                 return Err(AuthFailure::MissingScope);
             }
@@ -186,7 +197,11 @@ impl LocalIssuer {
         Ok(claims.iter().map(|(k, v)| (k.clone(), render(v))).collect())
     }
 
-    fn verify(&self, authorizer: &JwtAuthorizer, token: &str) -> Result<Map<String, Value>, AuthFailure> {
+    fn verify(
+        &self,
+        authorizer: &JwtAuthorizer,
+        token: &str,
+    ) -> Result<Map<String, Value>, AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid)?;
         if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(AuthFailure::Invalid);
@@ -198,17 +213,20 @@ impl LocalIssuer {
         validation.set_required_spec_claims(&["exp"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthFailure::Immature,
-                _ => AuthFailure::Invalid,
-            })?;
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthFailure::Immature,
+            _ => AuthFailure::Invalid,
+        })?;
         let claims = data.claims;
         if claims.get("iss").and_then(Value::as_str) != Some(authorizer.issuer.as_str()) {
             return Err(AuthFailure::WrongIssuer);
         }
         let audiences: Vec<String> = match claims.get("aud").or_else(|| claims.get("client_id")) {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         if !audiences.iter().any(|a| authorizer.audience.contains(a)) {
@@ -223,7 +241,10 @@ impl LocalIssuer {
 fn render(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(render).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(render).collect::<Vec<_>>().join(" ")
+        ),
         other => other.to_string(),
     }
 }
@@ -247,10 +268,7 @@ fn der_to_pem(der: &[u8]) -> String {
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     STANDARD.decode(body.trim()).ok()
 }
 
@@ -269,7 +287,10 @@ mod tests {
 
     fn bearer(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
         h
     }
 
@@ -279,8 +300,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let issuer = LocalIssuer::load_or_create(dir.path()).expect("issuer");
         // When a token for an admin of demo is minted and presented
-        let token = issuer.mint(&authorizer(), "demo", "admin", Duration::from_secs(60)).expect("token");
-        let claims = issuer.authorize(&authorizer(), &[], &bearer(&token)).expect("authorized");
+        let token = issuer
+            .mint(&authorizer(), "demo", "admin", Duration::from_secs(60))
+            .expect("token");
+        let claims = issuer
+            .authorize(&authorizer(), &[], &bearer(&token))
+            .expect("authorized");
         // Then the function sees the tenant and the flattened group list
         assert_eq!(claims["custom:tenant"], "demo");
         assert_eq!(claims["cognito:groups"], "[admin]");
@@ -303,14 +328,25 @@ mod tests {
         };
         let check = |t: &str| issuer.authorize(&a, &[], &bearer(t)).expect_err("refused");
         assert_eq!(check(&with("exp", json!(now - 1))), AuthFailure::Expired);
-        assert_eq!(check(&with("aud", json!("someone-else"))), AuthFailure::WrongAudience);
-        assert_eq!(check(&with("iss", json!("https://evil.example"))), AuthFailure::WrongIssuer);
-        assert_eq!(check(&with("nbf", json!(now + 3600))), AuthFailure::Immature);
+        assert_eq!(
+            check(&with("aud", json!("someone-else"))),
+            AuthFailure::WrongAudience
+        );
+        assert_eq!(
+            check(&with("iss", json!("https://evil.example"))),
+            AuthFailure::WrongIssuer
+        );
+        assert_eq!(
+            check(&with("nbf", json!(now + 3600))),
+            AuthFailure::Immature
+        );
         let good = issuer.sign(&base).expect("signed");
         let tampered = format!("{}x", &good[..good.len() - 1]);
         assert_eq!(check(&tampered), AuthFailure::Invalid);
         assert_eq!(
-            issuer.authorize(&a, &[], &HeaderMap::new()).expect_err("missing"),
+            issuer
+                .authorize(&a, &[], &HeaderMap::new())
+                .expect_err("missing"),
             AuthFailure::Missing("authorization".into())
         );
         // A token from another key (another state folder) is refused.
@@ -327,9 +363,15 @@ mod tests {
         let a = authorizer();
         let claims = json!({"sub": "u", "iss": a.issuer, "aud": a.audience[0], "exp": now_secs() + 60, "scope": "pulse/read openid"});
         let token = issuer.sign(&claims).expect("signed");
-        assert!(issuer.authorize(&a, &["pulse/read".into()], &bearer(&token)).is_ok());
+        assert!(
+            issuer
+                .authorize(&a, &["pulse/read".into()], &bearer(&token))
+                .is_ok()
+        );
         assert_eq!(
-            issuer.authorize(&a, &["pulse/write".into()], &bearer(&token)).expect_err("no scope"),
+            issuer
+                .authorize(&a, &["pulse/write".into()], &bearer(&token))
+                .expect_err("no scope"),
             AuthFailure::MissingScope
         );
     }

@@ -54,7 +54,10 @@ impl Options {
     /// state in `PULSE_STATE_DIR` or `<root>/.pulse`.
     pub fn from_env(root: PathBuf) -> Self {
         let port = |name: &str, default: u16| {
-            std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
         };
         let state_dir = std::env::var_os("PULSE_STATE_DIR")
             .map(PathBuf::from)
@@ -121,29 +124,38 @@ pub struct LocalCloud {
 impl LocalCloud {
     /// Starts the emulator, provisions the template's resources and serves its APIs.
     pub async fn start(opts: Options) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&opts.state_dir).map_err(io(opts.state_dir.display().to_string()))?;
+        std::fs::create_dir_all(&opts.state_dir)
+            .map_err(io(opts.state_dir.display().to_string()))?;
         let model = template::load(&opts.root.join("template.yaml"), &opts.parameters)?;
         let issuer = Arc::new(jwt::LocalIssuer::load_or_create(&opts.state_dir)?);
 
-        let aws_port = if opts.aws_port == 0 { free_port()? } else { opts.aws_port };
-        let emulator = emulator::Emulator::start(
-            &opts.root,
-            aws_port,
-            &opts.state_dir.join("emulator.log"),
-        )
-        .await?;
+        let aws_port = if opts.aws_port == 0 {
+            free_port()?
+        } else {
+            opts.aws_port
+        };
+        let emulator =
+            emulator::Emulator::start(&opts.root, aws_port, &opts.state_dir.join("emulator.log"))
+                .await?;
         let aws = sdk_config(emulator.endpoint()).await;
         resources::provision(&model, &aws).await?;
 
         let functions = wire_functions(&model, &aws)?;
-        let api = http_api::HttpApi::new(&model.routes, &model.authorizers, &functions, issuer.clone())
-            .map_err(StartError::Routes)?;
+        let api = http_api::HttpApi::new(
+            &model.routes,
+            &model.authorizers,
+            &functions,
+            issuer.clone(),
+        )
+        .map_err(StartError::Routes)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.http_port))
             .await
             .map_err(io(format!("127.0.0.1:{}", opts.http_port)))?;
         let http_addr = listener.local_addr().map_err(io("the HTTP listener"))?;
         let (shutdown, mut stopped) = watch::channel(false);
-        let app = api.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = api
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -202,7 +214,8 @@ impl LocalCloud {
             audience: Vec::new(),
             header: "authorization".into(),
         });
-        self.issuer.mint(&authorizer, tenant, role, Duration::from_secs(3600))
+        self.issuer
+            .mint(&authorizer, tenant, role, Duration::from_secs(3600))
     }
 
     /// Stops serving, waits for in-flight requests, and stops the emulator.
@@ -224,12 +237,14 @@ fn wire_functions(model: &Model, aws: &SdkConfig) -> Result<HashMap<String, Invo
                 function: id.clone(),
                 detail: e.to_string(),
             })?;
-        let invoke = functions::wire(&function.binary, &config, aws).ok_or_else(|| StartError::Function {
-            function: id.clone(),
-            detail: format!(
-                "binary {} has no in-process handler in infra/src/functions.rs",
-                function.binary
-            ),
+        let invoke = functions::wire(&function.binary, &config, aws).ok_or_else(|| {
+            StartError::Function {
+                function: id.clone(),
+                detail: format!(
+                    "binary {} has no in-process handler in infra/src/functions.rs",
+                    function.binary
+                ),
+            }
         })?;
         out.insert(id.clone(), invoke);
     }
@@ -241,7 +256,13 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(template::REGION))
-        .credentials_provider(Credentials::new("local", "local", None, None, "pulse-local"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "pulse-local",
+        ))
         .retry_config(pulse_shared::aws::retry_config())
         .timeout_config(pulse_shared::aws::timeout_config())
         .load()
@@ -250,7 +271,9 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 
 /// An S3 client for `aws`: path-style addressing, which the emulator on 127.0.0.1 needs.
 pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build();
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 

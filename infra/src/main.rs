@@ -42,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn token(opts: &Options, tenant: &str, role: &str, ttl: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn token(
+    opts: &Options,
+    tenant: &str,
+    role: &str,
+    ttl: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     pulse_shared::identity::TenantId::parse(tenant)?;
     if pulse_shared::identity::Role::parse(role).is_none() {
         return Err(format!("unknown role {role}: use admin, analyst or viewer").into());
@@ -75,7 +80,11 @@ async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     #[allow(clippy::print_stdout)]
     {
         println!("Pulse local cloud is up");
-        println!("  HTTP API      {}/api/v1  ({})", cloud.http_url(), routes.join(", "));
+        println!(
+            "  HTTP API      {}/api/v1  ({})",
+            cloud.http_url(),
+            routes.join(", ")
+        );
         println!("  AWS emulator  {}", cloud.aws_endpoint());
         println!("  state         {state}");
         println!("  token         cargo run -q -p pulse-local -- token --tenant demo --role admin");

@@ -17,7 +17,9 @@ pub struct ProvisionError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn fail<E: std::error::Error + Send + Sync + 'static>(resource: &str) -> impl FnOnce(E) -> ProvisionError + '_ {
+fn fail<E: std::error::Error + Send + Sync + 'static>(
+    resource: &str,
+) -> impl FnOnce(E) -> ProvisionError + '_ {
     move |e| ProvisionError {
         resource: resource.to_owned(),
         source: Box::new(e),
@@ -32,12 +34,20 @@ pub async fn provision(model: &Model, aws: &aws_config::SdkConfig) -> Result<(),
     }
     let s3 = crate::s3_client(aws);
     for bucket in &model.buckets {
-        s3.create_bucket().bucket(bucket).send().await.map_err(fail(bucket))?;
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(fail(bucket))?;
     }
     let sns = aws_sdk_sns::Client::new(aws);
     for topic in &model.topics {
         let name = topic.rsplit(':').next().unwrap_or(topic);
-        sns.create_topic().name(name).send().await.map_err(fail(topic))?;
+        sns.create_topic()
+            .name(name)
+            .send()
+            .await
+            .map_err(fail(topic))?;
     }
     Ok(())
 }
@@ -55,7 +65,10 @@ fn keys(schema: &[(String, String)]) -> Vec<KeySchemaElement> {
         .collect()
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, table: &Table) -> Result<(), ProvisionError> {
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &Table,
+) -> Result<(), ProvisionError> {
     let name = table.name.as_str();
     let mut req = client
         .create_table()

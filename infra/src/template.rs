@@ -216,9 +216,9 @@ fn to_json(value: serde_yaml_ng::Value) -> Result<Value, TemplateError> {
                 "GetAtt" => {
                     let parts = match inner {
                         Value::String(s) => {
-                            let (res, attr) = s
-                                .split_once('.')
-                                .ok_or_else(|| invalid(format!("!GetAtt {s} needs Resource.Attribute")))?;
+                            let (res, attr) = s.split_once('.').ok_or_else(|| {
+                                invalid(format!("!GetAtt {s} needs Resource.Attribute"))
+                            })?;
                             Value::Array(vec![res.into(), attr.into()])
                         }
                         other => other,
@@ -260,7 +260,9 @@ impl<'a> Resolver<'a> {
                 };
                 let value = match (kind, raw) {
                     ("CommaDelimitedList", Value::String(s)) => Value::Array(
-                        s.split(',').map(|p| Value::String(p.trim().to_owned())).collect(),
+                        s.split(',')
+                            .map(|p| Value::String(p.trim().to_owned()))
+                            .collect(),
                     ),
                     (_, Value::Number(n)) => Value::String(n.to_string()),
                     (_, other) => other,
@@ -298,7 +300,10 @@ impl<'a> Resolver<'a> {
             .as_object()
             .filter(|o| o.len() == 1)
             .ok_or_else(|| invalid(format!("condition {expr} is not a function")))?;
-        let (name, arg) = obj.iter().next().ok_or_else(|| invalid("empty condition"))?;
+        let (name, arg) = obj
+            .iter()
+            .next()
+            .ok_or_else(|| invalid("empty condition"))?;
         let args = || {
             arg.as_array()
                 .ok_or_else(|| invalid(format!("{name} takes a list")))
@@ -312,8 +317,12 @@ impl<'a> Resolver<'a> {
                 Ok(self.resolve(&a[0])? == self.resolve(&a[1])?)
             }
             "Fn::Not" => Ok(!self.condition(args()?.first().ok_or_else(|| invalid("Fn::Not"))?)?),
-            "Fn::And" => args()?.iter().try_fold(true, |acc, c| Ok(acc && self.condition(c)?)),
-            "Fn::Or" => args()?.iter().try_fold(false, |acc, c| Ok(acc || self.condition(c)?)),
+            "Fn::And" => args()?
+                .iter()
+                .try_fold(true, |acc, c| Ok(acc && self.condition(c)?)),
+            "Fn::Or" => args()?
+                .iter()
+                .try_fold(false, |acc, c| Ok(acc || self.condition(c)?)),
             "Condition" => self.named_condition(arg),
             other => Err(TemplateError::UnknownIntrinsic(other.to_owned())),
         }
@@ -410,12 +419,17 @@ impl<'a> Resolver<'a> {
     fn resolve(&self, value: &Value) -> Result<Value, TemplateError> {
         match value {
             Value::Array(items) => Ok(Value::Array(
-                items.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|v| self.resolve(v))
+                    .collect::<Result<_, _>>()?,
             )),
             Value::Object(obj) if obj.len() == 1 => {
                 let (name, arg) = obj.iter().next().ok_or_else(|| invalid("empty object"))?;
                 match name.as_str() {
-                    "Ref" => self.reference(arg.as_str().ok_or_else(|| invalid("Ref needs a name"))?),
+                    "Ref" => {
+                        self.reference(arg.as_str().ok_or_else(|| invalid("Ref needs a name"))?)
+                    }
                     "Fn::GetAtt" => {
                         let parts: Vec<&str> = arg
                             .as_array()
@@ -428,12 +442,22 @@ impl<'a> Resolver<'a> {
                     }
                     "Fn::Sub" => self.sub(arg),
                     "Fn::If" => {
-                        let a = arg.as_array().filter(|a| a.len() == 3).ok_or_else(|| invalid("Fn::If takes three values"))?;
-                        let branch = if self.named_condition(&a[0])? { &a[1] } else { &a[2] };
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 3)
+                            .ok_or_else(|| invalid("Fn::If takes three values"))?;
+                        let branch = if self.named_condition(&a[0])? {
+                            &a[1]
+                        } else {
+                            &a[2]
+                        };
                         self.resolve(branch)
                     }
                     "Fn::Join" => {
-                        let a = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| invalid("Fn::Join takes two values"))?;
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| invalid("Fn::Join takes two values"))?;
                         let sep = a[0].as_str().unwrap_or("");
                         let parts = self.resolve(&a[1])?;
                         let parts: Vec<String> = parts
@@ -442,7 +466,9 @@ impl<'a> Resolver<'a> {
                             .unwrap_or_default();
                         Ok(Value::String(parts.join(sep)))
                     }
-                    n if n.starts_with("Fn::") => Err(TemplateError::UnknownIntrinsic(n.to_owned())),
+                    n if n.starts_with("Fn::") => {
+                        Err(TemplateError::UnknownIntrinsic(n.to_owned()))
+                    }
                     _ => Ok(Value::Object(self.resolve_map(obj)?)),
                 }
             }
@@ -463,7 +489,10 @@ impl<'a> Resolver<'a> {
             Value::String(s) => (s.as_str(), Map::new()),
             Value::Array(a) if a.len() == 2 => (
                 a[0].as_str().ok_or_else(|| invalid("Fn::Sub text"))?,
-                self.resolve(&a[1])?.as_object().cloned().unwrap_or_default(),
+                self.resolve(&a[1])?
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             ),
             _ => return Err(invalid("Fn::Sub takes a string or [string, map]")),
         };
@@ -472,7 +501,9 @@ impl<'a> Resolver<'a> {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| invalid(format!("unclosed ${{ in {text}")))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| invalid(format!("unclosed ${{ in {text}")))?;
             let name = &after[..end];
             if let Some(literal) = name.strip_prefix('!') {
                 out.push_str("${");
@@ -539,7 +570,10 @@ impl<'a> Resolver<'a> {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
             );
-            if let Some(list) = auth.and_then(|a| a.get("Authorizers")).and_then(Value::as_object) {
+            if let Some(list) = auth
+                .and_then(|a| a.get("Authorizers"))
+                .and_then(Value::as_object)
+            {
                 for (name, decl) in list {
                     authorizers.insert(name.clone(), jwt_authorizer(name, decl)?);
                 }
@@ -556,14 +590,25 @@ impl<'a> Resolver<'a> {
             let binary = res
                 .pointer("/Metadata/BuildProperties/Binary")
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("function {id} has no Metadata.BuildProperties.Binary")))?
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "function {id} has no Metadata.BuildProperties.Binary"
+                    ))
+                })?
                 .to_owned();
-            if res.pointer("/Metadata/BuildMethod").and_then(Value::as_str) != Some("rust-cargolambda") {
-                return Err(invalid(format!("function {id} is not built with rust-cargolambda")));
+            if res.pointer("/Metadata/BuildMethod").and_then(Value::as_str)
+                != Some("rust-cargolambda")
+            {
+                return Err(invalid(format!(
+                    "function {id} is not built with rust-cargolambda"
+                )));
             }
             let props = self.props(&id)?;
             let mut environment = globals_env.clone();
-            if let Some(vars) = props.pointer("/Environment/Variables").and_then(Value::as_object) {
+            if let Some(vars) = props
+                .pointer("/Environment/Variables")
+                .and_then(Value::as_object)
+            {
                 for (k, v) in vars {
                     environment.insert(k.clone(), scalar(v));
                 }
@@ -573,7 +618,14 @@ impl<'a> Resolver<'a> {
                     let kind = event.get("Type").and_then(Value::as_str).unwrap_or("");
                     let ep = event.get("Properties").cloned().unwrap_or(Value::Null);
                     match kind {
-                        "HttpApi" => routes.push(self.route(&id, name, &ep, &http_apis, &default_authorizer, &authorizers)?),
+                        "HttpApi" => routes.push(self.route(
+                            &id,
+                            name,
+                            &ep,
+                            &http_apis,
+                            &default_authorizer,
+                            &authorizers,
+                        )?),
                         "Schedule" | "ScheduleV2" => schedules.push(Schedule {
                             function: id.clone(),
                             name: name.clone(),
@@ -581,7 +633,9 @@ impl<'a> Resolver<'a> {
                                 .get("Schedule")
                                 .or_else(|| ep.get("ScheduleExpression"))
                                 .and_then(Value::as_str)
-                                .ok_or_else(|| invalid(format!("{id}.{name}: no schedule expression")))?
+                                .ok_or_else(|| {
+                                    invalid(format!("{id}.{name}: no schedule expression"))
+                                })?
                                 .to_owned(),
                             input: ep.get("Input").map(scalar),
                         }),
@@ -665,7 +719,11 @@ impl<'a> Resolver<'a> {
         Ok(Table {
             logical_id: id.to_owned(),
             name: scalar(&self.reference(id)?),
-            attributes: pairs(p.get("AttributeDefinitions"), "AttributeName", "AttributeType"),
+            attributes: pairs(
+                p.get("AttributeDefinitions"),
+                "AttributeName",
+                "AttributeType",
+            ),
             key_schema: pairs(p.get("KeySchema"), "AttributeName", "KeyType"),
             indexes,
             ttl_attribute: ttl,
@@ -689,9 +747,21 @@ impl<'a> Resolver<'a> {
             .ok_or_else(|| invalid(format!("{function}.{event}: HttpApi event without ApiId")))?;
         let api_id = apis
             .iter()
-            .find(|id| self.reference(id).map(|r| scalar(&r) == api).unwrap_or(false))
-            .ok_or_else(|| invalid(format!("{function}.{event}: ApiId is not an HttpApi of this template")))?;
-        let method = p.get("Method").map(scalar).unwrap_or_else(|| "ANY".into()).to_uppercase();
+            .find(|id| {
+                self.reference(id)
+                    .map(|r| scalar(&r) == api)
+                    .unwrap_or(false)
+            })
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{function}.{event}: ApiId is not an HttpApi of this template"
+                ))
+            })?;
+        let method = p
+            .get("Method")
+            .map(scalar)
+            .unwrap_or_else(|| "ANY".into())
+            .to_uppercase();
         let path = p
             .get("Path")
             .map(scalar)
@@ -702,10 +772,10 @@ impl<'a> Resolver<'a> {
             Some(name) => Some(name.to_owned()),
             None => defaults.get(api_id).cloned().flatten(),
         };
-        if let Some(name) = &authorizer {
-            if !authorizers.contains_key(name) {
-                return Err(invalid(format!("{function}.{event}: authorizer {name} is not declared")));
-            }
+        if let Some(name) = authorizer.as_ref().filter(|n| !authorizers.contains_key(*n)) {
+            return Err(invalid(format!(
+                "{function}.{event}: authorizer {name} is not declared"
+            )));
         }
         let scopes = p
             .pointer("/Auth/AuthorizationScopes")
@@ -721,13 +791,28 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn stream(&self, function: &str, event: &str, p: &Value, tables: &[Table]) -> Result<StreamMapping, TemplateError> {
+    fn stream(
+        &self,
+        function: &str,
+        event: &str,
+        p: &Value,
+        tables: &[Table],
+    ) -> Result<StreamMapping, TemplateError> {
         let arn = p.get("Stream").map(scalar).unwrap_or_default();
         let table = tables
             .iter()
             .find(|t| arn.contains(&format!("table/{}/stream", t.name)))
-            .ok_or_else(|| invalid(format!("{function}.{event}: Stream is not a table of this template")))?;
-        let number = |k: &str, d: u32| p.get(k).map(scalar).and_then(|s| s.parse().ok()).unwrap_or(d);
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{function}.{event}: Stream is not a table of this template"
+                ))
+            })?;
+        let number = |k: &str, d: u32| {
+            p.get(k)
+                .map(scalar)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(d)
+        };
         let failures = p
             .get("FunctionResponseTypes")
             .and_then(Value::as_array)
@@ -746,7 +831,9 @@ impl<'a> Resolver<'a> {
         for id in self.ids_of("AWS::ApiGatewayV2::Api")? {
             let p = self.props(&id)?;
             if scalar(&p["ProtocolType"]) != "WEBSOCKET" {
-                return Err(invalid(format!("{id}: only WEBSOCKET ApiGatewayV2 APIs are emulated (HTTP APIs are AWS::Serverless::HttpApi)")));
+                return Err(invalid(format!(
+                    "{id}: only WEBSOCKET ApiGatewayV2 APIs are emulated (HTTP APIs are AWS::Serverless::HttpApi)"
+                )));
             }
             selection = p.get("RouteSelectionExpression").map(scalar);
         }
@@ -758,11 +845,19 @@ impl<'a> Resolver<'a> {
             let uri = self
                 .ids_of("AWS::ApiGatewayV2::Integration")?
                 .into_iter()
-                .find(|i| self.reference(i).map(|r| scalar(&r) == integration).unwrap_or(false))
+                .find(|i| {
+                    self.reference(i)
+                        .map(|r| scalar(&r) == integration)
+                        .unwrap_or(false)
+                })
                 .map(|i| self.props(&i))
                 .transpose()?
                 .and_then(|ip| ip.get("IntegrationUri").map(scalar))
-                .ok_or_else(|| invalid(format!("{id}: Target is not an integration of this template")))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{id}: Target is not an integration of this template"
+                    ))
+                })?;
             let function = self
                 .ids_of("AWS::Serverless::Function")?
                 .into_iter()
@@ -771,7 +866,11 @@ impl<'a> Resolver<'a> {
                         .map(|arn| uri.contains(&scalar(&arn)))
                         .unwrap_or(false)
                 })
-                .ok_or_else(|| invalid(format!("{id}: integration does not invoke a function of this template")))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{id}: integration does not invoke a function of this template"
+                    ))
+                })?;
             routes.push(WsRoute {
                 route_key: scalar(&p["RouteKey"]),
                 function,
@@ -782,9 +881,11 @@ impl<'a> Resolver<'a> {
 }
 
 fn jwt_authorizer(name: &str, decl: &Value) -> Result<JwtAuthorizer, TemplateError> {
-    let cfg = decl
-        .get("JwtConfiguration")
-        .ok_or_else(|| invalid(format!("authorizer {name}: only JWT authorizers are emulated")))?;
+    let cfg = decl.get("JwtConfiguration").ok_or_else(|| {
+        invalid(format!(
+            "authorizer {name}: only JWT authorizers are emulated"
+        ))
+    })?;
     let issuer = cfg.get("issuer").map(scalar).unwrap_or_default();
     let audience = cfg
         .get("audience")
@@ -797,7 +898,11 @@ fn jwt_authorizer(name: &str, decl: &Value) -> Result<JwtAuthorizer, TemplateErr
         .unwrap_or_else(|| "$request.header.Authorization".into());
     let header = source
         .strip_prefix("$request.header.")
-        .ok_or_else(|| invalid(format!("authorizer {name}: identity source {source} is not a header")))?
+        .ok_or_else(|| {
+            invalid(format!(
+                "authorizer {name}: identity source {source} is not a header"
+            ))
+        })?
         .to_lowercase();
     Ok(JwtAuthorizer {
         issuer,
@@ -813,5 +918,149 @@ fn scalar(v: &Value) -> String {
         Value::Null => String::new(),
         Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+Parameters:
+  Stage: {Type: String, Default: dev}
+  Origins: {Type: CommaDelimitedList, Default: "a,b"}
+  Issuer: {Type: String, Default: ""}
+Conditions:
+  UseLocal: !Equals [!Ref Issuer, ""]
+Globals:
+  Function:
+    Environment:
+      Variables:
+        STAGE: !Ref Stage
+        TABLE: !Ref Things
+Resources:
+  Things:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            IdentitySource: $request.header.Authorization
+            JwtConfiguration:
+              issuer: !If [UseLocal, !Sub "https://issuer/${AWS::Region}", !Ref Issuer]
+              audience: [aud]
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: fn-bin}}
+    Properties:
+      Environment:
+        Variables:
+          ARN: !GetAtt Things.Arn
+      Events:
+        Get: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /x/{id}, Method: get}}
+        Open: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /open, Method: GET, Auth: {Authorizer: NONE}}}
+        Tick: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+        Stream: {Type: DynamoDB, Properties: {Stream: !GetAtt Things.StreamArn, BatchSize: 50, StartingPosition: LATEST, FunctionResponseTypes: [ReportBatchItemFailures]}}
+"#;
+
+    #[test]
+    fn resolves_globals_intrinsics_conditions_and_triggers() {
+        let m = parse(BASE, &BTreeMap::new()).expect("parses");
+        let f = &m.functions["Fn"];
+        assert_eq!(f.binary, "fn-bin");
+        assert_eq!(f.environment["STAGE"], "dev");
+        assert_eq!(f.environment["TABLE"], "pulse-local-Things");
+        assert_eq!(
+            f.environment["ARN"],
+            format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pulse-local-Things")
+        );
+        assert_eq!(m.authorizers["Jwt"].issuer, "https://issuer/us-east-1");
+        assert_eq!(m.parameters["Origins"], serde_json::json!(["a", "b"]));
+        let get = m
+            .routes
+            .iter()
+            .find(|r| r.path == "/x/{id}")
+            .expect("route");
+        assert_eq!(
+            (get.method.as_str(), get.authorizer.as_deref()),
+            ("GET", Some("Jwt"))
+        );
+        let open = m.routes.iter().find(|r| r.path == "/open").expect("route");
+        assert_eq!(open.authorizer, None);
+        assert_eq!(m.schedules[0].expression, "rate(1 minute)");
+        assert_eq!(m.streams[0].table, "pulse-local-Things");
+        assert_eq!(m.streams[0].batch_size, 50);
+        assert!(m.streams[0].report_batch_item_failures);
+    }
+
+    #[test]
+    fn parameter_overrides_flip_conditions() {
+        let overrides = BTreeMap::from([("Issuer".to_owned(), "https://idp.example".to_owned())]);
+        let m = parse(BASE, &overrides).expect("parses");
+        assert_eq!(m.authorizers["Jwt"].issuer, "https://idp.example");
+    }
+
+    #[test]
+    fn unknown_resource_types_are_refused() {
+        let text = format!("{BASE}  Queue:\n    Type: AWS::SQS::Queue\n");
+        let err = parse(&text, &BTreeMap::new()).expect_err("SQS is not emulated");
+        assert!(
+            matches!(err, TemplateError::UnknownResource { ref kind, .. } if kind == "AWS::SQS::Queue"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_event_types_are_refused() {
+        let text = BASE.replace("Type: Schedule,", "Type: SQS,");
+        let err = parse(&text, &BTreeMap::new()).expect_err("SQS events are not emulated");
+        assert!(
+            matches!(err, TemplateError::UnknownEvent { ref kind, .. } if kind == "SQS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_route_naming_an_undeclared_authorizer_is_refused() {
+        let text = BASE.replace("Auth: {Authorizer: NONE}", "Auth: {Authorizer: Missing}");
+        assert!(parse(&text, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn unknown_intrinsics_are_refused() {
+        let text = BASE.replace("!Ref Stage", "!Select [0, [a]]");
+        let err = parse(&text, &BTreeMap::new()).expect_err("Select is not resolved");
+        assert!(matches!(err, TemplateError::UnknownIntrinsic(_)), "{err}");
+    }
+
+    #[test]
+    fn the_project_template_reads_without_error() {
+        let m = load(
+            &crate::default_root().join("template.yaml"),
+            &BTreeMap::new(),
+        )
+        .expect("template.yaml");
+        assert_eq!(m.tables.len(), 3);
+        assert!(
+            m.routes
+                .iter()
+                .any(|r| r.key() == "GET /api/v1/health" && r.authorizer.is_none())
+        );
+        assert!(
+            m.routes
+                .iter()
+                .any(|r| r.key() == "GET /api/v1/me" && r.authorizer.is_some())
+        );
+        assert_eq!(
+            m.ws_route_selection.as_deref(),
+            Some("$request.body.action")
+        );
     }
 }

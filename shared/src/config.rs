@@ -78,7 +78,9 @@ impl Config {
         };
         let defaults = ClaimNames::default();
         let optional = |name: &str, default: String| {
-            get(name).filter(|v| !v.trim().is_empty()).unwrap_or(default)
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(default)
         };
         Ok(Self {
             stage: optional("PULSE_STAGE", "dev".to_owned()),

@@ -128,8 +128,10 @@ mod tests {
     fn request_with(header: Option<&str>) -> Request {
         let mut req = Request::default();
         if let Some(v) = header {
-            req.headers_mut()
-                .insert(CORRELATION_ID, HeaderValue::from_str(v).expect("valid header"));
+            req.headers_mut().insert(
+                CORRELATION_ID,
+                HeaderValue::from_str(v).expect("valid header"),
+            );
         }
         req
     }

@@ -220,11 +220,8 @@ mod tests {
         let names = ClaimNames::default();
         let none = Caller::from_claims(&claims(&[("sub", "u1")]), &names).expect_err("no tenant");
         assert_eq!(none.status(), 403);
-        let bad = Caller::from_claims(
-            &claims(&[("sub", "u1"), ("custom:tenant", "a#b")]),
-            &names,
-        )
-        .expect_err("separator in tenant");
+        let bad = Caller::from_claims(&claims(&[("sub", "u1"), ("custom:tenant", "a#b")]), &names)
+            .expect_err("separator in tenant");
         assert_eq!(bad.status(), 403);
     }
 

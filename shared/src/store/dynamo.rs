@@ -60,7 +60,11 @@ where
 {
     let throttled = matches!(
         err.code(),
-        Some("ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded")
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+        )
     );
     if throttled {
         StoreError::Throttled(Box::new(err))
@@ -141,7 +145,10 @@ mod tests {
     async fn throttling_past_the_retry_budget_is_reported_as_throttled() {
         let (url, calls) = fake_dynamodb(u32::MAX).await;
         let result = store_at(&url).probe("t").await;
-        assert!(matches!(result, Err(StoreError::Throttled(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(StoreError::Throttled(_))),
+            "{result:?}"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), crate::aws::MAX_ATTEMPTS);
     }
 
@@ -149,6 +156,9 @@ mod tests {
     async fn an_unreachable_endpoint_is_unavailable_not_a_panic() {
         // Port 9 (discard) on loopback has no listener here.
         let result = store_at("http://127.0.0.1:9").probe("t").await;
-        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
     }
 }

@@ -1,0 +1,57 @@
+# Pulse: the two commands of the README, and their parts.
+#   make dev   runs the local cloud with every function (PULSE_DEMO=off: no demo traffic)
+#   make test  runs the whole suite: fmt, clippy, cfn-lint, OpenAPI lint, unit and integration tests
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+CARGO ?= cargo
+export PULSE_DEMO ?= on
+
+.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench-cold-start build-release token watch
+
+## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda.
+setup:
+	@infra/scripts/bootstrap.sh
+
+## Run Pulse locally: AWS emulator, tables, every function behind the HTTP API on :3000.
+dev: setup
+	$(CARGO) build -p pulse-local
+	./target/debug/pulse-local
+
+## The whole test suite, as CI runs it.
+test: setup fmt-check clippy cfn-lint openapi-lint unit-test
+	@echo "make test: all checks passed"
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+cfn-lint: setup
+	$(VENV)/bin/cfn-lint template.yaml
+
+openapi-lint: setup
+	$(VENV)/bin/openapi-spec-validator docs/openapi.yaml
+
+# Unit, handler, adapter and integration tests (the last start the local cloud in-process).
+unit-test:
+	$(CARGO) test --workspace
+
+## Print a dev JWT: make token TENANT=demo ROLE=admin
+TENANT ?= demo
+ROLE ?= admin
+token:
+	@$(CARGO) run -q -p pulse-local -- token --tenant $(TENANT) --role $(ROLE)
+
+## Release binaries of every function, as `sam build` makes them (host architecture).
+build-release:
+	$(CARGO) build --release -p api-health -p api-me
+
+## Cold start of each function's release binary against a local Lambda Runtime API.
+bench-cold-start: build-release
+	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me
+
+## One function under `cargo lambda watch` (API Gateway v2 events, no WebSocket).
+watch: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda watch
