@@ -772,7 +772,10 @@ impl<'a> Resolver<'a> {
             Some(name) => Some(name.to_owned()),
             None => defaults.get(api_id).cloned().flatten(),
         };
-        if let Some(name) = authorizer.as_ref().filter(|n| !authorizers.contains_key(*n)) {
+        if let Some(name) = authorizer
+            .as_ref()
+            .filter(|n| !authorizers.contains_key(*n))
+        {
             return Err(invalid(format!(
                 "{function}.{event}: authorizer {name} is not declared"
             )));
@@ -964,7 +967,7 @@ Resources:
         Variables:
           ARN: !GetAtt Things.Arn
       Events:
-        Get: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /x/{id}, Method: get}}
+        Get: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: "/x/{id}", Method: get}}
         Open: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /open, Method: GET, Auth: {Authorizer: NONE}}}
         Tick: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
         Stream: {Type: DynamoDB, Properties: {Stream: !GetAtt Things.StreamArn, BatchSize: 50, StartingPosition: LATEST, FunctionResponseTypes: [ReportBatchItemFailures]}}
