@@ -165,7 +165,8 @@ fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Map<String, Value>
     (segments.len() == parts.len()).then_some(params)
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes; invalid escapes are kept as they are.
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

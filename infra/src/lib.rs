@@ -3,15 +3,19 @@
 //!
 //! [`LocalCloud::start`] starts the AWS emulator (moto, from the project's venv), creates the
 //! template's tables, buckets and topics in it, builds every function in-process with the
-//! environment the template gives it, and serves the template's HTTP API with a local JWT
-//! issuer standing in for Cognito. Integration tests start the same thing in-process.
+//! environment the template gives it, serves the template's HTTP API (with a local JWT issuer
+//! standing in for Cognito) and WebSocket API, fires its schedules, and delivers its DynamoDB
+//! streams to their functions. Integration tests start the same thing in-process.
 
 pub mod emulator;
 pub mod functions;
 pub mod http_api;
 pub mod jwt;
 pub mod resources;
+pub mod schedules;
+pub mod streams;
 pub mod template;
+pub mod ws_api;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -37,12 +41,16 @@ pub fn default_root() -> PathBuf {
 /// How to start the local cloud.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Repository root: template.yaml and .venv live here.
+    /// Repository root: .venv and infra/scripts live here.
     pub root: PathBuf,
+    /// The SAM template to build from (default `<root>/template.yaml`).
+    pub template: PathBuf,
     /// The one folder holding local state (signing key, emulator log).
     pub state_dir: PathBuf,
     /// Port of the HTTP API (0: any free port).
     pub http_port: u16,
+    /// Port of the WebSocket API (0: any free port).
+    pub ws_port: u16,
     /// Port of the AWS emulator (0: any free port).
     pub aws_port: u16,
     /// Template parameter overrides.
@@ -50,8 +58,8 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for `root`: ports from `PULSE_HTTP_PORT` (3000) and `PULSE_AWS_PORT` (4566),
-    /// state in `PULSE_STATE_DIR` or `<root>/.pulse`.
+    /// Defaults for `root`: ports from `PULSE_HTTP_PORT` (3000), `PULSE_WS_PORT` (3001) and
+    /// `PULSE_AWS_PORT` (4566), state in `PULSE_STATE_DIR` or `<root>/.pulse`.
     pub fn from_env(root: PathBuf) -> Self {
         let port = |name: &str, default: u16| {
             std::env::var(name)
@@ -64,7 +72,9 @@ impl Options {
             .unwrap_or_else(|| root.join(".pulse"));
         Self {
             state_dir,
+            template: root.join("template.yaml"),
             http_port: port("PULSE_HTTP_PORT", 3000),
+            ws_port: port("PULSE_WS_PORT", 3001),
             aws_port: port("PULSE_AWS_PORT", 4566),
             parameters: BTreeMap::from([("Stage".to_owned(), "local".to_owned())]),
             root,
@@ -75,6 +85,7 @@ impl Options {
     pub fn ephemeral(state_dir: PathBuf) -> Self {
         Self {
             http_port: 0,
+            ws_port: 0,
             aws_port: 0,
             state_dir,
             ..Self::from_env(default_root())
@@ -96,6 +107,8 @@ pub enum StartError {
     Function { function: String, detail: String },
     #[error("{0}")]
     Routes(String),
+    #[error("schedule {schedule}: {detail}")]
+    Schedule { schedule: String, detail: String },
     #[error("cannot use {what}: {source}")]
     Io {
         what: String,
@@ -110,24 +123,54 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
 }
 
 /// A running local cloud. Stop it with [`LocalCloud::stop`]; dropping it kills the emulator.
-#[derive(Debug)]
 pub struct LocalCloud {
     model: Model,
     emulator: emulator::Emulator,
     aws: SdkConfig,
     issuer: Arc<jwt::LocalIssuer>,
     http_addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    schedules: Vec<(template::Schedule, Invoke)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for LocalCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCloud")
+            .field("http", &self.http_addr)
+            .field("ws", &self.ws_addr)
+            .field("emulator", &self.emulator)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LocalCloud {
-    /// Starts the emulator, provisions the template's resources and serves its APIs.
+    /// Starts the emulator, provisions the template's resources, serves its APIs and runs
+    /// its triggers, with the project's functions.
     pub async fn start(opts: Options) -> Result<Self, StartError> {
+        Self::start_with(opts, functions::wire).await
+    }
+
+    /// As [`LocalCloud::start`], building each function with `registry` (binary name,
+    /// configuration, SDK configuration); tests use it to run a template of their own.
+    pub async fn start_with(
+        opts: Options,
+        registry: impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&opts.state_dir)
             .map_err(io(opts.state_dir.display().to_string()))?;
-        let model = template::load(&opts.root.join("template.yaml"), &opts.parameters)?;
+        let model = template::load(&opts.template, &opts.parameters)?;
         let issuer = Arc::new(jwt::LocalIssuer::load_or_create(&opts.state_dir)?);
+        let mut schedule_plan = Vec::new();
+        for schedule in &model.schedules {
+            let expression =
+                schedules::parse(&schedule.expression).map_err(|detail| StartError::Schedule {
+                    schedule: format!("{}.{}", schedule.function, schedule.name),
+                    detail,
+                })?;
+            schedule_plan.push((schedule.clone(), expression));
+        }
 
         let aws_port = if opts.aws_port == 0 {
             free_port()?
@@ -139,8 +182,10 @@ impl LocalCloud {
                 .await?;
         let aws = sdk_config(emulator.endpoint()).await;
         resources::provision(&model, &aws).await?;
+        let functions = wire_functions(&model, &aws, &registry)?;
 
-        let functions = wire_functions(&model, &aws)?;
+        let (shutdown, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
         let api = http_api::HttpApi::new(
             &model.routes,
             &model.authorizers,
@@ -148,33 +193,71 @@ impl LocalCloud {
             issuer.clone(),
         )
         .map_err(StartError::Routes)?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.http_port))
-            .await
-            .map_err(io(format!("127.0.0.1:{}", opts.http_port)))?;
-        let http_addr = listener.local_addr().map_err(io("the HTTP listener"))?;
-        let (shutdown, mut stopped) = watch::channel(false);
-        let app = api
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let http_task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP API stopped");
+        let (http_addr, task) = serve(opts.http_port, api.router(), stopped.clone()).await?;
+        tasks.push(task);
+
+        let ws_addr = match &model.ws_route_selection {
+            Some(selection) => {
+                let stage = model
+                    .ws_stage
+                    .clone()
+                    .unwrap_or_else(|| "$default".to_owned());
+                let ws = ws_api::WsApi::new(&model.ws_routes, Some(selection), &stage, &functions)
+                    .map_err(StartError::Routes)?;
+                let (addr, task) = serve(opts.ws_port, ws.router(), stopped.clone()).await?;
+                tasks.push(task);
+                Some(addr)
             }
-        });
+            None => None,
+        };
+
+        let mut fired = Vec::new();
+        let mut timed = Vec::new();
+        for (schedule, expression) in schedule_plan {
+            let invoke = functions[&schedule.function].clone();
+            fired.push((schedule.clone(), invoke.clone()));
+            timed.push((schedule, expression, invoke));
+        }
+        tasks.push(schedules::spawn(timed, stopped.clone()));
+        for mapping in &model.streams {
+            let invoke = functions[&mapping.function].clone();
+            tasks.push(streams::spawn(
+                mapping.clone(),
+                invoke,
+                emulator.endpoint().to_owned(),
+                stopped.clone(),
+            ));
+        }
+
         Ok(Self {
             model,
             emulator,
             aws,
             issuer,
             http_addr,
+            ws_addr,
+            schedules: fired,
             shutdown,
-            tasks: vec![http_task],
+            tasks,
         })
+    }
+
+    /// Fires the schedule `name` of `function` (logical id) now, as EventBridge would at its
+    /// next tick, and returns the function's result.
+    pub async fn fire(&self, function: &str, name: &str) -> Result<serde_json::Value, String> {
+        let (schedule, invoke) = self
+            .schedules
+            .iter()
+            .find(|(s, _)| s.function == function && s.name == name)
+            .ok_or_else(|| format!("no schedule {function}.{name} in the template"))?;
+        invoke(schedules::event(schedule, chrono::Utc::now()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// URL of the WebSocket API, if the template declares one.
+    pub fn ws_url(&self) -> Option<String> {
+        self.ws_addr.map(|a| format!("ws://{a}"))
     }
 
     /// Base URL of the HTTP API.
@@ -228,8 +311,36 @@ impl LocalCloud {
     }
 }
 
+/// Serves `router` on `127.0.0.1:port` until `stopped` turns true.
+async fn serve(
+    port: u16,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(io(format!("127.0.0.1:{port}")))?;
+    let addr = listener.local_addr().map_err(io("a listener"))?;
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, %addr, "server stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
 /// Builds every function of the template with the environment the template gives it.
-fn wire_functions(model: &Model, aws: &SdkConfig) -> Result<HashMap<String, Invoke>, StartError> {
+fn wire_functions(
+    model: &Model,
+    aws: &SdkConfig,
+    registry: &impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
+) -> Result<HashMap<String, Invoke>, StartError> {
     let mut out = HashMap::new();
     for (id, function) in &model.functions {
         let config = pulse_shared::Config::from_lookup(|k| function.environment.get(k).cloned())
@@ -237,15 +348,14 @@ fn wire_functions(model: &Model, aws: &SdkConfig) -> Result<HashMap<String, Invo
                 function: id.clone(),
                 detail: e.to_string(),
             })?;
-        let invoke = functions::wire(&function.binary, &config, aws).ok_or_else(|| {
-            StartError::Function {
+        let invoke =
+            registry(&function.binary, &config, aws).ok_or_else(|| StartError::Function {
                 function: id.clone(),
                 detail: format!(
                     "binary {} has no in-process handler in infra/src/functions.rs",
                     function.binary
                 ),
-            }
-        })?;
+            })?;
         out.insert(id.clone(), invoke);
     }
     Ok(out)

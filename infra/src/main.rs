@@ -52,7 +52,7 @@ fn token(
     if pulse_shared::identity::Role::parse(role).is_none() {
         return Err(format!("unknown role {role}: use admin, analyst or viewer").into());
     }
-    let model = template::load(&opts.root.join("template.yaml"), &opts.parameters)?;
+    let model = template::load(&opts.template, &opts.parameters)?;
     let authorizer = model
         .authorizers
         .values()
@@ -85,7 +85,38 @@ async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
             cloud.http_url(),
             routes.join(", ")
         );
+        if let Some(ws) = cloud.ws_url() {
+            let ws_routes: Vec<&str> = cloud
+                .model()
+                .ws_routes
+                .iter()
+                .map(|r| r.route_key.as_str())
+                .collect();
+            println!(
+                "  WebSocket API {ws}  ({})",
+                if ws_routes.is_empty() {
+                    "no routes yet".to_owned()
+                } else {
+                    ws_routes.join(", ")
+                }
+            );
+        }
         println!("  AWS emulator  {}", cloud.aws_endpoint());
+        let schedules: Vec<String> = cloud
+            .model()
+            .schedules
+            .iter()
+            .map(|s| format!("{}.{} {}", s.function, s.name, s.expression))
+            .collect();
+        if !schedules.is_empty() {
+            println!("  schedules     {}", schedules.join(", "));
+        }
+        for m in &cloud.model().streams {
+            println!(
+                "  stream        {} -> {} (batch {})",
+                m.table, m.function, m.batch_size
+            );
+        }
         println!("  state         {state}");
         println!("  token         cargo run -q -p pulse-local -- token --tenant demo --role admin");
         println!("Ctrl-C stops it.");

@@ -152,6 +152,9 @@ pub struct StreamMapping {
 pub struct WsRoute {
     pub route_key: String,
     pub function: String,
+    /// Whether the function's response body goes back to the client
+    /// (`RouteResponseSelectionExpression` declared).
+    pub two_way: bool,
 }
 
 /// What the local cloud builds, read from template.yaml.
@@ -167,7 +170,11 @@ pub struct Model {
     pub schedules: Vec<Schedule>,
     pub streams: Vec<StreamMapping>,
     pub ws_routes: Vec<WsRoute>,
+    /// The WebSocket API's route selection expression; `None` when the template has no
+    /// WebSocket API.
     pub ws_route_selection: Option<String>,
+    /// The WebSocket API's stage name.
+    pub ws_stage: Option<String>,
 }
 
 /// Reads `path` and builds the model, with parameter `overrides` on top of the defaults.
@@ -661,6 +668,11 @@ impl<'a> Resolver<'a> {
         }
 
         let (ws_routes, ws_route_selection) = self.websocket()?;
+        let ws_stage = self
+            .ids_of("AWS::ApiGatewayV2::Stage")?
+            .first()
+            .map(|id| self.reference(id).map(|v| scalar(&v)))
+            .transpose()?;
         Ok(Model {
             parameters: self.parameters.clone(),
             tables,
@@ -673,6 +685,7 @@ impl<'a> Resolver<'a> {
             streams,
             ws_routes,
             ws_route_selection,
+            ws_stage,
         })
     }
 
@@ -866,7 +879,7 @@ impl<'a> Resolver<'a> {
                 .into_iter()
                 .find(|f| {
                     self.attribute(f, "Arn")
-                        .map(|arn| uri.contains(&scalar(&arn)))
+                        .map(|arn| uri.contains(&format!("{}/", scalar(&arn))))
                         .unwrap_or(false)
                 })
                 .ok_or_else(|| {
@@ -877,6 +890,7 @@ impl<'a> Resolver<'a> {
             routes.push(WsRoute {
                 route_key: scalar(&p["RouteKey"]),
                 function,
+                two_way: p.get("RouteResponseSelectionExpression").is_some(),
             });
         }
         Ok((routes, selection))
