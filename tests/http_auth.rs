@@ -31,7 +31,9 @@ async fn problem(res: reqwest::Response, status: u16) -> Value {
 
 #[tokio::test]
 async fn no_token_is_401_problem_json() {
-    let body = problem(get_me(None).await, 401).await;
+    let res = get_me(None).await;
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body = problem(res, 401).await;
     assert_eq!(body["type"], "urn:pulse:problem:unauthenticated");
 }
 

@@ -236,11 +236,15 @@ async fn dispatch(
                 InvokeError::BadResult(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (
+            let mut res = (
                 status,
                 axum::Json(json!({"message": "Internal Server Error"})),
             )
-                .into_response()
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&correlation) {
+                res.headers_mut().insert(CORRELATION_ID, v);
+            }
+            res
         }
     }
 }

@@ -187,9 +187,10 @@ fn query_maps(raw: Option<&str>) -> (BTreeMap<String, String>, BTreeMap<String, 
     (single, multi)
 }
 
-/// A connection id like API Gateway's: 12 random bytes, base64.
+/// A connection id like API Gateway's: 12 random bytes in base64, from the URL-safe alphabet
+/// so it stays one path segment of `@connections/{id}`.
 fn connection_id() -> String {
-    STANDARD.encode(&uuid::Uuid::new_v4().as_bytes()[..12])
+    base64::engine::general_purpose::URL_SAFE.encode(&uuid::Uuid::new_v4().as_bytes()[..12])
 }
 
 async fn upgrade(
@@ -466,5 +467,19 @@ fn management(api: &WsApi, id: &str, method: &http::Method, body: Bytes) -> Resp
             }
         }
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_stay_one_path_segment() {
+        for _ in 0..2000 {
+            let id = connection_id();
+            assert!(!id.contains(['/', '+', '?', '#']), "{id}");
+            assert_eq!(id.len(), 16);
+        }
     }
 }

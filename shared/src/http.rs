@@ -8,7 +8,7 @@
 
 use crate::error::ApiError;
 use crate::problem::PROBLEM_JSON;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -90,10 +90,19 @@ pub fn problem_response(err: &ApiError) -> Response<Body> {
     let problem = err.to_problem();
     let bytes = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = with_body(err.status(), PROBLEM_JSON, bytes);
-    if let ApiError::RateLimited { retry_after_secs } = err {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    match err {
+        ApiError::RateLimited { retry_after_secs } => {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        // RFC 6750 §3: a 401 names the scheme the client should use.
+        ApiError::Unauthenticated(_) => {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
     }
     response
 }
