@@ -10,7 +10,7 @@ use crate::config::ClaimNames;
 use crate::error::ApiError;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -53,9 +53,22 @@ impl fmt::Display for Role {
 
 /// A tenant id: 1–64 characters of `[A-Za-z0-9_-]`. It starts every table key, so it may
 /// hold no key separator.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
+
+impl TryFrom<String> for TenantId {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
 
 impl TenantId {
     pub fn parse(raw: &str) -> Result<Self, String> {
