@@ -46,7 +46,7 @@ token:
 
 ## Release binaries of every function, as `sam build` makes them (host architecture).
 build-release:
-	$(CARGO) build --release -p api-health -p api-me
+	$(CARGO) build --release -p api-health -p api-me -p api-ingest
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release

@@ -34,13 +34,14 @@ pub type Invoke =
     Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
 
 /// Binaries the local cloud knows how to build in-process.
-pub const BINARIES: &[&str] = &["api-health", "api-me"];
+pub const BINARIES: &[&str] = &["api-health", "api-me", "api-ingest"];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
 pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Option<Invoke> {
     match binary {
         "api-health" => Some(http(api_health::wire(config, aws))),
         "api-me" => Some(http(api_me::wire(config))),
+        "api-ingest" => Some(http(api_ingest::wire(config, aws))),
         _ => None,
     }
 }

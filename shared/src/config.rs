@@ -15,6 +15,10 @@ pub struct Config {
     pub tables: Tables,
     /// Which JWT claims carry the tenant and the roles.
     pub claims: ClaimNames,
+    /// Ingest limits (`INGEST_*`).
+    pub limits: crate::events::Limits,
+    /// Days raw events are kept (`RAW_EVENT_RETENTION_DAYS`, default 7).
+    pub raw_retention_days: i64,
 }
 
 /// Physical table names, as CloudFormation (or the local cloud) named them.
@@ -93,6 +97,11 @@ impl Config {
                 tenant: optional("TENANT_CLAIM", defaults.tenant),
                 roles: optional("ROLES_CLAIM", defaults.roles),
             },
+            raw_retention_days: get("RAW_EVENT_RETENTION_DAYS")
+                .and_then(|v| v.parse().ok())
+                .filter(|d| *d > 0)
+                .unwrap_or(7),
+            limits: crate::events::Limits::from_lookup(&get),
         })
     }
 }

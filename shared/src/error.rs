@@ -45,6 +45,15 @@ pub enum ApiError {
         #[source]
         source: Option<Source>,
     },
+    /// A write stopped at its deadline: these ids are stored, those are not. The client may
+    /// retry the batch (ids make it idempotent) or just the unstored ones.
+    #[error("{} events stored, {} not", stored.len(), unstored.len())]
+    PartiallyStored {
+        stored: Vec<String>,
+        unstored: Vec<String>,
+        #[source]
+        source: Option<Source>,
+    },
     /// A bug. The client sees a generic body; the source is logged.
     #[error("internal error")]
     Internal(#[source] Source),
@@ -77,7 +86,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::PartiallyStored { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +107,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::RateLimited { .. } => "rate-limited",
             Self::Unavailable { .. } => "unavailable",
+            Self::PartiallyStored { .. } => "partially-stored",
             Self::Internal(_) => "internal",
         };
         let detail = match self {
@@ -110,6 +122,13 @@ impl ApiError {
             Self::RateLimited { retry_after_secs } => {
                 format!("too many requests; retry after {retry_after_secs} s")
             }
+            Self::PartiallyStored {
+                stored, unstored, ..
+            } => format!(
+                "storage is slow: {} events were stored and {} were not; retry the batch (event ids make it safe) or the unstored ids",
+                stored.len(),
+                unstored.len()
+            ),
             Self::Internal(_) => {
                 "an unexpected error occurred; quote the x-correlation-id when reporting it".into()
             }
@@ -118,6 +137,14 @@ impl ApiError {
             Self::Validation { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
+        let mut extensions = serde_json::Map::new();
+        if let Self::PartiallyStored {
+            stored, unstored, ..
+        } = self
+        {
+            extensions.insert("stored_ids".into(), serde_json::json!(stored));
+            extensions.insert("unstored_ids".into(), serde_json::json!(unstored));
+        }
         Problem {
             kind: format!("urn:pulse:problem:{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -125,6 +152,7 @@ impl ApiError {
             detail,
             instance: None,
             errors,
+            extensions,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
 /// Ingest limits. Every one is configuration (see [`Limits::from_lookup`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Events per batch.
     pub max_events: usize,

@@ -51,7 +51,12 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
+    let mut req = req;
     let correlation_id = correlation_id(req.headers());
+    // The handler reads the same id from the request (to stamp events with it).
+    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+        req.headers_mut().insert(CORRELATION_ID, value);
+    }
     let route = route_key(&req);
     let span = tracing::info_span!("request", correlation_id = %correlation_id, route = %route);
     let started = Instant::now();

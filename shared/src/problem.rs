@@ -18,6 +18,9 @@ pub struct Problem {
     pub instance: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2), such as the ids a partial write stored.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One invalid part of a request: where (a JSON pointer, RFC 6901, in URI fragment form as in
@@ -62,6 +65,7 @@ mod tests {
             detail: "no such dashboard".into(),
             instance: None,
             errors: vec![],
+            extensions: Default::default(),
         };
         let v = serde_json::to_value(&p).expect("serialises");
         assert_eq!(v["type"], "urn:pulse:problem:not-found");

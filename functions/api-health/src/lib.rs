@@ -156,6 +156,8 @@ mod tests {
                 app: "ap".into(),
             },
             claims: ClaimNames::default(),
+            limits: Default::default(),
+            raw_retention_days: 7,
         }
     }
 

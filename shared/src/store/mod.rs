@@ -10,6 +10,7 @@
 //! smallest trait it needs; DynamoDB attribute values never leave [`dynamo`].
 
 pub mod dynamo;
+pub mod events;
 pub mod keys;
 
 use async_trait::async_trait;
@@ -34,4 +35,27 @@ pub enum StoreError {
 #[async_trait]
 pub trait TableProbe: Send + Sync {
     async fn probe(&self, table: &str) -> Result<(), StoreError>;
+}
+
+/// A write that did not complete before its deadline: which events are stored and which are
+/// not, so the client can retry exactly the rest (or all of them: ids make retries idempotent).
+#[derive(Debug, Error)]
+#[error("{} of {} events stored before the deadline", stored.len(), stored.len() + unstored.len())]
+pub struct Incomplete {
+    pub stored: Vec<String>,
+    pub unstored: Vec<String>,
+    /// The last error seen, if the rest failed rather than stayed unprocessed.
+    #[source]
+    pub last_error: Option<StoreError>,
+}
+
+/// Writes raw events (ingest).
+#[async_trait]
+pub trait EventWriter: Send + Sync {
+    /// Writes every event, retrying what DynamoDB leaves unprocessed until `deadline`.
+    async fn write_events(
+        &self,
+        events: &[crate::events::Event],
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Incomplete>;
 }

@@ -1,0 +1,302 @@
+//! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender.
+//!
+//! All or nothing: the batch is parsed whole ([`pulse_shared::events::parse_batch`]) and any
+//! invalid event rejects it with every problem listed, before anything is written. A valid
+//! batch is written with BatchWriteItem; what DynamoDB leaves unprocessed is retried until the
+//! write budget runs out, and then the 503 names the ids stored and not stored.
+
+use lambda_http::http::StatusCode;
+use lambda_http::http::header::CONTENT_TYPE;
+use lambda_http::{Body, Request, Response};
+use pulse_shared::config::ClaimNames;
+use pulse_shared::events::{Context, Limits, parse_batch};
+use pulse_shared::http::{CORRELATION_ID, HttpHandler, json, serve};
+use pulse_shared::identity::{Caller, Role};
+use pulse_shared::store::events::DynamoEvents;
+use pulse_shared::store::{EventWriter, Incomplete};
+use pulse_shared::{ApiError, Config};
+use serde::Serialize;
+use std::time::Duration;
+
+/// How long a request may spend writing before it answers 503 (the function times out at 10 s).
+const WRITE_BUDGET: Duration = Duration::from_secs(6);
+
+/// The ingest endpoint with its dependencies.
+#[derive(Debug)]
+pub struct Ingest<W> {
+    writer: W,
+    claims: ClaimNames,
+    limits: Limits,
+    clock: fn() -> i64,
+}
+
+/// The 202 answer.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub ids: Vec<String>,
+}
+
+/// Builds the handler from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Ingest<DynamoEvents> {
+    Ingest::new(
+        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
+        config,
+    )
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl<W: EventWriter> Ingest<W> {
+    pub fn new(writer: W, config: &Config) -> Self {
+        Self {
+            writer,
+            claims: config.claims.clone(),
+            limits: config.limits.clone(),
+            clock: now_ms,
+        }
+    }
+
+    /// The same endpoint reading time from `clock` (epoch ms), for tests.
+    pub fn with_clock(self, clock: fn() -> i64) -> Self {
+        Self { clock, ..self }
+    }
+
+    async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(&req, &self.claims)?;
+        caller.require(Role::Admin)?;
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" && !media.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send the batch as application/json, not {:?}",
+                content_type
+            )));
+        }
+        let bytes: &[u8] = match req.body() {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+            _ => b"",
+        };
+        let correlation_id = req
+            .headers()
+            .get(CORRELATION_ID)
+            .and_then(|v| v.to_str().ok());
+        let ctx = Context {
+            tenant: &caller.tenant,
+            now_ms: (self.clock)(),
+            correlation_id,
+            limits: &self.limits,
+        };
+        let events = parse_batch(bytes, &ctx)?;
+        let deadline = tokio::time::Instant::now() + WRITE_BUDGET;
+        self.writer.write_events(&events, deadline).await.map_err(
+            |Incomplete {
+                 stored,
+                 unstored,
+                 last_error,
+             }| {
+                tracing::warn!(
+                    stored = stored.len(),
+                    unstored = unstored.len(),
+                    "batch partially stored"
+                );
+                ApiError::PartiallyStored {
+                    stored,
+                    unstored,
+                    source: last_error.map(|e| Box::new(e) as _),
+                }
+            },
+        )?;
+        tracing::info!(tenant = %caller.tenant, events = events.len(), "batch accepted");
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &Accepted {
+                accepted: events.len(),
+                ids: events.into_iter().map(|e| e.id).collect(),
+            },
+        ))
+    }
+}
+
+impl<W: EventWriter + 'static> HttpHandler for Ingest<W> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+        serve(req, |req| self.respond(req)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use pulse_shared::config::Tables;
+    use pulse_shared::events::Event;
+    use serde_json::{Value, json};
+    use std::sync::Mutex;
+
+    const NOW: i64 = 1_795_341_600_000;
+
+    /// Keeps what it is asked to write; `stall` leaves the last event unwritten.
+    #[derive(Default)]
+    struct Memory {
+        written: Mutex<Vec<Event>>,
+        stall: bool,
+    }
+
+    #[async_trait]
+    impl EventWriter for Memory {
+        async fn write_events(
+            &self,
+            events: &[Event],
+            _deadline: tokio::time::Instant,
+        ) -> Result<(), Incomplete> {
+            let mut w = self.written.lock().expect("lock");
+            if self.stall {
+                let (done, rest) = events.split_at(events.len() - 1);
+                w.extend_from_slice(done);
+                return Err(Incomplete {
+                    stored: done.iter().map(|e| e.id.clone()).collect(),
+                    unstored: rest.iter().map(|e| e.id.clone()).collect(),
+                    last_error: None,
+                });
+            }
+            w.extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            stage: "test".into(),
+            tables: Tables {
+                events: "ev".into(),
+                metrics: "me".into(),
+                app: "ap".into(),
+            },
+            claims: ClaimNames::default(),
+            limits: Limits::default(),
+            raw_retention_days: 7,
+        }
+    }
+
+    fn request(role: &str, content_type: &str, body: Value) -> Request {
+        let event = json!({
+            "version": "2.0", "routeKey": "POST /api/v1/events", "rawPath": "/api/v1/events", "rawQueryString": "",
+            "headers": {"content-type": content_type, "x-correlation-id": "corr-1"},
+            "requestContext": {
+                "accountId": "1", "apiId": "a", "domainName": "d", "requestId": "r", "routeKey": "POST /api/v1/events",
+                "stage": "$default", "time": "22/Nov/2026:10:00:00 +0000", "timeEpoch": NOW,
+                "http": {"method": "POST", "path": "/api/v1/events", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "t"},
+                "authorizer": {"jwt": {"claims": {"sub": "u", "custom:tenant": "acme", "cognito:groups": format!("[{role}]")}, "scopes": null}}
+            },
+            "body": body.to_string(), "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("HTTP API event")
+    }
+
+    fn body(res: &Response<Body>) -> Value {
+        match res.body() {
+            Body::Text(t) => serde_json::from_str(t).expect("json"),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    fn ingest(writer: Memory) -> Ingest<Memory> {
+        Ingest::new(writer, &config()).with_clock(|| NOW)
+    }
+
+    #[tokio::test]
+    async fn a_valid_batch_is_written_with_the_tenant_and_correlation_id() {
+        let handler = ingest(Memory::default());
+        let res = handler
+            .handle(request(
+                "admin",
+                "application/json",
+                json!({"events": [
+                    {"kind": "metric", "name": "cpu", "value": 0.5, "id": "a"},
+                    {"kind": "page_view", "path": "/"}
+                ]}),
+            ))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 202);
+        let v = body(&res);
+        assert_eq!(v["accepted"], 2);
+        assert_eq!(v["ids"][0], "a");
+        let written = handler.writer.written.lock().expect("lock");
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[0].tenant.as_str(), "acme");
+        assert_eq!(written[1].correlation_id.as_deref(), Some("corr-1"));
+        assert_eq!(written[1].timestamp_ms, NOW);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_batch_writes_nothing() {
+        let handler = ingest(Memory::default());
+        let res = handler
+            .handle(request(
+                "admin",
+                "application/json",
+                json!({"events": [
+                    {"kind": "metric", "name": "cpu", "value": 1},
+                    {"kind": "metric", "name": "cpu"}
+                ]}),
+            ))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 400);
+        assert_eq!(body(&res)["errors"][0]["pointer"], "#/events/1/value");
+        assert!(handler.writer.written.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_admins_may_ingest_and_only_json() {
+        let handler = ingest(Memory::default());
+        let batch = json!({"events": [{"kind": "metric", "name": "cpu", "value": 1}]});
+        let viewer = handler
+            .handle(request("viewer", "application/json", batch.clone()))
+            .await
+            .expect("response");
+        assert_eq!(viewer.status(), 403);
+        let text = handler
+            .handle(request("admin", "text/plain", batch))
+            .await
+            .expect("response");
+        assert_eq!(text.status(), 415);
+        assert!(handler.writer.written.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_write_is_503_naming_the_stored_and_unstored_ids() {
+        let handler = ingest(Memory {
+            stall: true,
+            ..Default::default()
+        });
+        let res = handler
+            .handle(request(
+                "admin",
+                "application/json",
+                json!({"events": [
+                    {"kind": "metric", "name": "cpu", "value": 1, "id": "x1"},
+                    {"kind": "metric", "name": "cpu", "value": 2, "id": "x2"}
+                ]}),
+            ))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 503);
+        let v = body(&res);
+        assert_eq!(v["stored_ids"], json!(["x1"]));
+        assert_eq!(v["unstored_ids"], json!(["x2"]));
+    }
+}

@@ -1,0 +1,325 @@
+//! The Events table adapter: raw events as items, written with BatchWriteItem.
+//!
+//! Key design (docs/ARCHITECTURE.md): `pk = {tenant}#{minute}#{shard}`, `sk = {ts_ms}#{id}`.
+//! The shard is a stable hash of the event id over [`EVENT_SHARDS`], so one tenant's minute
+//! spreads over 16 partition keys, and a retried event lands on the very same key: DynamoDB
+//! overwrites it in place and emits no new INSERT stream record, so it is counted once.
+
+use super::keys::{EVENT_SHARDS, EXPIRES_AT, GSI1_PK, GSI1_SK, PK, SK};
+use super::{EventWriter, Incomplete, StoreError};
+use crate::events::Event;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Items per BatchWriteItem call (DynamoDB's limit).
+const BATCH: usize = 25;
+/// BatchWriteItem calls in flight at once for one request.
+const CONCURRENCY: usize = 8;
+
+/// The Events table.
+#[derive(Debug, Clone)]
+pub struct DynamoEvents {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention_secs: i64,
+}
+
+impl DynamoEvents {
+    pub fn new(aws: &SdkConfig, table: &str, retention_days: i64) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(aws), table, retention_days)
+    }
+
+    pub fn from_client(client: aws_sdk_dynamodb::Client, table: &str, retention_days: i64) -> Self {
+        Self {
+            client,
+            table: table.to_owned(),
+            retention_secs: retention_days.saturating_mul(86_400),
+        }
+    }
+}
+
+/// The partition key of an event: tenant, minute, shard.
+pub fn partition_key(event: &Event) -> String {
+    let minute = event.timestamp_ms.div_euclid(60_000);
+    let shard = xxhash_rust::xxh3::xxh3_64(event.id.as_bytes()) % u64::from(EVENT_SHARDS);
+    format!("{}#{minute}#{shard:02}", event.tenant)
+}
+
+/// The sort key of an event: time, then id, so a shard reads in time order.
+pub fn sort_key(event: &Event) -> String {
+    format!("{:013}#{}", event.timestamp_ms, event.id)
+}
+
+/// The item an event is stored as.
+pub fn item(event: &Event, retention_secs: i64) -> HashMap<String, AttributeValue> {
+    let s = AttributeValue::S;
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(partition_key(event))),
+        (SK.to_owned(), s(sort_key(event))),
+        ("id".to_owned(), s(event.id.clone())),
+        ("tenant".to_owned(), s(event.tenant.to_string())),
+        ("kind".to_owned(), s(event.kind().to_owned())),
+        ("name".to_owned(), s(event.name.clone())),
+        ("ts".to_owned(), n(event.timestamp_ms)),
+        // The whole event as JSON: the stream consumer and the sealer parse it back into an
+        // Event, so the item's attribute layout never leaks past this adapter.
+        (
+            "data".to_owned(),
+            s(serde_json::to_string(event).unwrap_or_default()),
+        ),
+        (
+            EXPIRES_AT.to_owned(),
+            n(event.timestamp_ms.div_euclid(1000) + retention_secs),
+        ),
+    ]);
+    if let Some(visitor) = &event.visitor {
+        item.insert(
+            GSI1_PK.to_owned(),
+            s(format!("{}#v#{visitor}", event.tenant)),
+        );
+        item.insert(GSI1_SK.to_owned(), s(sort_key(event)));
+    }
+    item
+}
+
+fn id_of(request: &WriteRequest) -> String {
+    request
+        .put_request()
+        .and_then(|p| p.item().get("id"))
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl DynamoEvents {
+    /// Writes one chunk of ≤ 25 items, retrying unprocessed ones with jittered exponential
+    /// backoff until `deadline`; returns the ids left unwritten and the last error.
+    async fn write_chunk(
+        &self,
+        mut pending: Vec<WriteRequest>,
+        deadline: Instant,
+    ) -> (Vec<String>, Option<StoreError>) {
+        let mut delays = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(25))
+            .with_max_delay(Duration::from_secs(1))
+            .with_max_times(usize::MAX)
+            .build();
+        loop {
+            let call = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await;
+            let last_error = match call {
+                Ok(out) => {
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(&self.table))
+                        .unwrap_or_default();
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, items = pending.len(), "BatchWriteItem failed; retrying");
+                    Some(StoreError::Unavailable(Box::new(e)))
+                }
+            };
+            if pending.is_empty() {
+                return (Vec::new(), None);
+            }
+            let delay = delays.next().unwrap_or(Duration::from_secs(1));
+            if Instant::now() + delay >= deadline {
+                return (pending.iter().map(id_of).collect(), last_error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[async_trait]
+impl EventWriter for DynamoEvents {
+    async fn write_events(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
+        let requests: Vec<WriteRequest> = events
+            .iter()
+            .filter_map(|e| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item(e, self.retention_secs)))
+                    .build()
+                    .ok()?;
+                Some(WriteRequest::builder().put_request(put).build())
+            })
+            .collect();
+        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH).map(<[_]>::to_vec).collect();
+        let outcomes: Vec<(Vec<String>, Option<StoreError>)> = futures::stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk, deadline))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut unstored = Vec::new();
+        let mut last_error = None;
+        for (ids, err) in outcomes {
+            unstored.extend(ids);
+            last_error = last_error.or(err);
+        }
+        if unstored.is_empty() {
+            return Ok(());
+        }
+        let stored = events
+            .iter()
+            .map(|e| e.id.clone())
+            .filter(|id| !unstored.contains(id))
+            .collect();
+        Err(Incomplete {
+            stored,
+            unstored,
+            last_error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Body, Event};
+    use crate::identity::TenantId;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    use std::sync::{Arc, Mutex};
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: id.to_owned(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            timestamp_ms: 1_795_341_600_123,
+            name: "cpu".into(),
+            tags: Default::default(),
+            visitor: None,
+            correlation_id: None,
+            body: Body::Metric {
+                value: 1.0,
+                unit: None,
+            },
+        }
+    }
+
+    /// A BatchWriteItem endpoint that leaves the first item of each call unprocessed for the
+    /// first `unprocessed_rounds` calls, and records every id it stored.
+    async fn fake(unprocessed_rounds: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+        let stored = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(Mutex::new(0usize));
+        let log = stored.clone();
+        let app = Router::new().route(
+            "/",
+            post(move |body: String| {
+                let (log, calls) = (log.clone(), calls.clone());
+                async move {
+                    let req: Value = serde_json::from_str(&body).unwrap_or_default();
+                    let (table, items) = req["RequestItems"]
+                        .as_object()
+                        .and_then(|m| m.iter().next())
+                        .map(|(t, v)| (t.clone(), v.as_array().cloned().unwrap_or_default()))
+                        .unwrap_or_default();
+                    let n = {
+                        let mut c = calls.lock().expect("lock");
+                        *c += 1;
+                        *c
+                    };
+                    let (kept, stored_now) = if n <= unprocessed_rounds {
+                        items.split_at(1.min(items.len()))
+                    } else {
+                        items.split_at(0)
+                    };
+                    for i in stored_now {
+                        if let Some(id) = i["PutRequest"]["Item"]["id"]["S"].as_str() {
+                            log.lock().expect("lock").push(id.to_owned());
+                        }
+                    }
+                    let body = json!({"UnprocessedItems": if kept.is_empty() { json!({}) } else { json!({table: kept}) }});
+                    (StatusCode::OK, body.to_string())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, stored)
+    }
+
+    fn events_at(url: &str) -> DynamoEvents {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "k", "s", None, None, "test",
+            ))
+            .build();
+        DynamoEvents::from_client(aws_sdk_dynamodb::Client::from_conf(config), "events", 7)
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_retried_until_every_event_is_stored() {
+        // Given a table that leaves an item unprocessed on each of the first three calls
+        let (url, stored) = fake(3).await;
+        let events: Vec<Event> = (0..60).map(|i| event(&format!("e{i}"))).collect();
+        // When 60 events (three BatchWriteItem chunks) are written
+        let outcome = events_at(&url)
+            .write_events(&events, Instant::now() + Duration::from_secs(10))
+            .await;
+        // Then all are stored, each exactly once
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let mut ids = stored.lock().expect("lock").clone();
+        ids.sort();
+        let mut want: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        want.sort();
+        assert_eq!(ids, want);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_reports_exactly_which_events_are_stored() {
+        // Given a table that never processes the first item of a call
+        let (url, stored) = fake(usize::MAX).await;
+        let events: Vec<Event> = (0..3).map(|i| event(&format!("e{i}"))).collect();
+        // When the deadline passes
+        let err = events_at(&url)
+            .write_events(&events, Instant::now() + Duration::from_millis(300))
+            .await
+            .expect_err("incomplete");
+        // Then the stored and unstored ids partition the batch, as the table saw them
+        assert_eq!(err.unstored.len(), 1);
+        let mut stored_ids = stored.lock().expect("lock").clone();
+        stored_ids.sort();
+        let mut reported = err.stored.clone();
+        reported.sort();
+        assert_eq!(reported, stored_ids);
+        assert_eq!(err.stored.len() + err.unstored.len(), 3);
+    }
+
+    #[test]
+    fn a_retried_event_maps_to_the_same_key_and_shards_spread() {
+        let e = event("same-id");
+        assert_eq!(partition_key(&e), partition_key(&e.clone()));
+        assert_eq!(sort_key(&e), "1795341600123#same-id");
+        assert!(partition_key(&e).starts_with("acme#29922360#"));
+        let shards: std::collections::BTreeSet<String> = (0..200)
+            .map(|i| partition_key(&event(&format!("id-{i}"))))
+            .collect();
+        assert_eq!(
+            shards.len(),
+            EVENT_SHARDS as usize,
+            "200 ids cover every shard"
+        );
+    }
+}
