@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench-cold-start build-release token watch
+.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda.
 setup:
@@ -48,9 +48,16 @@ token:
 build-release:
 	$(CARGO) build --release -p api-health -p api-me -p api-ingest
 
+## Every benchmark; figures go to docs/BENCHMARKS.md.
+bench: bench-cold-start bench-ingest
+
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
-	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me
+	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me api-ingest
+
+## Ingest CPU path (parse, validate, enrich, build items) on one core.
+bench-ingest:
+	$(CARGO) bench -p pulse-shared --bench ingest_cpu
 
 ## One function under `cargo lambda watch` (API Gateway v2 events, no WebSocket).
 watch: setup
