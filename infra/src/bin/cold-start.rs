@@ -7,7 +7,7 @@
 //! from spawn to the arrival of its response, reads its peak RSS (VmHWM) and kills it; it
 //! repeats `COLD_START_RUNS` times (default 20) and prints a Markdown table of medians.
 //!
-//! Usage: `cargo build --release -p api-health -p api-me && cargo run -p pulse-local --bin cold-start -- api-health api-me`
+//! Usage: `make bench-cold-start`
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
@@ -188,8 +188,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let status = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64));
-            if status != Some(200) {
-                return Err(format!("{binary} answered {body}, not a 200").into());
+            if !status.is_some_and(|s| (200..300).contains(&s)) {
+                return Err(format!("{binary} answered {body}, not a 2xx").into());
             }
             results.push(Run {
                 millis: at.duration_since(started).as_secs_f64() * 1e3,
