@@ -4,6 +4,7 @@
 //! the outcome to a response through [`http::serve`]. AWS clients sit behind the narrow traits
 //! of [`store`], so handlers never touch an SDK type.
 
+pub mod aggregate;
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -12,6 +12,7 @@
 pub mod dynamo;
 pub mod events;
 pub mod keys;
+pub mod metrics;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -58,4 +59,26 @@ pub trait EventWriter: Send + Sync {
         events: &[crate::events::Event],
         deadline: tokio::time::Instant,
     ) -> Result<(), Incomplete>;
+}
+
+/// Live minute buckets and the series registry (stream aggregation).
+#[async_trait]
+pub trait BucketStore: Send + Sync {
+    /// Registers series not yet known; returns those refused because their metric already has
+    /// `cap` series (the caller folds them into `__other__`).
+    async fn register_series(
+        &self,
+        series: &[(
+            crate::aggregate::SeriesKey,
+            std::collections::BTreeMap<String, String>,
+        )],
+        cap: usize,
+    ) -> Result<Vec<crate::aggregate::SeriesKey>, StoreError>;
+
+    /// Merges `bucket` into the stored minute bucket `key`.
+    async fn merge_bucket(
+        &self,
+        key: &crate::aggregate::BucketKey,
+        bucket: &crate::aggregate::Bucket,
+    ) -> Result<(), StoreError>;
 }
