@@ -204,3 +204,83 @@ async fn limits_and_malformed_bodies_are_precise_4xx() {
     assert_eq!(viewer.status(), 403);
     assert!(stored("ingest-limits").await.is_empty());
 }
+
+/// The live 1-minute buckets of `tenant`'s `metric` in the Metrics table.
+async fn live_buckets(
+    tenant: &str,
+    metric: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let c = cloud();
+    let table = c
+        .model
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "MetricsTable")
+        .expect("MetricsTable")
+        .name
+        .clone();
+    let client = aws_sdk_dynamodb::Client::new(&c.sdk().await);
+    client
+        .scan()
+        .table_name(&table)
+        .filter_expression("tenant = :t AND metric = :m AND resolution = :r")
+        .expression_attribute_values(":t", AttributeValue::S(tenant.to_owned()))
+        .expression_attribute_values(":m", AttributeValue::S(metric.to_owned()))
+        .expression_attribute_values(":r", AttributeValue::S("1m".to_owned()))
+        .send()
+        .await
+        .expect("scan")
+        .items()
+        .to_vec()
+}
+
+fn n(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> f64 {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test]
+async fn a_batch_becomes_a_live_minute_bucket_with_exact_count_sum_min_max_counted_once() {
+    // Given four samples of one series in one minute
+    let minute_start = (chrono::Utc::now().timestamp() / 60 - 1) * 60;
+    let ts = chrono::DateTime::from_timestamp(minute_start + 10, 0)
+        .expect("time")
+        .to_rfc3339();
+    let events: Vec<Value> = [5.0, 1.0, 9.0, 3.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"kind": "metric", "name": "latency", "value": v, "id": format!("live-{i}"), "timestamp": ts, "tags": {"host": "a"}}))
+        .collect();
+    let batch = json!({"events": events});
+    // When they are ingested
+    assert_eq!(post_json("ingest-live", &batch).await.status(), 202);
+    // Then the stream aggregator writes one bucket with exact figures
+    let mut bucket = None;
+    for _ in 0..100 {
+        let found = live_buckets("ingest-live", "latency").await;
+        if found.first().is_some_and(|b| n(b, "count") == 4.0) {
+            bucket = found.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let bucket = bucket.expect("a bucket with all four samples within 10 s");
+    assert_eq!(
+        (
+            n(&bucket, "count"),
+            n(&bucket, "sum"),
+            n(&bucket, "min"),
+            n(&bucket, "max")
+        ),
+        (4.0, 18.0, 1.0, 9.0)
+    );
+    assert_eq!(s(&bucket, "sk"), format!("{minute_start:012}"));
+    // And the same batch sent again changes nothing (retries overwrite: no INSERT records)
+    assert_eq!(post_json("ingest-live", &batch).await.status(), 202);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let again = live_buckets("ingest-live", "latency").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(n(&again[0], "count"), 4.0, "counted once");
+}

@@ -34,7 +34,7 @@ pub type Invoke =
     Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
 
 /// Binaries the local cloud knows how to build in-process.
-pub const BINARIES: &[&str] = &["api-health", "api-me", "api-ingest"];
+pub const BINARIES: &[&str] = &["api-health", "api-me", "api-ingest", "stream-aggregator"];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
 pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Option<Invoke> {
@@ -42,8 +42,39 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-health" => Some(http(api_health::wire(config, aws))),
         "api-me" => Some(http(api_me::wire(config))),
         "api-ingest" => Some(http(api_ingest::wire(config, aws))),
+        "stream-aggregator" => {
+            let aggregator = Arc::new(stream_aggregator::wire(config, aws));
+            Some(event(move |batch| {
+                let aggregator = aggregator.clone();
+                async move { aggregator.handle(batch).await }
+            }))
+        }
         _ => None,
     }
+}
+
+/// A function of a typed event (a stream batch, a schedule) behind Lambda's invoke contract:
+/// the JSON event is deserialised as `lambda_runtime` would, and the result serialised back.
+pub fn event<E, R, F, Fut>(handler: F) -> Invoke
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize,
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |payload: Value| {
+        let handler = handler.clone();
+        async move {
+            let event: E = serde_json::from_value(payload).map_err(InvokeError::BadEvent)?;
+            let result = AssertUnwindSafe(handler(event))
+                .catch_unwind()
+                .await
+                .map_err(|_| InvokeError::Panicked)?;
+            serde_json::to_value(result).map_err(InvokeError::BadResult)
+        }
+        .boxed()
+    })
 }
 
 /// An HTTP API function behind Lambda's invoke contract.

@@ -118,6 +118,15 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
                 .cloned()
                 .unwrap_or_default()
             {
+                // FilterCriteria: records that do not match never reach the function.
+                let name = record
+                    .get("eventName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if !mapping.event_names.is_empty() && !mapping.event_names.iter().any(|n| n == name)
+                {
+                    continue;
+                }
                 record["eventSourceARN"] = json!(stream_arn);
                 pending.push_back(record);
             }

@@ -145,6 +145,8 @@ pub struct StreamMapping {
     pub batch_size: u32,
     pub batching_window_secs: u32,
     pub report_batch_item_failures: bool,
+    /// `FilterCriteria` on `eventName`: only these records reach the function (all if empty).
+    pub event_names: Vec<String>,
 }
 
 /// A WebSocket API route.
@@ -833,12 +835,38 @@ impl<'a> Resolver<'a> {
             .get("FunctionResponseTypes")
             .and_then(Value::as_array)
             .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"));
+        let mut event_names = Vec::new();
+        for filter in p
+            .pointer("/FilterCriteria/Filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let pattern: Value =
+                serde_json::from_str(&scalar(&filter["Pattern"])).map_err(|e| {
+                    invalid(format!(
+                        "{function}.{event}: filter pattern is not JSON: {e}"
+                    ))
+                })?;
+            let names = pattern
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.get("eventName"))
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{function}.{event}: only {{\"eventName\": [...]}} filters are emulated"
+                    ))
+                })?;
+            event_names.extend(names.iter().map(scalar));
+        }
         Ok(StreamMapping {
             function: function.to_owned(),
             table: table.name.clone(),
             batch_size: number("BatchSize", 100),
             batching_window_secs: number("MaximumBatchingWindowInSeconds", 0),
             report_batch_item_failures: failures,
+            event_names,
         })
     }
 

@@ -19,6 +19,10 @@ pub struct Config {
     pub limits: crate::events::Limits,
     /// Days raw events are kept (`RAW_EVENT_RETENTION_DAYS`, default 7).
     pub raw_retention_days: i64,
+    /// Days 1-minute buckets are kept (`MINUTE_RETENTION_DAYS`, default 7).
+    pub minute_retention_days: i64,
+    /// Series per metric before new tag sets fold into `__other__` (`SERIES_CAP`, default 1000).
+    pub series_cap: usize,
 }
 
 /// Physical table names, as CloudFormation (or the local cloud) named them.
@@ -97,13 +101,24 @@ impl Config {
                 tenant: optional("TENANT_CLAIM", defaults.tenant),
                 roles: optional("ROLES_CLAIM", defaults.roles),
             },
-            raw_retention_days: get("RAW_EVENT_RETENTION_DAYS")
-                .and_then(|v| v.parse().ok())
-                .filter(|d| *d > 0)
-                .unwrap_or(7),
+            raw_retention_days: positive(&get, "RAW_EVENT_RETENTION_DAYS", 7),
+            minute_retention_days: positive(&get, "MINUTE_RETENTION_DAYS", 7),
+            series_cap: positive(&get, "SERIES_CAP", 1000),
             limits: crate::events::Limits::from_lookup(&get),
         })
     }
+}
+
+/// A positive number from `name`, or `default`.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> T {
+    get(name)
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > T::default())
+        .unwrap_or(default)
 }
 
 #[cfg(test)]

@@ -158,6 +158,8 @@ mod tests {
             claims: ClaimNames::default(),
             limits: Default::default(),
             raw_retention_days: 7,
+            minute_retention_days: 7,
+            series_cap: 1000,
         }
     }
 

@@ -187,6 +187,8 @@ mod tests {
             claims: ClaimNames::default(),
             limits: Limits::default(),
             raw_retention_days: 7,
+            minute_retention_days: 7,
+            series_cap: 1000,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod dynamo;
 pub mod events;
 pub mod keys;
 pub mod metrics;
+pub mod stream;
 
 use async_trait::async_trait;
 use thiserror::Error;

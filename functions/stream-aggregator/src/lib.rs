@@ -1,0 +1,249 @@
+//! The Events stream consumer: folds each batch of new events into live 1-minute buckets.
+//!
+//! Only INSERT records count (a retried event overwrites its item: MODIFY, so it is counted
+//! once). A batch becomes one write per (tenant, metric, series, minute); series past their
+//! metric's cap fold into `__other__`. A record whose event cannot be read, or whose bucket
+//! cannot be written, is reported in `batchItemFailures`, so Lambda retries it rather than
+//! dropping it.
+
+use futures::StreamExt;
+use pulse_shared::Config;
+use pulse_shared::aggregate::Aggregation;
+use pulse_shared::store::BucketStore;
+use pulse_shared::store::metrics::DynamoMetrics;
+use pulse_shared::store::stream::{BatchResponse, StreamBatch};
+
+/// Bucket merges in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// The aggregator with its store.
+#[derive(Debug)]
+pub struct Aggregator<S> {
+    store: S,
+    series_cap: usize,
+}
+
+/// Builds the handler from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMetrics> {
+    Aggregator::new(
+        DynamoMetrics::new(aws, &config.tables.metrics, config.minute_retention_days),
+        config.series_cap,
+    )
+}
+
+impl<S: BucketStore> Aggregator<S> {
+    pub fn new(store: S, series_cap: usize) -> Self {
+        Self { store, series_cap }
+    }
+
+    /// Aggregates one batch; answers the records to retry.
+    pub async fn handle(&self, batch: StreamBatch) -> BatchResponse {
+        let mut failed = Vec::new();
+        let mut agg = Aggregation::new();
+        let mut inserts = 0usize;
+        for record in &batch.records {
+            if !record.is_insert() {
+                continue;
+            }
+            inserts += 1;
+            match record.event() {
+                Ok(event) => agg.add(&event, record.dynamodb.sequence_number.clone()),
+                Err(reason) => {
+                    tracing::error!(sequence = %record.dynamodb.sequence_number, %reason, "unreadable stream record");
+                    failed.push(record.dynamodb.sequence_number.clone());
+                }
+            }
+        }
+        let series: Vec<_> = agg
+            .series
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        match self.store.register_series(&series, self.series_cap).await {
+            Ok(refused) => agg.fold_into_other(&refused),
+            Err(e) => {
+                // Without the registry no bucket can be trusted to its series: retry them all.
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "series registry unavailable");
+                failed.extend(agg.buckets.into_values().flat_map(|(_, records)| records));
+                return BatchResponse::failed(failed);
+            }
+        }
+        let buckets = agg.buckets.len();
+        let outcomes: Vec<Vec<String>> = futures::stream::iter(agg.buckets)
+            .map(|(key, (bucket, records))| async move {
+                match self.store.merge_bucket(&key, &bucket).await {
+                    Ok(()) => Vec::new(),
+                    Err(e) => {
+                        tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
+                        records
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        failed.extend(outcomes.into_iter().flatten());
+        tracing::info!(
+            records = batch.records.len(),
+            inserts,
+            buckets,
+            failed = failed.len(),
+            "stream batch aggregated"
+        );
+        BatchResponse::failed(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use pulse_shared::aggregate::{Bucket, BucketKey, OTHER_SERIES, SeriesKey};
+    use pulse_shared::store::StoreError;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Buckets in memory; refuses every series past `cap` and fails writes to `broken`.
+    #[derive(Default)]
+    struct Memory {
+        buckets: Mutex<BTreeMap<BucketKey, Bucket>>,
+        series: Mutex<Vec<SeriesKey>>,
+        broken: Option<String>,
+    }
+
+    #[async_trait]
+    impl BucketStore for Memory {
+        async fn register_series(
+            &self,
+            series: &[(SeriesKey, BTreeMap<String, String>)],
+            cap: usize,
+        ) -> Result<Vec<SeriesKey>, StoreError> {
+            let mut known = self.series.lock().expect("lock");
+            let mut refused = Vec::new();
+            for (k, _) in series {
+                if known.contains(k) {
+                    continue;
+                }
+                if known.len() < cap {
+                    known.push(k.clone());
+                } else {
+                    refused.push(k.clone());
+                }
+            }
+            Ok(refused)
+        }
+
+        async fn merge_bucket(&self, key: &BucketKey, bucket: &Bucket) -> Result<(), StoreError> {
+            if self.broken.as_deref() == Some(key.metric.as_str()) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.buckets
+                .lock()
+                .expect("lock")
+                .entry(key.clone())
+                .or_default()
+                .merge(bucket);
+            Ok(())
+        }
+    }
+
+    fn record(seq: &str, name: &str, event: serde_json::Value) -> serde_json::Value {
+        json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": {"data": {"S": event.to_string()}}}})
+    }
+
+    fn metric(id: &str, metric: &str, value: f64, host: &str) -> serde_json::Value {
+        json!({"id": id, "tenant": "acme", "timestamp_ms": 1_795_341_600_000i64, "name": metric, "kind": "metric", "value": value, "tags": {"host": host}})
+    }
+
+    fn batch(records: Vec<serde_json::Value>) -> StreamBatch {
+        serde_json::from_value(json!({"Records": records})).expect("stream batch")
+    }
+
+    #[tokio::test]
+    async fn inserts_become_exact_minute_buckets_and_modifies_are_ignored() {
+        let agg = Aggregator::new(Memory::default(), 100);
+        let res = agg
+            .handle(batch(vec![
+                record("1", "INSERT", metric("a", "cpu", 2.0, "h")),
+                record("2", "INSERT", metric("b", "cpu", 4.0, "h")),
+                record("3", "MODIFY", metric("a", "cpu", 2.0, "h")),
+            ]))
+            .await;
+        assert!(res.batch_item_failures.is_empty());
+        let buckets = agg.store.buckets.lock().expect("lock");
+        let b = buckets.values().next().expect("a bucket");
+        assert_eq!((b.count, b.sum, b.min, b.max), (2, 6.0, 2.0, 4.0));
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_record_is_reported_alone() {
+        let agg = Aggregator::new(Memory::default(), 100);
+        let res = agg
+            .handle(batch(vec![
+                record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
+                json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2", "NewImage": {"data": {"S": "{not json"}}}}),
+                record("3", "INSERT", metric("c", "cpu", 1.0, "h")),
+            ]))
+            .await;
+        assert_eq!(res, BatchResponse::failed(["2".to_owned()]));
+        assert_eq!(
+            agg.store
+                .buckets
+                .lock()
+                .expect("lock")
+                .values()
+                .next()
+                .expect("bucket")
+                .count,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_bucket_reports_exactly_its_records() {
+        let agg = Aggregator::new(
+            Memory {
+                broken: Some("mem".into()),
+                ..Default::default()
+            },
+            100,
+        );
+        let res = agg
+            .handle(batch(vec![
+                record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
+                record("2", "INSERT", metric("b", "mem", 1.0, "h")),
+                record("3", "INSERT", metric("c", "mem", 1.0, "h")),
+            ]))
+            .await;
+        assert_eq!(res, BatchResponse::failed(["2".to_owned(), "3".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn series_past_the_cap_fold_into_other_and_are_still_counted() {
+        let agg = Aggregator::new(Memory::default(), 2);
+        let records = (0..5)
+            .map(|i| {
+                record(
+                    &i.to_string(),
+                    "INSERT",
+                    metric(&format!("e{i}"), "cpu", 1.0, &format!("host-{i}")),
+                )
+            })
+            .collect();
+        let res = agg.handle(batch(records)).await;
+        assert!(res.batch_item_failures.is_empty());
+        let buckets = agg.store.buckets.lock().expect("lock");
+        assert_eq!(buckets.len(), 3, "two series and __other__");
+        let other = buckets
+            .iter()
+            .find(|(k, _)| k.series == OTHER_SERIES)
+            .expect("__other__");
+        assert_eq!(other.1.count, 3);
+        assert_eq!(
+            buckets.values().map(|b| b.count).sum::<u64>(),
+            5,
+            "no event dropped"
+        );
+    }
+}
