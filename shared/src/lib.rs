@@ -14,6 +14,7 @@ pub mod identity;
 pub mod problem;
 pub mod store;
 pub mod telemetry;
+pub mod track;
 
 pub use config::Config;
 pub use error::ApiError;
