@@ -23,6 +23,8 @@ pub struct Config {
     pub minute_retention_days: i64,
     /// Series per metric before new tag sets fold into `__other__` (`SERIES_CAP`, default 1000).
     pub series_cap: usize,
+    /// Tracking requests per client IP per minute (`TRACK_RATE_LIMIT`, default 100).
+    pub track_rate_limit: u64,
 }
 
 /// Physical table names, as CloudFormation (or the local cloud) named them.
@@ -104,6 +106,7 @@ impl Config {
             raw_retention_days: positive(&get, "RAW_EVENT_RETENTION_DAYS", 7),
             minute_retention_days: positive(&get, "MINUTE_RETENTION_DAYS", 7),
             series_cap: positive(&get, "SERIES_CAP", 1000),
+            track_rate_limit: positive(&get, "TRACK_RATE_LIMIT", 100),
             limits: crate::events::Limits::from_lookup(&get),
         })
     }

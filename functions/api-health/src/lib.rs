@@ -160,6 +160,7 @@ mod tests {
             raw_retention_days: 7,
             minute_retention_days: 7,
             series_cap: 1000,
+            track_rate_limit: 100,
         }
     }
 

@@ -9,6 +9,7 @@
 //! The full access-pattern table is in docs/ARCHITECTURE.md. Each function depends on the
 //! smallest trait it needs; DynamoDB attribute values never leave [`dynamo`].
 
+pub mod app;
 pub mod dynamo;
 pub mod events;
 pub mod keys;
@@ -82,4 +83,37 @@ pub trait BucketStore: Send + Sync {
         key: &crate::aggregate::BucketKey,
         bucket: &crate::aggregate::Bucket,
     ) -> Result<(), StoreError>;
+}
+
+/// Sites: which tenant a site id belongs to, and which origins may send its traffic.
+#[async_trait]
+pub trait SiteStore: Send + Sync {
+    async fn site(&self, id: &str) -> Result<Option<crate::track::Site>, StoreError>;
+    async fn sites(
+        &self,
+        tenant: &crate::identity::TenantId,
+    ) -> Result<Vec<crate::track::Site>, StoreError>;
+    /// Creates or replaces a site.
+    async fn put_site(&self, site: &crate::track::Site) -> Result<(), StoreError>;
+    /// Deletes a site of `tenant`; `false` if it had none of that id.
+    async fn delete_site(
+        &self,
+        tenant: &crate::identity::TenantId,
+        id: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What the tracking endpoint needs besides sites: the day's salt and a rate limit.
+#[async_trait]
+pub trait TrackStore: Send + Sync {
+    /// The salt of `day` (YYYY-MM-DD), created on first use and deleted 48 h later.
+    async fn daily_salt(&self, day: &str) -> Result<Vec<u8>, StoreError>;
+    /// Counts one request of `client` in the window starting at `window_start` (epoch s) and
+    /// returns the count so far.
+    async fn count_request(
+        &self,
+        client: &str,
+        window_start: i64,
+        window_secs: i64,
+    ) -> Result<u64, StoreError>;
 }

@@ -1,0 +1,258 @@
+//! The App table adapter for web analytics: sites, the daily visitor salt, and rate-limit
+//! counters.
+//!
+//! | item | pk | sk | gsi1pk / gsi1sk | TTL |
+//! |------|----|----|-----------------|-----|
+//! | site | `site#{id}` | `site` | `{tenant}#sites` / `{id}` | — |
+//! | salt | `salt` | `{YYYY-MM-DD}` | — | 48 h |
+//! | rate counter | `rl#{client hash}` | `{window start}` | — | 2 windows |
+//!
+//! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
+//! is the unguessable site id and the item names its tenant; admins list their sites through
+//! gsi1, whose key starts with the tenant.
+
+use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
+use super::{SiteStore, StoreError, TrackStore};
+use crate::identity::TenantId;
+use crate::track::Site;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a warm function trusts a site it has read.
+const SITE_CACHE: Duration = Duration::from_secs(60);
+
+/// The App table.
+#[derive(Debug)]
+pub struct DynamoApp {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    sites: Mutex<HashMap<String, (Instant, Option<Site>)>>,
+    salts: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl DynamoApp {
+    pub fn new(aws: &SdkConfig, table: &str) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(aws),
+            table: table.to_owned(),
+            sites: Mutex::new(HashMap::new()),
+            salts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn site_from(item: &HashMap<String, AttributeValue>) -> Option<Site> {
+    Some(Site {
+        id: s(item, "site_id")?,
+        tenant: TenantId::parse(&s(item, "tenant")?).ok()?,
+        domain: s(item, "domain")?,
+        allowed_origins: item
+            .get("allowed_origins")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+#[async_trait]
+impl SiteStore for DynamoApp {
+    async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
+        if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned()) {
+            if at.elapsed() < SITE_CACHE {
+                return Ok(site);
+            }
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("site#{id}")))
+            .key(SK, AttributeValue::S("site".into()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let site = out.item().and_then(site_from);
+        if let Ok(mut cache) = self.sites.lock() {
+            cache.insert(id.to_owned(), (Instant::now(), site.clone()));
+        }
+        Ok(site)
+    }
+
+    async fn sites(&self, tenant: &TenantId) -> Result<Vec<Site>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", GSI1_PK)
+                .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#sites")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(page.items().iter().filter_map(site_from));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("site#{}", site.id)))
+            .item(SK, AttributeValue::S("site".into()))
+            .item(GSI1_PK, AttributeValue::S(format!("{}#sites", site.tenant)))
+            .item(GSI1_SK, AttributeValue::S(site.id.clone()))
+            .item("site_id", AttributeValue::S(site.id.clone()))
+            .item("tenant", AttributeValue::S(site.tenant.to_string()))
+            .item("domain", AttributeValue::S(site.domain.clone()))
+            .item(
+                "allowed_origins",
+                AttributeValue::L(
+                    site.allowed_origins
+                        .iter()
+                        .cloned()
+                        .map(AttributeValue::S)
+                        .collect(),
+                ),
+            )
+            // A site id belongs to one tenant for good: another tenant cannot take it over.
+            .condition_expression("attribute_not_exists(pk) OR tenant = :t")
+            .expression_attribute_values(":t", AttributeValue::S(site.tenant.to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Ok(mut cache) = self.sites.lock() {
+            cache.remove(&site.id);
+        }
+        Ok(())
+    }
+
+    async fn delete_site(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("site#{id}")))
+            .key(SK, AttributeValue::S("site".into()))
+            .condition_expression("tenant = :t")
+            .expression_attribute_values(":t", AttributeValue::S(tenant.to_string()))
+            .send()
+            .await;
+        if let Ok(mut cache) = self.sites.lock() {
+            cache.remove(id);
+        }
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl TrackStore for DynamoApp {
+    async fn daily_salt(&self, day: &str) -> Result<Vec<u8>, StoreError> {
+        if let Some(salt) = self.salts.lock().ok().and_then(|c| c.get(day).cloned()) {
+            return Ok(salt);
+        }
+        let mut fresh = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh)
+            .map_err(|_| StoreError::Unavailable("no randomness for the salt".into()))?;
+        let expires = chrono::Utc::now().timestamp() + 48 * 3600;
+        // The first request of the day creates the salt; every other one reads it.
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S("salt".into()))
+            .item(SK, AttributeValue::S(day.to_owned()))
+            .item("salt", AttributeValue::B(Blob::new(fresh.to_vec())))
+            .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        let salt = match created {
+            Ok(_) => fresh.to_vec(),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(PK, AttributeValue::S("salt".into()))
+                .key(SK, AttributeValue::S(day.to_owned()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?
+                .item()
+                .and_then(|i| i.get("salt"))
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+                .ok_or_else(|| {
+                    StoreError::Unavailable(format!("the salt of {day} vanished").into())
+                })?,
+            Err(e) => return Err(unavailable(e)),
+        };
+        if let Ok(mut cache) = self.salts.lock() {
+            cache.retain(|d, _| d.as_str() >= day);
+            cache.insert(day.to_owned(), salt.clone());
+        }
+        Ok(salt)
+    }
+
+    async fn count_request(
+        &self,
+        client: &str,
+        window_start: i64,
+        window_secs: i64,
+    ) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("rl#{client}")))
+            .key(SK, AttributeValue::S(window_start.to_string()))
+            .update_expression("ADD hits :one SET #e = if_not_exists(#e, :e)")
+            .expression_attribute_names("#e", EXPIRES_AT)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":e",
+                AttributeValue::N((window_start + 2 * window_secs).to_string()),
+            )
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get("hits"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1))
+    }
+}
