@@ -34,7 +34,14 @@ pub type Invoke =
     Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, InvokeError>> + Send + Sync>;
 
 /// Binaries the local cloud knows how to build in-process.
-pub const BINARIES: &[&str] = &["api-health", "api-me", "api-ingest", "stream-aggregator"];
+pub const BINARIES: &[&str] = &[
+    "api-health",
+    "api-me",
+    "api-ingest",
+    "api-track",
+    "api-sites",
+    "stream-aggregator",
+];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
 pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Option<Invoke> {
@@ -42,6 +49,8 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-health" => Some(http(api_health::wire(config, aws))),
         "api-me" => Some(http(api_me::wire(config))),
         "api-ingest" => Some(http(api_ingest::wire(config, aws))),
+        "api-track" => Some(http(api_track::wire(config, aws))),
+        "api-sites" => Some(http(api_sites::wire(config, aws))),
         "stream-aggregator" => {
             let aggregator = Arc::new(stream_aggregator::wire(config, aws));
             Some(event(move |batch| {

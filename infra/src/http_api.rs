@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pulse_shared::ApiError;
-use pulse_shared::http::{CORRELATION_ID, correlation_id, problem_response};
+use pulse_shared::http::{CORRELATION_ID, correlation_id, percent_decode, problem_response};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -163,26 +163,6 @@ fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Map<String, Value>
         }
     }
     (segments.len() == parts.len()).then_some(params)
-}
-
-/// Decodes `%XX` escapes; invalid escapes are kept as they are.
-pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn dispatch(

@@ -178,8 +178,8 @@ fn query_maps(raw: Option<&str>) -> (BTreeMap<String, String>, BTreeMap<String, 
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (
-            crate::http_api::percent_decode(k),
-            crate::http_api::percent_decode(v),
+            pulse_shared::http::percent_decode(k),
+            pulse_shared::http::percent_decode(v),
         );
         single.insert(k.clone(), v.clone());
         multi.entry(k).or_default().push(v);

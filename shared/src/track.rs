@@ -203,14 +203,14 @@ fn path_and_utm(url: &str) -> Result<(String, BTreeMap<String, String>), String>
     let path = path.split('#').next().unwrap_or("/");
     let mut utm = BTreeMap::new();
     for pair in query.split('#').next().unwrap_or("").split('&') {
-        if let Some((k, v)) = pair.split_once('=') {
-            if matches!(
+        if let Some((k, v)) = pair.split_once('=')
+            && matches!(
                 k,
                 "utm_source" | "utm_medium" | "utm_campaign" | "utm_term" | "utm_content"
-            ) && !v.is_empty()
-            {
-                utm.insert(k.to_owned(), decode(v).chars().take(256).collect());
-            }
+            )
+            && !v.is_empty()
+        {
+            utm.insert(k.to_owned(), decode(v).chars().take(256).collect());
         }
     }
     Ok((
@@ -223,25 +223,9 @@ fn path_and_utm(url: &str) -> Result<(String, BTreeMap<String, String>), String>
     ))
 }
 
+/// A query-string value: `+` is a space, then `%XX` escapes.
 fn decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::http::percent_decode(&s.replace('+', " "))
 }
 
 /// Parses a beacon body.

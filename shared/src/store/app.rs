@@ -75,10 +75,10 @@ fn site_from(item: &HashMap<String, AttributeValue>) -> Option<Site> {
 #[async_trait]
 impl SiteStore for DynamoApp {
     async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
-        if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned()) {
-            if at.elapsed() < SITE_CACHE {
-                return Ok(site);
-            }
+        if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned())
+            && at.elapsed() < SITE_CACHE
+        {
+            return Ok(site);
         }
         let out = self
             .client

@@ -1,0 +1,214 @@
+//! `/api/v1/sites` (admin): the sites whose tracking script reports to this tenant.
+//!
+//! `POST` creates a site with a new id (the one the script is installed with), `GET` lists or
+//! reads, `PUT` replaces the domain and allowed origins, `DELETE` removes it. A site belongs
+//! to one tenant for good; another tenant's site id answers 404, as if it did not exist.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use pulse_shared::config::ClaimNames;
+use pulse_shared::http::{HttpHandler, json, serve};
+use pulse_shared::identity::{Caller, Role};
+use pulse_shared::problem::FieldError;
+use pulse_shared::store::SiteStore;
+use pulse_shared::store::app::DynamoApp;
+use pulse_shared::track::Site;
+use pulse_shared::{ApiError, Config};
+use serde::Deserialize;
+
+/// The sites endpoint with its store.
+#[derive(Debug)]
+pub struct Sites<S> {
+    store: S,
+    claims: ClaimNames,
+}
+
+/// What a client sends to create or replace a site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteInput {
+    domain: String,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+/// Builds the handler from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Sites<DynamoApp> {
+    Sites::new(
+        DynamoApp::new(aws, &config.tables.app),
+        config.claims.clone(),
+    )
+}
+
+fn valid_host(host: &str) -> bool {
+    (1..=253).contains(&host.len())
+        && host.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        })
+}
+
+/// An origin: `http(s)://host[:port]`, nothing after.
+fn valid_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let (host, port) = rest
+        .split_once(':')
+        .map_or((rest, None), |(h, p)| (h, Some(p)));
+    matches!(scheme, "http" | "https")
+        && valid_host(host)
+        && port.is_none_or(|p| p.parse::<u16>().is_ok())
+}
+
+impl SiteInput {
+    fn parse(req: &Request) -> Result<Self, ApiError> {
+        let bytes: &[u8] = match req.body() {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+            _ => b"",
+        };
+        let input: SiteInput = serde_json::from_slice(bytes).map_err(|e| ApiError::Validation {
+            detail: format!("the site is not valid: {e}"),
+            errors: vec![FieldError::at::<&str>(&[], e.to_string())],
+        })?;
+        let mut errors = Vec::new();
+        let domain = input.domain.trim().to_ascii_lowercase();
+        if !valid_host(&domain) {
+            errors.push(FieldError::at(
+                &["domain"],
+                "a host name such as example.com",
+            ));
+        }
+        if input.allowed_origins.len() > 20 {
+            errors.push(FieldError::at(&["allowed_origins"], "at most 20 origins"));
+        }
+        for (i, o) in input.allowed_origins.iter().enumerate() {
+            if !valid_origin(o) {
+                errors.push(FieldError::at(
+                    &["allowed_origins", &i.to_string()],
+                    "an origin such as https://example.com (scheme, host, optional port)",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation {
+                detail: format!("{} problems with the site", errors.len()),
+                errors,
+            });
+        }
+        Ok(Self {
+            domain,
+            allowed_origins: input.allowed_origins,
+        })
+    }
+}
+
+impl<S: SiteStore> Sites<S> {
+    pub fn new(store: S, claims: ClaimNames) -> Self {
+        Self { store, claims }
+    }
+
+    async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(&req, &self.claims)?;
+        caller.require(Role::Admin)?;
+        let unavailable = |e: pulse_shared::store::StoreError| ApiError::Unavailable {
+            detail: "sites are unavailable".into(),
+            source: Some(Box::new(e)),
+        };
+        let id = req
+            .path_parameters_ref()
+            .and_then(|p| p.first("id"))
+            .map(str::to_owned);
+        let owned = |site: Option<Site>| site.filter(|s| s.tenant == caller.tenant);
+        match (req.method().clone(), id) {
+            (Method::GET, None) => {
+                let sites = self
+                    .store
+                    .sites(&caller.tenant)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(json(StatusCode::OK, &serde_json::json!({"sites": sites})))
+            }
+            (Method::POST, None) => {
+                let input = SiteInput::parse(&req)?;
+                let simple = uuid::Uuid::new_v4().simple().to_string();
+                let site = Site {
+                    id: format!("s_{}", &simple[..16]),
+                    tenant: caller.tenant.clone(),
+                    allowed_origins: if input.allowed_origins.is_empty() {
+                        vec![format!("https://{}", input.domain)]
+                    } else {
+                        input.allowed_origins
+                    },
+                    domain: input.domain,
+                };
+                self.store.put_site(&site).await.map_err(unavailable)?;
+                Ok(json(StatusCode::CREATED, &site))
+            }
+            (Method::GET, Some(id)) => {
+                let site = owned(self.store.site(&id).await.map_err(unavailable)?)
+                    .ok_or_else(|| ApiError::NotFound(format!("no site {id}")))?;
+                Ok(json(StatusCode::OK, &site))
+            }
+            (Method::PUT, Some(id)) => {
+                let input = SiteInput::parse(&req)?;
+                owned(self.store.site(&id).await.map_err(unavailable)?)
+                    .ok_or_else(|| ApiError::NotFound(format!("no site {id}")))?;
+                let site = Site {
+                    id,
+                    tenant: caller.tenant.clone(),
+                    allowed_origins: if input.allowed_origins.is_empty() {
+                        vec![format!("https://{}", input.domain)]
+                    } else {
+                        input.allowed_origins
+                    },
+                    domain: input.domain,
+                };
+                self.store.put_site(&site).await.map_err(unavailable)?;
+                Ok(json(StatusCode::OK, &site))
+            }
+            (Method::DELETE, Some(id)) => {
+                if self
+                    .store
+                    .delete_site(&caller.tenant, &id)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    let mut res = Response::new(Body::Empty);
+                    *res.status_mut() = StatusCode::NO_CONTENT;
+                    Ok(res)
+                } else {
+                    Err(ApiError::NotFound(format!("no site {id}")))
+                }
+            }
+            (method, _) => Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not supported here"
+            ))),
+        }
+    }
+}
+
+impl<S: SiteStore + 'static> HttpHandler for Sites<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+        serve(req, |req| self.respond(req)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_domains_are_checked() {
+        assert!(valid_origin("https://example.com"));
+        assert!(valid_origin("http://localhost:8080"));
+        assert!(!valid_origin("https://example.com/path"));
+        assert!(!valid_origin("ftp://example.com"));
+        assert!(!valid_origin("example.com"));
+        assert!(valid_host("shop.example.co.uk"));
+        assert!(!valid_host("-bad.example"));
+        assert!(!valid_host("a b.example"));
+    }
+}
