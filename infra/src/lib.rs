@@ -7,6 +7,7 @@
 //! standing in for Cognito) and WebSocket API, fires its schedules, and delivers its DynamoDB
 //! streams to their functions. Integration tests start the same thing in-process.
 
+pub mod demo;
 pub mod emulator;
 pub mod functions;
 pub mod http_api;
@@ -299,6 +300,14 @@ impl LocalCloud {
         });
         self.issuer
             .mint(&authorizer, tenant, role, Duration::from_secs(3600))
+    }
+
+    /// Starts demo traffic through the HTTP API (see [`demo`]); it stops with the local cloud.
+    pub fn start_demo(&mut self) -> Result<(), jwt::IssuerError> {
+        let token = self.token("demo", "admin")?;
+        let task = demo::spawn(self.http_url(), token, self.shutdown.subscribe());
+        self.tasks.push(task);
+        Ok(())
     }
 
     /// Stops serving, waits for in-flight requests, and stops the emulator.

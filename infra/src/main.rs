@@ -75,7 +75,11 @@ async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let state = opts.state_dir.display().to_string();
-    let cloud = LocalCloud::start(opts).await?;
+    let mut cloud = LocalCloud::start(opts).await?;
+    let demo = pulse_local::demo::enabled();
+    if demo {
+        cloud.start_demo()?;
+    }
     let routes: Vec<String> = cloud.model().routes.iter().map(|r| r.key()).collect();
     #[allow(clippy::print_stdout)]
     {
@@ -119,6 +123,12 @@ async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("  state         {state}");
         println!("  token         cargo run -q -p pulse-local -- token --tenant demo --role admin");
+        if demo {
+            println!(
+                "  demo traffic  tenant demo, about {} events/s (PULSE_DEMO=off disables, PULSE_DEMO_RATE sets)",
+                pulse_local::demo::rate()
+            );
+        }
         println!("Ctrl-C stops it.");
     }
     tokio::signal::ctrl_c().await?;

@@ -1,0 +1,263 @@
+//! Demo traffic for `make dev`: realistic events through the real endpoints, so every view has
+//! data moving. `PULSE_DEMO=off` disables it; `PULSE_DEMO_RATE` sets events per second
+//! (default 5).
+//!
+//! It signs in as the `demo` tenant's admin with the local issuer, creates a demo site, and
+//! then every second sends:
+//! - beacons to `/api/v1/track` from browsers of several kinds (under the per-client rate
+//!   limit: the local cloud's clients all share 127.0.0.1);
+//! - a batch to `/api/v1/events`: page views over pages, sources and devices with visitor ids,
+//!   API requests with lognormal latencies and occasional error bursts, orders across
+//!   collections, ML jobs across providers, and host CPU metrics.
+//!
+//! The rate follows a daily curve (low at night, peaking in the afternoon) and a weekly one
+//! (weekends quieter), in UTC.
+
+use chrono::{Datelike, Timelike, Utc};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const PAGES: &[&str] = &[
+    "/",
+    "/pricing",
+    "/docs",
+    "/docs/getting-started",
+    "/blog",
+    "/blog/serverless-analytics",
+    "/about",
+    "/signup",
+];
+const REFERRERS: &[&str] = &[
+    "",
+    "",
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://www.reddit.com/r/rust/",
+    "https://t.co/x",
+    "https://github.com/",
+];
+const AGENTS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+];
+const COLLECTIONS: &[(&str, &[(&str, f64)])] = &[
+    (
+        "kitchen",
+        &[("mug", 18.0), ("kettle", 79.0), ("grinder", 129.0)],
+    ),
+    ("desk", &[("lamp", 49.0), ("notebook", 12.0)]),
+    ("outdoor", &[("bottle", 25.0), ("backpack", 149.0)]),
+];
+const PROVIDERS: &[&str] = &["openai", "anthropic", "bedrock", "self-hosted"];
+const ROUTES: &[&str] = &[
+    "/api/v1/orders",
+    "/api/v1/orders/{id}",
+    "/api/v1/cart",
+    "/api/v1/search",
+    "/api/v1/login",
+];
+
+/// Whether demo traffic is on (`PULSE_DEMO` is not `off`).
+pub fn enabled() -> bool {
+    !matches!(
+        std::env::var("PULSE_DEMO").as_deref(),
+        Ok("off" | "0" | "false")
+    )
+}
+
+/// Events per second from `PULSE_DEMO_RATE` (default 5).
+pub fn rate() -> f64 {
+    std::env::var("PULSE_DEMO_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r: &f64| *r > 0.0)
+        .unwrap_or(5.0)
+}
+
+/// The traffic multiplier for this moment: daily and weekly seasonality.
+pub fn seasonality(t: chrono::DateTime<Utc>) -> f64 {
+    let hour = f64::from(t.hour()) + f64::from(t.minute()) / 60.0;
+    // Lowest around 04:00, highest around 16:00.
+    let daily = 1.0 + 0.6 * ((hour - 10.0) / 24.0 * std::f64::consts::TAU).sin();
+    let weekly = if t.weekday().number_from_monday() >= 6 {
+        0.6
+    } else {
+        1.0
+    };
+    daily * weekly
+}
+
+/// A lognormal latency in ms around a median of `median`.
+fn latency(rng: &mut fastrand::Rng, median: f64) -> f64 {
+    let (u1, u2) = (rng.f64().max(f64::MIN_POSITIVE), rng.f64());
+    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    (median * (0.6 * normal).exp() * 100.0).round() / 100.0
+}
+
+/// One second of demo events for the `/api/v1/events` batch.
+pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>) -> Vec<Value> {
+    // An error burst a few minutes of every hour.
+    let burst = now.minute() % 20 < 2;
+    (0..count)
+        .map(|_| match rng.u32(0..100) {
+            0..=44 => json!({
+                "kind": "page_view",
+                "path": PAGES[rng.usize(..PAGES.len())],
+                "referrer": REFERRERS[rng.usize(..REFERRERS.len())],
+                "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
+                "tags": {"device": (["desktop", "mobile", "tablet"][rng.usize(..3)]), "country": (["US", "DE", "GB", "FR", "IN", "BR"][rng.usize(..6)])},
+            }),
+            45..=79 => {
+                let route = ROUTES[rng.usize(..ROUTES.len())];
+                let error = rng.u32(0..100) < if burst { 25 } else { 2 };
+                json!({
+                    "kind": "api_request", "route": route,
+                    "method": if route.ends_with("orders") || route.ends_with("login") { "POST" } else { "GET" },
+                    "status": (if error { [500, 502, 503][rng.usize(..3)] } else { [200, 200, 200, 201, 404][rng.usize(..5)] }),
+                    "latency_ms": latency(rng, if error { 900.0 } else { 45.0 }),
+                    "tags": {"service": "shop-api"},
+                })
+            }
+            80..=87 => {
+                let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
+                let (product, price) = products[rng.usize(..products.len())];
+                let quantity = rng.u32(1..4);
+                json!({
+                    "kind": "order", "order_id": format!("demo-{}", uuid::Uuid::new_v4().simple()),
+                    "revenue": price * f64::from(quantity), "currency": "EUR",
+                    "items": [{"product": product, "collection": collection, "quantity": quantity, "price": price}],
+                    "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
+                })
+            }
+            88..=92 => json!({
+                "kind": "ml_job", "pipeline": (["embeddings", "summarise", "classify"][rng.usize(..3)]),
+                "provider": PROVIDERS[rng.usize(..PROVIDERS.len())],
+                "status": if rng.u32(0..100) < 5 { "failure" } else { "success" },
+                "duration_ms": latency(rng, 1200.0), "cost": (rng.f64() * 0.05 * 1e4).round() / 1e4,
+            }),
+            _ => json!({
+                "kind": "metric", "name": "host.cpu", "unit": "percent",
+                "value": (35.0 + 25.0 * seasonality(now) * rng.f64()).min(100.0),
+                "tags": {"host": format!("web-{}", rng.u32(1..5))},
+            }),
+        })
+        .collect()
+}
+
+/// Runs demo traffic against the HTTP API at `base` until `shutdown` turns true.
+pub fn spawn(
+    base: String,
+    admin_token: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let site = match http
+            .post(format!("{base}/api/v1/sites"))
+            .bearer_auth(&admin_token)
+            .json(&json!({"domain": "demo.pulse.local", "allowed_origins": ["https://demo.pulse.local"]}))
+            .send()
+            .await
+        {
+            Ok(res) if res.status().is_success() => res.json::<Value>().await.ok().and_then(|v| v["id"].as_str().map(str::to_owned)),
+            Ok(res) => {
+                tracing::warn!(status = %res.status(), "demo traffic: cannot create the demo site");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "demo traffic: cannot reach the HTTP API");
+                None
+            }
+        };
+        let mut rng = fastrand::Rng::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut carry = 0.0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            let now = Utc::now();
+            carry += rate() * seasonality(now);
+            let count = carry.floor() as usize;
+            carry -= count as f64;
+            if count > 0 {
+                let batch = json!({"events": events(&mut rng, count, now)});
+                let sent = http
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&admin_token)
+                    .json(&batch)
+                    .send()
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "demo traffic: events not sent");
+                }
+            }
+            // One beacon a second stays under the per-client limit shared by every local client.
+            if let Some(site) = &site {
+                let beacon = json!({"site": site, "url": format!("https://demo.pulse.local{}", PAGES[rng.usize(..PAGES.len())]), "referrer": REFERRERS[rng.usize(..REFERRERS.len())]});
+                let _ = http
+                    .post(format!("{base}/api/v1/track"))
+                    .header("origin", "https://demo.pulse.local")
+                    .header("user-agent", AGENTS[rng.usize(..AGENTS.len())])
+                    .header("content-type", "text/plain")
+                    .body(beacon.to_string())
+                    .send()
+                    .await;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn afternoons_are_busier_than_nights_and_weekdays_than_weekends() {
+        let at = |d, h| {
+            Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0)
+                .single()
+                .expect("time")
+        };
+        assert!(
+            seasonality(at(23, 16)) > 2.0 * seasonality(at(23, 4)),
+            "Monday 16:00 vs 04:00"
+        );
+        assert!(
+            seasonality(at(23, 16)) > seasonality(at(22, 16)),
+            "Monday vs Sunday"
+        );
+    }
+
+    #[test]
+    fn generated_events_are_accepted_by_the_ingest_parser() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let now = Utc::now();
+        let body = json!({"events": events(&mut rng, 500, now)}).to_string();
+        let tenant = pulse_shared::identity::TenantId::parse("demo").expect("tenant");
+        let limits = pulse_shared::events::Limits::default();
+        let ctx = pulse_shared::events::Context {
+            tenant: &tenant,
+            now_ms: now.timestamp_millis(),
+            correlation_id: None,
+            limits: &limits,
+        };
+        let parsed = pulse_shared::events::parse_batch(body.as_bytes(), &ctx)
+            .expect("every demo event is valid");
+        let kinds: std::collections::BTreeSet<&str> = parsed.iter().map(|e| e.kind()).collect();
+        assert!(
+            kinds.is_superset(
+                &["page_view", "api_request", "order", "ml_job", "metric"]
+                    .into_iter()
+                    .collect()
+            )
+        );
+    }
+}
