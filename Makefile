@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate build-release token watch
+.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda.
 setup:
@@ -49,7 +49,7 @@ build-release:
 	$(CARGO) build --release -p api-health -p api-me -p api-ingest
 
 ## Every benchmark; figures go to docs/BENCHMARKS.md.
-bench: bench-cold-start bench-ingest bench-aggregate
+bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
@@ -58,6 +58,10 @@ bench-cold-start: build-release
 ## Ingest CPU path (parse, validate, enrich, build items) on one core.
 bench-ingest:
 	$(CARGO) bench -p pulse-shared --bench ingest_cpu
+
+## DynamoDB write requests per 1,000 ingested events, counted on the local cloud.
+bench-write-cost: setup
+	$(CARGO) run -p pulse-local --bin write-cost
 
 ## Stream aggregation throughput and DDSketch / HyperLogLog accuracy.
 bench-aggregate:
