@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod identity;
+pub mod otlp;
 pub mod problem;
 pub mod store;
 pub mod telemetry;

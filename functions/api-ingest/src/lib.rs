@@ -1,4 +1,5 @@
-//! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender.
+//! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender, and
+//! `POST /v1/metrics`: OTLP/HTTP metrics (protobuf or JSON) from any OpenTelemetry SDK.
 //!
 //! All or nothing: the batch is parsed whole ([`pulse_shared::events::parse_batch`]) and any
 //! invalid event rejects it with every problem listed, before anything is written. A valid
@@ -9,9 +10,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request, Response};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::events::{Context, Limits, parse_batch};
+use pulse_shared::events::{Context, Event, Limits, parse_batch};
 use pulse_shared::http::{CORRELATION_ID, HttpHandler, json, serve};
 use pulse_shared::identity::{Caller, Role};
+use pulse_shared::otlp::{self, Encoding};
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::{EventWriter, Incomplete};
 use pulse_shared::{ApiError, Config};
@@ -67,41 +69,85 @@ impl<W: EventWriter> Ingest<W> {
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
         caller.require(Role::Admin)?;
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        if req.uri().path().ends_with("/v1/metrics") && !req.uri().path().starts_with("/api/") {
+            return self.otlp(&req, &caller).await;
+        }
+        let media = media_type(&req);
         if media != "application/json" && !media.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "send the batch as application/json, not {:?}",
-                content_type
+                "send the batch as application/json, not {media:?}"
             )));
         }
-        let bytes: &[u8] = match req.body() {
-            Body::Text(t) => t.as_bytes(),
-            Body::Binary(b) => b,
-            _ => b"",
-        };
-        let correlation_id = req
+        let ctx = self.context(&req, &caller);
+        let events = parse_batch(body(&req), &ctx)?;
+        self.write(&events).await?;
+        tracing::info!(tenant = %caller.tenant, events = events.len(), "batch accepted");
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &Accepted {
+                accepted: events.len(),
+                ids: events.into_iter().map(|e| e.id).collect(),
+            },
+        ))
+    }
+
+    /// OTLP/HTTP metrics: 200 with an `ExportMetricsServiceResponse` in the request's encoding,
+    /// naming any points left out in `partial_success`.
+    async fn otlp(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let encoding = Encoding::from_content_type(&media_type(req)).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "send OTLP as application/x-protobuf or application/json".into(),
+            )
+        })?;
+        let coding = req
             .headers()
-            .get(CORRELATION_ID)
-            .and_then(|v| v.to_str().ok());
-        let ctx = Context {
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("identity");
+        if !coding.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content-encoding {coding} is not accepted; export uncompressed"
+            )));
+        }
+        let bytes = body(req);
+        if bytes.len() > self.limits.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "an export is at most {} bytes",
+                self.limits.max_body_bytes
+            )));
+        }
+        let request = otlp::decode(bytes, encoding)?;
+        let converted = otlp::to_events(&request, &self.context(req, caller));
+        if !converted.events.is_empty() {
+            self.write(&converted.events).await?;
+        }
+        tracing::info!(tenant = %caller.tenant, events = converted.events.len(), rejected = converted.rejected, "OTLP export accepted");
+        let mut res = Response::new(Body::Binary(otlp::encode_response(
+            &converted.response(),
+            encoding,
+        )));
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            lambda_http::http::HeaderValue::from_static(encoding.content_type()),
+        );
+        Ok(res)
+    }
+
+    fn context<'a>(&'a self, req: &'a Request, caller: &'a Caller) -> Context<'a> {
+        Context {
             tenant: &caller.tenant,
             now_ms: (self.clock)(),
-            correlation_id,
+            correlation_id: req
+                .headers()
+                .get(CORRELATION_ID)
+                .and_then(|v| v.to_str().ok()),
             limits: &self.limits,
-        };
-        let events = parse_batch(bytes, &ctx)?;
+        }
+    }
+
+    async fn write(&self, events: &[Event]) -> Result<(), ApiError> {
         let deadline = tokio::time::Instant::now() + WRITE_BUDGET;
-        self.writer.write_events(&events, deadline).await.map_err(
+        self.writer.write_events(events, deadline).await.map_err(
             |Incomplete {
                  stored,
                  unstored,
@@ -118,15 +164,27 @@ impl<W: EventWriter> Ingest<W> {
                     source: last_error.map(|e| Box::new(e) as _),
                 }
             },
-        )?;
-        tracing::info!(tenant = %caller.tenant, events = events.len(), "batch accepted");
-        Ok(json(
-            StatusCode::ACCEPTED,
-            &Accepted {
-                accepted: events.len(),
-                ids: events.into_iter().map(|e| e.id).collect(),
-            },
-        ))
+        )
+    }
+}
+
+fn media_type(req: &Request) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn body(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
     }
 }
 
