@@ -5,6 +5,7 @@
 //! of [`store`], so handlers never touch an SDK type.
 
 pub mod aggregate;
+pub mod apikeys;
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -6,13 +6,15 @@
 //! | site | `site#{id}` | `site` | `{tenant}#sites` / `{id}` | — |
 //! | salt | `salt` | `{YYYY-MM-DD}` | — | 48 h |
 //! | rate counter | `rl#{client hash}` | `{window start}` | — | 2 windows |
+//! | API key | `key#{sha256(key)}` | `key` | `{tenant}#keys` / `{key id}` | — |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
 //! gsi1, whose key starts with the tenant.
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use super::{SiteStore, StoreError, TrackStore};
+use super::{KeyStore, SiteStore, StoreError, TrackStore};
+use crate::apikeys::ApiKey;
 use crate::identity::TenantId;
 use crate::track::Site;
 use async_trait::async_trait;
@@ -254,5 +256,104 @@ impl TrackStore for DynamoApp {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(1))
+    }
+}
+
+fn key_from(item: &HashMap<String, AttributeValue>) -> Option<ApiKey> {
+    Some(ApiKey {
+        id: s(item, "key_id")?,
+        tenant: TenantId::parse(&s(item, "tenant")?).ok()?,
+        name: s(item, "name").unwrap_or_default(),
+        scopes: item
+            .get("scopes")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        created_at: s(item, "created_at").unwrap_or_default(),
+    })
+}
+
+#[async_trait]
+impl KeyStore for DynamoApp {
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("key#{hash}")))
+            .key(SK, AttributeValue::S("key".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().and_then(key_from))
+    }
+
+    async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", GSI1_PK)
+            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#keys")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(page.items().iter().filter_map(key_from).collect())
+    }
+
+    async fn put_key(&self, hash: &str, key: &ApiKey) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("key#{hash}")))
+            .item(SK, AttributeValue::S("key".into()))
+            .item(GSI1_PK, AttributeValue::S(format!("{}#keys", key.tenant)))
+            .item(GSI1_SK, AttributeValue::S(key.id.clone()))
+            .item("key_id", AttributeValue::S(key.id.clone()))
+            .item("key_hash", AttributeValue::S(hash.to_owned()))
+            .item("tenant", AttributeValue::S(key.tenant.to_string()))
+            .item("name", AttributeValue::S(key.name.clone()))
+            .item("created_at", AttributeValue::S(key.created_at.clone()))
+            .condition_expression("attribute_not_exists(pk)");
+        if !key.scopes.is_empty() {
+            put = put.item("scopes", AttributeValue::Ss(key.scopes.clone()));
+        }
+        put.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_key(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#p = :p AND #s = :s")
+            .expression_attribute_names("#p", GSI1_PK)
+            .expression_attribute_names("#s", GSI1_SK)
+            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#keys")))
+            .expression_attribute_values(":s", AttributeValue::S(id.to_owned()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut deleted = false;
+        for item in page.items() {
+            if let Some(hash) = s(item, "key_hash") {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, AttributeValue::S(format!("key#{hash}")))
+                    .key(SK, AttributeValue::S("key".into()))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                deleted = true;
+            }
+        }
+        Ok(deleted)
     }
 }

@@ -117,3 +117,21 @@ pub trait TrackStore: Send + Sync {
         window_secs: i64,
     ) -> Result<u64, StoreError>;
 }
+
+/// API keys: stored by hash, listed per tenant.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The key whose hash is `hash`, if it exists (a deleted key is revoked).
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<crate::apikeys::ApiKey>, StoreError>;
+    async fn keys(
+        &self,
+        tenant: &crate::identity::TenantId,
+    ) -> Result<Vec<crate::apikeys::ApiKey>, StoreError>;
+    async fn put_key(&self, hash: &str, key: &crate::apikeys::ApiKey) -> Result<(), StoreError>;
+    /// Revokes the key `id` of `tenant`; `false` if it has none of that id.
+    async fn delete_key(
+        &self,
+        tenant: &crate::identity::TenantId,
+        id: &str,
+    ) -> Result<bool, StoreError>;
+}
