@@ -1,0 +1,92 @@
+//! Store adapters against the emulator: what the functions' handler tests take on trust from
+//! their in-memory stores.
+
+use pulse_shared::apikeys::{self, ApiKey};
+use pulse_shared::identity::TenantId;
+use pulse_shared::store::app::DynamoApp;
+use pulse_shared::store::{KeyStore, TrackStore};
+use pulse_tests::cloud;
+
+fn app_table() -> String {
+    cloud()
+        .model
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "AppTable")
+        .expect("AppTable")
+        .name
+        .clone()
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_listed_per_tenant_and_revoked() {
+    let app = DynamoApp::new(&cloud().sdk().await, &app_table());
+    let tenant = TenantId::parse("keys-a").expect("tenant");
+    let key = apikeys::generate().expect("key");
+    let stored = ApiKey {
+        id: apikeys::id_of(&key),
+        tenant: tenant.clone(),
+        name: "ci".into(),
+        scopes: vec![apikeys::SCOPE_INGEST.into()],
+        created_at: "2026-11-22T10:00:00Z".into(),
+    };
+    app.put_key(&apikeys::hash(&key), &stored)
+        .await
+        .expect("stored");
+    // Found by the hash of the key, never by the key itself.
+    assert_eq!(
+        app.key_by_hash(&apikeys::hash(&key)).await.expect("read"),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        app.key_by_hash(&apikeys::hash("pulse_other"))
+            .await
+            .expect("read"),
+        None
+    );
+    // Listed for its tenant only.
+    assert_eq!(app.keys(&tenant).await.expect("list"), vec![stored.clone()]);
+    assert!(
+        app.keys(&TenantId::parse("keys-b").expect("tenant"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Another tenant cannot revoke it; its own tenant can, and then it no longer authenticates.
+    assert!(
+        !app.delete_key(&TenantId::parse("keys-b").expect("tenant"), &stored.id)
+            .await
+            .expect("delete")
+    );
+    assert!(app.delete_key(&tenant, &stored.id).await.expect("delete"));
+    assert_eq!(
+        app.key_by_hash(&apikeys::hash(&key)).await.expect("read"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_daily_salt_is_created_once_and_rate_counters_count() {
+    let app = DynamoApp::new(&cloud().sdk().await, &app_table());
+    let other = DynamoApp::new(&cloud().sdk().await, &app_table());
+    // Two cold functions on the same day agree on the salt; another day has another.
+    let a = app.daily_salt("2030-01-01").await.expect("salt");
+    assert_eq!(other.daily_salt("2030-01-01").await.expect("salt"), a);
+    assert_ne!(app.daily_salt("2030-01-02").await.expect("salt"), a);
+    assert_eq!(a.len(), 32);
+    for expected in 1..=3 {
+        assert_eq!(
+            app.count_request("client-x", 1_000_020, 60)
+                .await
+                .expect("counted"),
+            expected
+        );
+    }
+    assert_eq!(
+        app.count_request("client-x", 1_000_080, 60)
+            .await
+            .expect("counted"),
+        1,
+        "a new window"
+    );
+}
