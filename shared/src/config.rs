@@ -73,6 +73,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The defaults of every optional setting, with these tables (tests and tools).
+    pub fn with_tables(tables: Tables) -> Self {
+        Self::with_settings(tables, &|_: &str| None)
+    }
+
     /// Reads the process environment. Call once, at start.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -86,29 +91,35 @@ impl Config {
             Some(v) if v.trim().is_empty() => Err(ConfigError::Empty { name }),
             Some(v) => Ok(v),
         };
+        let tables = Tables {
+            events: required("EVENTS_TABLE")?,
+            metrics: required("METRICS_TABLE")?,
+            app: required("APP_TABLE")?,
+        };
+        Ok(Self::with_settings(tables, &get))
+    }
+
+    /// The optional settings read through `get`, each with its default.
+    fn with_settings(tables: Tables, get: &impl Fn(&str) -> Option<String>) -> Self {
         let defaults = ClaimNames::default();
         let optional = |name: &str, default: String| {
             get(name)
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(default)
         };
-        Ok(Self {
+        Self {
             stage: optional("PULSE_STAGE", "dev".to_owned()),
-            tables: Tables {
-                events: required("EVENTS_TABLE")?,
-                metrics: required("METRICS_TABLE")?,
-                app: required("APP_TABLE")?,
-            },
+            tables,
             claims: ClaimNames {
                 tenant: optional("TENANT_CLAIM", defaults.tenant),
                 roles: optional("ROLES_CLAIM", defaults.roles),
             },
-            raw_retention_days: positive(&get, "RAW_EVENT_RETENTION_DAYS", 7),
-            minute_retention_days: positive(&get, "MINUTE_RETENTION_DAYS", 7),
-            series_cap: positive(&get, "SERIES_CAP", 1000),
-            track_rate_limit: positive(&get, "TRACK_RATE_LIMIT", 100),
-            limits: crate::events::Limits::from_lookup(&get),
-        })
+            raw_retention_days: positive(get, "RAW_EVENT_RETENTION_DAYS", 7),
+            minute_retention_days: positive(get, "MINUTE_RETENTION_DAYS", 7),
+            series_cap: positive(get, "SERIES_CAP", 1000),
+            track_rate_limit: positive(get, "TRACK_RATE_LIMIT", 100),
+            limits: crate::events::Limits::from_lookup(get),
+        }
     }
 }
 

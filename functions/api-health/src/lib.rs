@@ -128,7 +128,6 @@ impl<P: TableProbe + 'static> HttpHandler for Health<P> {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use pulse_shared::config::ClaimNames;
 
     /// Answers for each table from a fixed list; used to drive the handler in-process.
     struct Probe(Vec<(&'static str, Option<StoreError>)>);
@@ -150,17 +149,11 @@ mod tests {
     fn config() -> Config {
         Config {
             stage: "test".into(),
-            tables: Tables {
+            ..Config::with_tables(Tables {
                 events: "ev".into(),
                 metrics: "me".into(),
                 app: "ap".into(),
-            },
-            claims: ClaimNames::default(),
-            limits: Default::default(),
-            raw_retention_days: 7,
-            minute_retention_days: 7,
-            series_cap: 1000,
-            track_rate_limit: 100,
+            })
         }
     }
 

@@ -237,17 +237,11 @@ mod tests {
     fn config() -> Config {
         Config {
             stage: "test".into(),
-            tables: Tables {
+            ..Config::with_tables(Tables {
                 events: "ev".into(),
                 metrics: "me".into(),
                 app: "ap".into(),
-            },
-            claims: ClaimNames::default(),
-            limits: Limits::default(),
-            raw_retention_days: 7,
-            minute_retention_days: 7,
-            series_cap: 1000,
-            track_rate_limit: 100,
+            })
         }
     }
 

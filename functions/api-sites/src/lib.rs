@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
 use pulse_shared::http::{HttpHandler, json, serve};
-use pulse_shared::identity::{Caller, Role};
+use pulse_shared::identity::{Caller, Role, TenantId};
 use pulse_shared::problem::FieldError;
 use pulse_shared::store::SiteStore;
 use pulse_shared::store::app::DynamoApp;
@@ -63,6 +63,21 @@ fn valid_origin(origin: &str) -> bool {
 }
 
 impl SiteInput {
+    /// The site `id` of `tenant` this input describes; without origins, the domain's HTTPS one.
+    fn into_site(self, id: String, tenant: TenantId) -> Site {
+        let allowed_origins = if self.allowed_origins.is_empty() {
+            vec![format!("https://{}", self.domain)]
+        } else {
+            self.allowed_origins
+        };
+        Site {
+            id,
+            tenant,
+            domain: self.domain,
+            allowed_origins,
+        }
+    }
+
     fn parse(req: &Request) -> Result<Self, ApiError> {
         let bytes: &[u8] = match req.body() {
             Body::Text(t) => t.as_bytes(),
@@ -134,16 +149,7 @@ impl<S: SiteStore> Sites<S> {
             (Method::POST, None) => {
                 let input = SiteInput::parse(&req)?;
                 let simple = uuid::Uuid::new_v4().simple().to_string();
-                let site = Site {
-                    id: format!("s_{}", &simple[..16]),
-                    tenant: caller.tenant.clone(),
-                    allowed_origins: if input.allowed_origins.is_empty() {
-                        vec![format!("https://{}", input.domain)]
-                    } else {
-                        input.allowed_origins
-                    },
-                    domain: input.domain,
-                };
+                let site = input.into_site(format!("s_{}", &simple[..16]), caller.tenant.clone());
                 self.store.put_site(&site).await.map_err(unavailable)?;
                 Ok(json(StatusCode::CREATED, &site))
             }
@@ -156,16 +162,7 @@ impl<S: SiteStore> Sites<S> {
                 let input = SiteInput::parse(&req)?;
                 owned(self.store.site(&id).await.map_err(unavailable)?)
                     .ok_or_else(|| ApiError::NotFound(format!("no site {id}")))?;
-                let site = Site {
-                    id,
-                    tenant: caller.tenant.clone(),
-                    allowed_origins: if input.allowed_origins.is_empty() {
-                        vec![format!("https://{}", input.domain)]
-                    } else {
-                        input.allowed_origins
-                    },
-                    domain: input.domain,
-                };
+                let site = input.into_site(id, caller.tenant.clone());
                 self.store.put_site(&site).await.map_err(unavailable)?;
                 Ok(json(StatusCode::OK, &site))
             }

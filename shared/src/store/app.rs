@@ -49,6 +49,33 @@ impl DynamoApp {
     }
 }
 
+impl DynamoApp {
+    /// Every item under `pk` in gsi1, following pages.
+    async fn gsi1(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", GSI1_PK)
+                .expression_attribute_values(":p", AttributeValue::S(pk.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
 fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -99,27 +126,12 @@ impl SiteStore for DynamoApp {
     }
 
     async fn sites(&self, tenant: &TenantId) -> Result<Vec<Site>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", GSI1_PK)
-                .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#sites")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(page.items().iter().filter_map(site_from));
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        Ok(self
+            .gsi1(&format!("{tenant}#sites"))
+            .await?
+            .iter()
+            .filter_map(site_from)
+            .collect())
     }
 
     async fn put_site(&self, site: &Site) -> Result<(), StoreError> {
@@ -290,18 +302,12 @@ impl KeyStore for DynamoApp {
     }
 
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", GSI1_PK)
-            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#keys")))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(page.items().iter().filter_map(key_from).collect())
+        Ok(self
+            .gsi1(&format!("{tenant}#keys"))
+            .await?
+            .iter()
+            .filter_map(key_from)
+            .collect())
     }
 
     async fn put_key(&self, hash: &str, key: &ApiKey) -> Result<(), StoreError> {

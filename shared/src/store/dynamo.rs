@@ -76,7 +76,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::{retry_config, timeout_config};
     use axum::Router;
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
@@ -117,17 +116,7 @@ mod tests {
     }
 
     fn store_at(url: &str) -> DynamoStore {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .endpoint_url(url)
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "k", "s", None, None, "test",
-            ))
-            .retry_config(retry_config())
-            .timeout_config(timeout_config())
-            .build();
-        DynamoStore::from_client(aws_sdk_dynamodb::Client::from_conf(config))
+        DynamoStore::from_client(crate::store::test_client(url))
     }
 
     #[tokio::test]

@@ -258,15 +258,7 @@ mod tests {
     }
 
     fn events_at(url: &str) -> DynamoEvents {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .endpoint_url(url)
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "k", "s", None, None, "test",
-            ))
-            .build();
-        DynamoEvents::from_client(aws_sdk_dynamodb::Client::from_conf(config), "events", 7)
+        DynamoEvents::from_client(crate::store::test_client(url), "events", 7)
     }
 
     #[tokio::test]

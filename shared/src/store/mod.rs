@@ -21,6 +21,22 @@ use thiserror::Error;
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A DynamoDB client for a loopback test endpoint, with Pulse's retry and timeout policy.
+#[cfg(test)]
+pub(crate) fn test_client(url: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "k", "s", None, None, "test",
+        ))
+        .retry_config(crate::aws::retry_config())
+        .timeout_config(crate::aws::timeout_config())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// A storage call that failed after the adapter's retries.
 #[derive(Debug, Error)]
 pub enum StoreError {
