@@ -32,35 +32,8 @@ async fn post_json(tenant: &str, body: &Value) -> reqwest::Response {
 }
 
 /// Every raw item of `tenant` in the Events table.
-async fn stored(tenant: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    let c = cloud();
-    let table = c
-        .model
-        .tables
-        .iter()
-        .find(|t| t.logical_id == "EventsTable")
-        .expect("EventsTable")
-        .name
-        .clone();
-    let client = aws_sdk_dynamodb::Client::new(&c.sdk().await);
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(&table)
-            .filter_expression("tenant = :t")
-            .expression_attribute_values(":t", AttributeValue::S(tenant.to_owned()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return items;
-        }
-    }
+async fn stored(tenant: &str) -> Vec<pulse_tests::Item> {
+    cloud().scan("EventsTable", Some(tenant)).await
 }
 
 fn s(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> String {

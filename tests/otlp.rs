@@ -1,7 +1,6 @@
 //! OTLP/HTTP metrics from the real OpenTelemetry Python SDK (protobuf and JSON exporters)
 //! land as the right metrics and tags.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use pulse_tests::cloud;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -25,24 +24,9 @@ fn export(encoding: &str, service: &str, tenant: &str) {
 
 /// `tenant`'s stored events by name.
 async fn stored(tenant: &str) -> BTreeMap<String, Value> {
-    let c = cloud();
-    let table = &c
-        .model
-        .tables
-        .iter()
-        .find(|t| t.logical_id == "EventsTable")
-        .expect("events")
-        .name;
-    let client = aws_sdk_dynamodb::Client::new(&c.sdk().await);
-    let page = client
-        .scan()
-        .table_name(table)
-        .filter_expression("tenant = :t")
-        .expression_attribute_values(":t", AttributeValue::S(tenant.into()))
-        .send()
+    cloud()
+        .scan("EventsTable", Some(tenant))
         .await
-        .expect("scan");
-    page.items()
         .iter()
         .filter_map(|i| serde_json::from_str::<Value>(i.get("data")?.as_s().ok()?).ok())
         .map(|e| (e["name"].as_str().unwrap_or("").to_owned(), e))

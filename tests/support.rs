@@ -77,3 +77,52 @@ pub fn raw_template() -> serde_yaml_ng::Value {
     let text = std::fs::read_to_string(path).expect("template.yaml");
     serde_yaml_ng::from_str(&text).expect("YAML")
 }
+
+/// An item as the SDK returns it.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+impl Cloud {
+    /// The physical name of the table `logical_id` of template.yaml.
+    pub fn table(&self, logical_id: &str) -> String {
+        self.model
+            .tables
+            .iter()
+            .find(|t| t.logical_id == logical_id)
+            .unwrap_or_else(|| panic!("template.yaml declares {logical_id}"))
+            .name
+            .clone()
+    }
+
+    /// Every item of the table `logical_id` whose `tenant` attribute is `tenant` (all items
+    /// when `None`), following pages.
+    pub async fn scan(&self, logical_id: &str, tenant: Option<&str>) -> Vec<Item> {
+        scan(&self.sdk().await, &self.table(logical_id), tenant).await
+    }
+}
+
+/// Every item of `table` (of `tenant` if given), following pages.
+pub async fn scan(sdk: &aws_config::SdkConfig, table: &str, tenant: Option<&str>) -> Vec<Item> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let mut req = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start);
+        if let Some(t) = tenant {
+            req = req
+                .filter_expression("tenant = :t")
+                .expression_attribute_values(
+                    ":t",
+                    aws_sdk_dynamodb::types::AttributeValue::S(t.to_owned()),
+                );
+        }
+        let page = req.send().await.expect("scan");
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return items;
+        }
+    }
+}
