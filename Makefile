@@ -7,19 +7,32 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost build-release token watch
+.PHONY: dev test setup tracker tracker-test fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost build-release token watch
 
-## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda.
-setup:
+## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
+## and the OpenTelemetry SDK; the tracker's npm packages.
+setup: tracker/node_modules/.package-lock.json
 	@infra/scripts/bootstrap.sh
 
+tracker/node_modules/.package-lock.json: tracker/package-lock.json
+	cd tracker && npm ci --no-audit --no-fund
+	@touch $@
+
+## The tracking script, built to tracker/dist/pulse.js (the local cloud serves it at /pulse.js).
+tracker: setup
+	cd tracker && npm run --silent build
+
+## The tracking script's tests (behaviour in a fake browser, no cookies, size under 2 KB gzipped).
+tracker-test: setup
+	cd tracker && npm test
+
 ## Run Pulse locally: AWS emulator, tables, every function behind the HTTP API on :3000.
-dev: setup
+dev: setup tracker
 	$(CARGO) build -p pulse-local
 	./target/debug/pulse-local
 
 ## The whole test suite, as CI runs it.
-test: setup fmt-check clippy cfn-lint openapi-lint unit-test
+test: setup fmt-check clippy cfn-lint openapi-lint tracker-test unit-test
 	@echo "make test: all checks passed"
 
 fmt-check:

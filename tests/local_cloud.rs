@@ -230,3 +230,15 @@ fn every_template_function_has_an_in_process_handler() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_tracking_script_is_served_at_pulse_js() {
+    // `make test` builds tracker/dist/pulse.js before the Rust tests run.
+    let res = reqwest::get(format!("{}/pulse.js", cloud().http))
+        .await
+        .expect("response");
+    assert_eq!(res.status(), 200, "build the tracker first: make tracker");
+    assert_eq!(res.headers()["content-type"], "application/javascript");
+    let js = res.text().await.expect("text");
+    assert!(js.contains("/api/v1/track") && js.contains("sendBeacon"));
+}

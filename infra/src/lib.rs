@@ -20,6 +20,7 @@ pub mod ws_api;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use axum::response::IntoResponse;
 use functions::Invoke;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -194,7 +195,26 @@ impl LocalCloud {
             issuer.clone(),
         )
         .map_err(StartError::Routes)?;
-        let (http_addr, task) = serve(opts.http_port, api.router(), stopped.clone()).await?;
+        let tracker = opts.root.join("tracker").join("dist").join("pulse.js");
+        let router = api.router().route(
+            "/pulse.js",
+            axum::routing::get(move || {
+                let tracker = tracker.clone();
+                async move {
+                    // Read per request, so a rebuilt script is served without a restart.
+                    match tokio::fs::read(&tracker).await {
+                        Ok(js) => ([(http::header::CONTENT_TYPE, "application/javascript")], js)
+                            .into_response(),
+                        Err(_) => (
+                            http::StatusCode::NOT_FOUND,
+                            "build the tracker: make tracker",
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        );
+        let (http_addr, task) = serve(opts.http_port, router, stopped.clone()).await?;
         tasks.push(task);
 
         let ws_addr = match &model.ws_route_selection {
