@@ -242,3 +242,28 @@ async fn the_tracking_script_is_served_at_pulse_js() {
     let js = res.text().await.expect("text");
     assert!(js.contains("/api/v1/track") && js.contains("sendBeacon"));
 }
+
+#[test]
+fn every_function_has_a_sample_event_that_its_trigger_would_send() {
+    // `cargo lambda invoke --data-file events/<binary>.json` needs one per function.
+    let events = pulse_local::default_root().join("events");
+    for function in cloud().model.functions.values() {
+        let path = events.join(format!("{}.json", function.binary));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is missing", path.display()));
+        let event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        if function.binary.starts_with("api-") {
+            assert!(
+                lambda_http::request::from_str(&text).is_ok(),
+                "{} is not an HTTP API event",
+                path.display()
+            );
+        } else {
+            assert!(
+                event["Records"].as_array().is_some_and(|r| !r.is_empty()),
+                "{} has no Records",
+                path.display()
+            );
+        }
+    }
+}
