@@ -118,7 +118,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let binaries: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = std::env::args();
+    args.next(); // the program's own name
+    let binaries: Vec<String> = args.collect();
     if binaries.is_empty() {
         return Err("name the function binaries to measure, e.g. api-health api-me".into());
     }
