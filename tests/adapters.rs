@@ -4,7 +4,7 @@
 use pulse_shared::apikeys::{self, ApiKey};
 use pulse_shared::identity::TenantId;
 use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::{KeyStore, TrackStore};
+use pulse_shared::store::{KeyLookup, KeyStore, TrackStore};
 use pulse_tests::cloud;
 
 fn app_table() -> String {

@@ -25,6 +25,22 @@ pub struct Config {
     pub series_cap: usize,
     /// Tracking requests per client IP per minute (`TRACK_RATE_LIMIT`, default 100).
     pub track_rate_limit: u64,
+    /// The token issuer the Lambda authorizer trusts (`JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `JWKS_URL`); `None` where `JWT_ISSUER` is unset (only API keys are then accepted).
+    pub jwt: Option<JwtSettings>,
+}
+
+/// Who issues the tokens a function verifies itself (the HTTP API's JWT authorizer needs no
+/// function code; the Lambda authorizer of the ingest routes does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// The `iss` claim every token must carry.
+    pub issuer: String,
+    /// Accepted `aud` (or `client_id`) values: `JWT_AUDIENCE`, comma-separated.
+    pub audience: Vec<String>,
+    /// Where the signing keys are; `None`: found through the issuer's OpenID discovery
+    /// document. The local cloud points it at its own issuer's keys.
+    pub jwks_url: Option<String>,
 }
 
 /// Physical table names, as CloudFormation (or the local cloud) named them.
@@ -119,6 +135,19 @@ impl Config {
             series_cap: positive(get, "SERIES_CAP", 1000),
             track_rate_limit: positive(get, "TRACK_RATE_LIMIT", 100),
             limits: crate::events::Limits::from_lookup(get),
+            jwt: get("JWT_ISSUER")
+                .filter(|v| !v.trim().is_empty())
+                .map(|issuer| JwtSettings {
+                    issuer: issuer.trim().to_owned(),
+                    audience: get("JWT_AUDIENCE")
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    jwks_url: get("JWKS_URL").filter(|v| !v.trim().is_empty()),
+                }),
         }
     }
 }

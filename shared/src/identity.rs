@@ -1,5 +1,7 @@
 //! Who is calling: the tenant and roles from the JWT claims that API Gateway's authorizer
-//! verified and put in the request context.
+//! verified and put in the request context, or from the context the Lambda authorizer of the
+//! ingest routes returned for a token or an API key ([`Caller::to_context`] and
+//! [`Caller::from_context`] are both ends of that contract).
 //!
 //! API Gateway HTTP APIs hand claims to the function as strings; an array claim such as
 //! Cognito's `cognito:groups` arrives flattened as `"[admin analyst]"`. [`parse_roles`] accepts
@@ -102,16 +104,82 @@ pub struct Caller {
     pub subject: String,
     pub email: Option<String>,
     pub roles: BTreeSet<Role>,
+    /// What an API key may do (`ingest`); empty for a person's token.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub scopes: BTreeSet<String>,
+    /// The public id of the API key that authenticated the call, if a key did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl Caller {
     /// The caller named by the request's verified JWT claims. No claims means the route had no
     /// authorizer or the token carried none: 401. A token without a valid tenant: 403.
     pub fn from_request(req: &Request, names: &ClaimNames) -> Result<Self, ApiError> {
-        let claims = jwt_claims(req).ok_or_else(|| {
-            ApiError::Unauthenticated("a bearer token is required for this route".into())
-        })?;
-        Self::from_claims(claims, names)
+        if let Some(claims) = jwt_claims(req) {
+            return Self::from_claims(claims, names);
+        }
+        match lambda_context(req) {
+            Some(context) => Self::from_context(context),
+            None => Err(ApiError::Unauthenticated(
+                "a bearer token is required for this route".into(),
+            )),
+        }
+    }
+
+    /// The context a Lambda authorizer returns for this caller: flat strings, as API Gateway
+    /// requires of a simple response's context.
+    pub fn to_context(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        let mut put = |k: &str, v: String| {
+            map.insert(k.to_owned(), serde_json::Value::String(v));
+        };
+        put("tenant", self.tenant.to_string());
+        put("sub", self.subject.clone());
+        let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+        put("roles", roles.join(" "));
+        let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+        put("scopes", scopes.join(" "));
+        if let Some(email) = &self.email {
+            put("email", email.clone());
+        }
+        if let Some(id) = &self.key_id {
+            put("key_id", id.clone());
+        }
+        map
+    }
+
+    /// The caller a Lambda authorizer's context names (see [`Caller::to_context`]).
+    pub fn from_context(context: &HashMap<String, serde_json::Value>) -> Result<Self, ApiError> {
+        let text = |k: &str| context.get(k).and_then(serde_json::Value::as_str);
+        let subject = text("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::Unauthenticated("the authorizer named no subject".into()))?
+            .to_owned();
+        let tenant = TenantId::parse(text("tenant").unwrap_or("")).map_err(ApiError::Forbidden)?;
+        Ok(Self {
+            tenant,
+            subject,
+            email: text("email").map(str::to_owned),
+            roles: parse_roles(text("roles").unwrap_or("")),
+            scopes: text("scopes")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            key_id: text("key_id").map(str::to_owned),
+        })
+    }
+
+    /// `Ok` if the caller may send events: an admin, or an API key with the ingest scope.
+    pub fn require_ingest(&self) -> Result<(), ApiError> {
+        if self.has(Role::Admin) || self.scopes.contains(crate::apikeys::SCOPE_INGEST) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "sending events needs the admin role or an API key with the ingest scope".into(),
+            ))
+        }
     }
 
     /// The caller named by string claims as API Gateway passes them.
@@ -139,6 +207,8 @@ impl Caller {
             subject,
             email: claims.get("email").cloned(),
             roles,
+            scopes: BTreeSet::new(),
+            key_id: None,
         })
     }
 
@@ -167,6 +237,17 @@ fn jwt_claims(req: &Request) -> Option<&HashMap<String, String>> {
         other => other.authorizer()?,
     };
     authorizer.jwt.as_ref().map(|jwt| &jwt.claims)
+}
+
+/// The context a Lambda authorizer returned, if one ran (API Gateway's
+/// `requestContext.authorizer.lambda`).
+fn lambda_context(req: &Request) -> Option<&HashMap<String, serde_json::Value>> {
+    let ctx = req.request_context_ref()?;
+    let authorizer = match ctx {
+        RequestContext::ApiGatewayV2(c) => c.authorizer.as_ref()?,
+        other => other.authorizer()?,
+    };
+    (!authorizer.fields.is_empty()).then_some(&authorizer.fields)
 }
 
 /// Roles named in a claim value. Accepts `[admin analyst]` (API Gateway's rendering of an
@@ -236,6 +317,43 @@ mod tests {
         let bad = Caller::from_claims(&claims(&[("sub", "u1"), ("custom:tenant", "a#b")]), &names)
             .expect_err("separator in tenant");
         assert_eq!(bad.status(), 403);
+    }
+
+    #[test]
+    fn a_caller_survives_the_lambda_authorizer_context_round_trip() {
+        // Given an API key caller with the ingest scope
+        let caller = Caller {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            subject: "key:0123abcd".into(),
+            email: None,
+            roles: BTreeSet::new(),
+            scopes: BTreeSet::from([crate::apikeys::SCOPE_INGEST.to_owned()]),
+            key_id: Some("0123abcd".into()),
+        };
+        // When it goes through the authorizer's context and back
+        let context: HashMap<String, serde_json::Value> = caller.to_context().into_iter().collect();
+        let back = Caller::from_context(&context).expect("caller");
+        // Then it is the same caller: it may ingest, and nothing an admin may
+        assert_eq!(back, caller);
+        assert!(back.require_ingest().is_ok());
+        assert_eq!(
+            back.require(Role::Viewer).expect_err("no role").status(),
+            403
+        );
+    }
+
+    #[test]
+    fn only_admins_and_ingest_keys_may_ingest() {
+        let analyst = Caller::from_claims(
+            &claims(&[
+                ("sub", "u1"),
+                ("custom:tenant", "acme"),
+                ("cognito:groups", "[analyst]"),
+            ]),
+            &ClaimNames::default(),
+        )
+        .expect("valid caller");
+        assert_eq!(analyst.require_ingest().expect_err("analyst").status(), 403);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use pulse_shared::config::ClaimNames;
 use pulse_shared::events::{Context, Event, Limits, parse_batch};
 use pulse_shared::http::{CORRELATION_ID, HttpHandler, json, serve};
-use pulse_shared::identity::{Caller, Role};
+use pulse_shared::identity::Caller;
 use pulse_shared::otlp::{self, Encoding};
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::{EventWriter, Incomplete};
@@ -68,7 +68,7 @@ impl<W: EventWriter> Ingest<W> {
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
-        caller.require(Role::Admin)?;
+        caller.require_ingest()?;
         if req.uri().path().ends_with("/v1/metrics") && !req.uri().path().starts_with("/api/") {
             return self.otlp(&req, &caller).await;
         }
@@ -246,6 +246,16 @@ mod tests {
     }
 
     fn request(role: &str, content_type: &str, body: Value) -> Request {
+        request_as(
+            json!({"jwt": {"claims": {"sub": "u", "custom:tenant": "acme", "cognito:groups": format!("[{role}]")}, "scopes": null}}),
+            content_type,
+            body,
+        )
+    }
+
+    /// A request as API Gateway passes it after `authorizer` (the request context's
+    /// `authorizer` object: a JWT authorizer's claims or a Lambda authorizer's context).
+    fn request_as(authorizer: Value, content_type: &str, body: Value) -> Request {
         let event = json!({
             "version": "2.0", "routeKey": "POST /api/v1/events", "rawPath": "/api/v1/events", "rawQueryString": "",
             "headers": {"content-type": content_type, "x-correlation-id": "corr-1"},
@@ -253,7 +263,7 @@ mod tests {
                 "accountId": "1", "apiId": "a", "domainName": "d", "requestId": "r", "routeKey": "POST /api/v1/events",
                 "stage": "$default", "time": "22/Nov/2026:10:00:00 +0000", "timeEpoch": NOW,
                 "http": {"method": "POST", "path": "/api/v1/events", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "t"},
-                "authorizer": {"jwt": {"claims": {"sub": "u", "custom:tenant": "acme", "cognito:groups": format!("[{role}]")}, "scopes": null}}
+                "authorizer": authorizer
             },
             "body": body.to_string(), "isBase64Encoded": false
         });
@@ -294,6 +304,43 @@ mod tests {
         assert_eq!(written[0].tenant.as_str(), "acme");
         assert_eq!(written[1].correlation_id.as_deref(), Some("corr-1"));
         assert_eq!(written[1].timestamp_ms, NOW);
+    }
+
+    #[tokio::test]
+    async fn an_ingest_key_writes_into_its_own_tenant_only() {
+        // Given a request the Lambda authorizer allowed for a key of tenant "keyed"
+        let handler = ingest(Memory::default());
+        let keyed = request_as(
+            json!({"lambda": {"tenant": "keyed", "sub": "key:0123abcd", "roles": "", "scopes": "ingest", "key_id": "0123abcd"}}),
+            "application/json",
+            json!({"events": [{"kind": "metric", "name": "cpu", "value": 1.0, "tags": {"tenant": "acme"}}]}),
+        );
+        // When it is handled
+        let res = handler.handle(keyed).await.expect("response");
+        // Then the event belongs to the key's tenant, whatever the body says
+        assert_eq!(res.status(), 202);
+        let written = handler.writer.written.lock().expect("lock");
+        assert_eq!(written[0].tenant.as_str(), "keyed");
+    }
+
+    #[tokio::test]
+    async fn a_key_without_the_ingest_scope_and_an_analyst_are_forbidden() {
+        let handler = ingest(Memory::default());
+        let scopeless = request_as(
+            json!({"lambda": {"tenant": "acme", "sub": "key:0123abcd", "roles": "", "scopes": ""}}),
+            "application/json",
+            json!({"events": [{"kind": "metric", "name": "cpu", "value": 1.0}]}),
+        );
+        let analyst = request(
+            "analyst",
+            "application/json",
+            json!({"events": [{"kind": "metric", "name": "cpu", "value": 1.0}]}),
+        );
+        for req in [scopeless, analyst] {
+            let res = handler.handle(req).await.expect("response");
+            assert_eq!(res.status(), 403);
+        }
+        assert!(handler.writer.written.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@
 //! gsi1, whose key starts with the tenant.
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use super::{KeyStore, SiteStore, StoreError, TrackStore};
+use super::{KeyLookup, KeyStore, SiteStore, StoreError, TrackStore};
 use crate::apikeys::ApiKey;
 use crate::identity::TenantId;
 use crate::track::Site;
@@ -286,7 +286,7 @@ fn key_from(item: &HashMap<String, AttributeValue>) -> Option<ApiKey> {
 }
 
 #[async_trait]
-impl KeyStore for DynamoApp {
+impl KeyLookup for DynamoApp {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let out = self
             .client
@@ -300,7 +300,10 @@ impl KeyStore for DynamoApp {
             .map_err(unavailable)?;
         Ok(out.item().and_then(key_from))
     }
+}
 
+#[async_trait]
+impl KeyStore for DynamoApp {
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         Ok(self
             .gsi1(&format!("{tenant}#keys"))

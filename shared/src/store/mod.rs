@@ -134,11 +134,16 @@ pub trait TrackStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-/// API keys: stored by hash, listed per tenant.
+/// What the authorizer needs of API keys: one lookup by hash.
 #[async_trait]
-pub trait KeyStore: Send + Sync {
+pub trait KeyLookup: Send + Sync {
     /// The key whose hash is `hash`, if it exists (a deleted key is revoked).
     async fn key_by_hash(&self, hash: &str) -> Result<Option<crate::apikeys::ApiKey>, StoreError>;
+}
+
+/// API keys as admins manage them: stored by hash, listed per tenant, revoked by deletion.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     async fn keys(
         &self,
         tenant: &crate::identity::TenantId,
