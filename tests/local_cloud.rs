@@ -258,6 +258,9 @@ fn every_function_has_a_sample_event_that_its_trigger_would_send() {
                 "{} is not an HTTP API event",
                 path.display()
             );
+        } else if function.binary == "authorizer" {
+            let req: authorizer::Request = serde_json::from_value(event).expect("authorizer event");
+            assert!(req.identity_source.is_some_and(|s| !s.is_empty()));
         } else {
             assert!(
                 event["Records"].as_array().is_some_and(|r| !r.is_empty()),

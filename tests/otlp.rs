@@ -5,13 +5,14 @@ use pulse_tests::cloud;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Runs `tests/otlp_export.py` with the venv's Python against the shared local cloud.
-fn export(encoding: &str, service: &str, tenant: &str) {
+/// Runs `tests/otlp_export.py` with the venv's Python against the shared local cloud, sending
+/// `credential` (a token or an API key) as the bearer.
+fn export(encoding: &str, service: &str, credential: &str) {
     let c = cloud();
     let root = pulse_local::default_root();
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/otlp_export.py"))
-        .args([&c.http, &c.token(tenant, "admin"), encoding, service])
+        .args([c.http.as_str(), credential, encoding, service])
         .output()
         .expect("python runs");
     assert!(
@@ -36,7 +37,7 @@ async fn stored(tenant: &str) -> BTreeMap<String, Value> {
 async fn check(encoding: &str) {
     let tenant = format!("otlp-{encoding}");
     let service = format!("svc-{encoding}");
-    export(encoding, &service, &tenant);
+    export(encoding, &service, &cloud().token(&tenant, "admin"));
     let events = stored(&tenant).await;
     let value = |name: &str| {
         events
@@ -75,6 +76,29 @@ async fn the_python_sdks_protobuf_exporter_lands_as_metrics_and_tags() {
 #[tokio::test]
 async fn the_python_sdks_json_exporter_lands_as_metrics_and_tags() {
     check("json").await;
+}
+
+#[tokio::test]
+async fn an_api_key_authenticates_the_exporter_for_its_tenant() {
+    // Given an ingest key of tenant otlp-key
+    let c = cloud();
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/api-keys", c.http))
+        .bearer_auth(c.token("otlp-key", "admin"))
+        .json(&serde_json::json!({"name": "collector"}))
+        .send()
+        .await
+        .expect("response")
+        .json()
+        .await
+        .expect("json");
+    let key = created["secret"].as_str().expect("secret");
+    // When the SDK exports with it
+    export("protobuf", "svc-key", key);
+    // Then the metrics are the key's tenant's
+    let events = stored("otlp-key").await;
+    assert_eq!(events["queue.depth"]["value"], 7.0);
+    assert_eq!(events["queue.depth"]["tags"]["service.name"], "svc-key");
 }
 
 #[tokio::test]

@@ -36,7 +36,13 @@ static CLOUD: OnceLock<Cloud> = OnceLock::new();
 /// The shared local cloud, started on first use. It lives until the test process exits;
 /// its emulator exits with it.
 pub fn cloud() -> &'static Cloud {
-    CLOUD.get_or_init(|| {
+    shared(&CLOUD, |opts| opts)
+}
+
+/// The cloud in `cell`, started on first use with the test options `edit` makes (a test
+/// binary that needs other parameters or template text keeps its own cell).
+pub fn shared(cell: &'static OnceLock<Cloud>, edit: fn(Options) -> Options) -> &'static Cloud {
+    cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -45,7 +51,7 @@ pub fn cloud() -> &'static Cloud {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let cloud = start().await;
+                let cloud = start_with(edit).await;
                 let shared = Cloud {
                     http: cloud.http_url(),
                     aws_endpoint: cloud.aws_endpoint().to_owned(),
@@ -64,8 +70,13 @@ pub fn cloud() -> &'static Cloud {
 
 /// A local cloud of the test's own, on free ports with a fresh state folder.
 pub async fn start() -> LocalCloud {
+    start_with(|opts| opts).await
+}
+
+/// As [`start`], with the options `edit` makes of the test defaults.
+pub async fn start_with(edit: fn(Options) -> Options) -> LocalCloud {
     let state = tempfile::tempdir().expect("tempdir").keep();
-    LocalCloud::start(Options::ephemeral(state))
+    LocalCloud::start(edit(Options::ephemeral(state)))
         .await
         .unwrap_or_else(|e| panic!("the local cloud did not start: {e}"))
 }

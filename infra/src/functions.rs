@@ -40,6 +40,8 @@ pub const BINARIES: &[&str] = &[
     "api-ingest",
     "api-track",
     "api-sites",
+    "api-keys",
+    "authorizer",
     "stream-aggregator",
 ];
 
@@ -51,6 +53,14 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-ingest" => Some(http(api_ingest::wire(config, aws))),
         "api-track" => Some(http(api_track::wire(config, aws))),
         "api-sites" => Some(http(api_sites::wire(config, aws))),
+        "api-keys" => Some(http(api_keys::wire(config, aws))),
+        "authorizer" => {
+            let authorizer = Arc::new(authorizer::wire(config, aws));
+            Some(fallible(move |req: authorizer::Request| {
+                let authorizer = authorizer.clone();
+                async move { authorizer.handle(req).await }
+            }))
+        }
         "stream-aggregator" => {
             let aggregator = Arc::new(stream_aggregator::wire(config, aws));
             Some(event(move |batch| {
@@ -80,6 +90,32 @@ where
                 .catch_unwind()
                 .await
                 .map_err(|_| InvokeError::Panicked)?;
+            serde_json::to_value(result).map_err(InvokeError::BadResult)
+        }
+        .boxed()
+    })
+}
+
+/// As [`event`], for a handler that can fail: its error becomes Lambda's function error,
+/// whose message callers such as API Gateway read (`Unauthorized` from an authorizer).
+pub fn fallible<E, R, Er, F, Fut>(handler: F) -> Invoke
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    Er: std::fmt::Display + Send + 'static,
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<R, Er>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |payload: Value| {
+        let handler = handler.clone();
+        async move {
+            let event: E = serde_json::from_value(payload).map_err(InvokeError::BadEvent)?;
+            let outcome = AssertUnwindSafe(handler(event))
+                .catch_unwind()
+                .await
+                .map_err(|_| InvokeError::Panicked)?;
+            let result = outcome.map_err(|e| InvokeError::Function(e.to_string()))?;
             serde_json::to_value(result).map_err(InvokeError::BadResult)
         }
         .boxed()

@@ -1,12 +1,18 @@
-//! The HTTP API of template.yaml on localhost: API Gateway's route matching, JWT authorizer
-//! and payload format 2.0, in front of the functions running in-process.
+//! The HTTP API of template.yaml on localhost: API Gateway's route matching, JWT and Lambda
+//! authorizers and payload format 2.0, in front of the functions running in-process.
+//!
+//! A Lambda authorizer runs as API Gateway runs it: a missing identity source is 401 without
+//! a call; the function's `Unauthorized` error is 401; `isAuthorized: false` is 403; any other
+//! failure is 500; allowed and denied answers are cached per identity-source value for the
+//! declared `ReauthorizeEvery`, and the allowed context reaches the function as
+//! `requestContext.authorizer.lambda`.
 //!
 //! Differences from AWS, on purpose: an authorizer refusal answers RFC 9457 problem+json (API
 //! Gateway answers `{"message":"Unauthorized"}`), and so does an unmatched route.
 
 use crate::functions::{Invoke, InvokeError};
 use crate::jwt::LocalIssuer;
-use crate::template::{JwtAuthorizer, Route};
+use crate::template::{JwtAuthorizer, LambdaAuthorizer, Route};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +24,8 @@ use pulse_shared::http::{CORRELATION_ID, correlation_id, percent_decode, problem
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lambda's synchronous invocation payload limit.
 const MAX_BODY: usize = 6 * 1024 * 1024;
@@ -27,8 +34,26 @@ const MAX_BODY: usize = 6 * 1024 * 1024;
 struct Bound {
     route: Route,
     segments: Vec<Segment>,
-    authorizer: Option<JwtAuthorizer>,
+    auth: Auth,
     invoke: Invoke,
+}
+
+/// Who checks a route's callers.
+enum Auth {
+    Public,
+    Jwt(JwtAuthorizer),
+    Lambda {
+        name: String,
+        authorizer: LambdaAuthorizer,
+        invoke: Invoke,
+    },
+}
+
+/// A Lambda authorizer's answer, as cached.
+#[derive(Clone)]
+enum Decision {
+    Allow(Value),
+    Deny,
 }
 
 #[derive(Debug, PartialEq)]
@@ -42,6 +67,8 @@ enum Segment {
 pub struct HttpApi {
     routes: Vec<Bound>,
     issuer: Arc<LocalIssuer>,
+    /// Lambda authorizer answers by authorizer and identity-source values, until they expire.
+    cache: Mutex<HashMap<(String, Vec<String>), (Instant, Decision)>>,
 }
 
 impl std::fmt::Debug for HttpApi {
@@ -64,6 +91,7 @@ impl HttpApi {
     pub fn new(
         routes: &[Route],
         authorizers: &BTreeMap<String, JwtAuthorizer>,
+        lambda_authorizers: &BTreeMap<String, LambdaAuthorizer>,
         functions: &HashMap<String, Invoke>,
         issuer: Arc<LocalIssuer>,
     ) -> Result<Self, String> {
@@ -76,22 +104,37 @@ impl HttpApi {
                     route.function
                 )
             })?;
-            let authorizer = match &route.authorizer {
-                Some(name) => Some(authorizers.get(name).cloned().ok_or_else(|| {
-                    format!("route {} uses unknown authorizer {name}", route.key())
-                })?),
-                None => None,
+            let auth = match &route.authorizer {
+                None => Auth::Public,
+                Some(name) => match (authorizers.get(name), lambda_authorizers.get(name)) {
+                    (Some(jwt), _) => Auth::Jwt(jwt.clone()),
+                    (None, Some(lambda)) => Auth::Lambda {
+                        name: name.clone(),
+                        invoke: functions
+                            .get(&lambda.function)
+                            .cloned()
+                            .ok_or_else(|| format!("authorizer {name} has no runnable function"))?,
+                        authorizer: lambda.clone(),
+                    },
+                    (None, None) => {
+                        return Err(format!(
+                            "route {} uses unknown authorizer {name}",
+                            route.key()
+                        ));
+                    }
+                },
             };
             bound.push(Bound {
                 segments: parse_path(&route.path),
                 route: route.clone(),
-                authorizer,
+                auth,
                 invoke,
             });
         }
         Ok(Self {
             routes: bound,
             issuer,
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -192,39 +235,178 @@ async fn dispatch(
             )));
         }
     };
-    let claims = match &bound.authorizer {
-        None => None,
-        Some(authorizer) => {
+    let mut event = event(&bound.route, &parts, path_params, &body, peer);
+    match &bound.auth {
+        Auth::Public => {}
+        Auth::Jwt(authorizer) => {
             match api
                 .issuer
                 .authorize(authorizer, &bound.route.scopes, &parts.headers)
             {
-                Ok(claims) => Some(claims),
+                Ok(claims) => {
+                    event["requestContext"]["authorizer"] =
+                        json!({"jwt": {"claims": claims, "scopes": null}});
+                }
                 Err(failure) => {
                     tracing::info!(route = %bound.route.key(), reason = %failure, "authorizer refused the request");
                     return refuse(ApiError::Unauthenticated(failure.to_string()));
                 }
             }
         }
-    };
-    let event = event(&bound.route, &parts, path_params, claims, &body, peer);
+        Auth::Lambda {
+            name,
+            authorizer,
+            invoke,
+        } => match api
+            .lambda_authorize(name, authorizer, invoke, &parts.headers, &event)
+            .await
+        {
+            Ok(context) => event["requestContext"]["authorizer"] = json!({"lambda": context}),
+            Err(Refusal::Problem(err)) => return refuse(err),
+            Err(Refusal::Failed) => return internal_error(&correlation),
+        },
+    }
     match (bound.invoke)(event).await {
         Ok(result) => from_lambda(result),
         Err(err) => {
             tracing::error!(route = %bound.route.key(), error = %err, "function invocation failed");
-            let status = match err {
-                InvokeError::BadResult(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let mut res = (
-                status,
-                axum::Json(json!({"message": "Internal Server Error"})),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&correlation) {
-                res.headers_mut().insert(CORRELATION_ID, v);
+            match err {
+                InvokeError::BadResult(_) => {
+                    let mut res = internal_error(&correlation);
+                    *res.status_mut() = StatusCode::BAD_GATEWAY;
+                    res
+                }
+                _ => internal_error(&correlation),
             }
-            res
+        }
+    }
+}
+
+/// API Gateway's answer when a function or authorizer fails.
+fn internal_error(correlation: &str) -> Response {
+    let mut res = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"message": "Internal Server Error"})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(correlation) {
+        res.headers_mut().insert(CORRELATION_ID, v);
+    }
+    res
+}
+
+/// Why a Lambda authorizer let a request no further.
+enum Refusal {
+    /// 401 or 403.
+    Problem(ApiError),
+    /// The authorizer failed: 500.
+    Failed,
+}
+
+impl HttpApi {
+    /// Runs (or recalls) the Lambda authorizer for a request whose payload 2.0 event is
+    /// `request`; the context to hand the function, or why not.
+    async fn lambda_authorize(
+        &self,
+        name: &str,
+        authorizer: &LambdaAuthorizer,
+        invoke: &Invoke,
+        headers: &HeaderMap,
+        request: &Value,
+    ) -> Result<Value, Refusal> {
+        let mut values = Vec::new();
+        for header in &authorizer.headers {
+            match headers
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(v) => values.push(v.to_owned()),
+                None => {
+                    return Err(Refusal::Problem(ApiError::Unauthenticated(format!(
+                        "the {header} header is required"
+                    ))));
+                }
+            }
+        }
+        let key = (name.to_owned(), values.clone());
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.get(&key)
+                .filter(|(until, _)| *until > Instant::now())
+                .cloned()
+        });
+        let decision = match cached {
+            Some((_, decision)) => decision,
+            None => {
+                let decision = self.call_authorizer(name, invoke, request, values).await?;
+                if authorizer.ttl_secs > 0
+                    && let Ok(mut cache) = self.cache.lock()
+                {
+                    let until = Instant::now() + Duration::from_secs(authorizer.ttl_secs);
+                    cache.retain(|_, (t, _)| *t > Instant::now());
+                    cache.insert(key, (until, decision.clone()));
+                }
+                decision
+            }
+        };
+        match decision {
+            Decision::Allow(context) => Ok(context),
+            Decision::Deny => Err(Refusal::Problem(ApiError::Forbidden(
+                "the authorizer denied this request".into(),
+            ))),
+        }
+    }
+
+    async fn call_authorizer(
+        &self,
+        name: &str,
+        invoke: &Invoke,
+        request: &Value,
+        identity: Vec<String>,
+    ) -> Result<Decision, Refusal> {
+        let mut event = request.clone();
+        if let Some(map) = event.as_object_mut() {
+            map.remove("body");
+            map.remove("isBase64Encoded");
+            let route_key = map.get("routeKey").cloned().unwrap_or(Value::Null);
+            let (method, path) = route_key
+                .as_str()
+                .and_then(|k| k.split_once(' '))
+                .unwrap_or(("ANY", "/"));
+            map.insert("type".into(), json!("REQUEST"));
+            map.insert(
+                "routeArn".into(),
+                json!(format!(
+                    "arn:aws:execute-api:{}:{}:local/$default/{method}{path}",
+                    crate::template::REGION,
+                    crate::template::ACCOUNT
+                )),
+            );
+            map.insert("identitySource".into(), json!(identity));
+        }
+        match invoke(event).await {
+            Ok(answer) => match answer.get("isAuthorized").and_then(Value::as_bool) {
+                Some(true) => Ok(Decision::Allow(
+                    answer.get("context").cloned().unwrap_or_else(|| json!({})),
+                )),
+                Some(false) => Ok(Decision::Deny),
+                None => {
+                    tracing::error!(
+                        authorizer = name,
+                        "the authorizer's answer has no isAuthorized"
+                    );
+                    Err(Refusal::Failed)
+                }
+            },
+            Err(InvokeError::Function(message)) if message == "Unauthorized" => {
+                Err(Refusal::Problem(ApiError::Unauthenticated(
+                    "the credential is not valid".into(),
+                )))
+            }
+            Err(err) => {
+                tracing::error!(authorizer = name, error = %err, "the authorizer failed");
+                Err(Refusal::Failed)
+            }
         }
     }
 }
@@ -234,7 +416,6 @@ fn event(
     route: &Route,
     parts: &http::request::Parts,
     path_params: Map<String, Value>,
-    claims: Option<HashMap<String, String>>,
     body: &Bytes,
     peer: SocketAddr,
 ) -> Value {
@@ -294,7 +475,7 @@ fn event(
         .get("host")
         .cloned()
         .unwrap_or_else(|| "127.0.0.1".to_owned());
-    let mut context = json!({
+    let context = json!({
         "accountId": crate::template::ACCOUNT,
         "apiId": "local",
         "domainName": host,
@@ -312,9 +493,6 @@ fn event(
         "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
         "timeEpoch": now.timestamp_millis(),
     });
-    if let Some(claims) = claims {
-        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
-    }
     let mut event = json!({
         "version": "2.0",
         "routeKey": route.key(),

@@ -184,38 +184,55 @@ impl LocalCloud {
                 .await?;
         let aws = sdk_config(emulator.endpoint()).await;
         resources::provision(&model, &aws).await?;
-        let functions = wire_functions(&model, &aws, &registry)?;
+        // Bound first: functions that verify tokens themselves fetch the local issuer's keys
+        // from this address.
+        let http_listener = bind(opts.http_port).await?;
+        let http_addr = http_listener.local_addr().map_err(io("a listener"))?;
+        let jwks_url = format!("http://{http_addr}{JWKS_PATH}");
+        let functions = wire_functions(&model, &aws, &registry, &jwks_url)?;
 
         let (shutdown, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let api = http_api::HttpApi::new(
             &model.routes,
             &model.authorizers,
+            &model.lambda_authorizers,
             &functions,
             issuer.clone(),
         )
         .map_err(StartError::Routes)?;
         let tracker = opts.root.join("tracker").join("dist").join("pulse.js");
-        let router = api.router().route(
-            "/pulse.js",
-            axum::routing::get(move || {
-                let tracker = tracker.clone();
-                async move {
-                    // Read per request, so a rebuilt script is served without a restart.
-                    match tokio::fs::read(&tracker).await {
-                        Ok(js) => ([(http::header::CONTENT_TYPE, "application/javascript")], js)
-                            .into_response(),
-                        Err(_) => (
-                            http::StatusCode::NOT_FOUND,
-                            "build the tracker: make tracker",
-                        )
-                            .into_response(),
+        let jwks = issuer.jwks();
+        let router = api
+            .router()
+            .route(
+                JWKS_PATH,
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            )
+            .route(
+                "/pulse.js",
+                axum::routing::get(move || {
+                    let tracker = tracker.clone();
+                    async move {
+                        // Read per request, so a rebuilt script is served without a restart.
+                        match tokio::fs::read(&tracker).await {
+                            Ok(js) => {
+                                ([(http::header::CONTENT_TYPE, "application/javascript")], js)
+                                    .into_response()
+                            }
+                            Err(_) => (
+                                http::StatusCode::NOT_FOUND,
+                                "build the tracker: make tracker",
+                            )
+                                .into_response(),
+                        }
                     }
-                }
-            }),
-        );
-        let (http_addr, task) = serve(opts.http_port, router, stopped.clone()).await?;
-        tasks.push(task);
+                }),
+            );
+        tasks.push(serve_on(http_listener, router, stopped.clone())?);
 
         let ws_addr = match &model.ws_route_selection {
             Some(selection) => {
@@ -225,8 +242,9 @@ impl LocalCloud {
                     .unwrap_or_else(|| "$default".to_owned());
                 let ws = ws_api::WsApi::new(&model.ws_routes, Some(selection), &stage, &functions)
                     .map_err(StartError::Routes)?;
-                let (addr, task) = serve(opts.ws_port, ws.router(), stopped.clone()).await?;
-                tasks.push(task);
+                let listener = bind(opts.ws_port).await?;
+                let addr = listener.local_addr().map_err(io("a listener"))?;
+                tasks.push(serve_on(listener, ws.router(), stopped.clone())?);
                 Some(addr)
             }
             None => None,
@@ -340,15 +358,22 @@ impl LocalCloud {
     }
 }
 
-/// Serves `router` on `127.0.0.1:port` until `stopped` turns true.
-async fn serve(
-    port: u16,
+/// Where the local cloud serves its issuer's public keys (JWKS).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// A listener on `127.0.0.1:port` (0: any free port).
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(io(format!("127.0.0.1:{port}")))
+}
+
+/// Serves `router` on `listener` until `stopped` turns true.
+fn serve_on(
+    listener: tokio::net::TcpListener,
     router: axum::Router,
     mut stopped: watch::Receiver<bool>,
-) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(io(format!("127.0.0.1:{port}")))?;
+) -> Result<JoinHandle<()>, StartError> {
     let addr = listener.local_addr().map_err(io("a listener"))?;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
@@ -361,22 +386,27 @@ async fn serve(
             tracing::error!(error = %e, %addr, "server stopped");
         }
     });
-    Ok((addr, task))
+    Ok(task)
 }
 
-/// Builds every function of the template with the environment the template gives it.
+/// Builds every function of the template with the environment the template gives it, plus
+/// `JWKS_URL`: the local issuer's keys stand in for the ones a deployed issuer publishes.
 fn wire_functions(
     model: &Model,
     aws: &SdkConfig,
     registry: &impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
+    jwks_url: &str,
 ) -> Result<HashMap<String, Invoke>, StartError> {
     let mut out = HashMap::new();
     for (id, function) in &model.functions {
-        let config = pulse_shared::Config::from_lookup(|k| function.environment.get(k).cloned())
-            .map_err(|e| StartError::Function {
-                function: id.clone(),
-                detail: e.to_string(),
-            })?;
+        let config = pulse_shared::Config::from_lookup(|k| match k {
+            "JWKS_URL" => Some(jwks_url.to_owned()),
+            _ => function.environment.get(k).cloned(),
+        })
+        .map_err(|e| StartError::Function {
+            function: id.clone(),
+            detail: e.to_string(),
+        })?;
         let invoke =
             registry(&function.binary, &config, aws).ok_or_else(|| StartError::Function {
                 function: id.clone(),

@@ -119,6 +119,18 @@ pub struct JwtAuthorizer {
     pub header: String,
 }
 
+/// A Lambda authorizer of the HTTP API (payload format 2.0, simple responses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaAuthorizer {
+    /// The logical id of the authorizer function.
+    pub function: String,
+    /// Identity source headers (lower-case): all must be present, or API Gateway answers 401
+    /// without calling the function; their values key the cache.
+    pub headers: Vec<String>,
+    /// How long an answer is cached (`Identity.ReauthorizeEvery`; 0: not cached).
+    pub ttl_secs: u64,
+}
+
 /// A function and the environment template.yaml gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
@@ -169,6 +181,7 @@ pub struct Model {
     pub functions: BTreeMap<String, Function>,
     pub routes: Vec<Route>,
     pub authorizers: BTreeMap<String, JwtAuthorizer>,
+    pub lambda_authorizers: BTreeMap<String, LambdaAuthorizer>,
     pub schedules: Vec<Schedule>,
     pub streams: Vec<StreamMapping>,
     pub ws_routes: Vec<WsRoute>,
@@ -541,6 +554,16 @@ impl<'a> Resolver<'a> {
         self.resolve(&raw)
     }
 
+    /// The logical id of the function whose ARN is `arn`.
+    fn function_of_arn(&self, arn: &str) -> Result<Option<String>, TemplateError> {
+        for id in self.ids_of("AWS::Serverless::Function")? {
+            if scalar(&self.attribute(&id, "Arn")?) == arn {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
     fn ids_of(&self, kind: &str) -> Result<Vec<String>, TemplateError> {
         let mut out = Vec::new();
         for (id, res) in self.resources {
@@ -569,6 +592,7 @@ impl<'a> Resolver<'a> {
 
         let http_apis = self.ids_of("AWS::Serverless::HttpApi")?;
         let mut authorizers = BTreeMap::new();
+        let mut lambda_authorizers = BTreeMap::new();
         let mut default_authorizer: BTreeMap<String, Option<String>> = BTreeMap::new();
         for api in &http_apis {
             let props = self.props(api)?;
@@ -584,7 +608,17 @@ impl<'a> Resolver<'a> {
                 .and_then(Value::as_object)
             {
                 for (name, decl) in list {
-                    authorizers.insert(name.clone(), jwt_authorizer(name, decl)?);
+                    if let Some(arn) = decl.get("FunctionArn") {
+                        let function = self.function_of_arn(&scalar(arn))?.ok_or_else(|| {
+                            invalid(format!(
+                                "authorizer {name}: FunctionArn is not a function of this template"
+                            ))
+                        })?;
+                        lambda_authorizers
+                            .insert(name.clone(), lambda_authorizer(name, decl, function)?);
+                    } else {
+                        authorizers.insert(name.clone(), jwt_authorizer(name, decl)?);
+                    }
                 }
             }
         }
@@ -627,14 +661,20 @@ impl<'a> Resolver<'a> {
                     let kind = event.get("Type").and_then(Value::as_str).unwrap_or("");
                     let ep = event.get("Properties").cloned().unwrap_or(Value::Null);
                     match kind {
-                        "HttpApi" => routes.push(self.route(
-                            &id,
-                            name,
-                            &ep,
-                            &http_apis,
-                            &default_authorizer,
-                            &authorizers,
-                        )?),
+                        "HttpApi" => routes.push(
+                            self.route(
+                                &id,
+                                name,
+                                &ep,
+                                &http_apis,
+                                &default_authorizer,
+                                &authorizers
+                                    .keys()
+                                    .chain(lambda_authorizers.keys())
+                                    .cloned()
+                                    .collect(),
+                            )?,
+                        ),
                         "Schedule" | "ScheduleV2" => schedules.push(Schedule {
                             function: id.clone(),
                             name: name.clone(),
@@ -683,6 +723,7 @@ impl<'a> Resolver<'a> {
             functions,
             routes,
             authorizers,
+            lambda_authorizers,
             schedules,
             streams,
             ws_routes,
@@ -754,7 +795,7 @@ impl<'a> Resolver<'a> {
         p: &Value,
         apis: &[String],
         defaults: &BTreeMap<String, Option<String>>,
-        authorizers: &BTreeMap<String, JwtAuthorizer>,
+        authorizers: &std::collections::BTreeSet<String>,
     ) -> Result<Route, TemplateError> {
         let api = p
             .get("ApiId")
@@ -787,10 +828,7 @@ impl<'a> Resolver<'a> {
             Some(name) => Some(name.to_owned()),
             None => defaults.get(api_id).cloned().flatten(),
         };
-        if let Some(name) = authorizer
-            .as_ref()
-            .filter(|n| !authorizers.contains_key(*n))
-        {
+        if let Some(name) = authorizer.as_ref().filter(|n| !authorizers.contains(*n)) {
             return Err(invalid(format!(
                 "{function}.{event}: authorizer {name} is not declared"
             )));
@@ -923,6 +961,51 @@ impl<'a> Resolver<'a> {
         }
         Ok((routes, selection))
     }
+}
+
+fn lambda_authorizer(
+    name: &str,
+    decl: &Value,
+    function: String,
+) -> Result<LambdaAuthorizer, TemplateError> {
+    let version = decl
+        .get("AuthorizerPayloadFormatVersion")
+        .map(scalar)
+        .unwrap_or_default();
+    if version != "2.0" && version != "2" {
+        return Err(invalid(format!(
+            "authorizer {name}: only AuthorizerPayloadFormatVersion 2.0 is emulated"
+        )));
+    }
+    if decl.get("EnableSimpleResponses") != Some(&Value::Bool(true)) {
+        return Err(invalid(format!(
+            "authorizer {name}: only simple responses (EnableSimpleResponses: true) are emulated"
+        )));
+    }
+    let identity = decl.get("Identity");
+    let headers: Vec<String> = identity
+        .and_then(|i| i.get("Headers"))
+        .and_then(Value::as_array)
+        .map(|h| h.iter().map(|v| scalar(v).to_lowercase()).collect())
+        .unwrap_or_default();
+    if headers.is_empty() {
+        return Err(invalid(format!(
+            "authorizer {name}: declare Identity.Headers (a cache needs an identity source)"
+        )));
+    }
+    let ttl_secs = match identity.and_then(|i| i.get("ReauthorizeEvery")) {
+        None => 300,
+        Some(v) => scalar(v).parse().map_err(|_| {
+            invalid(format!(
+                "authorizer {name}: ReauthorizeEvery is not a number of seconds"
+            ))
+        })?,
+    };
+    Ok(LambdaAuthorizer {
+        function,
+        headers,
+        ttl_secs,
+    })
 }
 
 fn jwt_authorizer(name: &str, decl: &Value) -> Result<JwtAuthorizer, TemplateError> {
