@@ -49,6 +49,9 @@ enum Auth {
     },
 }
 
+/// An authorizer's name and the request's identity-source values.
+type CacheKey = (String, Vec<String>);
+
 /// A Lambda authorizer's answer, as cached.
 #[derive(Clone)]
 enum Decision {
@@ -68,7 +71,7 @@ pub struct HttpApi {
     routes: Vec<Bound>,
     issuer: Arc<LocalIssuer>,
     /// Lambda authorizer answers by authorizer and identity-source values, until they expire.
-    cache: Mutex<HashMap<(String, Vec<String>), (Instant, Decision)>>,
+    cache: Mutex<HashMap<CacheKey, (Instant, Decision)>>,
 }
 
 impl std::fmt::Debug for HttpApi {
