@@ -59,14 +59,14 @@ token:
 
 ## Release binaries of every function, as `sam build` makes them (host architecture).
 build-release:
-	$(CARGO) build --release -p api-health -p api-me -p api-ingest
+	$(CARGO) build --release -p api-health -p api-me -p api-ingest -p authorizer
 
 ## Every benchmark; figures go to docs/BENCHMARKS.md.
 bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
-	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me api-ingest
+	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me api-ingest authorizer
 
 ## Ingest CPU path (parse, validate, enrich, build items) on one core.
 bench-ingest:

@@ -243,6 +243,40 @@ async fn the_tracking_script_is_served_at_pulse_js() {
     assert!(js.contains("/api/v1/track") && js.contains("sendBeacon"));
 }
 
+#[tokio::test]
+async fn the_tracking_script_publishes_to_the_dashboard_bucket() {
+    // Given the emulator's dashboard bucket (what `sam deploy` creates on AWS)
+    let c = cloud();
+    let bucket = c
+        .model
+        .buckets
+        .iter()
+        .find(|b| b.to_ascii_lowercase().contains("dashboard"))
+        .expect("a dashboard bucket");
+    let s3 = pulse_local::s3_client(&c.sdk().await);
+    let root = pulse_local::default_root();
+    // When the static files are published
+    let keys = pulse_local::publish::publish(&s3, bucket, &root)
+        .await
+        .expect("published");
+    // Then the bucket serves the built script as JavaScript
+    assert_eq!(keys, ["pulse.js"]);
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key("pulse.js")
+        .send()
+        .await
+        .expect("object");
+    assert_eq!(
+        object.content_type(),
+        Some("application/javascript; charset=utf-8")
+    );
+    let bytes = object.body.collect().await.expect("body").into_bytes();
+    let built = std::fs::read(root.join("tracker/dist/pulse.js")).expect("make tracker");
+    assert_eq!(bytes.as_ref(), built.as_slice());
+}
+
 #[test]
 fn every_function_has_a_sample_event_that_its_trigger_would_send() {
     // `cargo lambda invoke --data-file events/<binary>.json` needs one per function.

@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod functions;
 pub mod http_api;
 pub mod jwt;
+pub mod publish;
 pub mod resources;
 pub mod schedules;
 pub mod streams;

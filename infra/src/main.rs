@@ -27,6 +27,12 @@ enum Command {
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: u64,
     },
+    /// Upload the static files (the tracking script) to a deployed stack's dashboard bucket,
+    /// with the default AWS credentials: `--bucket` is the stack's DashboardBucketName output.
+    Publish {
+        #[arg(long)]
+        bucket: String,
+    },
 }
 
 #[tokio::main]
@@ -38,6 +44,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     match cli.command {
         Some(Command::Token { tenant, role, ttl }) => token(&opts, &tenant, &role, ttl),
+        Some(Command::Publish { bucket }) => {
+            let aws = pulse_shared::aws::load().await;
+            let keys =
+                pulse_local::publish::publish(&aws_sdk_s3::Client::new(&aws), &bucket, &opts.root)
+                    .await?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("published to s3://{bucket}: {}", keys.join(", "));
+            }
+            Ok(())
+        }
         None => serve(opts).await,
     }
 }

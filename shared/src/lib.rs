@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod otlp;
 pub mod problem;
+pub mod rollup;
 pub mod store;
 pub mod telemetry;
 pub mod track;

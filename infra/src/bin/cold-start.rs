@@ -76,12 +76,19 @@ async fn error(State(slot): State<Shared>, body: String) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// DescribeTable of an active table, for functions that probe their tables.
-async fn dynamodb() -> impl IntoResponse {
-    (
-        [("content-type", "application/x-amz-json-1.0")],
-        r#"{"Table":{"TableName":"t","TableStatus":"ACTIVE"}}"#,
-    )
+/// DynamoDB answered at once: an active table for DescribeTable (health probes), a stored
+/// ingest key for GetItem (the authorizer's lookup), and an empty success for the rest.
+async fn dynamodb(headers: HeaderMap) -> impl IntoResponse {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let body = if target.ends_with(".GetItem") {
+        r#"{"Item":{"key_id":{"S":"01234567"},"tenant":{"S":"demo"},"name":{"S":"bench"},"scopes":{"SS":["ingest"]}}}"#
+    } else {
+        r#"{"Table":{"TableName":"t","TableStatus":"ACTIVE"}}"#
+    };
+    ([("content-type", "application/x-amz-json-1.0")], body)
 }
 
 struct Run {
@@ -187,11 +194,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|_| format!("{binary} did not answer within 10 s"))??;
             let rss = child.id().map(peak_rss_kb).unwrap_or(0);
             let _ = child.kill().await;
-            let status = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
+            let answer = serde_json::from_str::<serde_json::Value>(&body).ok();
+            let status = answer
+                .as_ref()
                 .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64));
-            if !status.is_some_and(|s| (200..300).contains(&s)) {
-                return Err(format!("{binary} answered {body}, not a 2xx").into());
+            // An HTTP function must answer 2xx; an authorizer must allow.
+            let allowed = answer
+                .as_ref()
+                .and_then(|v| v.get("isAuthorized").and_then(serde_json::Value::as_bool));
+            if !(status.is_some_and(|s| (200..300).contains(&s)) || allowed == Some(true)) {
+                return Err(format!("{binary} answered {body}, not a 2xx or an allow").into());
             }
             results.push(Run {
                 millis: at.duration_since(started).as_secs_f64() * 1e3,
