@@ -292,6 +292,13 @@ fn every_function_has_a_sample_event_that_its_trigger_would_send() {
                 "{} is not an HTTP API event",
                 path.display()
             );
+        } else if function.binary.starts_with("job-") {
+            assert_eq!(
+                event["detail-type"],
+                "Scheduled Event",
+                "{}",
+                path.display()
+            );
         } else if function.binary == "authorizer" {
             let req: authorizer::Request = serde_json::from_value(event).expect("authorizer event");
             assert!(req.identity_source.is_some_and(|s| !s.is_empty()));

@@ -43,6 +43,7 @@ pub const BINARIES: &[&str] = &[
     "api-keys",
     "authorizer",
     "stream-aggregator",
+    "job-rollup",
 ];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
@@ -66,6 +67,13 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
             Some(event(move |batch| {
                 let aggregator = aggregator.clone();
                 async move { aggregator.handle(batch).await }
+            }))
+        }
+        "job-rollup" => {
+            let job = Arc::new(job_rollup::wire(config, aws));
+            Some(fallible(move |_: Value| {
+                let job = job.clone();
+                async move { job.handle().await }
             }))
         }
         _ => None,

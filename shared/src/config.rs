@@ -19,8 +19,9 @@ pub struct Config {
     pub limits: crate::events::Limits,
     /// Days raw events are kept (`RAW_EVENT_RETENTION_DAYS`, default 7).
     pub raw_retention_days: i64,
-    /// Days 1-minute buckets are kept (`MINUTE_RETENTION_DAYS`, default 7).
-    pub minute_retention_days: i64,
+    /// Days each bucket resolution is kept (`MINUTE_RETENTION_DAYS` 7,
+    /// `FIVE_MINUTE_RETENTION_DAYS` 30, `HOUR_RETENTION_DAYS` 365, `DAY_RETENTION_DAYS` 1825).
+    pub retention: crate::rollup::Retention,
     /// Series per metric before new tag sets fold into `__other__` (`SERIES_CAP`, default 1000).
     pub series_cap: usize,
     /// Tracking requests per client IP per minute (`TRACK_RATE_LIMIT`, default 100).
@@ -131,7 +132,19 @@ impl Config {
                 roles: optional("ROLES_CLAIM", defaults.roles),
             },
             raw_retention_days: positive(get, "RAW_EVENT_RETENTION_DAYS", 7),
-            minute_retention_days: positive(get, "MINUTE_RETENTION_DAYS", 7),
+            retention: {
+                let d = crate::rollup::Retention::default();
+                crate::rollup::Retention {
+                    minute_days: positive(get, "MINUTE_RETENTION_DAYS", d.minute_days),
+                    five_minute_days: positive(
+                        get,
+                        "FIVE_MINUTE_RETENTION_DAYS",
+                        d.five_minute_days,
+                    ),
+                    hour_days: positive(get, "HOUR_RETENTION_DAYS", d.hour_days),
+                    day_days: positive(get, "DAY_RETENTION_DAYS", d.day_days),
+                }
+            },
             series_cap: positive(get, "SERIES_CAP", 1000),
             track_rate_limit: positive(get, "TRACK_RATE_LIMIT", 100),
             limits: crate::events::Limits::from_lookup(get),

@@ -11,9 +11,8 @@
 //! Both are recomputations, never increments, so running a window twice writes the same
 //! buckets: the job is idempotent and can simply re-run whatever it is unsure of.
 
-use crate::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
+use crate::aggregate::{Aggregation, Bucket, SeriesKey};
 use crate::events::Event;
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// A bucket resolution.
@@ -168,33 +167,56 @@ impl Window {
     }
 }
 
-/// A sealed minute: its exact buckets and the tag sets of its series.
-#[derive(Debug, Default)]
-pub struct Sealed {
-    pub buckets: BTreeMap<BucketKey, Bucket>,
-    pub series: HashMap<SeriesKey, BTreeMap<String, String>>,
+/// A window waiting for the rollup job: a minute of a tenant to seal, or a coarser window of
+/// one metric to roll from the series its finer windows touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub tenant: crate::identity::TenantId,
+    pub window: Window,
+    /// The metric, for 5m and coarser windows.
+    pub metric: Option<String>,
+    /// The series ids touched (5m and coarser).
+    pub series: std::collections::BTreeSet<String>,
+    /// How many times the window was marked when it was read: clearing it succeeds only if
+    /// no one marked it since, so a late event's mark is never lost.
+    pub marks: i64,
+}
+
+impl Pending {
+    /// A minute of `tenant` to seal.
+    pub fn minute(tenant: crate::identity::TenantId, minute: i64) -> Self {
+        Self {
+            tenant,
+            window: Window::at(Resolution::Minute, minute * 60),
+            metric: None,
+            series: Default::default(),
+            marks: 0,
+        }
+    }
+}
+
+/// One bucket's place: a series, a resolution and the window start (epoch s).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketAt {
+    pub series: SeriesKey,
+    pub resolution: Resolution,
+    pub start: i64,
 }
 
 /// Recomputes the 1-minute buckets of the minute starting at `start` (epoch s) from its raw
-/// events. Events outside the minute are ignored, and an event id seen twice counts once.
-pub fn seal<'a>(start: i64, events: impl IntoIterator<Item = &'a Event>) -> Sealed {
+/// events, with the tag sets of their series (for the registry and its cap). Events outside
+/// the minute are ignored, and an event id seen twice counts once.
+pub fn seal<'a>(start: i64, events: impl IntoIterator<Item = &'a Event>) -> Aggregation<()> {
     let minute = start.div_euclid(60);
     let mut seen = std::collections::HashSet::new();
-    let mut aggregation: Aggregation<()> = Aggregation::new();
+    let mut aggregation = Aggregation::new();
     for event in events {
         if event.timestamp_ms.div_euclid(60_000) != minute || !seen.insert(event.id.as_str()) {
             continue;
         }
         aggregation.add(event, ());
     }
-    Sealed {
-        buckets: aggregation
-            .buckets
-            .into_iter()
-            .map(|(k, (b, _))| (k, b))
-            .collect(),
-        series: aggregation.series,
-    }
+    aggregation
 }
 
 /// Merges the finer buckets of one series inside a window into that window's bucket; `None`

@@ -4,14 +4,22 @@
 //! once). A batch becomes one write per (tenant, metric, series, minute); series past their
 //! metric's cap fold into `__other__`. A record whose event cannot be read, or whose bucket
 //! cannot be written, is reported in `batchItemFailures`, so Lambda retries it rather than
-//! dropping it.
+//! dropping it. Every minute a batch wrote is then marked for the rollup job, which seals it
+//! exactly from the raw events once it is closed (a mark that fails fails the minute's
+//! records, so a minute is never left unsealed).
 
 use futures::StreamExt;
 use pulse_shared::Config;
 use pulse_shared::aggregate::Aggregation;
-use pulse_shared::store::BucketStore;
+use pulse_shared::identity::TenantId;
+use pulse_shared::rollup::Pending;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::stream::{BatchResponse, StreamBatch};
+use pulse_shared::store::{BucketStore, PendingWindows};
+use std::collections::BTreeMap;
+
+/// A bucket merge's minute and its records: written (`Ok`) or to retry (`Err`).
+type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
 
 /// Bucket merges in flight at once.
 const CONCURRENCY: usize = 16;
@@ -26,12 +34,12 @@ pub struct Aggregator<S> {
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
 pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMetrics> {
     Aggregator::new(
-        DynamoMetrics::new(aws, &config.tables.metrics, config.minute_retention_days),
+        DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         config.series_cap,
     )
 }
 
-impl<S: BucketStore> Aggregator<S> {
+impl<S: BucketStore + PendingWindows> Aggregator<S> {
     pub fn new(store: S, series_cap: usize) -> Self {
         Self { store, series_cap }
     }
@@ -69,20 +77,37 @@ impl<S: BucketStore> Aggregator<S> {
             }
         }
         let buckets = agg.buckets.len();
-        let outcomes: Vec<Vec<String>> = futures::stream::iter(agg.buckets)
-            .map(|(key, (bucket, records))| async move {
-                match self.store.merge_bucket(&key, &bucket).await {
-                    Ok(()) => Vec::new(),
-                    Err(e) => {
-                        tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
-                        records
-                    }
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        failed.extend(outcomes.into_iter().flatten());
+        let outcomes: Vec<MergeOutcome> =
+            futures::stream::iter(agg.buckets)
+                .map(|(key, (bucket, records))| async move {
+                    let outcome = match self.store.merge_bucket(&key, &bucket).await {
+                        Ok(()) => Ok(records),
+                        Err(e) => {
+                            tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
+                            Err(records)
+                        }
+                    };
+                    (key.tenant, key.minute, outcome)
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        // The minutes written, each with the records that wrote it.
+        let mut minutes: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
+        for (tenant, minute, outcome) in outcomes {
+            match outcome {
+                Ok(records) => minutes.entry((tenant, minute)).or_default().extend(records),
+                Err(records) => failed.extend(records),
+            }
+        }
+        let marks: Vec<Pending> = minutes
+            .keys()
+            .map(|(tenant, minute)| Pending::minute(tenant.clone(), *minute))
+            .collect();
+        if let Err(e) = self.store.mark(&marks).await {
+            tracing::error!(error = %e, "rollup marks failed; the minutes' records will be retried");
+            failed.extend(minutes.into_values().flatten());
+        }
         tracing::info!(
             records = batch.records.len(),
             inserts,
@@ -110,6 +135,7 @@ mod tests {
         buckets: Mutex<BTreeMap<BucketKey, Bucket>>,
         series: Mutex<Vec<SeriesKey>>,
         broken: Option<String>,
+        marked: Mutex<Vec<(String, i64)>>,
     }
 
     #[async_trait]
@@ -148,6 +174,29 @@ mod tests {
         }
     }
 
+    #[async_trait]
+    impl PendingWindows for Memory {
+        async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
+            self.marked.lock().expect("lock").extend(
+                windows
+                    .iter()
+                    .map(|w| (w.tenant.to_string(), w.window.start)),
+            );
+            Ok(())
+        }
+        async fn pending(
+            &self,
+            _resolution: pulse_shared::rollup::Resolution,
+            _before: i64,
+            _limit: usize,
+        ) -> Result<Vec<Pending>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn clear(&self, _window: &Pending) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
     fn record(seq: &str, name: &str, event: serde_json::Value) -> serde_json::Value {
         json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": {"data": {"S": event.to_string()}}}})
     }
@@ -174,6 +223,11 @@ mod tests {
         let buckets = agg.store.buckets.lock().expect("lock");
         let b = buckets.values().next().expect("a bucket");
         assert_eq!((b.count, b.sum, b.min, b.max), (2, 6.0, 2.0, 4.0));
+        // And the minute is marked once for the rollup job to seal
+        assert_eq!(
+            *agg.store.marked.lock().expect("lock"),
+            [("acme".to_owned(), 1_795_341_600)]
+        );
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 //! overwrites it in place and emits no new INSERT stream record, so it is counted once.
 
 use super::keys::{EVENT_SHARDS, EXPIRES_AT, GSI1_PK, GSI1_SK, PK, SK};
-use super::{EventWriter, Incomplete, StoreError};
+use super::{EventReader, EventWriter, Incomplete, StoreError};
 use crate::events::Event;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -141,6 +141,61 @@ impl DynamoEvents {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+impl DynamoEvents {
+    /// Every event of one shard of a tenant's minute, all pages.
+    async fn shard_events(&self, pk: String) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", PK)
+                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
+                .projection_expression("#d")
+                .expression_attribute_names("#d", "data")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            for item in page.items() {
+                let data = item.get("data").and_then(|v| v.as_s().ok());
+                match data.map(|d| serde_json::from_str::<Event>(d)) {
+                    Some(Ok(event)) => out.push(event),
+                    _ => tracing::warn!(%pk, "a raw event item without a readable event"),
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventReader for DynamoEvents {
+    async fn minute_events(
+        &self,
+        tenant: &crate::identity::TenantId,
+        minute: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let shards: Vec<Result<Vec<Event>, StoreError>> = futures::stream::iter(0..EVENT_SHARDS)
+            .map(|shard| self.shard_events(format!("{tenant}#{minute}#{shard:02}")))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut events = Vec::new();
+        for shard in shards {
+            events.extend(shard?);
+        }
+        Ok(events)
     }
 }
 

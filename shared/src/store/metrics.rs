@@ -9,10 +9,18 @@
 //!
 //! Registry: `pk = {tenant}#{metric}#series`, one item per series (`sk` = series id, its tags)
 //! and a counter item (`sk = #count`) whose conditional increment enforces the cap.
+//!
+//! Rollup marks: `pk = #rollup#{resolution}` (no tenant starts with `#`), `sk =
+//! {start}#{tenant}` for a minute to seal or `{start}#{tenant}#{metric}` for a coarser window,
+//! with the touched series as a string set and a `marks` counter; the job reads a resolution's
+//! oldest marks with one Query and clears each on the condition that `marks` is unchanged.
+//! Sealed and rolled buckets are whole-item puts at their resolution's key and TTL.
 
 use super::keys::{EXPIRES_AT, PK, SK};
-use super::{BucketStore, StoreError};
+use super::{BucketStore, PendingWindows, RollupBuckets, StoreError};
 use crate::aggregate::{Bucket, BucketKey, SeriesKey};
+use crate::identity::TenantId;
+use crate::rollup::{BucketAt, Pending, Resolution, Retention, Window};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -30,17 +38,17 @@ const COUNT_SK: &str = "#count";
 pub struct DynamoMetrics {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    minute_ttl_secs: i64,
+    retention: Retention,
     /// Series known to be registered: a warm function skips the registry for them.
     known: Mutex<HashSet<SeriesKey>>,
 }
 
 impl DynamoMetrics {
-    pub fn new(aws: &SdkConfig, table: &str, minute_retention_days: i64) -> Self {
+    pub fn new(aws: &SdkConfig, table: &str, retention: Retention) -> Self {
         Self {
             client: aws_sdk_dynamodb::Client::new(aws),
             table: table.to_owned(),
-            minute_ttl_secs: minute_retention_days.saturating_mul(86_400),
+            retention,
             known: Mutex::new(HashSet::new()),
         }
     }
@@ -58,6 +66,240 @@ pub fn bucket_sk(epoch_secs: i64) -> String {
 
 fn registry_pk(tenant: &str, metric: &str) -> String {
     format!("{tenant}#{metric}#series")
+}
+
+impl DynamoMetrics {
+    /// The item of a whole bucket: figures as numbers for plain reads, the bucket as postcard
+    /// bytes for merging, its version, and its resolution's TTL.
+    fn bucket_item(
+        &self,
+        at: &BucketAt,
+        bucket: &Bucket,
+        version: i64,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let state =
+            postcard::to_allocvec(bucket).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let n = |v: f64| AttributeValue::N(v.to_string());
+        let s = AttributeValue::S;
+        let now = chrono::Utc::now().timestamp();
+        Ok(HashMap::from([
+            (
+                PK.to_owned(),
+                s(bucket_pk(
+                    at.series.tenant.as_str(),
+                    &at.series.metric,
+                    at.resolution.as_str(),
+                    &at.series.series,
+                )),
+            ),
+            (SK.to_owned(), s(bucket_sk(at.start))),
+            ("tenant".to_owned(), s(at.series.tenant.to_string())),
+            ("metric".to_owned(), s(at.series.metric.clone())),
+            ("series".to_owned(), s(at.series.series.clone())),
+            (
+                "resolution".to_owned(),
+                s(at.resolution.as_str().to_owned()),
+            ),
+            (
+                "count".to_owned(),
+                AttributeValue::N(bucket.count.to_string()),
+            ),
+            ("sum".to_owned(), n(bucket.sum)),
+            ("min".to_owned(), n(bucket.min)),
+            ("max".to_owned(), n(bucket.max)),
+            ("state".to_owned(), AttributeValue::B(Blob::new(state))),
+            ("version".to_owned(), AttributeValue::N(version.to_string())),
+            (
+                EXPIRES_AT.to_owned(),
+                AttributeValue::N(
+                    self.retention
+                        .expires_at(at.resolution, at.start, now)
+                        .to_string(),
+                ),
+            ),
+        ]))
+    }
+}
+
+fn rollup_pk(resolution: Resolution) -> String {
+    format!("#rollup#{resolution}")
+}
+
+fn mark_sk(p: &Pending) -> String {
+    match &p.metric {
+        Some(metric) => format!("{:012}#{}#{metric}", p.window.start, p.tenant),
+        None => format!("{:012}#{}", p.window.start, p.tenant),
+    }
+}
+
+fn pending_from(resolution: Resolution, item: &HashMap<String, AttributeValue>) -> Option<Pending> {
+    let sk = item.get(SK)?.as_s().ok()?;
+    let start: i64 = sk.split('#').next()?.parse().ok()?;
+    Some(Pending {
+        tenant: TenantId::parse(item.get("tenant")?.as_s().ok()?).ok()?,
+        window: Window::at(resolution, start),
+        metric: item.get("metric").and_then(|v| v.as_s().ok()).cloned(),
+        series: item
+            .get("series")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().cloned().collect())
+            .unwrap_or_default(),
+        marks: item
+            .get("marks")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl PendingWindows for DynamoMetrics {
+    async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
+        for p in windows {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, AttributeValue::S(rollup_pk(p.window.resolution)))
+                .key(SK, AttributeValue::S(mark_sk(p)))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":t", AttributeValue::S(p.tenant.to_string()));
+            let mut expression = "SET tenant = :t".to_owned();
+            if let Some(metric) = &p.metric {
+                expression.push_str(", metric = :m");
+                update =
+                    update.expression_attribute_values(":m", AttributeValue::S(metric.clone()));
+            }
+            expression.push_str(" ADD marks :one");
+            if !p.series.is_empty() {
+                expression.push_str(", series :s");
+                update = update.expression_attribute_values(
+                    ":s",
+                    AttributeValue::Ss(p.series.iter().cloned().collect()),
+                );
+            }
+            update
+                .update_expression(expression)
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn pending(
+        &self,
+        resolution: Resolution,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s < :before")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(":p", AttributeValue::S(rollup_pk(resolution)))
+            .expression_attribute_values(":before", AttributeValue::S(bucket_sk(before)))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(page
+            .items()
+            .iter()
+            .filter_map(|i| pending_from(resolution, i))
+            .collect())
+    }
+
+    async fn clear(&self, window: &Pending) -> Result<(), StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(rollup_pk(window.window.resolution)))
+            .key(SK, AttributeValue::S(mark_sk(window)))
+            .condition_expression("marks = :m")
+            .expression_attribute_values(":m", AttributeValue::N(window.marks.to_string()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // Marked again meanwhile: it stays for the next run.
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl RollupBuckets for DynamoMetrics {
+    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
+        // A fresh version: a live merge that read the replaced bucket fails its condition and
+        // merges into this one instead (and marks the minute for sealing again).
+        let version = chrono::Utc::now().timestamp_micros();
+        let item = self.bucket_item(at, bucket, version)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn buckets(
+        &self,
+        series: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        let pk = bucket_pk(
+            series.tenant.as_str(),
+            &series.metric,
+            resolution.as_str(),
+            &series.series,
+        );
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+                .expression_attribute_names("#p", PK)
+                .expression_attribute_names("#s", SK)
+                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
+                .expression_attribute_values(":to", AttributeValue::S(bucket_sk(to - 1)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let at = item
+                    .get(SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| s.parse::<i64>().ok());
+                let bucket = item
+                    .get("state")
+                    .and_then(|v| v.as_b().ok())
+                    .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok());
+                if let (Some(at), Some(bucket)) = (at, bucket) {
+                    out.push((at, bucket));
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
@@ -185,40 +427,21 @@ impl BucketStore for DynamoMetrics {
                 None => (Bucket::default(), 0),
             };
             merged.merge(bucket);
-            let state =
-                postcard::to_allocvec(&merged).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-            let n = |v: f64| AttributeValue::N(v.to_string());
+            let at = BucketAt {
+                series: SeriesKey {
+                    tenant: key.tenant.clone(),
+                    metric: key.metric.clone(),
+                    series: key.series.clone(),
+                },
+                resolution: Resolution::Minute,
+                start,
+            };
+            let item = self.bucket_item(&at, &merged, version + 1)?;
             let mut put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(HashMap::from([
-                    (PK.to_owned(), AttributeValue::S(pk.clone())),
-                    (SK.to_owned(), AttributeValue::S(sk.clone())),
-                    (
-                        "tenant".to_owned(),
-                        AttributeValue::S(key.tenant.to_string()),
-                    ),
-                    ("metric".to_owned(), AttributeValue::S(key.metric.clone())),
-                    ("series".to_owned(), AttributeValue::S(key.series.clone())),
-                    ("resolution".to_owned(), AttributeValue::S("1m".to_owned())),
-                    (
-                        "count".to_owned(),
-                        AttributeValue::N(merged.count.to_string()),
-                    ),
-                    ("sum".to_owned(), n(merged.sum)),
-                    ("min".to_owned(), n(merged.min)),
-                    ("max".to_owned(), n(merged.max)),
-                    ("state".to_owned(), AttributeValue::B(Blob::new(state))),
-                    (
-                        "version".to_owned(),
-                        AttributeValue::N((version + 1).to_string()),
-                    ),
-                    (
-                        EXPIRES_AT.to_owned(),
-                        AttributeValue::N((start + self.minute_ttl_secs).to_string()),
-                    ),
-                ])));
+                .set_item(Some(item));
             put = if version == 0 {
                 put.condition_expression("attribute_not_exists(pk)")
             } else {

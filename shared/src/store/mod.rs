@@ -101,6 +101,52 @@ pub trait BucketStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Reads raw events back: one minute of one tenant, every shard (the rollup job's sealing).
+#[async_trait]
+pub trait EventReader: Send + Sync {
+    async fn minute_events(
+        &self,
+        tenant: &crate::identity::TenantId,
+        minute: i64,
+    ) -> Result<Vec<crate::events::Event>, StoreError>;
+}
+
+/// Windows waiting for the rollup job: marked by whoever changes a window's data (the stream
+/// aggregator, the job itself for coarser windows), read oldest first, cleared when done.
+#[async_trait]
+pub trait PendingWindows: Send + Sync {
+    /// Marks each window (adding to its series set); a window marked again is done again.
+    async fn mark(&self, windows: &[crate::rollup::Pending]) -> Result<(), StoreError>;
+    /// Windows of `resolution` starting before `before` (epoch s), oldest first.
+    async fn pending(
+        &self,
+        resolution: crate::rollup::Resolution,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::rollup::Pending>, StoreError>;
+    /// Clears `window` unless it was marked again since it was read.
+    async fn clear(&self, window: &crate::rollup::Pending) -> Result<(), StoreError>;
+}
+
+/// Whole buckets at any resolution (the rollup job writes them; queries read them).
+#[async_trait]
+pub trait RollupBuckets: Send + Sync {
+    /// Writes `bucket` at `at`, replacing what is there (sealing and rollups recompute).
+    async fn put_bucket(
+        &self,
+        at: &crate::rollup::BucketAt,
+        bucket: &crate::aggregate::Bucket,
+    ) -> Result<(), StoreError>;
+    /// The buckets of one series at `resolution` with start in `[from, to)`, by start.
+    async fn buckets(
+        &self,
+        series: &crate::aggregate::SeriesKey,
+        resolution: crate::rollup::Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, crate::aggregate::Bucket)>, StoreError>;
+}
+
 /// Sites: which tenant a site id belongs to, and which origins may send its traffic.
 #[async_trait]
 pub trait SiteStore: Send + Sync {

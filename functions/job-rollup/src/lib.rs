@@ -1,0 +1,253 @@
+//! The rollup job, every minute on an EventBridge schedule: seals closed minutes exactly from
+//! the raw events, then rolls 1m → 5m → 1h → 1d.
+//!
+//! Work comes from marks (`PendingWindows`): the stream aggregator marks each minute it
+//! touched, sealing a minute marks its 5-minute window (per metric, with the series touched),
+//! and so on up. Each run takes the oldest marks first, a bounded number per resolution, so a
+//! run after an outage catches up over a few runs. A coarser window is rolled only when it is
+//! closed and no finer window before its end is still marked, so it always reads finished
+//! finer buckets. Sealing and rolling recompute and replace, so a window run twice (a mark
+//! that outlived a crash, a late event's re-mark) ends with the same buckets.
+
+use lambda_runtime::Diagnostic;
+use pulse_shared::Config;
+use pulse_shared::aggregate::SeriesKey;
+use pulse_shared::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
+use pulse_shared::store::events::DynamoEvents;
+use pulse_shared::store::metrics::DynamoMetrics;
+use pulse_shared::store::{BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// Seconds after a window's end before it is sealed: the stream's batching window and a
+/// margin for clock skew between senders and Lambda.
+pub const GRACE_SECS: i64 = 30;
+/// Minutes sealed per run at most.
+pub const MINUTES_PER_RUN: usize = 500;
+/// Coarser windows (per metric) rolled per resolution per run at most.
+pub const WINDOWS_PER_RUN: usize = 500;
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Minutes sealed.
+    pub sealed: usize,
+    /// Windows rolled, by resolution.
+    pub rolled: BTreeMap<String, usize>,
+    /// Windows that failed and stay marked for the next run.
+    pub failed: usize,
+}
+
+/// Why a run could not start.
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error("the rollup marks cannot be read")]
+    Marks(#[source] StoreError),
+}
+
+impl From<JobError> for Diagnostic {
+    fn from(e: JobError) -> Self {
+        Self {
+            error_type: "RollupUnavailable".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The job with its stores.
+#[derive(Debug)]
+pub struct Rollup<E, S> {
+    events: E,
+    store: S,
+    series_cap: usize,
+}
+
+/// Builds the job from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Rollup<DynamoEvents, DynamoMetrics> {
+    Rollup::new(
+        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
+        DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        config.series_cap,
+    )
+}
+
+impl<E, S> Rollup<E, S>
+where
+    E: EventReader,
+    S: PendingWindows + RollupBuckets + BucketStore,
+{
+    pub fn new(events: E, store: S, series_cap: usize) -> Self {
+        Self {
+            events,
+            store,
+            series_cap,
+        }
+    }
+
+    /// Lambda's entry point: one run at the current time.
+    pub async fn handle(&self) -> Result<Report, JobError> {
+        let report = self.run(chrono::Utc::now().timestamp()).await?;
+        tracing::info!(sealed = report.sealed, rolled = ?report.rolled, failed = report.failed, "rollup run");
+        Ok(report)
+    }
+
+    /// One run as of `now` (epoch s).
+    pub async fn run(&self, now: i64) -> Result<Report, JobError> {
+        let mut report = Report::default();
+        let minutes = self
+            .store
+            .pending(
+                Resolution::Minute,
+                closed_before(Resolution::Minute, now),
+                MINUTES_PER_RUN,
+            )
+            .await
+            .map_err(JobError::Marks)?;
+        for minute in minutes {
+            match self.seal(&minute).await {
+                Ok(()) => report.sealed += 1,
+                Err(e) => {
+                    tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
+                    report.failed += 1;
+                }
+            }
+        }
+        for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
+            let mut before = closed_before(resolution, now);
+            // Only windows whose every finer window is done.
+            for finer in Resolution::ALL.into_iter().filter(|r| *r < resolution) {
+                let oldest = self
+                    .store
+                    .pending(finer, i64::MAX, 1)
+                    .await
+                    .map_err(JobError::Marks)?;
+                if let Some(p) = oldest.first() {
+                    before = before.min(p.window.start - resolution.secs() + 1);
+                }
+            }
+            let windows = self
+                .store
+                .pending(resolution, before, WINDOWS_PER_RUN)
+                .await
+                .map_err(JobError::Marks)?;
+            let mut rolled = 0;
+            for window in windows {
+                match self.roll(&window).await {
+                    Ok(()) => rolled += 1,
+                    Err(e) => {
+                        tracing::error!(tenant = %window.tenant, resolution = %resolution, start = window.window.start, error = %e, "rollup failed; the window stays marked");
+                        report.failed += 1;
+                    }
+                }
+            }
+            report.rolled.insert(resolution.to_string(), rolled);
+        }
+        Ok(report)
+    }
+
+    /// Seals one minute and marks its 5-minute window for every metric it holds.
+    async fn seal(&self, minute: &Pending) -> Result<(), StoreError> {
+        let events = self
+            .events
+            .minute_events(&minute.tenant, minute.window.start.div_euclid(60))
+            .await?;
+        let mut sealed = seal(minute.window.start, &events);
+        if !sealed.buckets.is_empty() {
+            let series: Vec<_> = sealed
+                .series
+                .iter()
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect();
+            let refused = self.store.register_series(&series, self.series_cap).await?;
+            sealed.fold_into_other(&refused);
+        }
+        let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (key, (bucket, _)) in &sealed.buckets {
+            let at = BucketAt {
+                series: SeriesKey {
+                    tenant: key.tenant.clone(),
+                    metric: key.metric.clone(),
+                    series: key.series.clone(),
+                },
+                resolution: Resolution::Minute,
+                start: minute.window.start,
+            };
+            self.store.put_bucket(&at, bucket).await?;
+            parents
+                .entry(key.metric.clone())
+                .or_default()
+                .insert(key.series.clone());
+        }
+        self.mark_parents(minute, parents).await?;
+        self.store.clear(minute).await
+    }
+
+    /// Rolls one coarser window of one metric from its finer buckets, and marks the next.
+    async fn roll(&self, window: &Pending) -> Result<(), StoreError> {
+        let (Some(metric), Some(finer)) = (&window.metric, window.window.resolution.finer()) else {
+            return self.store.clear(window).await;
+        };
+        for series in &window.series {
+            let key = SeriesKey {
+                tenant: window.tenant.clone(),
+                metric: metric.clone(),
+                series: series.clone(),
+            };
+            let buckets = self
+                .store
+                .buckets(&key, finer, window.window.start, window.window.end())
+                .await?;
+            if let Some(bucket) = roll(buckets.iter().map(|(_, b)| b)) {
+                let at = BucketAt {
+                    series: key,
+                    resolution: window.window.resolution,
+                    start: window.window.start,
+                };
+                self.store.put_bucket(&at, &bucket).await?;
+            }
+        }
+        let parents = BTreeMap::from([(metric.clone(), window.series.clone())]);
+        self.mark_parents(window, parents).await?;
+        self.store.clear(window).await
+    }
+
+    async fn mark_parents(
+        &self,
+        child: &Pending,
+        series_by_metric: BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<(), StoreError> {
+        let Some(parent) = child.window.parent() else {
+            return Ok(());
+        };
+        let marks: Vec<Pending> = series_by_metric
+            .into_iter()
+            .filter(|(_, series)| !series.is_empty())
+            .map(|(metric, series)| Pending {
+                tenant: child.tenant.clone(),
+                window: parent.clone(),
+                metric: Some(metric),
+                series,
+                marks: 0,
+            })
+            .collect();
+        if marks.is_empty() {
+            Ok(())
+        } else {
+            self.store.mark(&marks).await
+        }
+    }
+}
+
+/// Windows of `resolution` starting before this (epoch s) are closed at `now`.
+fn closed_before(resolution: Resolution, now: i64) -> i64 {
+    let latest = Window::at(resolution, now - resolution.secs() - GRACE_SECS);
+    if latest.is_closed(now, GRACE_SECS) {
+        latest.start + 1
+    } else {
+        latest.start
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+//! The job against in-memory stores that keep DynamoDB's semantics where the job relies on
+//! them: marks cleared only if unchanged, buckets replaced whole, range reads by start.
+
+use super::*;
+use async_trait::async_trait;
+use pulse_shared::aggregate::{Bucket, BucketKey};
+use pulse_shared::events::{Body, Event};
+use pulse_shared::identity::TenantId;
+use std::sync::Mutex;
+
+type MarkKey = (Resolution, i64, String, Option<String>);
+
+#[derive(Default)]
+struct Memory {
+    events: Mutex<Vec<Event>>,
+    marks: Mutex<BTreeMap<MarkKey, Pending>>,
+    buckets: Mutex<BTreeMap<BucketAt, Bucket>>,
+}
+
+#[async_trait]
+impl EventReader for Memory {
+    async fn minute_events(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .events
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| &e.tenant == tenant && e.timestamp_ms.div_euclid(60_000) == minute)
+            .cloned()
+            .collect())
+    }
+}
+
+fn mark_key(p: &Pending) -> MarkKey {
+    (
+        p.window.resolution,
+        p.window.start,
+        p.tenant.to_string(),
+        p.metric.clone(),
+    )
+}
+
+#[async_trait]
+impl PendingWindows for Memory {
+    async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
+        let mut marks = self.marks.lock().expect("lock");
+        for w in windows {
+            let entry = marks.entry(mark_key(w)).or_insert_with(|| Pending {
+                marks: 0,
+                series: BTreeSet::new(),
+                ..w.clone()
+            });
+            entry.marks += 1;
+            entry.series.extend(w.series.iter().cloned());
+        }
+        Ok(())
+    }
+    async fn pending(
+        &self,
+        resolution: Resolution,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        Ok(self
+            .marks
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|p| p.window.resolution == resolution && p.window.start < before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    async fn clear(&self, window: &Pending) -> Result<(), StoreError> {
+        let mut marks = self.marks.lock().expect("lock");
+        if marks.get(&mark_key(window)).map(|p| p.marks) == Some(window.marks) {
+            marks.remove(&mark_key(window));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RollupBuckets for Memory {
+    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
+        self.buckets
+            .lock()
+            .expect("lock")
+            .insert(at.clone(), bucket.clone());
+        Ok(())
+    }
+    async fn buckets(
+        &self,
+        series: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        Ok(self
+            .buckets
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(at, _)| {
+                &at.series == series
+                    && at.resolution == resolution
+                    && (from..to).contains(&at.start)
+            })
+            .map(|(at, b)| (at.start, b.clone()))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl BucketStore for Memory {
+    async fn register_series(
+        &self,
+        _series: &[(SeriesKey, BTreeMap<String, String>)],
+        _cap: usize,
+    ) -> Result<Vec<SeriesKey>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn merge_bucket(&self, _key: &BucketKey, _bucket: &Bucket) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// 2026-11-20T00:00:00Z, a day boundary.
+const DAY: i64 = 1_795_132_800;
+
+fn tenant() -> TenantId {
+    TenantId::parse("acme").expect("tenant")
+}
+
+fn latency(id: usize, at_secs: i64, value: f64) -> Event {
+    Event {
+        id: format!("e{id}"),
+        tenant: tenant(),
+        timestamp_ms: at_secs * 1000,
+        name: "latency".into(),
+        tags: BTreeMap::from([("route".into(), "/cart".into())]),
+        visitor: None,
+        correlation_id: None,
+        body: Body::Metric { value, unit: None },
+    }
+}
+
+/// A job over `events`, each minute marked as the stream aggregator would.
+async fn job(events: Vec<Event>) -> Rollup<Memory, Memory> {
+    let minutes: BTreeSet<i64> = events
+        .iter()
+        .map(|e| e.timestamp_ms.div_euclid(60_000))
+        .collect();
+    let raw = Memory {
+        events: Mutex::new(events),
+        ..Memory::default()
+    };
+    let store = Memory::default();
+    let marks: Vec<Pending> = minutes
+        .into_iter()
+        .map(|m| Pending::minute(tenant(), m))
+        .collect();
+    store.mark(&marks).await.expect("marked");
+    Rollup::new(raw, store, 1000)
+}
+
+fn bucket_at(job: &Rollup<Memory, Memory>, resolution: Resolution, start: i64) -> Option<Bucket> {
+    job.store
+        .buckets
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(at, _)| at.resolution == resolution && at.start == start)
+        .map(|(_, b)| b.clone())
+}
+
+#[tokio::test]
+async fn a_closed_day_is_sealed_and_rolled_up_to_its_daily_bucket() {
+    // Given one event a minute over a whole day
+    let events: Vec<Event> = (0..1440)
+        .map(|i| latency(i as usize, DAY + i * 60 + 5, (i % 100) as f64))
+        .collect();
+    let job = job(events).await;
+    // When the job runs the next day, as many times as it takes
+    let mut sealed = 0;
+    for _ in 0..4 {
+        sealed += job.run(DAY + 86_400 + 3_600).await.expect("run").sealed;
+    }
+    // Then every minute is sealed and the day's bucket holds every event exactly
+    assert_eq!(sealed, 1440);
+    let day = bucket_at(&job, Resolution::Day, DAY).expect("daily bucket");
+    assert_eq!(day.count, 1440);
+    assert_eq!(day.min, 0.0);
+    assert_eq!(day.max, 99.0);
+    let hour = bucket_at(&job, Resolution::Hour, DAY + 3_600).expect("hourly bucket");
+    assert_eq!(hour.count, 60);
+    assert!(
+        job.store.marks.lock().expect("lock").is_empty(),
+        "nothing left marked"
+    );
+}
+
+#[tokio::test]
+async fn sealed_counts_are_exact_whatever_the_stream_delivered() {
+    // Given three events, one of them stored twice (a redelivered stream record merged it
+    // into the live bucket twice; the raw item is keyed by id)
+    let mut events = vec![
+        latency(1, DAY + 10, 1.0),
+        latency(2, DAY + 20, 2.0),
+        latency(3, DAY + 30, 3.0),
+    ];
+    events.push(events[1].clone());
+    let job = job(events).await;
+    // When the minute is sealed
+    job.run(DAY + 600).await.expect("run");
+    // Then it counts each event once
+    let minute = bucket_at(&job, Resolution::Minute, DAY).expect("sealed");
+    assert_eq!((minute.count, minute.sum), (3, 6.0));
+}
+
+#[tokio::test]
+async fn re_running_a_window_changes_nothing() {
+    let events: Vec<Event> = (0..30)
+        .map(|i| latency(i, DAY + i as i64 * 20, i as f64))
+        .collect();
+    let job = job(events).await;
+    job.run(DAY + 7_200).await.expect("run");
+    let before: Vec<(BucketAt, u64, f64)> = job
+        .store
+        .buckets
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(at, b)| (at.clone(), b.count, b.sum))
+        .collect();
+    // When every minute is marked again (a late duplicate, a crashed run) and the job re-runs
+    let again: Vec<Pending> = (0..10)
+        .map(|m| Pending::minute(tenant(), DAY / 60 + m))
+        .collect();
+    job.store.mark(&again).await.expect("marked");
+    job.run(DAY + 7_300).await.expect("run");
+    // Then the buckets are the same
+    let after: Vec<(BucketAt, u64, f64)> = job
+        .store
+        .buckets
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(at, b)| (at.clone(), b.count, b.sum))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn a_two_hour_outage_is_caught_up_oldest_first() {
+    // Given two hours of events that nobody sealed
+    let events: Vec<Event> = (0..120)
+        .map(|i| latency(i, DAY + i as i64 * 60, 1.0))
+        .collect();
+    let job = job(events).await;
+    // When the job runs again after the outage
+    let report = job.run(DAY + 7_200 + 60).await.expect("run");
+    // Then every minute is sealed, and the 5-minute and hourly windows are rolled
+    assert_eq!(report.sealed, 120);
+    assert_eq!(report.rolled["5m"], 24);
+    assert_eq!(report.rolled["1h"], 2);
+    assert_eq!(
+        bucket_at(&job, Resolution::Hour, DAY + 3_600)
+            .expect("2nd hour")
+            .count,
+        60
+    );
+    // And the day stays marked until it is over
+    assert_eq!(report.rolled["1d"], 0);
+}
+
+#[tokio::test]
+async fn a_coarser_window_waits_for_its_open_minutes() {
+    // Given events in a 5-minute window that is still open
+    let events = vec![latency(1, DAY + 10, 1.0), latency(2, DAY + 250, 2.0)];
+    let job = job(events).await;
+    // When the job runs at minute 4:40 of the window
+    let report = job.run(DAY + 280).await.expect("run");
+    // Then the closed minute is sealed but the 5-minute window is not rolled
+    assert_eq!(report.sealed, 1);
+    assert_eq!(report.rolled["5m"], 0);
+    assert!(bucket_at(&job, Resolution::FiveMinutes, DAY).is_none());
+}
