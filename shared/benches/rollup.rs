@@ -1,0 +1,151 @@
+//! The rollup of one day holding 1,000,000 events, in memory on one core: seal its 1,440
+//! minutes from their raw events (694 or 695 each: metrics over 20 series, page views with
+//! visitors, API requests over 5 routes), then roll 1m → 5m → 1h → 1d per series. Reports the
+//! time of each step and the process's peak resident memory (VmHWM). The storage round trips
+//! the job adds on AWS are not included.
+//!
+//! `cargo bench -p pulse-shared --bench rollup`
+
+#![allow(clippy::print_stdout)]
+
+use pulse_shared::aggregate::{Bucket, BucketKey, SeriesKey};
+use pulse_shared::events::{Body, Event};
+use pulse_shared::identity::TenantId;
+use pulse_shared::rollup::{Resolution, roll, seal};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+const EVENTS: i64 = 1_000_000;
+const DAY: i64 = 1_795_132_800;
+
+fn event(tenant: &TenantId, i: i64) -> Event {
+    let (name, body, visitor) = match i % 3 {
+        0 => (
+            "cpu.load",
+            Body::Metric {
+                value: (i % 97) as f64 / 97.0,
+                unit: None,
+            },
+            None,
+        ),
+        1 => (
+            "page_view",
+            Body::PageView {
+                path: "/".into(),
+                referrer: None,
+                title: None,
+            },
+            Some(format!("v{}", i % 20_000)),
+        ),
+        _ => (
+            "api_request",
+            Body::ApiRequest {
+                route: format!("/r{}", i % 5),
+                method: "GET".into(),
+                status: if i % 50 == 0 { 500 } else { 200 },
+                latency_ms: 5.0 + (i % 200) as f64,
+            },
+            None,
+        ),
+    };
+    Event {
+        id: format!("e{i}"),
+        tenant: tenant.clone(),
+        // Spread evenly over the day.
+        timestamp_ms: DAY * 1000 + i * 86_400_000 / EVENTS,
+        name: name.into(),
+        tags: BTreeMap::from([("host".into(), format!("web-{}", i % 20))]),
+        visitor,
+        correlation_id: None,
+        body,
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let tenant = TenantId::parse("bench").expect("tenant");
+    // The job reads one minute's events at a time; so does the benchmark.
+    let per_minute = |m: i64| -> Vec<Event> {
+        let first = (m * EVENTS + 1439) / 1440;
+        let last = ((m + 1) * EVENTS + 1439) / 1440;
+        (first..last).map(|i| event(&tenant, i)).collect()
+    };
+    let mut generate = std::time::Duration::ZERO;
+    let started = Instant::now();
+    let mut minutes: BTreeMap<(SeriesKey, i64), Bucket> = BTreeMap::new();
+    let mut sealed_events = 0u64;
+    for m in 0..1440 {
+        let t = Instant::now();
+        let events = per_minute(m);
+        generate += t.elapsed();
+        let sealed = seal(DAY + m * 60, &events);
+        for (
+            BucketKey {
+                tenant,
+                metric,
+                series,
+                minute,
+            },
+            (bucket, _),
+        ) in sealed.buckets
+        {
+            sealed_events += bucket.count;
+            minutes.insert(
+                (
+                    SeriesKey {
+                        tenant,
+                        metric,
+                        series,
+                    },
+                    minute * 60,
+                ),
+                bucket,
+            );
+        }
+    }
+    let seal_time = started.elapsed() - generate;
+    let started = Instant::now();
+    let mut level = minutes;
+    for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
+        let mut groups: BTreeMap<(SeriesKey, i64), Vec<Bucket>> = BTreeMap::new();
+        for ((series, start), bucket) in level {
+            groups
+                .entry((series, resolution.window_start(start)))
+                .or_default()
+                .push(bucket);
+        }
+        level = groups
+            .into_iter()
+            .filter_map(|(k, buckets)| roll(&buckets).map(|b| (k, b)))
+            .collect();
+    }
+    let roll_time = started.elapsed();
+    let total: u64 = level.values().map(|b| b.count).sum();
+    assert_eq!(total, EVENTS as u64);
+    assert_eq!(sealed_events, EVENTS as u64);
+    println!("| step | time (s) | events/s |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| seal 1,440 minutes ({EVENTS} events; generating them excluded: {:.2} s) | {:.2} | {:.0} |",
+        generate.as_secs_f64(),
+        seal_time.as_secs_f64(),
+        EVENTS as f64 / seal_time.as_secs_f64()
+    );
+    println!(
+        "| roll 1m → 5m → 1h → 1d ({} daily series) | {:.3} | |",
+        level.len(),
+        roll_time.as_secs_f64()
+    );
+    println!("\npeak RSS: {:.0} MB", peak_rss_mb());
+}
