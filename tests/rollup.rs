@@ -152,3 +152,68 @@ async fn posted_events_are_sealed_and_rolled_up_exactly_and_idempotently() {
     assert_eq!(buckets(&cloud, "roll-a", "roll.latency").await, first);
     cloud.stop().await;
 }
+
+#[tokio::test]
+async fn an_imported_csv_history_is_rolled_up_into_its_days() {
+    let cloud = start().await;
+    // Given API requests of 40 days ago, imported as CSV by an admin
+    let day = (chrono::Utc::now().timestamp() / 86_400 - 40) * 86_400;
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(day + s, 0)
+            .expect("time")
+            .to_rfc3339()
+    };
+    let csv = format!(
+        "kind,route,method,status,latency_ms,timestamp\n\
+         api_request,/cart,GET,200,10,{}\n\
+         api_request,/cart,GET,200,30,{}\n\
+         api_request,/cart,GET,200,20,{}\n",
+        at(3_600),
+        at(3_630),
+        at(7 * 3_600)
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/imports", cloud.http_url()))
+        .bearer_auth(cloud.token("roll-import", "admin").expect("token"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(res.status(), 202);
+    let answer: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(answer["accepted"], 3);
+    assert_eq!(answer["minutes"], 2);
+    // When the stream has delivered them and the job has run
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = buckets(&cloud, "roll-import", "api_request").await;
+        if live.get("1m").is_some_and(|b| b.len() == 2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream delivered nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..3 {
+        cloud
+            .fire("RollupJobFunction", "EveryMinute")
+            .await
+            .expect("job ran");
+    }
+    // Then the day holds all three, two hours hold theirs, and the old minute buckets are
+    // kept a day past the import (their own retention is long over)
+    let b = buckets(&cloud, "roll-import", "api_request").await;
+    let d = &b["1d"];
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].0, d[0].1, d[0].2, d[0].3, d[0].4),
+        (day, 3.0, 60.0, 10.0, 30.0)
+    );
+    assert_eq!(b["1h"].len(), 2);
+    let now = chrono::Utc::now().timestamp();
+    assert!(b["1m"].iter().all(|m| m.5 > now + 86_000), "{:?}", b["1m"]);
+    cloud.stop().await;
+}

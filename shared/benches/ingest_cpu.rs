@@ -50,7 +50,7 @@ fn main() {
         while started.elapsed() < Duration::from_millis(700) {
             let parsed = parse_batch(black_box(&body), &ctx).expect("valid batch");
             for e in &parsed {
-                black_box(item(e, 7 * 86_400));
+                black_box(item(e, 7 * 86_400, 1_795_341_600));
             }
             events += parsed.len();
         }

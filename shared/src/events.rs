@@ -294,6 +294,16 @@ pub fn parse_batch(body: &[u8], ctx: &Context<'_>) -> Result<Vec<Event>, ApiErro
     if let Some(extra) = top.keys().find(|k| k.as_str() != "events") {
         errors.push(FieldError::at(&[extra.as_str()], "unknown field"));
     }
+    parse_events(list, ctx, errors)
+}
+
+/// Parses `list` (the events of a batch or an import) into events, or one problem listing
+/// every bad field of every event (`#/events/{index}/...`), plus any `errors` found before.
+pub fn parse_events(
+    list: &[Value],
+    ctx: &Context<'_>,
+    mut errors: Vec<FieldError>,
+) -> Result<Vec<Event>, ApiError> {
     let mut events = Vec::with_capacity(list.len());
     let mut ids = BTreeSet::new();
     for (i, raw) in list.iter().enumerate() {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod identity;
+pub mod imports;
 pub mod otlp;
 pub mod problem;
 pub mod rollup;

@@ -1,5 +1,7 @@
-//! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender, and
-//! `POST /v1/metrics`: OTLP/HTTP metrics (protobuf or JSON) from any OpenTelemetry SDK.
+//! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender,
+//! `POST /v1/metrics`: OTLP/HTTP metrics (protobuf or JSON) from any OpenTelemetry SDK, and
+//! `POST /api/v1/imports` (admin): history as NDJSON or CSV, up to 50,000 events (5 MB) as old
+//! as the daily rollups are kept; the rollup job seals and rolls the windows they touch.
 //!
 //! All or nothing: the batch is parsed whole ([`pulse_shared::events::parse_batch`]) and any
 //! invalid event rejects it with every problem listed, before anything is written. A valid
@@ -13,6 +15,7 @@ use pulse_shared::config::ClaimNames;
 use pulse_shared::events::{Context, Event, Limits, parse_batch};
 use pulse_shared::http::{CORRELATION_ID, HttpHandler, json, serve};
 use pulse_shared::identity::Caller;
+use pulse_shared::imports::{Format, parse_import};
 use pulse_shared::otlp::{self, Encoding};
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::{EventWriter, Incomplete};
@@ -20,8 +23,13 @@ use pulse_shared::{ApiError, Config};
 use serde::Serialize;
 use std::time::Duration;
 
-/// How long a request may spend writing before it answers 503 (the function times out at 10 s).
+/// How long a batch may spend writing before it answers 503.
 const WRITE_BUDGET: Duration = Duration::from_secs(6);
+/// How long an import may spend writing (the function times out at 30 s).
+const IMPORT_WRITE_BUDGET: Duration = Duration::from_secs(24);
+/// Events and bytes per import.
+pub const IMPORT_MAX_EVENTS: usize = 50_000;
+pub const IMPORT_MAX_BYTES: usize = 5 * 1024 * 1024;
 
 /// The ingest endpoint with its dependencies.
 #[derive(Debug)]
@@ -29,7 +37,20 @@ pub struct Ingest<W> {
     writer: W,
     claims: ClaimNames,
     limits: Limits,
+    /// Limits of an import: more events, and as old as daily rollups are kept.
+    import_limits: Limits,
     clock: fn() -> i64,
+}
+
+/// The 202 answer to an import.
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    pub accepted: usize,
+    /// The oldest and newest event times (RFC 3339).
+    pub from: String,
+    pub to: String,
+    /// Distinct minutes the import touched: each is sealed and rolled up by the rollup job.
+    pub minutes: usize,
 }
 
 /// The 202 answer.
@@ -57,6 +78,12 @@ impl<W: EventWriter> Ingest<W> {
             writer,
             claims: config.claims.clone(),
             limits: config.limits.clone(),
+            import_limits: Limits {
+                max_events: IMPORT_MAX_EVENTS,
+                max_body_bytes: IMPORT_MAX_BYTES,
+                max_past_ms: config.retention.day_days.saturating_mul(86_400_000),
+                ..config.limits.clone()
+            },
             clock: now_ms,
         }
     }
@@ -68,6 +95,10 @@ impl<W: EventWriter> Ingest<W> {
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
+        if req.uri().path().ends_with("/imports") {
+            caller.require(pulse_shared::identity::Role::Admin)?;
+            return self.import(&req, &caller).await;
+        }
         caller.require_ingest()?;
         if req.uri().path().ends_with("/v1/metrics") && !req.uri().path().starts_with("/api/") {
             return self.otlp(&req, &caller).await;
@@ -133,6 +164,43 @@ impl<W: EventWriter> Ingest<W> {
         Ok(res)
     }
 
+    /// An import: validated whole, written with a longer budget, answered with its extent.
+    async fn import(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let media = media_type(req);
+        let format = Format::from_media_type(&media).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!(
+                "send an import as application/x-ndjson or text/csv, not {media:?}"
+            ))
+        })?;
+        let ctx = Context {
+            limits: &self.import_limits,
+            ..self.context(req, caller)
+        };
+        let events = parse_import(body(req), format, &ctx)?;
+        self.write_within(&events, IMPORT_WRITE_BUDGET).await?;
+        let times = events.iter().map(|e| e.timestamp_ms);
+        let (from, to) = (times.clone().min(), times.max());
+        let minutes: std::collections::BTreeSet<i64> = events
+            .iter()
+            .map(|e| e.timestamp_ms.div_euclid(60_000))
+            .collect();
+        let rfc3339 = |ms: Option<i64>| {
+            ms.and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default()
+        };
+        tracing::info!(tenant = %caller.tenant, events = events.len(), minutes = minutes.len(), "import accepted");
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &Imported {
+                accepted: events.len(),
+                from: rfc3339(from),
+                to: rfc3339(to),
+                minutes: minutes.len(),
+            },
+        ))
+    }
+
     fn context<'a>(&'a self, req: &'a Request, caller: &'a Caller) -> Context<'a> {
         Context {
             tenant: &caller.tenant,
@@ -146,7 +214,11 @@ impl<W: EventWriter> Ingest<W> {
     }
 
     async fn write(&self, events: &[Event]) -> Result<(), ApiError> {
-        let deadline = tokio::time::Instant::now() + WRITE_BUDGET;
+        self.write_within(events, WRITE_BUDGET).await
+    }
+
+    async fn write_within(&self, events: &[Event], budget: Duration) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + budget;
         self.writer.write_events(events, deadline).await.map_err(
             |Incomplete {
                  stored,
@@ -341,6 +413,51 @@ mod tests {
             assert_eq!(res.status(), 403);
         }
         assert!(handler.writer.written.lock().expect("lock").is_empty());
+    }
+
+    fn import(authorizer: Value, content_type: &str, body: &str) -> Request {
+        let mut req = request_as(authorizer, content_type, json!(null));
+        *req.uri_mut() = "/api/v1/imports".parse().expect("uri");
+        *req.body_mut() = Body::Text(body.to_owned());
+        req
+    }
+
+    #[tokio::test]
+    async fn an_admin_imports_old_history_and_a_key_may_not() {
+        // Given 40-day-old events as NDJSON
+        let handler = ingest(Memory::default());
+        let old = chrono::DateTime::from_timestamp_millis(NOW - 40 * 86_400_000)
+            .expect("time")
+            .to_rfc3339();
+        let ndjson = format!(
+            "{{\"kind\":\"metric\",\"name\":\"cpu\",\"value\":1,\"timestamp\":\"{old}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/\",\"timestamp\":\"{old}\"}}\n"
+        );
+        let admin = json!({"jwt": {"claims": {"sub": "u", "custom:tenant": "acme", "cognito:groups": "[admin]"}, "scopes": null}});
+        // When an admin imports them
+        let res = handler
+            .handle(import(admin.clone(), "application/x-ndjson", &ndjson))
+            .await
+            .expect("response");
+        // Then both are written (a batch would refuse them as too old) and the answer says where
+        assert_eq!(res.status(), 202);
+        let v = body(&res);
+        assert_eq!(
+            (v["accepted"].as_u64(), v["minutes"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(handler.writer.written.lock().expect("lock").len(), 2);
+        // And an ingest key, or the wrong media type, is refused
+        let key = json!({"lambda": {"tenant": "acme", "sub": "key:0123abcd", "roles": "", "scopes": "ingest"}});
+        let res = handler
+            .handle(import(key, "application/x-ndjson", &ndjson))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 403);
+        let res = handler
+            .handle(import(admin, "application/json", &ndjson))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 415);
     }
 
     #[tokio::test]

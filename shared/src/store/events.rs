@@ -56,8 +56,10 @@ pub fn sort_key(event: &Event) -> String {
     format!("{:013}#{}", event.timestamp_ms, event.id)
 }
 
-/// The item an event is stored as.
-pub fn item(event: &Event, retention_secs: i64) -> HashMap<String, AttributeValue> {
+/// The item an event is stored as, written at `now_secs`. It expires its retention after the
+/// event's time, but never sooner than a day after the write, so the rollup job can seal
+/// imported history before DynamoDB's TTL deletes it.
+pub fn item(event: &Event, retention_secs: i64, now_secs: i64) -> HashMap<String, AttributeValue> {
     let s = AttributeValue::S;
     let n = |v: i64| AttributeValue::N(v.to_string());
     let mut item = HashMap::from([
@@ -76,7 +78,8 @@ pub fn item(event: &Event, retention_secs: i64) -> HashMap<String, AttributeValu
         ),
         (
             EXPIRES_AT.to_owned(),
-            n(event.timestamp_ms.div_euclid(1000) + retention_secs),
+            n((event.timestamp_ms.div_euclid(1000) + retention_secs)
+                .max(now_secs + crate::rollup::IMPORT_GRACE_SECS)),
         ),
     ]);
     if let Some(visitor) = &event.visitor {
@@ -202,11 +205,12 @@ impl EventReader for DynamoEvents {
 #[async_trait]
 impl EventWriter for DynamoEvents {
     async fn write_events(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
+        let now = chrono::Utc::now().timestamp();
         let requests: Vec<WriteRequest> = events
             .iter()
             .filter_map(|e| {
                 let put = PutRequest::builder()
-                    .set_item(Some(item(e, self.retention_secs)))
+                    .set_item(Some(item(e, self.retention_secs, now)))
                     .build()
                     .ok()?;
                 Some(WriteRequest::builder().put_request(put).build())
