@@ -12,6 +12,12 @@
 //!
 //! The rate follows a daily curve (low at night, peaking in the afternoon) and a weekly one
 //! (weekends quieter), in UTC.
+//!
+//! First it imports [`HISTORY_DAYS`] days of history through `POST /api/v1/imports`, so every
+//! chart (and, later, every forecast) has data at once: a dozen events or so an hour, each
+//! hour's events in one minute of it, which keeps the rollup job's sealing work small (one
+//! minute per hour) while the hourly and daily rollups see the same seasonality as live
+//! traffic.
 
 use chrono::{Datelike, Timelike, Utc};
 use serde_json::{Value, json};
@@ -149,6 +155,55 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
         .collect()
 }
 
+/// Days of demo history imported at start.
+pub const HISTORY_DAYS: i64 = 90;
+/// Events per import request.
+const IMPORT_CHUNK: usize = 10_000;
+
+/// [`HISTORY_DAYS`] of demo events before `now`, each with its timestamp, oldest first.
+pub fn history(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value> {
+    let last_hour = now.timestamp() / 3_600 * 3_600 - 3_600;
+    let first_hour = last_hour - HISTORY_DAYS * 86_400 + 3_600;
+    let mut out = Vec::new();
+    for hour in (first_hour..=last_hour).step_by(3_600) {
+        let Some(t) = chrono::DateTime::from_timestamp(hour + 17 * 60, 0) else {
+            continue;
+        };
+        let count = (8.0 * seasonality(t)).round() as usize;
+        for mut event in events(rng, count, t) {
+            let at = t + chrono::Duration::milliseconds(i64::from(rng.u32(0..60_000)));
+            event["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            out.push(event);
+        }
+    }
+    out
+}
+
+/// Imports `events` in chunks; how many were accepted.
+async fn import(http: &reqwest::Client, base: &str, token: &str, events: &[Value]) -> usize {
+    let mut accepted = 0;
+    for chunk in events.chunks(IMPORT_CHUNK) {
+        let ndjson: String = chunk.iter().map(|e| format!("{e}\n")).collect();
+        match http
+            .post(format!("{base}/api/v1/imports"))
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson)
+            .send()
+            .await
+        {
+            Ok(res) if res.status().is_success() => accepted += chunk.len(),
+            Ok(res) => {
+                let status = res.status();
+                let detail = res.text().await.unwrap_or_default();
+                tracing::warn!(%status, detail = %detail.chars().take(300).collect::<String>(), "demo history: import refused");
+            }
+            Err(e) => tracing::warn!(error = %e, "demo history: import not sent"),
+        }
+    }
+    accepted
+}
+
 /// Runs demo traffic against the HTTP API at `base` until `shutdown` turns true.
 pub fn spawn(
     base: String,
@@ -175,6 +230,13 @@ pub fn spawn(
             }
         };
         let mut rng = fastrand::Rng::new();
+        let past = history(&mut rng, Utc::now());
+        let accepted = import(&http, &base, &admin_token, &past).await;
+        tracing::info!(
+            events = accepted,
+            days = HISTORY_DAYS,
+            "demo history imported; the rollup job seals and rolls it up over the next minutes"
+        );
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut carry = 0.0;
         loop {
@@ -234,6 +296,48 @@ mod tests {
             seasonality(at(23, 16)) > seasonality(at(22, 16)),
             "Monday vs Sunday"
         );
+    }
+
+    #[test]
+    fn ninety_days_of_history_pass_the_import_parser() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
+            .single()
+            .expect("time");
+        let events = history(&mut fastrand::Rng::with_seed(1), now);
+        assert!(events.len() > 90 * 24 * 4, "{}", events.len());
+        let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
+        let tenant = pulse_shared::identity::TenantId::parse("demo").expect("tenant");
+        let limits = pulse_shared::events::Limits {
+            max_events: 100_000,
+            max_body_bytes: 64 * 1024 * 1024,
+            max_past_ms: 1825 * 86_400_000,
+            ..Default::default()
+        };
+        let ctx = pulse_shared::events::Context {
+            tenant: &tenant,
+            now_ms: now.timestamp_millis(),
+            correlation_id: None,
+            limits: &limits,
+        };
+        let parsed = pulse_shared::imports::parse_import(
+            ndjson.as_bytes(),
+            pulse_shared::imports::Format::Ndjson,
+            &ctx,
+        )
+        .expect("valid history");
+        let minutes: std::collections::BTreeSet<i64> =
+            parsed.iter().map(|e| e.timestamp_ms / 60_000).collect();
+        assert_eq!(minutes.len() as i64, 90 * 24, "one minute an hour");
+        assert!(chunks_fit(&events));
+    }
+
+    /// Every import chunk fits the endpoint's limits.
+    fn chunks_fit(events: &[Value]) -> bool {
+        events.chunks(IMPORT_CHUNK).all(|c| {
+            let bytes: usize = c.iter().map(|e| e.to_string().len() + 1).sum();
+            c.len() <= api_ingest::IMPORT_MAX_EVENTS && bytes <= api_ingest::IMPORT_MAX_BYTES
+        })
     }
 
     #[test]

@@ -177,19 +177,28 @@ pub struct Pending {
     pub metric: Option<String>,
     /// The series ids touched (5m and coarser).
     pub series: std::collections::BTreeSet<String>,
+    /// The Events shards written in this minute (1m marks): sealing reads only these, so a
+    /// sparse minute (imported history, a quiet tenant) costs a Query or two, not sixteen.
+    /// Empty: read every shard.
+    pub shards: std::collections::BTreeSet<u32>,
     /// How many times the window was marked when it was read: clearing it succeeds only if
     /// no one marked it since, so a late event's mark is never lost.
     pub marks: i64,
 }
 
 impl Pending {
-    /// A minute of `tenant` to seal.
-    pub fn minute(tenant: crate::identity::TenantId, minute: i64) -> Self {
+    /// A minute of `tenant` to seal, written in `shards`.
+    pub fn minute(
+        tenant: crate::identity::TenantId,
+        minute: i64,
+        shards: impl IntoIterator<Item = u32>,
+    ) -> Self {
         Self {
             tenant,
             window: Window::at(Resolution::Minute, minute * 60),
             metric: None,
             series: Default::default(),
+            shards: shards.into_iter().collect(),
             marks: 0,
         }
     }

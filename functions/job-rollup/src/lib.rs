@@ -150,7 +150,11 @@ where
     async fn seal(&self, minute: &Pending) -> Result<(), StoreError> {
         let events = self
             .events
-            .minute_events(&minute.tenant, minute.window.start.div_euclid(60))
+            .minute_events(
+                &minute.tenant,
+                minute.window.start.div_euclid(60),
+                &minute.shards,
+            )
             .await?;
         let mut sealed = seal(minute.window.start, &events);
         if !sealed.buckets.is_empty() {
@@ -228,6 +232,7 @@ where
                 window: parent.clone(),
                 metric: Some(metric),
                 series,
+                shards: BTreeSet::new(),
                 marks: 0,
             })
             .collect();

@@ -23,13 +23,18 @@ impl EventReader for Memory {
         &self,
         tenant: &TenantId,
         minute: i64,
+        shards: &BTreeSet<u32>,
     ) -> Result<Vec<Event>, StoreError> {
+        // Only the named shards, as the Events table would answer.
         Ok(self
             .events
             .lock()
             .expect("lock")
             .iter()
             .filter(|e| &e.tenant == tenant && e.timestamp_ms.div_euclid(60_000) == minute)
+            .filter(|e| {
+                shards.is_empty() || shards.contains(&pulse_shared::store::events::shard_of(&e.id))
+            })
             .cloned()
             .collect())
     }
@@ -56,6 +61,7 @@ impl PendingWindows for Memory {
             });
             entry.marks += 1;
             entry.series.extend(w.series.iter().cloned());
+            entry.shards.extend(w.shards.iter().copied());
         }
         Ok(())
     }
@@ -162,7 +168,7 @@ async fn job(events: Vec<Event>) -> Rollup<Memory, Memory> {
     let store = Memory::default();
     let marks: Vec<Pending> = minutes
         .into_iter()
-        .map(|m| Pending::minute(tenant(), m))
+        .map(|m| Pending::minute(tenant(), m, []))
         .collect();
     store.mark(&marks).await.expect("marked");
     Rollup::new(raw, store, 1000)
@@ -239,7 +245,7 @@ async fn re_running_a_window_changes_nothing() {
         .collect();
     // When every minute is marked again (a late duplicate, a crashed run) and the job re-runs
     let again: Vec<Pending> = (0..10)
-        .map(|m| Pending::minute(tenant(), DAY / 60 + m))
+        .map(|m| Pending::minute(tenant(), DAY / 60 + m, []))
         .collect();
     job.store.mark(&again).await.expect("marked");
     job.run(DAY + 7_300).await.expect("run");

@@ -13,10 +13,11 @@ use pulse_shared::Config;
 use pulse_shared::aggregate::Aggregation;
 use pulse_shared::identity::TenantId;
 use pulse_shared::rollup::Pending;
+use pulse_shared::store::events::shard_of;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::stream::{BatchResponse, StreamBatch};
 use pulse_shared::store::{BucketStore, PendingWindows};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A bucket merge's minute and its records: written (`Ok`) or to retry (`Err`).
 type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
@@ -49,13 +50,21 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         let mut failed = Vec::new();
         let mut agg = Aggregation::new();
         let mut inserts = 0usize;
+        // The Events shards each minute's events are in: sealing reads only those.
+        let mut shards: BTreeMap<(TenantId, i64), BTreeSet<u32>> = BTreeMap::new();
         for record in &batch.records {
             if !record.is_insert() {
                 continue;
             }
             inserts += 1;
             match record.event() {
-                Ok(event) => agg.add(&event, record.dynamodb.sequence_number.clone()),
+                Ok(event) => {
+                    shards
+                        .entry((event.tenant.clone(), event.timestamp_ms.div_euclid(60_000)))
+                        .or_default()
+                        .insert(shard_of(&event.id));
+                    agg.add(&event, record.dynamodb.sequence_number.clone());
+                }
                 Err(reason) => {
                     tracing::error!(sequence = %record.dynamodb.sequence_number, %reason, "unreadable stream record");
                     failed.push(record.dynamodb.sequence_number.clone());
@@ -102,7 +111,10 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         }
         let marks: Vec<Pending> = minutes
             .keys()
-            .map(|(tenant, minute)| Pending::minute(tenant.clone(), *minute))
+            .map(|key| {
+                let written = shards.get(key).cloned().unwrap_or_default();
+                Pending::minute(key.0.clone(), key.1, written)
+            })
             .collect();
         if let Err(e) = self.store.mark(&marks).await {
             tracing::error!(error = %e, "rollup marks failed; the minutes' records will be retried");

@@ -44,10 +44,16 @@ impl DynamoEvents {
     }
 }
 
+/// The shard of an event id.
+pub fn shard_of(id: &str) -> u32 {
+    // The remainder is below EVENT_SHARDS, so it fits.
+    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % u64::from(EVENT_SHARDS)) as u32
+}
+
 /// The partition key of an event: tenant, minute, shard.
 pub fn partition_key(event: &Event) -> String {
     let minute = event.timestamp_ms.div_euclid(60_000);
-    let shard = xxhash_rust::xxh3::xxh3_64(event.id.as_bytes()) % u64::from(EVENT_SHARDS);
+    let shard = shard_of(&event.id);
     format!("{}#{minute}#{shard:02}", event.tenant)
 }
 
@@ -188,8 +194,14 @@ impl EventReader for DynamoEvents {
         &self,
         tenant: &crate::identity::TenantId,
         minute: i64,
+        shards: &std::collections::BTreeSet<u32>,
     ) -> Result<Vec<Event>, StoreError> {
-        let shards: Vec<Result<Vec<Event>, StoreError>> = futures::stream::iter(0..EVENT_SHARDS)
+        let wanted: Vec<u32> = if shards.is_empty() {
+            (0..u32::from(EVENT_SHARDS)).collect()
+        } else {
+            shards.iter().copied().collect()
+        };
+        let shards: Vec<Result<Vec<Event>, StoreError>> = futures::stream::iter(wanted)
             .map(|shard| self.shard_events(format!("{tenant}#{minute}#{shard:02}")))
             .buffer_unordered(CONCURRENCY)
             .collect()

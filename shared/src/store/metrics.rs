@@ -144,6 +144,11 @@ fn pending_from(resolution: Resolution, item: &HashMap<String, AttributeValue>) 
             .and_then(|v| v.as_ss().ok())
             .map(|ss| ss.iter().cloned().collect())
             .unwrap_or_default(),
+        shards: item
+            .get("shards")
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default(),
         marks: item
             .get("marks")
             .and_then(|v| v.as_n().ok())
@@ -176,6 +181,13 @@ impl PendingWindows for DynamoMetrics {
                 update = update.expression_attribute_values(
                     ":s",
                     AttributeValue::Ss(p.series.iter().cloned().collect()),
+                );
+            }
+            if !p.shards.is_empty() {
+                expression.push_str(", shards :h");
+                update = update.expression_attribute_values(
+                    ":h",
+                    AttributeValue::Ns(p.shards.iter().map(u32::to_string).collect()),
                 );
             }
             update

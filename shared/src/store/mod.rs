@@ -101,13 +101,15 @@ pub trait BucketStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Reads raw events back: one minute of one tenant, every shard (the rollup job's sealing).
+/// Reads raw events back: one minute of one tenant (the rollup job's sealing).
 #[async_trait]
 pub trait EventReader: Send + Sync {
+    /// The events of `minute` in `shards` (every shard if empty).
     async fn minute_events(
         &self,
         tenant: &crate::identity::TenantId,
         minute: i64,
+        shards: &std::collections::BTreeSet<u32>,
     ) -> Result<Vec<crate::events::Event>, StoreError>;
 }
 
