@@ -20,6 +20,39 @@ def _exit_with_parent() -> None:
 
 threading.Thread(target=_exit_with_parent, daemon=True).start()
 
+from moto.dynamodb.models.table import Table  # noqa: E402
 from moto.server import main  # noqa: E402  (imported after the guard starts: moto loads slowly)
+
+# Performance only, same answers: moto answers a table Query by listing and sorting every item
+# of the table (Table.all_items), so each Query costs O(table) and the local cloud slows down
+# as data accumulates (the rollup job Queries a lot). A Query of the base table names one
+# partition; while it runs, all_items yields only that partition, which moto then filters,
+# sorts and pages exactly as before. Index queries are untouched.
+_partition = threading.local()
+_all_items = Table.all_items
+_query = Table.query
+
+
+def _partition_items(self):
+    hash_key = getattr(_partition, "hash_key", None)
+    if hash_key is not None and getattr(_partition, "table", None) is self:
+        return list(self.items[hash_key].values()) if hash_key in self.items else []
+    return _all_items(self)
+
+
+def _partition_query(self, hash_key, *args, **kwargs):
+    # index_name is query's 8th parameter; moto's backend passes it positionally.
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    if index_name is None and hash_key is not None and self.range_key_attr:
+        _partition.table, _partition.hash_key = self, hash_key
+        try:
+            return _query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.table, _partition.hash_key = None, None
+    return _query(self, hash_key, *args, **kwargs)
+
+
+Table.all_items = _partition_items
+Table.query = _partition_query
 
 main(sys.argv[1:])

@@ -197,7 +197,7 @@ impl EventReader for DynamoEvents {
         shards: &std::collections::BTreeSet<u32>,
     ) -> Result<Vec<Event>, StoreError> {
         let wanted: Vec<u32> = if shards.is_empty() {
-            (0..u32::from(EVENT_SHARDS)).collect()
+            (0..EVENT_SHARDS).collect()
         } else {
             shards.iter().copied().collect()
         };
