@@ -44,6 +44,7 @@ pub const BINARIES: &[&str] = &[
     "authorizer",
     "stream-aggregator",
     "job-rollup",
+    "api-query",
 ];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
@@ -55,6 +56,7 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-track" => Some(http(api_track::wire(config, aws))),
         "api-sites" => Some(http(api_sites::wire(config, aws))),
         "api-keys" => Some(http(api_keys::wire(config, aws))),
+        "api-query" => Some(http(api_query::wire(config, aws))),
         "authorizer" => {
             let authorizer = Arc::new(authorizer::wire(config, aws));
             Some(fallible(move |req: authorizer::Request| {

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod imports;
 pub mod otlp;
 pub mod problem;
+pub mod query;
 pub mod rollup;
 pub mod store;
 pub mod telemetry;

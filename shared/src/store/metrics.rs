@@ -17,7 +17,7 @@
 //! Sealed and rolled buckets are whole-item puts at their resolution's key and TTL.
 
 use super::keys::{EXPIRES_AT, PK, SK};
-use super::{BucketStore, PendingWindows, RollupBuckets, StoreError};
+use super::{BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError};
 use crate::aggregate::{Bucket, BucketKey, SeriesKey};
 use crate::identity::TenantId;
 use crate::rollup::{BucketAt, Pending, Resolution, Retention, Window};
@@ -305,6 +305,58 @@ impl RollupBuckets for DynamoMetrics {
                 if let (Some(at), Some(bucket)) = (at, bucket) {
                     out.push((at, bucket));
                 }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SeriesCatalog for DynamoMetrics {
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
+        let pk = registry_pk(tenant.as_str(), metric);
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", PK)
+                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let Some(id) = item.get(SK).and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                if id == COUNT_SK {
+                    // The counter says whether anything overflowed into __other__.
+                    if item.contains_key("overflow_series") {
+                        out.push((crate::aggregate::OTHER_SERIES.to_owned(), BTreeMap::new()));
+                    }
+                    continue;
+                }
+                let tags = item
+                    .get("tags")
+                    .and_then(|v| v.as_m().ok())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((id.clone(), tags));
             }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {

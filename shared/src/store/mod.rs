@@ -149,6 +149,17 @@ pub trait RollupBuckets: Send + Sync {
     ) -> Result<Vec<(i64, crate::aggregate::Bucket)>, StoreError>;
 }
 
+/// The series registry as queries read it: every series of a metric with its tags.
+#[async_trait]
+pub trait SeriesCatalog: Send + Sync {
+    /// The series of `metric` (ids and tags), `__other__` included when it holds data.
+    async fn series(
+        &self,
+        tenant: &crate::identity::TenantId,
+        metric: &str,
+    ) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, StoreError>;
+}
+
 /// Sites: which tenant a site id belongs to, and which origins may send its traffic.
 #[async_trait]
 pub trait SiteStore: Send + Sync {

@@ -1,0 +1,127 @@
+//! `POST /api/v1/metrics/query`: the points of one metric over a range, from the rollup
+//! buckets of the resolution the range calls for ([`pulse_shared::query`]).
+//!
+//! A query reads the metric's series from the registry (one Query), then each series' buckets
+//! in the range (one Query per series, 16 at a time), and computes groups, filters,
+//! aggregations and top-k in memory. Every role may query; business metrics need analyst and
+//! system metrics admin ([`pulse_shared::query::required_role`]). A tenant only ever reads
+//! keys that start with its own id.
+
+use futures::StreamExt;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use pulse_shared::aggregate::{Bucket, SeriesKey};
+use pulse_shared::config::ClaimNames;
+use pulse_shared::http::{HttpHandler, json, serve};
+use pulse_shared::identity::Caller;
+use pulse_shared::query::{self, required_role};
+use pulse_shared::rollup::Retention;
+use pulse_shared::store::metrics::DynamoMetrics;
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError};
+use pulse_shared::{ApiError, Config};
+use std::collections::BTreeMap;
+
+/// Series read at once.
+const CONCURRENCY: usize = 16;
+
+/// The query endpoint with its store.
+#[derive(Debug)]
+pub struct Query<S> {
+    store: S,
+    claims: ClaimNames,
+    retention: Retention,
+    clock: fn() -> i64,
+}
+
+/// Builds the handler from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Query<DynamoMetrics> {
+    Query::new(
+        DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        config,
+    )
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl<S: SeriesCatalog + RollupBuckets> Query<S> {
+    pub fn new(store: S, config: &Config) -> Self {
+        Self {
+            store,
+            claims: config.claims.clone(),
+            retention: config.retention,
+            clock: now_secs,
+        }
+    }
+
+    /// The same endpoint reading time from `clock` (epoch s), for tests.
+    pub fn with_clock(self, clock: fn() -> i64) -> Self {
+        Self { clock, ..self }
+    }
+
+    async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(&req, &self.claims)?;
+        let bytes: &[u8] = match req.body() {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+            _ => b"",
+        };
+        let body: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::invalid_field::<&str>(&[], format!("the query is not valid JSON: {e}"))
+        })?;
+        let q = query::parse(&body, (self.clock)(), &self.retention)?;
+        caller.require(required_role(&q.metric))?;
+        let unavailable = |e: StoreError| ApiError::Unavailable {
+            detail: "metrics are unavailable".into(),
+            source: Some(Box::new(e)),
+        };
+        let series = self
+            .store
+            .series(&caller.tenant, &q.metric)
+            .await
+            .map_err(unavailable)?;
+        if series.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no metric {:?} has data for this tenant",
+                q.metric
+            )));
+        }
+        let q = &q;
+        let tenant = &caller.tenant;
+        let read: Vec<Result<(BTreeMap<String, String>, Vec<(i64, Bucket)>), StoreError>> =
+            futures::stream::iter(series)
+                .filter(|(_, tags)| {
+                    let keep = q.filters.iter().all(|f| f.matches(tags));
+                    async move { keep }
+                })
+                .map(|(id, tags)| async move {
+                    let key = SeriesKey {
+                        tenant: tenant.clone(),
+                        metric: q.metric.clone(),
+                        series: id,
+                    };
+                    let buckets = self
+                        .store
+                        .buckets(&key, q.resolution, q.start, q.end)
+                        .await?;
+                    Ok((tags, buckets))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        let series = read
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        let answer = query::compute(q, &series);
+        tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.data.len(), "query answered");
+        Ok(json(StatusCode::OK, &answer))
+    }
+}
+
+impl<S: SeriesCatalog + RollupBuckets + 'static> HttpHandler for Query<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+        serve(req, |req| self.respond(req)).await
+    }
+}

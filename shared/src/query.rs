@@ -1,0 +1,525 @@
+//! Metric queries (`POST /api/v1/metrics/query`): parsing a request into a [`Query`], choosing
+//! the resolution, and computing points from rollup buckets.
+//!
+//! The request keeps seed spec 001's contract (`metric_name`, `time_range {start, end}`,
+//! `aggregation`, `group_by`, `filters`; answer `{"data": [{timestamp, value, tags}]}`) and
+//! extends it: relative ranges (`"24h"`, `"7d"`), several `aggregations` at once (adding
+//! `p50`, `rate` and `uniques`), an `interval` (`1m`, `5m`, `1h`, `1d` or `auto`), filters
+//! `eq`/`neq`/`in`/`prefix`, and `limit` (top-k groups by their total).
+//!
+//! `auto` picks the finest resolution that covers the range in at most [`MAX_POINTS`] points
+//! and is still kept for the range's start; an explicit interval finer than that is refused.
+
+use crate::aggregate::Bucket;
+use crate::error::ApiError;
+use crate::problem::FieldError;
+use crate::rollup::{Resolution, Retention};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Points per series at most.
+pub const MAX_POINTS: i64 = 1_500;
+/// Groups a query may ask for.
+pub const MAX_GROUPS: usize = 100;
+/// Groups when `limit` is not given.
+pub const DEFAULT_GROUPS: usize = 10;
+
+/// What a point can say about its bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    P50,
+    P95,
+    P99,
+    /// Events per second over the point's interval.
+    Rate,
+    /// Distinct visitors (HyperLogLog).
+    Uniques,
+}
+
+impl Aggregation {
+    const ALL: [Aggregation; 10] = [
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::P50,
+        Aggregation::P95,
+        Aggregation::P99,
+        Aggregation::Rate,
+        Aggregation::Uniques,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Count => "count",
+            Aggregation::Sum => "sum",
+            Aggregation::Avg => "avg",
+            Aggregation::Min => "min",
+            Aggregation::Max => "max",
+            Aggregation::P50 => "p50",
+            Aggregation::P95 => "p95",
+            Aggregation::P99 => "p99",
+            Aggregation::Rate => "rate",
+            Aggregation::Uniques => "uniques",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The aggregation of `bucket`, a window of `secs` seconds.
+    pub fn of(self, bucket: &Bucket, secs: i64) -> Option<f64> {
+        let n = bucket.count;
+        match self {
+            Aggregation::Count => Some(n as f64),
+            Aggregation::Sum => Some(bucket.sum),
+            Aggregation::Avg => (n > 0).then(|| bucket.sum / n as f64),
+            Aggregation::Min => (n > 0).then_some(bucket.min),
+            Aggregation::Max => (n > 0).then_some(bucket.max),
+            Aggregation::P50 => bucket.quantile(0.5),
+            Aggregation::P95 => bucket.quantile(0.95),
+            Aggregation::P99 => bucket.quantile(0.99),
+            Aggregation::Rate => Some(n as f64 / secs as f64),
+            Aggregation::Uniques => Some(bucket.unique_visitors() as f64),
+        }
+    }
+}
+
+/// A tag filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Eq(String, String),
+    Neq(String, String),
+    In(String, BTreeSet<String>),
+    Prefix(String, String),
+}
+
+impl Filter {
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        let get = |k: &str| tags.get(k).map(String::as_str).unwrap_or("");
+        match self {
+            Filter::Eq(k, v) => get(k) == v,
+            Filter::Neq(k, v) => get(k) != v,
+            Filter::In(k, vs) => vs.contains(get(k)),
+            Filter::Prefix(k, p) => get(k).starts_with(p.as_str()),
+        }
+    }
+}
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub metric: String,
+    /// Epoch s, aligned down to the resolution.
+    pub start: i64,
+    /// Epoch s, exclusive.
+    pub end: i64,
+    pub aggregations: Vec<Aggregation>,
+    pub resolution: Resolution,
+    pub group_by: Vec<String>,
+    pub filters: Vec<Filter>,
+    pub limit: usize,
+}
+
+/// A relative range such as `90m`, `24h`, `7d`: its length in seconds.
+fn relative(text: &str) -> Option<i64> {
+    let (n, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+fn timestamp(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp()),
+        Value::Number(n) => n.as_i64().map(|ms| ms.div_euclid(1000)),
+        _ => None,
+    }
+}
+
+/// Parses a query body at `now` (epoch s); every problem is listed by pointer.
+pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, ApiError> {
+    let mut errors = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::invalid_field::<&str>(
+            &[],
+            "a query is a JSON object",
+        ));
+    };
+    const FIELDS: &[&str] = &[
+        "metric_name",
+        "time_range",
+        "aggregation",
+        "aggregations",
+        "interval",
+        "group_by",
+        "filters",
+        "limit",
+    ];
+    for k in obj.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        errors.push(FieldError::at(&[k.as_str()], "unknown field"));
+    }
+    let metric = match obj.get("metric_name").and_then(Value::as_str) {
+        Some(m) if !m.is_empty() && m.len() <= 128 => m.to_owned(),
+        _ => {
+            errors.push(FieldError::at(&["metric_name"], "required: a metric name"));
+            String::new()
+        }
+    };
+    let (start, end) = match obj.get("time_range") {
+        Some(Value::String(r)) => match relative(r) {
+            Some(len) => (Some(now - len), Some(now)),
+            None => {
+                errors.push(FieldError::at(
+                    &["time_range"],
+                    "a relative range such as \"1h\", \"24h\", \"7d\", or {start, end}",
+                ));
+                (None, None)
+            }
+        },
+        Some(Value::Object(r)) => {
+            let start = r.get("start").and_then(timestamp);
+            let end = r.get("end").map_or(Some(now), timestamp);
+            if start.is_none() {
+                errors.push(FieldError::at(
+                    &["time_range", "start"],
+                    "required: RFC 3339 or epoch milliseconds",
+                ));
+            }
+            if end.is_none() {
+                errors.push(FieldError::at(
+                    &["time_range", "end"],
+                    "RFC 3339 or epoch milliseconds",
+                ));
+            }
+            (start, end)
+        }
+        _ => {
+            errors.push(FieldError::at(
+                &["time_range"],
+                "required: {\"start\", \"end\"} or a relative range such as \"24h\"",
+            ));
+            (None, None)
+        }
+    };
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            errors.push(FieldError::at(
+                &["time_range", "end"],
+                "the end is not after the start",
+            ));
+        } else if s < now - retention.days(Resolution::Day) * 86_400 {
+            errors.push(FieldError::at(
+                &["time_range", "start"],
+                format!(
+                    "beyond retention: data is kept {} days",
+                    retention.days(Resolution::Day)
+                ),
+            ));
+        }
+    }
+    let mut aggregations = Vec::new();
+    let named: Vec<(Vec<String>, &Value)> = match (obj.get("aggregations"), obj.get("aggregation"))
+    {
+        (Some(Value::Array(list)), _) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (vec!["aggregations".to_owned(), i.to_string()], v))
+            .collect(),
+        (Some(_), _) => {
+            errors.push(FieldError::at(
+                &["aggregations"],
+                "an array of aggregation names",
+            ));
+            Vec::new()
+        }
+        (None, Some(v)) => vec![(vec!["aggregation".to_owned()], v)],
+        (None, None) => Vec::new(),
+    };
+    for (path, v) in named {
+        match v.as_str().and_then(Aggregation::parse) {
+            Some(a) if !aggregations.contains(&a) => aggregations.push(a),
+            Some(_) => {}
+            None => errors.push(FieldError::at(
+                &path,
+                format!(
+                    "one of {}",
+                    Aggregation::ALL.map(Aggregation::as_str).join(", ")
+                ),
+            )),
+        }
+    }
+    if aggregations.is_empty()
+        && !errors
+            .iter()
+            .any(|e| e.pointer.starts_with("#/aggregation"))
+    {
+        aggregations.push(Aggregation::Avg);
+    }
+    let group_by: Vec<String> = match obj.get("group_by") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) && list.len() <= 5 => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            errors.push(FieldError::at(
+                &["group_by"],
+                "a tag name or up to 5 tag names",
+            ));
+            Vec::new()
+        }
+    };
+    let filters = parse_filters(obj.get("filters"), &mut errors);
+    let limit = match obj.get("limit") {
+        None | Some(Value::Null) => DEFAULT_GROUPS,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_GROUPS as u64).contains(&n) => n as usize,
+            _ => {
+                errors.push(FieldError::at(
+                    &["limit"],
+                    format!("too many series: 1 to {MAX_GROUPS}"),
+                ));
+                DEFAULT_GROUPS
+            }
+        },
+    };
+    let resolution = match (start, end) {
+        (Some(s), Some(e)) if e > s => {
+            choose(obj.get("interval"), s, e, now, retention, &mut errors)
+        }
+        _ => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation {
+            detail: format!("{} problems with the query", errors.len()),
+            errors,
+        });
+    }
+    let (Some(start), Some(end), Some(resolution)) = (start, end, resolution) else {
+        return Err(ApiError::invalid_field::<&str>(&[], "an incomplete query"));
+    };
+    Ok(Query {
+        metric,
+        start: resolution.window_start(start),
+        end,
+        aggregations,
+        resolution,
+        group_by,
+        filters,
+        limit,
+    })
+}
+
+fn parse_filters(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Vec<Filter> {
+    let mut out = Vec::new();
+    let Some(raw) = raw.filter(|v| !v.is_null()) else {
+        return out;
+    };
+    let Some(map) = raw.as_object() else {
+        errors.push(FieldError::at(
+            &["filters"],
+            "an object of tag → value, or tag → {\"eq\"|\"neq\"|\"in\"|\"prefix\": …}",
+        ));
+        return out;
+    };
+    for (tag, cond) in map {
+        match cond {
+            Value::String(v) => out.push(Filter::Eq(tag.clone(), v.clone())),
+            Value::Object(op) if op.len() == 1 => {
+                let (name, arg) = op
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.as_str(), v))
+                    .unwrap_or(("", &Value::Null));
+                let text = arg.as_str().map(str::to_owned);
+                let filter = match (name, text) {
+                    ("eq", Some(v)) => Some(Filter::Eq(tag.clone(), v)),
+                    ("neq", Some(v)) => Some(Filter::Neq(tag.clone(), v)),
+                    ("prefix", Some(v)) => Some(Filter::Prefix(tag.clone(), v)),
+                    ("in", None) => arg
+                        .as_array()
+                        .filter(|a| a.iter().all(Value::is_string))
+                        .map(|a| {
+                            Filter::In(
+                                tag.clone(),
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_owned))
+                                    .collect(),
+                            )
+                        }),
+                    _ => None,
+                };
+                match filter {
+                    Some(f) => out.push(f),
+                    None => errors.push(FieldError::at(
+                        &["filters", tag.as_str()],
+                        "one of {\"eq\": s}, {\"neq\": s}, {\"prefix\": s}, {\"in\": [s, …]}",
+                    )),
+                }
+            }
+            _ => errors.push(FieldError::at(
+                &["filters", tag.as_str()],
+                "a value, or one of {\"eq\": s}, {\"neq\": s}, {\"prefix\": s}, {\"in\": [s, …]}",
+            )),
+        }
+    }
+    out
+}
+
+/// The resolution of a query over `[start, end)`.
+fn choose(
+    interval: Option<&Value>,
+    start: i64,
+    end: i64,
+    now: i64,
+    retention: &Retention,
+    errors: &mut Vec<FieldError>,
+) -> Option<Resolution> {
+    let fits = |r: Resolution| (end - r.window_start(start)).div_euclid(r.secs()) < MAX_POINTS;
+    let kept = |r: Resolution| start >= now - retention.days(r) * 86_400;
+    match interval.and_then(Value::as_str).unwrap_or("auto") {
+        "auto" => Resolution::ALL.into_iter().find(|r| fits(*r) && kept(*r)),
+        name => match Resolution::parse(name) {
+            Some(r) if !fits(r) => {
+                errors.push(FieldError::at(
+                    &["interval"],
+                    format!("too fine for the range: more than {MAX_POINTS} points; use a coarser interval or auto"),
+                ));
+                None
+            }
+            Some(r) if !kept(r) => {
+                errors.push(FieldError::at(
+                    &["interval"],
+                    format!(
+                        "{r} buckets are kept {} days; the range starts earlier",
+                        retention.days(r)
+                    ),
+                ));
+                None
+            }
+            Some(r) => Some(r),
+            None => {
+                errors.push(FieldError::at(&["interval"], "one of 1m, 5m, 1h, 1d, auto"));
+                None
+            }
+        },
+    }
+}
+
+/// One point of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// RFC 3339 start of the point's interval.
+    pub timestamp: String,
+    /// The first aggregation asked for (seed spec 001's `value`).
+    pub value: Option<f64>,
+    /// Every aggregation asked for.
+    pub values: BTreeMap<&'static str, Option<f64>>,
+    /// The group's tags (the `group_by` tags; empty when not grouped).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    pub metric: String,
+    pub resolution: Resolution,
+    pub aggregations: Vec<Aggregation>,
+    /// Groups found before `limit` kept the top ones.
+    pub groups: usize,
+    pub data: Vec<Point>,
+}
+
+impl Serialize for Resolution {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Computes the answer from each series' tags and its buckets at the query's resolution.
+pub fn compute(query: &Query, series: &[(BTreeMap<String, String>, Vec<(i64, Bucket)>)]) -> Answer {
+    let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, Bucket>> = BTreeMap::new();
+    for (tags, buckets) in series {
+        if !query.filters.iter().all(|f| f.matches(tags)) {
+            continue;
+        }
+        let key: BTreeMap<String, String> = query
+            .group_by
+            .iter()
+            .map(|k| (k.clone(), tags.get(k).cloned().unwrap_or_default()))
+            .collect();
+        let points = groups.entry(key).or_default();
+        for (start, bucket) in buckets {
+            if (query.start..query.end).contains(start) {
+                points.entry(*start).or_default().merge(bucket);
+            }
+        }
+    }
+    let found = groups.len();
+    // Top-k by total count, then by tags for a stable order.
+    let mut ranked: Vec<(BTreeMap<String, String>, BTreeMap<i64, Bucket>)> =
+        groups.into_iter().collect();
+    ranked.sort_by_key(|(_, points)| {
+        std::cmp::Reverse(points.values().map(|b| b.count).sum::<u64>())
+    });
+    ranked.truncate(query.limit);
+    let secs = query.resolution.secs();
+    let mut data = Vec::new();
+    for (tags, points) in ranked {
+        for (start, bucket) in points {
+            let values: BTreeMap<&'static str, Option<f64>> = query
+                .aggregations
+                .iter()
+                .map(|a| (a.as_str(), a.of(&bucket, secs)))
+                .collect();
+            data.push(Point {
+                timestamp: chrono::DateTime::from_timestamp(start, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                value: query.aggregations.first().and_then(|a| a.of(&bucket, secs)),
+                values,
+                tags: tags.clone(),
+            });
+        }
+    }
+    Answer {
+        metric: query.metric.clone(),
+        resolution: query.resolution,
+        aggregations: query.aggregations.clone(),
+        groups: found,
+        data,
+    }
+}
+
+/// Which role a metric needs: business metrics analyst, system metrics admin, the rest
+/// (page views, custom events and metrics) any role.
+pub fn required_role(metric: &str) -> crate::identity::Role {
+    use crate::identity::Role;
+    match metric {
+        "order" | "product_view" | "add_to_cart" | "checkout" => Role::Analyst,
+        "api_request" | "error" | "task_execution" | "ml_job" => Role::Admin,
+        _ => Role::Viewer,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+use super::*;
+use serde_json::json;
+
+/// 2026-11-22T10:00:00Z.
+const NOW: i64 = 1_795_341_600;
+
+fn pointers(err: ApiError) -> Vec<String> {
+    err.to_problem()
+        .errors
+        .iter()
+        .map(|e| e.pointer.clone())
+        .collect()
+}
+
+#[test]
+fn the_seed_contract_parses_with_its_defaults() {
+    let q = parse(
+        &json!({"metric_name": "api_request", "time_range": {"start": "2026-11-21T10:00:00Z", "end": "2026-11-22T10:00:00Z"}, "aggregation": "p95"}),
+        NOW,
+        &Retention::default(),
+    )
+    .expect("valid");
+    assert_eq!(q.aggregations, [Aggregation::P95]);
+    assert_eq!(
+        q.resolution,
+        Resolution::Minute,
+        "24 h fit in 1,440 minutes"
+    );
+    assert_eq!(q.limit, DEFAULT_GROUPS);
+}
+
+#[test]
+fn auto_picks_the_finest_resolution_within_1500_points_and_retention() {
+    let r = Retention::default();
+    let pick = |range: &str| {
+        parse(&json!({"metric_name": "m", "time_range": range}), NOW, &r)
+            .expect("valid")
+            .resolution
+    };
+    assert_eq!(pick("1h"), Resolution::Minute);
+    assert_eq!(pick("24h"), Resolution::Minute);
+    assert_eq!(pick("2d"), Resolution::FiveMinutes);
+    assert_eq!(pick("7d"), Resolution::Hour, "5m would be 2,016 points");
+    assert_eq!(pick("30d"), Resolution::Hour);
+    assert_eq!(pick("90d"), Resolution::Day);
+}
+
+#[test]
+fn bad_queries_are_listed_by_pointer() {
+    let r = Retention::default();
+    let cases = [
+        (
+            json!({"metric_name": "m", "time_range": {"start": "2026-11-22T10:00:00Z", "end": "2026-11-21T10:00:00Z"}}),
+            "#/time_range/end",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": {"start": "2019-01-01T00:00:00Z"}}),
+            "#/time_range/start",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "30d", "interval": "1m"}),
+            "#/interval",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "24h", "limit": 500}),
+            "#/limit",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "24h", "aggregation": "median"}),
+            "#/aggregation",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "24h", "aggregations": ["sum", "p42"]}),
+            "#/aggregations/1",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "24h", "filters": {"route": {"like": "/x"}}}),
+            "#/filters/route",
+        ),
+        (
+            json!({"metric_name": "m", "time_range": "yesterday"}),
+            "#/time_range",
+        ),
+        (json!({"time_range": "24h"}), "#/metric_name"),
+        (
+            json!({"metric_name": "m", "time_range": "24h", "colour": "red"}),
+            "#/colour",
+        ),
+    ];
+    for (body, pointer) in cases {
+        let err = parse(&body, NOW, &r).expect_err("invalid");
+        assert_eq!(err.status(), 400);
+        assert!(
+            pointers(err).contains(&pointer.to_owned()),
+            "{body} → {pointer}"
+        );
+    }
+}
+
+fn bucket(values: &[f64]) -> Bucket {
+    let mut b = Bucket::default();
+    for v in values {
+        b.add(*v, None);
+    }
+    b
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn groups_filters_and_top_k_over_series() {
+    // Given three series of a latency metric over two hours
+    let h = NOW - 7_200;
+    let series = vec![
+        (
+            tags(&[("route", "/cart"), ("status", "200")]),
+            vec![(h, bucket(&[10.0, 20.0])), (h + 3_600, bucket(&[30.0]))],
+        ),
+        (
+            tags(&[("route", "/cart"), ("status", "500")]),
+            vec![(h, bucket(&[900.0]))],
+        ),
+        (
+            tags(&[("route", "/pay"), ("status", "200")]),
+            vec![(h, bucket(&[5.0]))],
+        ),
+    ];
+    // When grouped by route, without errors, top 1
+    let q = parse(
+        &json!({"metric_name": "api_request", "time_range": "2h", "interval": "1h",
+                "aggregations": ["count", "avg", "max"], "group_by": "route",
+                "filters": {"status": {"neq": "500"}}, "limit": 1}),
+        NOW,
+        &Retention::default(),
+    )
+    .expect("valid");
+    let answer = compute(&q, &series);
+    // Then /cart (3 requests) wins over /pay (1), and the 500 is filtered out
+    assert_eq!(answer.groups, 2);
+    assert_eq!(answer.data.len(), 2, "two hourly points of one group");
+    let first = &answer.data[0];
+    assert_eq!(first.tags, tags(&[("route", "/cart")]));
+    assert_eq!(first.value, Some(2.0));
+    assert_eq!(first.values["avg"], Some(15.0));
+    assert_eq!(first.values["max"], Some(20.0));
+}
