@@ -455,8 +455,11 @@ impl Serialize for Resolution {
     }
 }
 
+/// A series as a query reads it: its tags and its buckets (start, bucket) in the range.
+pub type SeriesData = (BTreeMap<String, String>, Vec<(i64, Bucket)>);
+
 /// Computes the answer from each series' tags and its buckets at the query's resolution.
-pub fn compute(query: &Query, series: &[(BTreeMap<String, String>, Vec<(i64, Bucket)>)]) -> Answer {
+pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
     let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, Bucket>> = BTreeMap::new();
     for (tags, buckets) in series {
         if !query.filters.iter().all(|f| f.matches(tags)) {

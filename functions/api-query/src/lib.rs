@@ -10,16 +10,15 @@
 use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pulse_shared::aggregate::{Bucket, SeriesKey};
+use pulse_shared::aggregate::SeriesKey;
 use pulse_shared::config::ClaimNames;
 use pulse_shared::http::{HttpHandler, json, serve};
 use pulse_shared::identity::Caller;
-use pulse_shared::query::{self, required_role};
+use pulse_shared::query::{self, SeriesData, required_role};
 use pulse_shared::rollup::Retention;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError};
 use pulse_shared::{ApiError, Config};
-use std::collections::BTreeMap;
 
 /// Series read at once.
 const CONCURRENCY: usize = 16;
@@ -89,27 +88,26 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
         }
         let q = &q;
         let tenant = &caller.tenant;
-        let read: Vec<Result<(BTreeMap<String, String>, Vec<(i64, Bucket)>), StoreError>> =
-            futures::stream::iter(series)
-                .filter(|(_, tags)| {
-                    let keep = q.filters.iter().all(|f| f.matches(tags));
-                    async move { keep }
-                })
-                .map(|(id, tags)| async move {
-                    let key = SeriesKey {
-                        tenant: tenant.clone(),
-                        metric: q.metric.clone(),
-                        series: id,
-                    };
-                    let buckets = self
-                        .store
-                        .buckets(&key, q.resolution, q.start, q.end)
-                        .await?;
-                    Ok((tags, buckets))
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
+        let read: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(series)
+            .filter(|(_, tags)| {
+                let keep = q.filters.iter().all(|f| f.matches(tags));
+                async move { keep }
+            })
+            .map(|(id, tags)| async move {
+                let key = SeriesKey {
+                    tenant: tenant.clone(),
+                    metric: q.metric.clone(),
+                    series: id,
+                };
+                let buckets = self
+                    .store
+                    .buckets(&key, q.resolution, q.start, q.end)
+                    .await?;
+                Ok((tags, buckets))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let series = read
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
