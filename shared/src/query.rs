@@ -426,27 +426,84 @@ fn choose(
 }
 
 /// One point of one group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// RFC 3339 start of the point's interval.
-    pub timestamp: String,
-    /// The first aggregation asked for (seed spec 001's `value`).
-    pub value: Option<f64>,
-    /// Every aggregation asked for.
-    pub values: BTreeMap<&'static str, Option<f64>>,
-    /// The group's tags (the `group_by` tags; empty when not grouped).
-    pub tags: BTreeMap<String, String>,
+    /// Epoch s: the start of the point's interval.
+    pub start: i64,
+    /// The aggregations asked for, in the query's order.
+    pub values: Vec<Option<f64>>,
+    /// Index of the group's tags in [`Answer::tags`].
+    pub group: usize,
 }
 
-/// The answer to a query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The answer to a query. It serialises as seed spec 001's `{"data": [{timestamp, value,
+/// tags}]}`, each point also carrying `values` (every aggregation by name), next to
+/// `metric`, `resolution`, `aggregations` and `groups` (groups found before `limit`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub metric: String,
     pub resolution: Resolution,
     pub aggregations: Vec<Aggregation>,
-    /// Groups found before `limit` kept the top ones.
     pub groups: usize,
-    pub data: Vec<Point>,
+    /// Each kept group's tags (its `group_by` tags; empty when not grouped).
+    pub tags: Vec<BTreeMap<String, String>>,
+    pub points: Vec<Point>,
+}
+
+impl Answer {
+    /// The value of aggregation `a` at each point of group `group` (tests, benchmarks).
+    pub fn values_of(&self, group: usize, a: Aggregation) -> Vec<Option<f64>> {
+        let i = self.aggregations.iter().position(|x| *x == a);
+        self.points
+            .iter()
+            .filter(|p| p.group == group)
+            .map(|p| i.and_then(|i| p.values[i]))
+            .collect()
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Data<'a>(&'a Answer);
+        struct P<'a>(&'a Answer, &'a Point);
+        impl Serialize for Data<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.points.len()))?;
+                for p in &self.0.points {
+                    seq.serialize_element(&P(self.0, p))?;
+                }
+                seq.end()
+            }
+        }
+        impl Serialize for P<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let (answer, point) = (self.0, self.1);
+                let mut m = s.serialize_map(Some(4))?;
+                let timestamp = chrono::DateTime::from_timestamp(point.start, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                m.serialize_entry("timestamp", &timestamp)?;
+                m.serialize_entry("value", &point.values.first().copied().flatten())?;
+                let values: BTreeMap<&str, Option<f64>> = answer
+                    .aggregations
+                    .iter()
+                    .zip(&point.values)
+                    .map(|(a, v)| (a.as_str(), *v))
+                    .collect();
+                m.serialize_entry("values", &values)?;
+                m.serialize_entry("tags", &answer.tags[point.group])?;
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("metric", &self.metric)?;
+        m.serialize_entry("resolution", &self.resolution)?;
+        m.serialize_entry("aggregations", &self.aggregations)?;
+        m.serialize_entry("groups", &self.groups)?;
+        m.serialize_entry("data", &Data(self))?;
+        m.end()
+    }
 }
 
 impl Serialize for Resolution {
@@ -459,8 +516,12 @@ impl Serialize for Resolution {
 pub type SeriesData = (BTreeMap<String, String>, Vec<(i64, Bucket)>);
 
 /// Computes the answer from each series' tags and its buckets at the query's resolution.
+///
+/// A point made of one series' bucket is read in place; only points that combine several
+/// series merge them, and sketches are merged only when a percentile or `uniques` is asked.
+/// Timestamps are formatted and tags shared once per group when the answer is serialised.
 pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
-    let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, Bucket>> = BTreeMap::new();
+    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<(i64, &Bucket)>> = BTreeMap::new();
     for (tags, buckets) in series {
         if !query.filters.iter().all(|f| f.matches(tags)) {
             continue;
@@ -471,36 +532,50 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
             .map(|k| (k.clone(), tags.get(k).cloned().unwrap_or_default()))
             .collect();
         let points = groups.entry(key).or_default();
-        for (start, bucket) in buckets {
-            if (query.start..query.end).contains(start) {
-                points.entry(*start).or_default().merge(bucket);
-            }
-        }
+        points.extend(
+            buckets
+                .iter()
+                .filter(|(start, _)| (query.start..query.end).contains(start))
+                .map(|(start, b)| (*start, b)),
+        );
     }
     let found = groups.len();
-    // Top-k by total count, then by tags for a stable order.
-    let mut ranked: Vec<(BTreeMap<String, String>, BTreeMap<i64, Bucket>)> =
+    // Top-k by total count; ties keep the tags' order.
+    let mut ranked: Vec<(BTreeMap<String, String>, Vec<(i64, &Bucket)>)> =
         groups.into_iter().collect();
     ranked.sort_by_key(|(_, points)| {
-        std::cmp::Reverse(points.values().map(|b| b.count).sum::<u64>())
+        std::cmp::Reverse(points.iter().map(|(_, b)| b.count).sum::<u64>())
     });
     ranked.truncate(query.limit);
     let secs = query.resolution.secs();
-    let mut data = Vec::new();
-    for (tags, points) in ranked {
-        for (start, bucket) in points {
-            let values: BTreeMap<&'static str, Option<f64>> = query
-                .aggregations
-                .iter()
-                .map(|a| (a.as_str(), a.of(&bucket, secs)))
-                .collect();
-            data.push(Point {
-                timestamp: chrono::DateTime::from_timestamp(start, 0)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
-                value: query.aggregations.first().and_then(|a| a.of(&bucket, secs)),
-                values,
-                tags: tags.clone(),
+    let sketches = query.aggregations.iter().any(|a| {
+        matches!(
+            a,
+            Aggregation::P50 | Aggregation::P95 | Aggregation::P99 | Aggregation::Uniques
+        )
+    });
+    let mut tags = Vec::with_capacity(ranked.len());
+    let mut points = Vec::new();
+    for (group, (key, mut buckets)) in ranked.into_iter().enumerate() {
+        tags.push(key);
+        buckets.sort_by_key(|(start, _)| *start);
+        for run in buckets.chunk_by(|a, b| a.0 == b.0) {
+            let merged;
+            let bucket: &Bucket = match run {
+                [(_, one)] => one,
+                many => {
+                    merged = combine(many.iter().map(|(_, b)| *b), sketches);
+                    &merged
+                }
+            };
+            points.push(Point {
+                start: run[0].0,
+                values: query
+                    .aggregations
+                    .iter()
+                    .map(|a| a.of(bucket, secs))
+                    .collect(),
+                group,
             });
         }
     }
@@ -509,8 +584,25 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         resolution: query.resolution,
         aggregations: query.aggregations.clone(),
         groups: found,
-        data,
+        tags,
+        points,
     }
+}
+
+/// Several series' buckets of one point as one: exact figures always, sketches if needed.
+fn combine<'a>(buckets: impl Iterator<Item = &'a Bucket>, sketches: bool) -> Bucket {
+    let mut out = Bucket::default();
+    for b in buckets {
+        if sketches {
+            out.merge(b);
+        } else {
+            out.count += b.count;
+            out.sum += b.sum;
+            out.min = out.min.min(b.min);
+            out.max = out.max.max(b.max);
+        }
+    }
+    out
 }
 
 /// Which role a metric needs: business metrics analyst, system metrics admin, the rest

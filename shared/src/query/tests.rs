@@ -142,10 +142,46 @@ fn groups_filters_and_top_k_over_series() {
     let answer = compute(&q, &series);
     // Then /cart (3 requests) wins over /pay (1), and the 500 is filtered out
     assert_eq!(answer.groups, 2);
-    assert_eq!(answer.data.len(), 2, "two hourly points of one group");
-    let first = &answer.data[0];
-    assert_eq!(first.tags, tags(&[("route", "/cart")]));
-    assert_eq!(first.value, Some(2.0));
-    assert_eq!(first.values["avg"], Some(15.0));
-    assert_eq!(first.values["max"], Some(20.0));
+    assert_eq!(answer.points.len(), 2, "two hourly points of one group");
+    assert_eq!(answer.tags, [tags(&[("route", "/cart")])]);
+    assert_eq!(
+        answer.values_of(0, Aggregation::Count),
+        [Some(2.0), Some(1.0)]
+    );
+    assert_eq!(
+        answer.values_of(0, Aggregation::Avg),
+        [Some(15.0), Some(30.0)]
+    );
+    // And it serialises in the seed contract's shape
+    let v = serde_json::to_value(&answer).expect("json");
+    assert_eq!(v["resolution"], "1h");
+    assert_eq!(v["data"][0]["value"], 2.0);
+    assert_eq!(v["data"][0]["values"]["max"], 20.0);
+    assert_eq!(v["data"][0]["tags"], json!({"route": "/cart"}));
+    assert!(
+        v["data"][0]["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+}
+
+#[test]
+fn series_of_one_group_merge_into_one_point() {
+    let h = NOW - 3_600;
+    let series = vec![
+        (tags(&[("status", "200")]), vec![(h, bucket(&[1.0, 3.0]))]),
+        (tags(&[("status", "500")]), vec![(h, bucket(&[100.0]))]),
+    ];
+    let q = parse(
+        &json!({"metric_name": "m", "time_range": "1h", "interval": "1h", "aggregations": ["count", "max", "p50"]}),
+        NOW,
+        &Retention::default(),
+    )
+    .expect("valid");
+    let answer = compute(&q, &series);
+    assert_eq!(answer.points.len(), 1);
+    assert_eq!(answer.values_of(0, Aggregation::Count), [Some(3.0)]);
+    assert_eq!(answer.values_of(0, Aggregation::Max), [Some(100.0)]);
+    let p50 = answer.values_of(0, Aggregation::P50)[0].expect("p50");
+    assert!((p50 - 3.0).abs() / 3.0 < 0.01, "{p50}");
 }
