@@ -521,6 +521,7 @@ pub type SeriesData = (BTreeMap<String, String>, Vec<(i64, Bucket)>);
 /// series merge them, and sketches are merged only when a percentile or `uniques` is asked.
 /// Timestamps are formatted and tags shared once per group when the answer is serialised.
 pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
+    type Group<'a> = (BTreeMap<String, String>, Vec<(i64, &'a Bucket)>);
     let mut groups: BTreeMap<BTreeMap<String, String>, Vec<(i64, &Bucket)>> = BTreeMap::new();
     for (tags, buckets) in series {
         if !query.filters.iter().all(|f| f.matches(tags)) {
@@ -541,8 +542,7 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
     }
     let found = groups.len();
     // Top-k by total count; ties keep the tags' order.
-    let mut ranked: Vec<(BTreeMap<String, String>, Vec<(i64, &Bucket)>)> =
-        groups.into_iter().collect();
+    let mut ranked: Vec<Group<'_>> = groups.into_iter().collect();
     ranked.sort_by_key(|(_, points)| {
         std::cmp::Reverse(points.iter().map(|(_, b)| b.count).sum::<u64>())
     });
