@@ -113,7 +113,7 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
         let answer = query::compute(q, &series);
-        tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.data.len(), "query answered");
+        tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
 }
