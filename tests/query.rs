@@ -76,6 +76,15 @@ async fn a_query_groups_and_aggregates_the_tenants_own_requests() {
     assert_eq!(points[0]["values"]["count"], 2.0);
     assert_eq!(points[0]["values"]["avg"], 20.0);
     assert_eq!(points[0]["values"]["max"], 30.0);
+    // And compared with the previous hour, which had none of them
+    let mut compared = body.clone();
+    compared["compare_to"] = json!("previous_period");
+    let res = query("q-a", "admin", &compared).await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.expect("json");
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["comparison"]["data"], json!([]), "{v}");
+    assert_eq!(v["comparison"]["resolution"], "1m");
 }
 
 #[tokio::test]

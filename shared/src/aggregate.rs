@@ -121,7 +121,14 @@ pub struct Bucket {
     pub max: f64,
     pub sketch: DDSketch,
     pub uniques: Uniques,
+    /// p50, p95 and p99 as of the last [`Bucket::freeze`] (stored buckets are frozen when
+    /// written), so a query reads a stored bucket's percentiles without walking its sketch.
+    /// Any change clears them.
+    pub quantiles: Option<[f64; 3]>,
 }
+
+/// The quantiles [`Bucket::freeze`] keeps.
+const FROZEN: [f64; 3] = [0.5, 0.95, 0.99];
 
 impl Default for Bucket {
     fn default() -> Self {
@@ -132,6 +139,7 @@ impl Default for Bucket {
             max: f64::NEG_INFINITY,
             sketch: DDSketch::new(SketchConfig::new(SKETCH_ALPHA, SKETCH_BINS, 1e-9)),
             uniques: Uniques::new(),
+            quantiles: None,
         }
     }
 }
@@ -160,6 +168,7 @@ impl PartialEq for Bucket {
 
 impl Bucket {
     pub fn add(&mut self, value: f64, visitor: Option<&str>) {
+        self.quantiles = None;
         self.count += 1;
         self.sum += value;
         self.min = self.min.min(value);
@@ -173,6 +182,7 @@ impl Bucket {
 
     /// Folds `other` in: exact for count, sum, min and max; sketch-merged for the rest.
     pub fn merge(&mut self, other: &Bucket) {
+        self.quantiles = None;
         self.count += other.count;
         self.sum += other.sum;
         self.min = self.min.min(other.min);
@@ -184,7 +194,27 @@ impl Bucket {
 
     /// The `q` quantile (0..=1) of the values, within 1 % relative error.
     pub fn quantile(&self, q: f64) -> Option<f64> {
+        if let Some(kept) = self.quantiles
+            && let Some(i) = FROZEN.iter().position(|f| *f == q)
+        {
+            return Some(kept[i]);
+        }
         self.sketch.quantile(q).ok().flatten()
+    }
+
+    /// Computes and keeps p50, p95 and p99 (before the bucket is stored).
+    pub fn freeze(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut kept = [0.0; 3];
+        for (k, q) in kept.iter_mut().zip(FROZEN) {
+            match self.sketch.quantile(q).ok().flatten() {
+                Some(v) => *k = v,
+                None => return,
+            }
+        }
+        self.quantiles = Some(kept);
     }
 
     /// Distinct visitors, within about 2 %.
@@ -309,6 +339,34 @@ mod tests {
             ts,
             None,
         )
+    }
+
+    #[test]
+    fn frozen_percentiles_equal_the_sketch_until_the_bucket_changes() {
+        let mut b = Bucket::default();
+        for v in 1..=1000 {
+            b.add(f64::from(v), None);
+        }
+        let walked = [b.quantile(0.5), b.quantile(0.95), b.quantile(0.99)];
+        b.freeze();
+        assert!(b.quantiles.is_some());
+        assert_eq!(
+            [b.quantile(0.5), b.quantile(0.95), b.quantile(0.99)],
+            walked
+        );
+        // A stored and decoded bucket keeps them
+        let decoded: Bucket =
+            postcard::from_bytes(&postcard::to_allocvec(&b).expect("encode")).expect("decode");
+        assert_eq!(decoded.quantiles, b.quantiles);
+        // Any change clears them, so they are never stale
+        b.add(5000.0, None);
+        assert!(b.quantiles.is_none());
+        let mut other = Bucket::default();
+        other.freeze();
+        assert!(
+            other.quantiles.is_none(),
+            "an empty bucket has no percentiles"
+        );
     }
 
     #[test]

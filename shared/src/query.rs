@@ -5,7 +5,9 @@
 //! `aggregation`, `group_by`, `filters`; answer `{"data": [{timestamp, value, tags}]}`) and
 //! extends it: relative ranges (`"24h"`, `"7d"`), several `aggregations` at once (adding
 //! `p50`, `rate` and `uniques`), an `interval` (`1m`, `5m`, `1h`, `1d` or `auto`), filters
-//! `eq`/`neq`/`in`/`prefix`, and `limit` (top-k groups by their total).
+//! `eq`/`neq`/`in`/`prefix`, `limit` (top-k groups by their total), and `compare_to`
+//! (`previous_period`: the range of the same length just before; `previous_year`: the same
+//! range 52 weeks earlier, so weekdays line up).
 //!
 //! `auto` picks the finest resolution that covers the range in at most [`MAX_POINTS`] points
 //! and is still kept for the range's start; an explicit interval finer than that is refused.
@@ -115,6 +117,16 @@ impl Filter {
     }
 }
 
+/// What a query's answer is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    PreviousPeriod,
+    PreviousYear,
+}
+
+/// 52 weeks: a year earlier on the same weekday.
+const YEAR_SECS: i64 = 364 * 86_400;
+
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -128,6 +140,23 @@ pub struct Query {
     pub group_by: Vec<String>,
     pub filters: Vec<Filter>,
     pub limit: usize,
+    pub compare: Option<Compare>,
+}
+
+impl Query {
+    /// The same query over the range it is compared with.
+    pub fn comparison(&self) -> Option<Query> {
+        let shift = match self.compare? {
+            Compare::PreviousPeriod => self.end - self.start,
+            Compare::PreviousYear => YEAR_SECS,
+        };
+        Some(Query {
+            start: self.resolution.window_start(self.start - shift),
+            end: self.end - shift,
+            compare: None,
+            ..self.clone()
+        })
+    }
 }
 
 /// A relative range such as `90m`, `24h`, `7d`: its length in seconds.
@@ -172,6 +201,7 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
         "group_by",
         "filters",
         "limit",
+        "compare_to",
     ];
     for k in obj.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
         errors.push(FieldError::at(&[k.as_str()], "unknown field"));
@@ -302,6 +332,30 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
             }
         },
     };
+    let compare = match obj.get("compare_to") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if c == "previous_period" => Some(Compare::PreviousPeriod),
+        Some(Value::String(c)) if c == "previous_year" => Some(Compare::PreviousYear),
+        Some(_) => {
+            errors.push(FieldError::at(
+                &["compare_to"],
+                "one of previous_period, previous_year",
+            ));
+            None
+        }
+    };
+    if let (Some(c), Some(s), Some(e)) = (compare, start, end) {
+        let earliest = match c {
+            Compare::PreviousPeriod => s - (e - s),
+            Compare::PreviousYear => s - YEAR_SECS,
+        };
+        if earliest < now - retention.days(Resolution::Day) * 86_400 {
+            errors.push(FieldError::at(
+                &["compare_to"],
+                "the compared range is beyond retention",
+            ));
+        }
+    }
     let resolution = match (start, end) {
         (Some(s), Some(e)) if e > s => {
             choose(obj.get("interval"), s, e, now, retention, &mut errors)
@@ -326,6 +380,7 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
         group_by,
         filters,
         limit,
+        compare,
     })
 }
 
@@ -448,6 +503,8 @@ pub struct Answer {
     /// Each kept group's tags (its `group_by` tags; empty when not grouped).
     pub tags: Vec<BTreeMap<String, String>>,
     pub points: Vec<Point>,
+    /// The same query over the compared range (`compare_to`).
+    pub comparison: Option<Box<Answer>>,
 }
 
 impl Answer {
@@ -496,12 +553,15 @@ impl Serialize for Answer {
                 m.end()
             }
         }
-        let mut m = s.serialize_map(Some(5))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("metric", &self.metric)?;
         m.serialize_entry("resolution", &self.resolution)?;
         m.serialize_entry("aggregations", &self.aggregations)?;
         m.serialize_entry("groups", &self.groups)?;
         m.serialize_entry("data", &Data(self))?;
+        if let Some(c) = &self.comparison {
+            m.serialize_entry("comparison", c)?;
+        }
         m.end()
     }
 }
@@ -586,6 +646,7 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         groups: found,
         tags,
         points,
+        comparison: None,
     }
 }
 

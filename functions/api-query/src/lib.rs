@@ -87,32 +87,52 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
             )));
         }
         let q = &q;
+        let compared = q.comparison();
+        // One read per series covers a range and the period just before it.
+        let from = compared.as_ref().map_or(q.start, |c| c.start.min(q.start));
+        let contiguous = compared.as_ref().is_none_or(|c| c.end >= q.start);
         let tenant = &caller.tenant;
-        let read: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(series)
-            .filter(|(_, tags)| {
-                let keep = q.filters.iter().all(|f| f.matches(tags));
-                async move { keep }
-            })
-            .map(|(id, tags)| async move {
-                let key = SeriesKey {
-                    tenant: tenant.clone(),
-                    metric: q.metric.clone(),
-                    series: id,
-                };
-                let buckets = self
-                    .store
-                    .buckets(&key, q.resolution, q.start, q.end)
-                    .await?;
-                Ok((tags, buckets))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let series = read
+        let matching: Vec<(String, std::collections::BTreeMap<String, String>)> = series
             .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+            .filter(|(_, tags)| q.filters.iter().all(|f| f.matches(tags)))
+            .collect();
+        let read =
+            |start: i64,
+             end: i64,
+             matching: Vec<(String, std::collections::BTreeMap<String, String>)>| async move {
+                let out: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(matching)
+                    .map(|(id, tags)| async move {
+                        let key = SeriesKey {
+                            tenant: tenant.clone(),
+                            metric: q.metric.clone(),
+                            series: id,
+                        };
+                        let buckets = self.store.buckets(&key, q.resolution, start, end).await?;
+                        Ok((tags, buckets))
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .collect()
+                    .await;
+                out.into_iter().collect::<Result<Vec<_>, _>>()
+            };
+        let (main_from, main_to) = if contiguous {
+            (from, q.end)
+        } else {
+            (q.start, q.end)
+        };
+        let series = read(main_from, main_to, matching.clone())
+            .await
             .map_err(unavailable)?;
-        let answer = query::compute(q, &series);
+        let mut answer = query::compute(q, &series);
+        if let Some(c) = &compared {
+            let earlier = if contiguous {
+                query::compute(c, &series)
+            } else {
+                let series = read(c.start, c.end, matching).await.map_err(unavailable)?;
+                query::compute(c, &series)
+            };
+            answer.comparison = Some(Box::new(earlier));
+        }
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }

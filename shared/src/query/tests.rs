@@ -185,3 +185,46 @@ fn series_of_one_group_merge_into_one_point() {
     let p50 = answer.values_of(0, Aggregation::P50)[0].expect("p50");
     assert!((p50 - 3.0).abs() / 3.0 < 0.01, "{p50}");
 }
+
+#[test]
+fn compare_to_shifts_the_range_by_a_period_or_52_weeks() {
+    let r = Retention::default();
+    let q = parse(
+        &json!({"metric_name": "m", "time_range": "7d", "compare_to": "previous_period"}),
+        NOW,
+        &r,
+    )
+    .expect("valid");
+    let prev = q.comparison().expect("comparison");
+    assert_eq!(prev.end, q.end - 7 * 86_400);
+    assert_eq!(prev.resolution, q.resolution);
+    assert_eq!(prev.compare, None);
+    let y = parse(
+        &json!({"metric_name": "m", "time_range": "24h", "compare_to": "previous_year"}),
+        NOW,
+        &r,
+    )
+    .expect("valid");
+    let last_year = y.comparison().expect("comparison");
+    assert_eq!(y.end - last_year.end, 364 * 86_400, "same weekday");
+    for bad in [json!("last_week"), json!(3)] {
+        let err = parse(
+            &json!({"metric_name": "m", "time_range": "24h", "compare_to": bad}),
+            NOW,
+            &r,
+        )
+        .expect_err("invalid");
+        assert!(pointers(err).contains(&"#/compare_to".to_owned()));
+    }
+    let beyond = Retention {
+        day_days: 10,
+        ..Retention::default()
+    };
+    let err = parse(
+        &json!({"metric_name": "m", "time_range": "7d", "compare_to": "previous_period"}),
+        NOW,
+        &beyond,
+    )
+    .expect_err("compared range beyond retention");
+    assert!(pointers(err).contains(&"#/compare_to".to_owned()));
+}

@@ -77,8 +77,10 @@ impl DynamoMetrics {
         bucket: &Bucket,
         version: i64,
     ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut frozen = bucket.clone();
+        frozen.freeze();
         let state =
-            postcard::to_allocvec(bucket).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            postcard::to_allocvec(&frozen).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let n = |v: f64| AttributeValue::N(v.to_string());
         let s = AttributeValue::S;
         let now = chrono::Utc::now().timestamp();
