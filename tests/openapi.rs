@@ -1,0 +1,269 @@
+//! docs/openapi.yaml is kept true: every route of template.yaml is documented (and nothing
+//! else), and real responses of the local cloud — successes and problems — have a status the
+//! document lists for the operation, its content type, and a body its schema accepts.
+
+use pulse_tests::cloud;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn document() -> Value {
+    let path = pulse_local::default_root().join("docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/openapi.yaml");
+    serde_yaml_ng::from_str(&text).expect("YAML")
+}
+
+/// Follows a local `$ref` (`#/components/...`) in `doc`.
+fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("unresolved {r}")),
+        None => v,
+    }
+}
+
+/// Checks one real response against the operation `method path` of the document.
+async fn conforms(doc: &Value, method: &str, path: &str, res: reqwest::Response) {
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let text = res.text().await.expect("body");
+    let op = &doc["paths"][path][method.to_ascii_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    let response = op["responses"]
+        .get(status.to_string())
+        .map(|r| deref(doc, r))
+        .unwrap_or_else(|| {
+            panic!("{method} {path} answered {status}, which is not documented: {text}")
+        });
+    let Some(content) = response.get("content").and_then(Value::as_object) else {
+        assert!(
+            text.is_empty(),
+            "{method} {path} {status}: undocumented body {text}"
+        );
+        return;
+    };
+    let media = content.get(&content_type).unwrap_or_else(|| {
+        panic!("{method} {path} {status}: content type {content_type} not documented")
+    });
+    if !content_type.ends_with("json") {
+        return;
+    }
+    let body: Value = serde_json::from_str(&text).expect("JSON body");
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [media["schema"]],
+    });
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{method} {path} {status}: bad schema: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {errors:?}\n{body}"
+    );
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_route_exists() {
+    let doc = document();
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(m, _)| ["get", "post", "put", "delete", "patch"].contains(&m.as_str()))
+                .map(move |(m, _)| format!("{} {path}", m.to_ascii_uppercase()))
+        })
+        .collect();
+    let served: BTreeSet<String> = cloud().model.routes.iter().map(|r| r.key()).collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test]
+async fn real_responses_match_the_document() {
+    let doc = document();
+    let c = cloud();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", c.http);
+    let admin = c.token("oas", "admin");
+    let viewer = c.token("oas", "viewer");
+
+    let res = http
+        .get(url("/api/v1/health"))
+        .send()
+        .await
+        .expect("health");
+    conforms(&doc, "GET", "/api/v1/health", res).await;
+    let res = http
+        .get(url("/api/v1/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("me");
+    conforms(&doc, "GET", "/api/v1/me", res).await;
+    let res = http.get(url("/api/v1/me")).send().await.expect("me");
+    conforms(&doc, "GET", "/api/v1/me", res).await;
+
+    let now = chrono::Utc::now().to_rfc3339();
+    let batch = json!({"events": [{"kind": "api_request", "route": "/x", "method": "GET", "status": 200, "latency_ms": 3.0, "timestamp": now}]});
+    let res = http
+        .post(url("/api/v1/events"))
+        .bearer_auth(&admin)
+        .json(&batch)
+        .send()
+        .await
+        .expect("events");
+    conforms(&doc, "POST", "/api/v1/events", res).await;
+    let res = http
+        .post(url("/api/v1/events"))
+        .bearer_auth(&admin)
+        .json(&json!({"events": [{"kind": "nope"}]}))
+        .send()
+        .await
+        .expect("events");
+    conforms(&doc, "POST", "/api/v1/events", res).await;
+    let res = http
+        .post(url("/api/v1/events"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("events");
+    conforms(&doc, "POST", "/api/v1/events", res).await;
+
+    let res = http
+        .post(url("/api/v1/imports"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body(format!(
+            "kind,name,value,timestamp\nmetric,oas.cpu,1,{now}\n"
+        ))
+        .send()
+        .await
+        .expect("imports");
+    conforms(&doc, "POST", "/api/v1/imports", res).await;
+
+    // A 200 with data, once the stream has delivered the event sent above.
+    let query = json!({"metric_name": "api_request", "time_range": "1h", "aggregations": ["count", "p95"], "compare_to": "previous_period"});
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let res = loop {
+        let res = http
+            .post(url("/api/v1/metrics/query"))
+            .bearer_auth(&admin)
+            .json(&query)
+            .send()
+            .await
+            .expect("query");
+        if res.status() == 200 || tokio::time::Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(res.status(), 200);
+    conforms(&doc, "POST", "/api/v1/metrics/query", res).await;
+    for (token, body) in [
+        (&viewer, json!({"metric_name": "order", "time_range": "1h"})),
+        (
+            &admin,
+            json!({"metric_name": "api_request", "time_range": "nope"}),
+        ),
+        (
+            &admin,
+            json!({"metric_name": "never.sent", "time_range": "1h"}),
+        ),
+    ] {
+        let res = http
+            .post(url("/api/v1/metrics/query"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("query");
+        conforms(&doc, "POST", "/api/v1/metrics/query", res).await;
+    }
+
+    let res = http
+        .post(url("/api/v1/sites"))
+        .bearer_auth(&admin)
+        .json(&json!({"domain": "oas.example"}))
+        .send()
+        .await
+        .expect("sites");
+    let site: Value = res.json().await.expect("site");
+    let id = site["id"].as_str().expect("id").to_owned();
+    let res = http
+        .get(url("/api/v1/sites"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sites");
+    conforms(&doc, "GET", "/api/v1/sites", res).await;
+    let res = http
+        .get(url(&format!("/api/v1/sites/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("site");
+    conforms(&doc, "GET", "/api/v1/sites/{id}", res).await;
+    let res = http
+        .get(url("/api/v1/sites/s_missing"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("site");
+    conforms(&doc, "GET", "/api/v1/sites/{id}", res).await;
+    let res = http
+        .delete(url(&format!("/api/v1/sites/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("site");
+    conforms(&doc, "DELETE", "/api/v1/sites/{id}", res).await;
+
+    let res = http
+        .post(url("/api/v1/api-keys"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "oas"}))
+        .send()
+        .await
+        .expect("key");
+    let key: Value = res.json().await.expect("key");
+    let res = http
+        .get(url("/api/v1/api-keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("keys");
+    conforms(&doc, "GET", "/api/v1/api-keys", res).await;
+    let res = http
+        .post(url("/api/v1/api-keys"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": ""}))
+        .send()
+        .await
+        .expect("key");
+    conforms(&doc, "POST", "/api/v1/api-keys", res).await;
+    let path = format!("/api/v1/api-keys/{}", key["id"].as_str().expect("id"));
+    let res = http
+        .delete(url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("revoke");
+    conforms(&doc, "DELETE", "/api/v1/api-keys/{id}", res).await;
+}
