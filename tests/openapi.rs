@@ -227,6 +227,16 @@ async fn real_responses_match_the_document() {
         .await
         .expect("site");
     conforms(&doc, "GET", "/api/v1/sites/{id}", res).await;
+    let beacon = json!({"site": id, "url": "https://evil.example/"});
+    let res = http
+        .post(url("/api/v1/track"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body(beacon.to_string())
+        .send()
+        .await
+        .expect("track");
+    conforms(&doc, "POST", "/api/v1/track", res).await;
     let res = http
         .delete(url(&format!("/api/v1/sites/{id}")))
         .bearer_auth(&admin)
