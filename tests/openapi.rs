@@ -176,6 +176,24 @@ async fn real_responses_match_the_document() {
     };
     assert_eq!(res.status(), 200);
     conforms(&doc, "POST", "/api/v1/metrics/query", res).await;
+    let res = http
+        .get(url("/api/v1/metrics/history?metric=api_request&range=1h&aggregation=count,p95&group_by=route"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("history");
+    assert_eq!(res.status(), 200);
+    conforms(&doc, "GET", "/api/v1/metrics/history", res).await;
+    let res = http
+        .get(url(
+            "/api/v1/metrics/history?metric=api_request&range=30d&interval=1m",
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("history");
+    assert_eq!(res.status(), 400);
+    conforms(&doc, "GET", "/api/v1/metrics/history", res).await;
     for (token, body) in [
         (&viewer, json!({"metric_name": "order", "time_range": "1h"})),
         (

@@ -1,5 +1,6 @@
 //! `POST /api/v1/metrics/query`: the points of one metric over a range, from the rollup
-//! buckets of the resolution the range calls for ([`pulse_shared::query`]).
+//! buckets of the resolution the range calls for ([`pulse_shared::query`]); and
+//! `GET /api/v1/metrics/history`, the same query in query-string form.
 //!
 //! A query reads the metric's series from the registry (one Query), then each series' buckets
 //! in the range (one Query per series, 16 at a time), and computes groups, filters,
@@ -9,7 +10,7 @@
 
 use futures::StreamExt;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::aggregate::SeriesKey;
 use pulse_shared::config::ClaimNames;
 use pulse_shared::http::{HttpHandler, json, serve};
@@ -61,14 +62,18 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
-        let bytes: &[u8] = match req.body() {
-            Body::Text(t) => t.as_bytes(),
-            Body::Binary(b) => b,
-            _ => b"",
+        let body = if req.method() == lambda_http::http::Method::GET {
+            history_query(&req)
+        } else {
+            let bytes: &[u8] = match req.body() {
+                Body::Text(t) => t.as_bytes(),
+                Body::Binary(b) => b,
+                _ => b"",
+            };
+            serde_json::from_slice(bytes).map_err(|e| {
+                ApiError::invalid_field::<&str>(&[], format!("the query is not valid JSON: {e}"))
+            })?
         };
-        let body: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::invalid_field::<&str>(&[], format!("the query is not valid JSON: {e}"))
-        })?;
         let q = query::parse(&body, (self.clock)(), &self.retention)?;
         caller.require(required_role(&q.metric))?;
         let unavailable = |e: StoreError| ApiError::Unavailable {
@@ -136,6 +141,58 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
+}
+
+/// `GET /api/v1/metrics/history?metric=…&start=…&end=…&interval=…&aggregation=…` as the
+/// query body it stands for (`range=24h` instead of `start`/`end`; `group_by` and
+/// `aggregation` may repeat as comma lists). Problems point at the body's fields.
+fn history_query(req: &Request) -> serde_json::Value {
+    let params = req.query_string_parameters_ref();
+    let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+    let list = |k: &str| {
+        get(k).map(|v| {
+            v.split(',')
+                .map(|s| serde_json::Value::String(s.trim().to_owned()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut body = serde_json::Map::new();
+    if let Some(m) = get("metric") {
+        body.insert("metric_name".into(), m.into());
+    }
+    match (get("range"), get("start")) {
+        (Some(range), _) => {
+            body.insert("time_range".into(), range.into());
+        }
+        (None, Some(start)) => {
+            let mut range = serde_json::Map::new();
+            range.insert("start".into(), start.into());
+            if let Some(end) = get("end") {
+                range.insert("end".into(), end.into());
+            }
+            body.insert("time_range".into(), range.into());
+        }
+        (None, None) => {}
+    }
+    if let Some(i) = get("interval") {
+        body.insert("interval".into(), i.into());
+    }
+    if let Some(a) = list("aggregation") {
+        body.insert("aggregations".into(), a.into());
+    }
+    if let Some(g) = list("group_by") {
+        body.insert("group_by".into(), g.into());
+    }
+    if let Some(l) = get("limit") {
+        let limit = l
+            .parse::<u64>()
+            .map_or(serde_json::Value::String(l), Into::into);
+        body.insert("limit".into(), limit);
+    }
+    if let Some(c) = get("compare_to") {
+        body.insert("compare_to".into(), c.into());
+    }
+    body.into()
 }
 
 impl<S: SeriesCatalog + RollupBuckets + 'static> HttpHandler for Query<S> {
