@@ -27,6 +27,24 @@ pub enum InvokeError {
     Panicked,
     #[error("the function's result is not JSON: {0}")]
     BadResult(serde_json::Error),
+    #[error("the function is at its reserved concurrency")]
+    Throttled,
+}
+
+/// `invoke` limited to `limit` invocations at once, as Lambda's reserved concurrency limits a
+/// function: one past the limit is throttled, not queued.
+pub fn reserved(invoke: Invoke, limit: u32) -> Invoke {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limit as usize));
+    Arc::new(move |payload: Value| {
+        let (invoke, permits) = (invoke.clone(), permits.clone());
+        async move {
+            let _permit = permits
+                .try_acquire_owned()
+                .map_err(|_| InvokeError::Throttled)?;
+            invoke(payload).await
+        }
+        .boxed()
+    })
 }
 
 /// A function ready to invoke.
@@ -152,4 +170,30 @@ pub fn http<H: HttpHandler>(handler: H) -> Invoke {
         }
         .boxed()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_function_at_its_reserved_concurrency_is_throttled_not_queued() {
+        // Given a function that takes a while, limited to one invocation at a time
+        let slow: Invoke = Arc::new(|v: Value| {
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                Ok(v)
+            }
+            .boxed()
+        });
+        let limited = reserved(slow, 1);
+        // When a second invocation arrives during the first
+        let first = tokio::spawn(limited(Value::from(1)));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let second = limited(Value::from(2)).await;
+        // Then it is throttled, the first completes, and a later one runs
+        assert!(matches!(second, Err(InvokeError::Throttled)));
+        assert_eq!(first.await.expect("joined").expect("ran"), Value::from(1));
+        assert_eq!(limited(Value::from(3)).await.expect("ran"), Value::from(3));
+    }
 }

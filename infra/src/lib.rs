@@ -416,6 +416,10 @@ fn wire_functions(
                     function.binary
                 ),
             })?;
+        let invoke = match function.reserved_concurrency {
+            Some(limit) => functions::reserved(invoke, limit),
+            None => invoke,
+        };
         out.insert(id.clone(), invoke);
     }
     Ok(out)

@@ -220,8 +220,15 @@ pub fn spawn(
                 );
                 let payload = event(schedule, due);
                 tokio::spawn(async move {
-                    if let Err(e) = invoke(payload).await {
-                        tracing::error!(schedule = %schedule_name, error = %e, "scheduled invocation failed");
+                    match invoke(payload).await {
+                        Ok(_) => {}
+                        // EventBridge would retry later; the next tick does the same work.
+                        Err(crate::functions::InvokeError::Throttled) => {
+                            tracing::info!(schedule = %schedule_name, "previous run still going; tick throttled");
+                        }
+                        Err(e) => {
+                            tracing::error!(schedule = %schedule_name, error = %e, "scheduled invocation failed");
+                        }
                     }
                 });
                 next[i] = expression.next_after(created, due);

@@ -138,6 +138,8 @@ pub struct Function {
     /// The cargo binary (`Metadata.BuildProperties.Binary`).
     pub binary: String,
     pub environment: BTreeMap<String, String>,
+    /// `ReservedConcurrentExecutions`: invocations past it are throttled.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// A scheduled trigger (`Schedule` / `ScheduleV2` events).
@@ -705,6 +707,9 @@ impl<'a> Resolver<'a> {
                     logical_id: id.clone(),
                     binary,
                     environment,
+                    reserved_concurrency: props
+                        .get("ReservedConcurrentExecutions")
+                        .and_then(|v| scalar(v).parse().ok()),
                 },
             );
         }
