@@ -90,3 +90,42 @@ async fn the_daily_salt_is_created_once_and_rate_counters_count() {
         "a new window"
     );
 }
+
+#[tokio::test]
+async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() {
+    use pulse_shared::aggregate::{OTHER_SERIES, SeriesKey};
+    use pulse_shared::store::metrics::DynamoMetrics;
+    use pulse_shared::store::{BucketStore, SeriesCatalog};
+    use std::collections::BTreeMap;
+    let table = cloud().table("MetricsTable");
+    let sdk = cloud().sdk().await;
+    // Given two writers (say two stream shards) with their own caches, and a cap of 3
+    let a = DynamoMetrics::new(&sdk, &table, Default::default());
+    let b = DynamoMetrics::new(&sdk, &table, Default::default());
+    let tenant = TenantId::parse("cap-a").expect("tenant");
+    let series = |host: &str| {
+        let tags = BTreeMap::from([("host".to_owned(), host.to_owned())]);
+        (
+            SeriesKey {
+                tenant: tenant.clone(),
+                metric: "cpu".into(),
+                series: pulse_shared::aggregate::series_id(&tags),
+            },
+            tags,
+        )
+    };
+    let first = [series("h1"), series("h2")];
+    // When both register the same two series at once, then a third and a fourth arrive
+    let (ra, rb) = tokio::join!(a.register_series(&first, 3), b.register_series(&first, 3));
+    assert!(ra.expect("a").is_empty() && rb.expect("b").is_empty());
+    let third = a.register_series(&[series("h3")], 3).await.expect("third");
+    let fourth = b.register_series(&[series("h4")], 3).await.expect("fourth");
+    // Then the shared series counted once: the third fits, the fourth is refused
+    assert!(third.is_empty(), "h1 and h2 were counted twice");
+    assert_eq!(fourth.len(), 1);
+    // And the catalog lists the three series and the overflow
+    let listed = a.series(&tenant, "cpu").await.expect("catalog");
+    let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(listed.len(), 4, "{ids:?}");
+    assert!(ids.contains(&OTHER_SERIES));
+}

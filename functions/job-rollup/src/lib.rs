@@ -6,9 +6,10 @@
 //! and so on up. Each run takes the oldest marks first, a bounded number per resolution, so a
 //! run after an outage catches up over a few runs. A coarser window is rolled only when it is
 //! closed and no finer window before its end is still marked, so it always reads finished
-//! finer buckets. Sealing and rolling recompute and replace, so a window run twice (a mark
+//! finer buckets. Windows of one resolution are done 8 at a time. Sealing and rolling recompute and replace, so a window run twice (a mark
 //! that outlived a crash, a late event's re-mark) ends with the same buckets.
 
+use futures::StreamExt;
 use lambda_runtime::Diagnostic;
 use pulse_shared::Config;
 use pulse_shared::aggregate::SeriesKey;
@@ -27,6 +28,8 @@ pub const GRACE_SECS: i64 = 30;
 pub const MINUTES_PER_RUN: usize = 500;
 /// Coarser windows (per metric) rolled per resolution per run at most.
 pub const WINDOWS_PER_RUN: usize = 500;
+/// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
+const CONCURRENCY: usize = 8;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -104,15 +107,21 @@ where
             )
             .await
             .map_err(JobError::Marks)?;
-        for minute in minutes {
-            match self.seal(&minute).await {
-                Ok(()) => report.sealed += 1,
-                Err(e) => {
-                    tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
-                    report.failed += 1;
+        let sealed: Vec<bool> = futures::stream::iter(minutes)
+            .map(|minute| async move {
+                match self.seal(&minute).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
+                        false
+                    }
                 }
-            }
-        }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        report.sealed = sealed.iter().filter(|ok| **ok).count();
+        report.failed += sealed.len() - report.sealed;
         for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
             let mut before = closed_before(resolution, now);
             // Only windows whose every finer window is done.
@@ -131,16 +140,21 @@ where
                 .pending(resolution, before, WINDOWS_PER_RUN)
                 .await
                 .map_err(JobError::Marks)?;
-            let mut rolled = 0;
-            for window in windows {
-                match self.roll(&window).await {
-                    Ok(()) => rolled += 1,
-                    Err(e) => {
-                        tracing::error!(tenant = %window.tenant, resolution = %resolution, start = window.window.start, error = %e, "rollup failed; the window stays marked");
-                        report.failed += 1;
+            let done: Vec<bool> = futures::stream::iter(windows)
+                .map(|window| async move {
+                    match self.roll(&window).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(tenant = %window.tenant, resolution = %resolution, start = window.window.start, error = %e, "rollup failed; the window stays marked");
+                            false
+                        }
                     }
-                }
-            }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            let rolled = done.iter().filter(|ok| **ok).count();
+            report.failed += done.len() - rolled;
             report.rolled.insert(resolution.to_string(), rolled);
         }
         Ok(report)

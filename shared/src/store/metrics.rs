@@ -393,63 +393,71 @@ impl BucketStore for DynamoMetrics {
                 continue;
             }
             let pk = registry_pk(key.tenant.as_str(), &key.metric);
-            let existing = self
+            // Claim the series first: of concurrent writers (shards, the rollup job) exactly
+            // one creates it, so each series is counted once against the cap.
+            let tag_map = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                .collect();
+            let claimed = self
                 .client
-                .get_item()
+                .put_item()
                 .table_name(&self.table)
-                .key(PK, AttributeValue::S(pk.clone()))
-                .key(SK, AttributeValue::S(key.series.clone()))
+                .item(PK, AttributeValue::S(pk.clone()))
+                .item(SK, AttributeValue::S(key.series.clone()))
+                .item("tags", AttributeValue::M(tag_map))
+                .condition_expression("attribute_not_exists(pk)")
                 .send()
-                .await
-                .map_err(unavailable)?;
-            if existing.item().is_none() {
-                let counted = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(PK, AttributeValue::S(pk.clone()))
-                    .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                    .update_expression("ADD series_count :one")
-                    .condition_expression(
-                        "attribute_not_exists(series_count) OR series_count < :cap",
-                    )
-                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                    .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
-                    .send()
-                    .await;
-                match counted {
-                    Ok(_) => {}
-                    Err(e) if conditional_failed(&e) => {
-                        // At the cap: count the overflow so it is visible, never silent.
-                        self.client
-                            .update_item()
-                            .table_name(&self.table)
-                            .key(PK, AttributeValue::S(pk))
-                            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                            .update_expression("ADD overflow_series :one")
-                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                            .send()
-                            .await
-                            .map_err(unavailable)?;
-                        tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
-                        refused.push(key.clone());
-                        continue;
+                .await;
+            match claimed {
+                Ok(_) => {
+                    let counted = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key(PK, AttributeValue::S(pk.clone()))
+                        .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+                        .update_expression("ADD series_count :one")
+                        .condition_expression(
+                            "attribute_not_exists(series_count) OR series_count < :cap",
+                        )
+                        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                        .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
+                        .send()
+                        .await;
+                    match counted {
+                        Ok(_) => {}
+                        Err(e) if conditional_failed(&e) => {
+                            // At the cap: release the claim and count the overflow, so it is
+                            // visible, never silent.
+                            self.client
+                                .delete_item()
+                                .table_name(&self.table)
+                                .key(PK, AttributeValue::S(pk.clone()))
+                                .key(SK, AttributeValue::S(key.series.clone()))
+                                .send()
+                                .await
+                                .map_err(unavailable)?;
+                            self.client
+                                .update_item()
+                                .table_name(&self.table)
+                                .key(PK, AttributeValue::S(pk))
+                                .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+                                .update_expression("ADD overflow_series :one")
+                                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                                .send()
+                                .await
+                                .map_err(unavailable)?;
+                            tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
+                            refused.push(key.clone());
+                            continue;
+                        }
+                        Err(e) => return Err(unavailable(e)),
                     }
-                    Err(e) => return Err(unavailable(e)),
                 }
-                let tag_map = tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
-                    .collect();
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item(PK, AttributeValue::S(pk))
-                    .item(SK, AttributeValue::S(key.series.clone()))
-                    .item("tags", AttributeValue::M(tag_map))
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
+                // Already registered by someone else.
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(unavailable(e)),
             }
             if let Ok(mut known) = self.known.lock() {
                 known.insert(key.clone());
