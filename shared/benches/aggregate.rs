@@ -11,10 +11,11 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use pulse_shared::aggregate::{Aggregation, Bucket};
-use pulse_shared::events::{Body, Event};
+use pulse_shared::events::Event;
 use pulse_shared::identity::TenantId;
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -22,47 +23,7 @@ fn batch() -> Vec<Event> {
     let tenant = TenantId::parse("bench").expect("tenant");
     let base = 1_795_341_600_000i64;
     (0..1000)
-        .map(|i: i64| {
-            let (name, body, visitor) = match i % 3 {
-                0 => (
-                    "cpu.load",
-                    Body::Metric {
-                        value: (i % 97) as f64 / 97.0,
-                        unit: None,
-                    },
-                    None,
-                ),
-                1 => (
-                    "page_view",
-                    Body::PageView {
-                        path: "/".into(),
-                        referrer: None,
-                        title: None,
-                    },
-                    Some(format!("v{}", i % 400)),
-                ),
-                _ => (
-                    "api_request",
-                    Body::ApiRequest {
-                        route: format!("/r{}", i % 5),
-                        method: "GET".into(),
-                        status: if i % 50 == 0 { 500 } else { 200 },
-                        latency_ms: 5.0 + (i % 200) as f64,
-                    },
-                    None,
-                ),
-            };
-            Event {
-                id: format!("e{i}"),
-                tenant: tenant.clone(),
-                timestamp_ms: base + i * 100,
-                name: name.into(),
-                tags: BTreeMap::from([("host".into(), format!("web-{}", i % 20))]),
-                visitor,
-                correlation_id: None,
-                body,
-            }
-        })
+        .map(|i: i64| common::event(&tenant, i, base + i * 100, 400))
         .collect()
 }
 

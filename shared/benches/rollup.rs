@@ -8,8 +8,10 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use pulse_shared::aggregate::{Bucket, BucketKey, SeriesKey};
-use pulse_shared::events::{Body, Event};
+use pulse_shared::events::Event;
 use pulse_shared::identity::TenantId;
 use pulse_shared::rollup::{Resolution, roll, seal};
 use std::collections::BTreeMap;
@@ -18,47 +20,9 @@ use std::time::Instant;
 const EVENTS: i64 = 1_000_000;
 const DAY: i64 = 1_795_132_800;
 
+/// Event `i` of the day, spread evenly over it.
 fn event(tenant: &TenantId, i: i64) -> Event {
-    let (name, body, visitor) = match i % 3 {
-        0 => (
-            "cpu.load",
-            Body::Metric {
-                value: (i % 97) as f64 / 97.0,
-                unit: None,
-            },
-            None,
-        ),
-        1 => (
-            "page_view",
-            Body::PageView {
-                path: "/".into(),
-                referrer: None,
-                title: None,
-            },
-            Some(format!("v{}", i % 20_000)),
-        ),
-        _ => (
-            "api_request",
-            Body::ApiRequest {
-                route: format!("/r{}", i % 5),
-                method: "GET".into(),
-                status: if i % 50 == 0 { 500 } else { 200 },
-                latency_ms: 5.0 + (i % 200) as f64,
-            },
-            None,
-        ),
-    };
-    Event {
-        id: format!("e{i}"),
-        tenant: tenant.clone(),
-        // Spread evenly over the day.
-        timestamp_ms: DAY * 1000 + i * 86_400_000 / EVENTS,
-        name: name.into(),
-        tags: BTreeMap::from([("host".into(), format!("web-{}", i % 20))]),
-        visitor,
-        correlation_id: None,
-        body,
-    }
+    common::event(tenant, i, DAY * 1000 + i * 86_400_000 / EVENTS, 20_000)
 }
 
 fn peak_rss_mb() -> f64 {

@@ -156,35 +156,33 @@ impl DynamoEvents {
 impl DynamoEvents {
     /// Every event of one shard of a tenant's minute, all pages.
     async fn shard_events(&self, pk: String) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", PK)
-                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
-                .projection_expression("#d")
-                .expression_attribute_names("#d", "data")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-            for item in page.items() {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
+            .projection_expression("#d")
+            .expression_attribute_names("#d", "data")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
                 let data = item.get("data").and_then(|v| v.as_s().ok());
-                match data.map(|d| serde_json::from_str::<Event>(d)) {
-                    Some(Ok(event)) => out.push(event),
-                    _ => tracing::warn!(%pk, "a raw event item without a readable event"),
+                let event = data.and_then(|d| serde_json::from_str::<Event>(d).ok());
+                if event.is_none() {
+                    tracing::warn!(%pk, "a raw event item without a readable event");
                 }
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+                event
+            })
+            .collect())
     }
 }
 

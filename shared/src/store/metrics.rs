@@ -278,41 +278,36 @@ impl RollupBuckets for DynamoMetrics {
             resolution.as_str(),
             &series.series,
         );
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
-                .expression_attribute_names("#p", PK)
-                .expression_attribute_names("#s", SK)
-                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
-                .expression_attribute_values(":to", AttributeValue::S(bucket_sk(to - 1)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(":p", AttributeValue::S(pk))
+            .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
+            .expression_attribute_values(":to", AttributeValue::S(bucket_sk(to - 1)))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
                 let at = item
                     .get(SK)
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|s| s.parse::<i64>().ok());
+                    .and_then(|s| s.parse::<i64>().ok())?;
                 let bucket = item
                     .get("state")
                     .and_then(|v| v.as_b().ok())
-                    .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok());
-                if let (Some(at), Some(bucket)) = (at, bucket) {
-                    out.push((at, bucket));
-                }
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+                    .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok())?;
+                Some((at, bucket))
+            })
+            .collect())
     }
 }
 
@@ -323,48 +318,46 @@ impl SeriesCatalog for DynamoMetrics {
         tenant: &TenantId,
         metric: &str,
     ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
-        let pk = registry_pk(tenant.as_str(), metric);
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(registry_pk(tenant.as_str(), metric)),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", PK)
-                .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                let Some(id) = item.get(SK).and_then(|v| v.as_s().ok()) else {
-                    continue;
-                };
-                if id == COUNT_SK {
-                    // The counter says whether anything overflowed into __other__.
-                    if item.contains_key("overflow_series") {
-                        out.push((crate::aggregate::OTHER_SERIES.to_owned(), BTreeMap::new()));
-                    }
-                    continue;
+        for item in &items {
+            let Some(id) = item.get(SK).and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            if id == COUNT_SK {
+                // The counter says whether anything overflowed into __other__.
+                if item.contains_key("overflow_series") {
+                    out.push((crate::aggregate::OTHER_SERIES.to_owned(), BTreeMap::new()));
                 }
-                let tags = item
-                    .get("tags")
-                    .and_then(|v| v.as_m().ok())
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push((id.clone(), tags));
+                continue;
             }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
+            let tags = item
+                .get("tags")
+                .and_then(|v| v.as_m().ok())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((id.clone(), tags));
         }
+        Ok(out)
     }
 }
 
