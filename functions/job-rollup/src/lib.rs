@@ -26,8 +26,10 @@ use thiserror::Error;
 pub const GRACE_SECS: i64 = 30;
 /// Minutes sealed per run at most.
 pub const MINUTES_PER_RUN: usize = 500;
-/// Coarser windows (per metric) rolled per resolution per run at most.
-pub const WINDOWS_PER_RUN: usize = 500;
+/// Coarser windows rolled per resolution per run at most. A window is per metric, so a
+/// sealed minute of five metrics makes five 5-minute windows: this is higher than
+/// [`MINUTES_PER_RUN`] so that rolling keeps pace with sealing during a catch-up.
+pub const WINDOWS_PER_RUN: usize = 2_500;
 /// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
 const CONCURRENCY: usize = 8;
 
