@@ -106,6 +106,13 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A response with `status` and no body (204 after a delete, a dropped beacon).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut res = Response::new(Body::Empty);
+    *res.status_mut() = status;
+    res
+}
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
     match serde_json::to_vec(body) {

@@ -10,7 +10,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::apikeys::{self, ApiKey, SCOPE_INGEST};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json, serve};
+use pulse_shared::http::{HttpHandler, empty, json, serve};
 use pulse_shared::identity::{Caller, Role};
 use pulse_shared::problem::FieldError;
 use pulse_shared::store::KeyStore;
@@ -157,9 +157,7 @@ impl<S: KeyStore> Keys<S> {
                     .map_err(unavailable)?
                 {
                     tracing::info!(tenant = %caller.tenant, key = %id, "API key revoked");
-                    let mut res = Response::new(Body::Empty);
-                    *res.status_mut() = StatusCode::NO_CONTENT;
-                    Ok(res)
+                    Ok(empty(StatusCode::NO_CONTENT))
                 } else {
                     Err(ApiError::NotFound(format!("no API key {id}")))
                 }

@@ -7,7 +7,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json, serve};
+use pulse_shared::http::{HttpHandler, empty, json, serve};
 use pulse_shared::identity::{Caller, Role, TenantId};
 use pulse_shared::problem::FieldError;
 use pulse_shared::store::SiteStore;
@@ -173,9 +173,7 @@ impl<S: SiteStore> Sites<S> {
                     .await
                     .map_err(unavailable)?
                 {
-                    let mut res = Response::new(Body::Empty);
-                    *res.status_mut() = StatusCode::NO_CONTENT;
-                    Ok(res)
+                    Ok(empty(StatusCode::NO_CONTENT))
                 } else {
                     Err(ApiError::NotFound(format!("no site {id}")))
                 }

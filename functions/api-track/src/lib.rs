@@ -10,7 +10,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, ORIGIN, USER_AGENT};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::http::{HttpHandler, serve};
+use pulse_shared::http::{HttpHandler, empty, serve};
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::{EventWriter, Incomplete, SiteStore, TrackStore};
@@ -41,12 +41,6 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Track<DynamoApp, Dy
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut res = Response::new(Body::Empty);
-    *res.status_mut() = status;
-    res
 }
 
 impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
