@@ -17,6 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The series new tag sets fold into once a metric reaches its cardinality cap.
 pub const OTHER_SERIES: &str = "__other__";
+/// The series every sample of a metric also feeds, whatever its tags: the metric's total.
+/// It is not in the registry (a group-by never sees it); queries without filters or groups
+/// read it instead of every series, and the store keeps a tenant's totals together so one
+/// read answers a whole dashboard.
+pub const TOTAL_SERIES: &str = "__total__";
 
 /// DDSketch relative accuracy: 1 %.
 const SKETCH_ALPHA: f64 = 0.01;
@@ -36,7 +41,7 @@ pub struct Sample<'a> {
     pub visitor: Option<&'a str>,
 }
 
-/// The metric, value and series tags of `event`.
+/// The metric, value and series tags of `event`: its own metric.
 pub fn sample(event: &Event) -> Sample<'_> {
     let mut tags = event.tags.clone();
     let mut dim = |k: &str, v: &str| {
@@ -45,7 +50,18 @@ pub fn sample(event: &Event) -> Sample<'_> {
     let value = match &event.body {
         Body::Metric { value, .. } => *value,
         Body::Event { value, .. } => value.unwrap_or(1.0),
-        Body::PageView { .. } | Body::ProductView { .. } => 1.0,
+        Body::PageView { .. } => 1.0,
+        Body::ProductView {
+            product,
+            collection,
+            ..
+        } => {
+            dim("product", product);
+            if let Some(c) = collection {
+                dim("collection", c);
+            }
+            1.0
+        }
         Body::ApiRequest {
             route,
             method,
@@ -74,11 +90,13 @@ pub fn sample(event: &Event) -> Sample<'_> {
             duration_ms.unwrap_or(0.0)
         }
         Body::MlJob {
+            pipeline,
             provider,
             status,
             duration_ms,
             ..
         } => {
+            dim("pipeline", pipeline);
             dim("provider", provider);
             dim("status", status);
             duration_ms.unwrap_or(0.0)
@@ -89,7 +107,18 @@ pub fn sample(event: &Event) -> Sample<'_> {
             dim("currency", currency);
             *revenue
         }
-        Body::AddToCart { quantity, .. } => f64::from(*quantity),
+        Body::AddToCart {
+            product,
+            collection,
+            quantity,
+            ..
+        } => {
+            dim("product", product);
+            if let Some(c) = collection {
+                dim("collection", c);
+            }
+            f64::from(*quantity)
+        }
         Body::Checkout { cart_value, .. } => cart_value.unwrap_or(0.0),
     };
     Sample {
@@ -98,6 +127,84 @@ pub fn sample(event: &Event) -> Sample<'_> {
         tags,
         visitor: event.visitor.as_deref(),
     }
+}
+
+/// Page views by path alone (`site`, `path`): the pages view, without the other dimensions
+/// multiplying its series.
+pub const WEB_PAGES: &str = "web.pages";
+/// Order line items by product (`product`, `collection`, `currency`), valued at quantity ×
+/// price: purchases and revenue per product.
+pub const ORDER_ITEMS: &str = "order.items";
+/// API requests answered with a 5xx status, with the request's dimensions.
+pub const API_FAILED: &str = "api_request.failed";
+/// ML job cost by `pipeline`, `provider` and `status`.
+pub const ML_COST: &str = "ml_job.cost";
+
+/// Every metric `event` feeds: its own ([`sample`]) and the derived ones its views chart
+/// ([`WEB_PAGES`], [`ORDER_ITEMS`], [`API_FAILED`], [`ML_COST`]). Derived metrics carry only
+/// the dimensions their view groups by, so their series stay few.
+pub fn samples(event: &Event) -> Vec<Sample<'_>> {
+    let own = sample(event);
+    let visitor = event.visitor.as_deref();
+    let mut out = Vec::with_capacity(2);
+    match &event.body {
+        Body::PageView { path, .. } if event.name == "page_view" => {
+            let mut tags = BTreeMap::from([("path".to_owned(), path.clone())]);
+            if let Some(site) = event.tags.get("site") {
+                tags.insert("site".to_owned(), site.clone());
+            }
+            out.push(Sample {
+                metric: WEB_PAGES,
+                value: 1.0,
+                tags,
+                visitor,
+            });
+        }
+        Body::Order {
+            items, currency, ..
+        } => {
+            for item in items {
+                let mut tags = BTreeMap::from([
+                    ("product".to_owned(), item.product.clone()),
+                    ("currency".to_owned(), currency.clone()),
+                ]);
+                if let Some(c) = &item.collection {
+                    tags.insert("collection".to_owned(), c.clone());
+                }
+                out.push(Sample {
+                    metric: ORDER_ITEMS,
+                    value: f64::from(item.quantity) * item.price.unwrap_or(0.0),
+                    tags,
+                    visitor,
+                });
+            }
+        }
+        Body::ApiRequest { status, .. } if *status >= 500 => out.push(Sample {
+            metric: API_FAILED,
+            value: own.value,
+            tags: own.tags.clone(),
+            visitor,
+        }),
+        Body::MlJob {
+            pipeline,
+            provider,
+            status,
+            cost: Some(cost),
+            ..
+        } => out.push(Sample {
+            metric: ML_COST,
+            value: *cost,
+            tags: BTreeMap::from([
+                ("pipeline".to_owned(), pipeline.clone()),
+                ("provider".to_owned(), provider.clone()),
+                ("status".to_owned(), status.clone()),
+            ]),
+            visitor,
+        }),
+        _ => {}
+    }
+    out.insert(0, own);
+    out
 }
 
 /// A series id: a stable hash of the tag set, so the same tags always name the same series.
@@ -257,26 +364,46 @@ impl<R> Aggregation<R> {
         }
     }
 
-    /// Adds `event`, contributed by the input `record`.
-    pub fn add(&mut self, event: &Event, record: R) {
-        let s = sample(event);
+    /// Adds every sample of `event` ([`samples`]) to its series and to its metric's total,
+    /// contributed by the input `record`.
+    pub fn add(&mut self, event: &Event, record: R)
+    where
+        R: Clone,
+    {
+        let minute = event.timestamp_ms.div_euclid(60_000);
+        for s in samples(event) {
+            self.add_sample(&event.tenant, minute, s, &record);
+        }
+    }
+
+    /// Adds one sample in `minute` (epoch minute) to its series and its metric's total.
+    pub fn add_sample(&mut self, tenant: &TenantId, minute: i64, s: Sample<'_>, record: &R)
+    where
+        R: Clone,
+    {
         let series = series_id(&s.tags);
         let key = BucketKey {
-            tenant: event.tenant.clone(),
+            tenant: tenant.clone(),
             metric: s.metric.to_owned(),
             series: series.clone(),
-            minute: event.timestamp_ms.div_euclid(60_000),
+            minute,
+        };
+        let total = BucketKey {
+            series: TOTAL_SERIES.to_owned(),
+            ..key.clone()
         };
         self.series
             .entry(SeriesKey {
-                tenant: event.tenant.clone(),
+                tenant: tenant.clone(),
                 metric: key.metric.clone(),
                 series,
             })
             .or_insert(s.tags);
-        let (bucket, records) = self.buckets.entry(key).or_default();
-        bucket.add(s.value, s.visitor);
-        records.push(record);
+        for key in [key, total] {
+            let (bucket, records) = self.buckets.entry(key).or_default();
+            bucket.add(s.value, s.visitor);
+            records.push(record.clone());
+        }
     }
 
     /// Moves the buckets of series the registry refused into the metric's `__other__` series.
@@ -376,16 +503,30 @@ mod tests {
             agg.add(&metric(v, 60_000 + i as i64), i);
         }
         agg.add(&metric(10.0, 120_000), 3);
-        assert_eq!(agg.buckets.len(), 2, "two minutes");
-        let first = agg
-            .buckets
-            .iter()
-            .find(|(k, _)| k.minute == 1)
-            .expect("minute 1");
-        let (b, records) = first.1;
-        assert_eq!((b.count, b.sum, b.min, b.max), (3, 6.0, 1.0, 3.0));
-        assert_eq!(records, &vec![0, 1, 2]);
-        assert_eq!(agg.series.len(), 1, "one tag set");
+        assert_eq!(
+            agg.buckets.len(),
+            4,
+            "two minutes of the series and of its total"
+        );
+        for series in ["total", "own"] {
+            let first = agg
+                .buckets
+                .iter()
+                .find(|(k, _)| k.minute == 1 && (k.series == TOTAL_SERIES) == (series == "total"))
+                .expect("minute 1");
+            let (b, records) = first.1;
+            assert_eq!(
+                (b.count, b.sum, b.min, b.max),
+                (3, 6.0, 1.0, 3.0),
+                "{series}"
+            );
+            assert_eq!(records, &vec![0, 1, 2]);
+        }
+        assert_eq!(
+            agg.series.len(),
+            1,
+            "one tag set; the total is not registered"
+        );
     }
 
     #[test]
@@ -470,9 +611,19 @@ mod tests {
         assert_eq!(other.1.0.count, 1);
         assert_eq!(other.1.1, vec![1]);
         assert_eq!(
-            agg.buckets.values().map(|(b, _)| b.count).sum::<u64>(),
+            agg.buckets
+                .iter()
+                .filter(|(k, _)| k.series != TOTAL_SERIES)
+                .map(|(_, (b, _))| b.count)
+                .sum::<u64>(),
             2,
             "nothing dropped"
         );
+        let total = agg
+            .buckets
+            .iter()
+            .find(|(k, _)| k.series == TOTAL_SERIES)
+            .expect("total");
+        assert_eq!(total.1.0.count, 2, "the total is untouched by the cap");
     }
 }

@@ -17,6 +17,7 @@ pub mod otlp;
 pub mod problem;
 pub mod query;
 pub mod rollup;
+pub mod sessions;
 pub mod store;
 pub mod telemetry;
 pub mod track;

@@ -14,7 +14,9 @@ use lambda_runtime::Diagnostic;
 use pulse_shared::Config;
 use pulse_shared::aggregate::SeriesKey;
 use pulse_shared::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
+use pulse_shared::sessions::{self, IDLE_SECS};
 use pulse_shared::store::events::DynamoEvents;
+use pulse_shared::store::events::shard_of;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::{BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError};
 use serde::Serialize;
@@ -30,6 +32,9 @@ pub const MINUTES_PER_RUN: usize = 500;
 /// sealed minute of five metrics makes five 5-minute windows: this is higher than
 /// [`MINUTES_PER_RUN`] so that rolling keeps pace with sealing during a catch-up.
 pub const WINDOWS_PER_RUN: usize = 2_500;
+/// The pseudo-metric of an hour whose sessions need computing. Its marks list the raw
+/// minutes and shards holding visitor events as `{minute}:{shard}`. `#` is in no metric name.
+pub const SESSIONS_MARK: &str = "#sessions";
 /// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
 const CONCURRENCY: usize = 8;
 
@@ -124,6 +129,17 @@ where
             .await;
         report.sealed = sealed.iter().filter(|ok| **ok).count();
         report.failed += sealed.len() - report.sealed;
+        // An hour's sessions are final once the raw events up to 30 minutes after it are in
+        // and sealed (so every minute of them has marked it).
+        let oldest_minute = self
+            .store
+            .pending(Resolution::Minute, i64::MAX, 1)
+            .await
+            .map_err(JobError::Marks)?
+            .first()
+            .map_or(i64::MAX, |p| p.window.start);
+        let sessions_before = closed_before(Resolution::Hour, now - IDLE_SECS)
+            .min(oldest_minute.saturating_sub(3_600 + IDLE_SECS - 1));
         for resolution in [Resolution::FiveMinutes, Resolution::Hour, Resolution::Day] {
             let mut before = closed_before(resolution, now);
             // Only windows whose every finer window is done.
@@ -143,8 +159,18 @@ where
                 .await
                 .map_err(JobError::Marks)?;
             let done: Vec<bool> = futures::stream::iter(windows)
+                .filter(|w| {
+                    let waiting = w.metric.as_deref() == Some(SESSIONS_MARK)
+                        && w.window.start >= sessions_before;
+                    std::future::ready(!waiting)
+                })
                 .map(|window| async move {
-                    match self.roll(&window).await {
+                    let done = if window.metric.as_deref() == Some(SESSIONS_MARK) {
+                        self.sessions(&window).await
+                    } else {
+                        self.roll(&window).await
+                    };
+                    match done {
                         Ok(()) => true,
                         Err(e) => {
                             tracing::error!(tenant = %window.tenant, resolution = %resolution, start = window.window.start, error = %e, "rollup failed; the window stays marked");
@@ -200,7 +226,87 @@ where
                 .insert(key.series.clone());
         }
         self.mark_parents(minute, parents).await?;
+        let visits: BTreeSet<String> = events
+            .iter()
+            .filter(|e| {
+                e.visitor.is_some() && e.timestamp_ms.div_euclid(60_000) * 60 == minute.window.start
+            })
+            .map(|e| format!("{}:{}", minute.window.start.div_euclid(60), shard_of(&e.id)))
+            .collect();
+        if !visits.is_empty() {
+            let marks: Vec<Pending> = sessions::hours_touched(minute.window.start)
+                .into_iter()
+                .map(|hour| Pending {
+                    tenant: minute.tenant.clone(),
+                    window: Window::at(Resolution::Hour, hour),
+                    metric: Some(SESSIONS_MARK.to_owned()),
+                    series: visits.clone(),
+                    shards: BTreeSet::new(),
+                    marks: 0,
+                })
+                .collect();
+            self.store.mark(&marks).await?;
+        }
         self.store.clear(minute).await
+    }
+
+    /// Computes the sessions of one hour from the raw minutes its mark lists, writes them as
+    /// hourly buckets and marks their day.
+    async fn sessions(&self, hour: &Pending) -> Result<(), StoreError> {
+        let mut minutes: BTreeMap<i64, BTreeSet<u32>> = BTreeMap::new();
+        for entry in &hour.series {
+            if let Some((m, shard)) = entry.split_once(':')
+                && let (Ok(m), Ok(shard)) = (m.parse::<i64>(), shard.parse::<u32>())
+            {
+                minutes.entry(m).or_default().insert(shard);
+            }
+        }
+        let tenant = &hour.tenant;
+        let read: Vec<Result<Vec<pulse_shared::events::Event>, StoreError>> =
+            futures::stream::iter(minutes)
+                .map(|(m, shards)| async move {
+                    self.events
+                        .minute_events(tenant, m, &shards)
+                        .await
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        let mut events = Vec::new();
+        for r in read {
+            events.extend(r?);
+        }
+        let mut computed = sessions::sessionize(hour.window.start, &events);
+        if !computed.buckets.is_empty() {
+            let series: Vec<_> = computed
+                .series
+                .iter()
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect();
+            let refused = self.store.register_series(&series, self.series_cap).await?;
+            computed.fold_into_other(&refused);
+        }
+        let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for key in computed.buckets.keys() {
+            parents
+                .entry(key.metric.clone())
+                .or_default()
+                .insert(key.series.clone());
+        }
+        for (key, (bucket, _)) in &computed.buckets {
+            let at = BucketAt {
+                series: SeriesKey {
+                    tenant: key.tenant.clone(),
+                    metric: key.metric.clone(),
+                    series: key.series.clone(),
+                },
+                resolution: Resolution::Hour,
+                start: hour.window.start,
+            };
+            self.store.put_bucket(&at, bucket).await?;
+        }
+        self.mark_parents(hour, parents).await?;
+        self.store.clear(hour).await
     }
 
     /// Rolls one coarser window of one metric from its finer buckets, and marks the next.

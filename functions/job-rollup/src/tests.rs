@@ -296,3 +296,74 @@ async fn a_coarser_window_waits_for_its_open_minutes() {
     assert_eq!(report.rolled["5m"], 0);
     assert!(bucket_at(&job, Resolution::FiveMinutes, DAY).is_none());
 }
+
+fn visit(id: &str, visitor: &str, at_secs: i64) -> Event {
+    Event {
+        id: id.into(),
+        tenant: tenant(),
+        timestamp_ms: at_secs * 1000,
+        name: "page_view".into(),
+        tags: BTreeMap::from([("source".into(), "Direct".into())]),
+        visitor: Some(visitor.into()),
+        correlation_id: None,
+        body: Body::PageView {
+            path: "/".into(),
+            referrer: None,
+            title: None,
+        },
+    }
+}
+
+fn total_at(
+    job: &Rollup<Memory, Memory>,
+    metric: &str,
+    resolution: Resolution,
+    start: i64,
+) -> Option<Bucket> {
+    job.store
+        .buckets
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(at, _)| {
+            at.series.metric == metric
+                && at.series.series == pulse_shared::aggregate::TOTAL_SERIES
+                && at.resolution == resolution
+                && at.start == start
+        })
+        .map(|(_, b)| b.clone())
+}
+
+#[tokio::test]
+async fn an_hours_sessions_are_computed_once_thirty_minutes_have_passed() {
+    // Given a visit of three views (0:50, 0:58, 1:10) and a one-view visit at 0:55
+    let events = vec![
+        visit("a1", "A", DAY + 50 * 60),
+        visit("a2", "A", DAY + 58 * 60),
+        visit("a3", "A", DAY + 70 * 60),
+        visit("b1", "B", DAY + 55 * 60),
+    ];
+    let job = job(events).await;
+    // When the job runs 20 minutes after the hour: not yet final
+    job.run(DAY + 80 * 60).await.expect("run");
+    assert!(total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).is_none());
+    // When it runs after 1:30
+    job.run(DAY + 92 * 60).await.expect("run");
+    // Then the first hour holds two visits, one bounce, and A's first 480 s
+    let visits = total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).expect("visits");
+    assert_eq!((visits.count, visits.sum), (2, 1.0));
+    let secs = total_at(&job, sessions::SESSION_SECONDS, Resolution::Hour, DAY).expect("secs");
+    assert_eq!(secs.sum, 480.0);
+    // And after the day, its daily buckets add the second hour's 720 s
+    for _ in 0..3 {
+        job.run(DAY + 86_400 + 3_600).await.expect("run");
+    }
+    let day = total_at(&job, sessions::SESSION_SECONDS, Resolution::Day, DAY).expect("day");
+    assert_eq!((day.count, day.sum), (2, 1200.0));
+    let day_visits = total_at(&job, sessions::SESSIONS, Resolution::Day, DAY).expect("day");
+    assert_eq!(day_visits.count, 2);
+    assert!(
+        job.store.marks.lock().expect("lock").is_empty(),
+        "nothing left marked"
+    );
+}

@@ -85,9 +85,13 @@ fn sealing_counts_each_event_once_and_only_in_its_minute() {
     ];
     // When the minute is sealed
     let sealed = seal(start, &events);
-    // Then its one bucket holds exactly a, b and c
-    assert_eq!(sealed.buckets.len(), 1);
-    let (key, (bucket, _)) = sealed.buckets.iter().next().expect("bucket");
+    // Then its one bucket (and the metric's total) holds exactly a, b and c
+    assert_eq!(sealed.buckets.len(), 2);
+    let (key, (bucket, _)) = sealed
+        .buckets
+        .iter()
+        .find(|(k, _)| k.series != crate::aggregate::TOTAL_SERIES)
+        .expect("bucket");
     assert_eq!(key.minute * 60, start);
     assert_eq!(
         (bucket.count, bucket.sum, bucket.min, bucket.max),

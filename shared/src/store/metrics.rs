@@ -17,8 +17,8 @@
 //! Sealed and rolled buckets are whole-item puts at their resolution's key and TTL.
 
 use super::keys::{EXPIRES_AT, PK, SK};
-use super::{BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError};
-use crate::aggregate::{Bucket, BucketKey, SeriesKey};
+use super::{BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals};
+use crate::aggregate::{Bucket, BucketKey, SeriesKey, TOTAL_SERIES};
 use crate::identity::TenantId;
 use crate::rollup::{BucketAt, Pending, Resolution, Retention, Window};
 use async_trait::async_trait;
@@ -59,6 +59,38 @@ pub fn bucket_pk(tenant: &str, metric: &str, resolution: &str, series: &str) -> 
     format!("{tenant}#{metric}#{resolution}#{series}")
 }
 
+/// The partition of a tenant's metric totals at a resolution: every metric's
+/// [`TOTAL_SERIES`] bucket, keyed `{start}#{metric}`, so one Query reads a range of all of
+/// them.
+fn totals_pk(tenant: &str, resolution: &str) -> String {
+    format!("{tenant}#__totals__#{resolution}")
+}
+
+/// The key of a bucket: a series' own partition, or the tenant's totals partition.
+fn bucket_key(at: &BucketAt) -> (String, String) {
+    let (tenant, metric) = (at.series.tenant.as_str(), at.series.metric.as_str());
+    if at.series.series == TOTAL_SERIES {
+        (
+            totals_pk(tenant, at.resolution.as_str()),
+            format!("{}#{metric}", bucket_sk(at.start)),
+        )
+    } else {
+        (
+            bucket_pk(tenant, metric, at.resolution.as_str(), &at.series.series),
+            bucket_sk(at.start),
+        )
+    }
+}
+
+/// The start (epoch s) a bucket item's sort key names (`{start}` or `{start}#{metric}`).
+fn bucket_start(item: &HashMap<String, AttributeValue>) -> Option<i64> {
+    item.get(SK)?.as_s().ok()?.split('#').next()?.parse().ok()
+}
+
+fn bucket_state(item: &HashMap<String, AttributeValue>) -> Option<Bucket> {
+    postcard::from_bytes::<Bucket>(item.get("state")?.as_b().ok()?.as_ref()).ok()
+}
+
 /// The sort key of a bucket starting at `epoch_secs`.
 pub fn bucket_sk(epoch_secs: i64) -> String {
     format!("{epoch_secs:012}")
@@ -84,17 +116,10 @@ impl DynamoMetrics {
         let n = |v: f64| AttributeValue::N(v.to_string());
         let s = AttributeValue::S;
         let now = chrono::Utc::now().timestamp();
+        let (pk, sk) = bucket_key(at);
         Ok(HashMap::from([
-            (
-                PK.to_owned(),
-                s(bucket_pk(
-                    at.series.tenant.as_str(),
-                    &at.series.metric,
-                    at.resolution.as_str(),
-                    &at.series.series,
-                )),
-            ),
-            (SK.to_owned(), s(bucket_sk(at.start))),
+            (PK.to_owned(), s(pk)),
+            (SK.to_owned(), s(sk)),
             ("tenant".to_owned(), s(at.series.tenant.to_string())),
             ("metric".to_owned(), s(at.series.metric.clone())),
             ("series".to_owned(), s(at.series.series.clone())),
@@ -272,13 +297,21 @@ impl RollupBuckets for DynamoMetrics {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Bucket)>, StoreError> {
-        let pk = bucket_pk(
-            series.tenant.as_str(),
-            &series.metric,
-            resolution.as_str(),
-            &series.series,
-        );
-        let items = self
+        let first = BucketAt {
+            series: series.clone(),
+            resolution,
+            start: from,
+        };
+        let (pk, from_sk) = bucket_key(&first);
+        let total = series.series == TOTAL_SERIES;
+        // Totals of every metric share a partition: the range ends after the last start's
+        // `{start}#{metric}` keys (metric names sort below '~'), and a filter keeps this one.
+        let to_sk = if total {
+            format!("{}#~", bucket_sk(to - 1))
+        } else {
+            bucket_sk(to - 1)
+        };
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
@@ -286,8 +319,52 @@ impl RollupBuckets for DynamoMetrics {
             .expression_attribute_names("#p", PK)
             .expression_attribute_names("#s", SK)
             .expression_attribute_values(":p", AttributeValue::S(pk))
+            .expression_attribute_values(":from", AttributeValue::S(from_sk))
+            .expression_attribute_values(":to", AttributeValue::S(to_sk));
+        if total {
+            query = query
+                .filter_expression("metric = :m")
+                .expression_attribute_values(":m", AttributeValue::S(series.metric.clone()));
+        }
+        let items = query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(items
+            .iter()
+            .filter_map(|item| Some((bucket_start(item)?, bucket_state(item)?)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Totals for DynamoMetrics {
+    async fn totals(
+        &self,
+        tenant: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(totals_pk(tenant.as_str(), resolution.as_str())),
+            )
             .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
-            .expression_attribute_values(":to", AttributeValue::S(bucket_sk(to - 1)))
+            .expression_attribute_values(
+                ":to",
+                AttributeValue::S(format!("{}#~", bucket_sk(to - 1))),
+            )
             .into_paginator()
             .items()
             .send()
@@ -297,15 +374,8 @@ impl RollupBuckets for DynamoMetrics {
         Ok(items
             .iter()
             .filter_map(|item| {
-                let at = item
-                    .get(SK)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|s| s.parse::<i64>().ok())?;
-                let bucket = item
-                    .get("state")
-                    .and_then(|v| v.as_b().ok())
-                    .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok())?;
-                Some((at, bucket))
+                let metric = item.get("metric")?.as_s().ok()?.clone();
+                Some((metric, bucket_start(item)?, bucket_state(item)?))
             })
             .collect())
     }
@@ -460,9 +530,17 @@ impl BucketStore for DynamoMetrics {
     }
 
     async fn merge_bucket(&self, key: &BucketKey, bucket: &Bucket) -> Result<(), StoreError> {
-        let pk = bucket_pk(key.tenant.as_str(), &key.metric, "1m", &key.series);
         let start = key.minute * 60;
-        let sk = bucket_sk(start);
+        let at = BucketAt {
+            series: SeriesKey {
+                tenant: key.tenant.clone(),
+                metric: key.metric.clone(),
+                series: key.series.clone(),
+            },
+            resolution: Resolution::Minute,
+            start,
+        };
+        let (pk, sk) = bucket_key(&at);
         for _ in 0..MERGE_ATTEMPTS {
             let current = self
                 .client
@@ -494,15 +572,6 @@ impl BucketStore for DynamoMetrics {
                 None => (Bucket::default(), 0),
             };
             merged.merge(bucket);
-            let at = BucketAt {
-                series: SeriesKey {
-                    tenant: key.tenant.clone(),
-                    metric: key.metric.clone(),
-                    series: key.series.clone(),
-                },
-                resolution: Resolution::Minute,
-                start,
-            };
             let item = self.bucket_item(&at, &merged, version + 1)?;
             let mut put = self
                 .client

@@ -149,6 +149,21 @@ pub trait RollupBuckets: Send + Sync {
     ) -> Result<Vec<(i64, crate::aggregate::Bucket)>, StoreError>;
 }
 
+/// A tenant's metric totals (every metric's [`crate::aggregate::TOTAL_SERIES`]) over a range
+/// in one read: what a dashboard summary needs.
+#[async_trait]
+pub trait Totals: Send + Sync {
+    /// `(metric, start, bucket)` of every metric's total at `resolution` with start in
+    /// `[from, to)`.
+    async fn totals(
+        &self,
+        tenant: &crate::identity::TenantId,
+        resolution: crate::rollup::Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, crate::aggregate::Bucket)>, StoreError>;
+}
+
 /// The series registry as queries read it: every series of a metric with its tags.
 #[async_trait]
 pub trait SeriesCatalog: Send + Sync {
