@@ -139,9 +139,19 @@ pub const ORDER_ITEMS: &str = "order.items";
 pub const API_FAILED: &str = "api_request.failed";
 /// ML job cost by `pipeline`, `provider` and `status`.
 pub const ML_COST: &str = "ml_job.cost";
+/// ML jobs that did not succeed ([`ml_succeeded`]), valued at their duration, by `pipeline`,
+/// `provider` and `status`: a success rate from totals alone.
+pub const ML_FAILED: &str = "ml_job.failed";
+
+/// Whether an ML job status means success.
+pub fn ml_succeeded(status: &str) -> bool {
+    ["success", "succeeded", "completed", "ok"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(status))
+}
 
 /// Every metric `event` feeds: its own ([`sample`]) and the derived ones its views chart
-/// ([`WEB_PAGES`], [`ORDER_ITEMS`], [`API_FAILED`], [`ML_COST`]). Derived metrics carry only
+/// ([`WEB_PAGES`], [`ORDER_ITEMS`], [`API_FAILED`], [`ML_COST`], [`ML_FAILED`]). Derived metrics carry only
 /// the dimensions their view groups by, so their series stay few.
 pub fn samples(event: &Event) -> Vec<Sample<'_>> {
     let own = sample(event);
@@ -189,18 +199,31 @@ pub fn samples(event: &Event) -> Vec<Sample<'_>> {
             pipeline,
             provider,
             status,
-            cost: Some(cost),
+            cost,
             ..
-        } => out.push(Sample {
-            metric: ML_COST,
-            value: *cost,
-            tags: BTreeMap::from([
+        } => {
+            let tags = BTreeMap::from([
                 ("pipeline".to_owned(), pipeline.clone()),
                 ("provider".to_owned(), provider.clone()),
                 ("status".to_owned(), status.clone()),
-            ]),
-            visitor,
-        }),
+            ]);
+            if !ml_succeeded(status) {
+                out.push(Sample {
+                    metric: ML_FAILED,
+                    value: own.value,
+                    tags: tags.clone(),
+                    visitor,
+                });
+            }
+            if let Some(cost) = cost {
+                out.push(Sample {
+                    metric: ML_COST,
+                    value: *cost,
+                    tags,
+                    visitor,
+                });
+            }
+        }
         _ => {}
     }
     out.insert(0, own);

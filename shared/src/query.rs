@@ -358,7 +358,16 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
     }
     let resolution = match (start, end) {
         (Some(s), Some(e)) if e > s => {
-            choose(obj.get("interval"), s, e, now, retention, &mut errors)
+            let finest = finest(&metric);
+            choose(
+                obj.get("interval"),
+                s,
+                e,
+                now,
+                retention,
+                finest,
+                &mut errors,
+            )
         }
         _ => None,
     };
@@ -440,6 +449,15 @@ fn parse_filters(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Vec<Filte
     out
 }
 
+/// The finest resolution `metric` has: sessions are computed hourly.
+pub fn finest(metric: &str) -> Resolution {
+    if crate::sessions::is_session_metric(metric) {
+        Resolution::Hour
+    } else {
+        Resolution::Minute
+    }
+}
+
 /// The resolution of a query over `[start, end)`.
 fn choose(
     interval: Option<&Value>,
@@ -447,13 +465,23 @@ fn choose(
     end: i64,
     now: i64,
     retention: &Retention,
+    finest: Resolution,
     errors: &mut Vec<FieldError>,
 ) -> Option<Resolution> {
     let fits = |r: Resolution| (end - r.window_start(start)).div_euclid(r.secs()) < MAX_POINTS;
     let kept = |r: Resolution| start >= now - retention.days(r) * 86_400;
     match interval.and_then(Value::as_str).unwrap_or("auto") {
-        "auto" => Resolution::ALL.into_iter().find(|r| fits(*r) && kept(*r)),
+        "auto" => Resolution::ALL
+            .into_iter()
+            .find(|r| *r >= finest && fits(*r) && kept(*r)),
         name => match Resolution::parse(name) {
+            Some(r) if r < finest => {
+                errors.push(FieldError::at(
+                    &["interval"],
+                    format!("this metric is computed per {finest} at the finest"),
+                ));
+                None
+            }
             Some(r) if !fits(r) => {
                 errors.push(FieldError::at(
                     &["interval"],
@@ -671,8 +699,16 @@ fn combine<'a>(buckets: impl Iterator<Item = &'a Bucket>, sketches: bool) -> Buc
 pub fn required_role(metric: &str) -> crate::identity::Role {
     use crate::identity::Role;
     match metric {
-        "order" | "product_view" | "add_to_cart" | "checkout" => Role::Analyst,
-        "api_request" | "error" | "task_execution" | "ml_job" => Role::Admin,
+        "order" | "product_view" | "add_to_cart" | "checkout" | crate::aggregate::ORDER_ITEMS => {
+            Role::Analyst
+        }
+        "api_request"
+        | "error"
+        | "task_execution"
+        | "ml_job"
+        | crate::aggregate::API_FAILED
+        | crate::aggregate::ML_COST
+        | crate::aggregate::ML_FAILED => Role::Admin,
         _ => Role::Viewer,
     }
 }

@@ -1,28 +1,39 @@
-//! `POST /api/v1/metrics/query`: the points of one metric over a range, from the rollup
-//! buckets of the resolution the range calls for ([`pulse_shared::query`]); and
-//! `GET /api/v1/metrics/history`, the same query in query-string form.
+//! Pulse's read API, one function for every route that reads rollups:
+//! - `POST /api/v1/metrics/query`: the points of one metric over a range, from the rollup
+//!   buckets of the resolution the range calls for ([`pulse_shared::query`]), and
+//!   `GET /api/v1/metrics/history`, the same query in query-string form;
+//! - `GET /api/v1/{web|business|health|ml}/{view}` ([`views`]);
+//! - `GET /api/v1/metrics` (the key cards) and `GET /api/v1/dashboard/summary` ([`summary`]).
 //!
-//! A query reads the metric's series from the registry (one Query), then each series' buckets
-//! in the range (one Query per series, 16 at a time), and computes groups, filters,
-//! aggregations and top-k in memory. Every role may query; business metrics need analyst and
-//! system metrics admin ([`pulse_shared::query::required_role`]). A tenant only ever reads
-//! keys that start with its own id.
+//! A query without filters or groups reads the metric's total (one Query); otherwise the
+//! metric's series from the registry (one Query), then each series' buckets in the range
+//! (one Query per series, 16 at a time), and computes groups, filters, aggregations and top-k
+//! in memory ([`read`]). Every role may query; business metrics need analyst and system
+//! metrics admin ([`pulse_shared::query::required_role`]), and so do their views. A tenant
+//! only ever reads keys that start with its own id.
 
-use futures::StreamExt;
+pub mod read;
+pub mod summary;
+pub mod views;
+
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::aggregate::SeriesKey;
 use pulse_shared::config::ClaimNames;
 use pulse_shared::http::{HttpHandler, json, serve};
 use pulse_shared::identity::Caller;
-use pulse_shared::query::{self, SeriesData, required_role};
-use pulse_shared::rollup::Retention;
+use pulse_shared::query::{self, required_role};
+use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError};
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
 use pulse_shared::{ApiError, Config};
+use read::Reader;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
-/// Series read at once.
-const CONCURRENCY: usize = 16;
+/// How long a dashboard summary is reused for a tenant, sections and range.
+pub const SUMMARY_CACHE_SECS: i64 = 60;
+
+type Cached = (i64, serde_json::Value);
 
 /// The query endpoint with its store.
 #[derive(Debug)]
@@ -31,6 +42,8 @@ pub struct Query<S> {
     claims: ClaimNames,
     retention: Retention,
     clock: fn() -> i64,
+    /// Summaries by tenant, sections and range, with the time they were computed.
+    summaries: Mutex<HashMap<String, Cached>>,
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
@@ -45,13 +58,21 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-impl<S: SeriesCatalog + RollupBuckets> Query<S> {
+pub(crate) fn unavailable(e: StoreError) -> ApiError {
+    ApiError::Unavailable {
+        detail: "metrics are unavailable".into(),
+        source: Some(Box::new(e)),
+    }
+}
+
+impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
     pub fn new(store: S, config: &Config) -> Self {
         Self {
             store,
             claims: config.claims.clone(),
             retention: config.retention,
             clock: now_secs,
+            summaries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,6 +83,160 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let segments: Vec<&str> = path.split('/').collect();
+        match segments.as_slice() {
+            ["", "api", "v1", "metrics"] => self.cards(&req, &caller).await,
+            ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
+            [
+                "",
+                "api",
+                "v1",
+                area @ ("web" | "business" | "health" | "ml"),
+                view,
+            ] => self.view(&req, &caller, area, view).await,
+            _ => self.query(req, &caller).await,
+        }
+    }
+
+    fn reader<'a>(&'a self, caller: &'a Caller) -> Reader<'a, S> {
+        Reader {
+            store: &self.store,
+            tenant: &caller.tenant,
+            now: (self.clock)(),
+        }
+    }
+
+    async fn view(
+        &self,
+        req: &Request,
+        caller: &Caller,
+        area: &str,
+        view: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        caller.require(views::required_role(area))?;
+        let params = query_params(req);
+        let finest = match (area, view) {
+            ("web", "overview" | "sources" | "devices" | "countries") => Resolution::Hour,
+            _ => Resolution::Minute,
+        };
+        let default_range = if area == "web" && view == "realtime" {
+            "30m"
+        } else {
+            "24h"
+        };
+        let p = views::parse_params(
+            &params,
+            (self.clock)(),
+            &self.retention,
+            finest,
+            default_range,
+        )?;
+        let v = views::Views {
+            reader: self.reader(caller),
+        };
+        let answer = match area {
+            "web" => v.web(view, &p).await,
+            "business" => v.business(view, &p).await,
+            "health" => v.health(view, &p).await,
+            _ => v.ml(view, &p).await,
+        }?;
+        tracing::info!(tenant = %caller.tenant, area, view, "view answered");
+        Ok(json(StatusCode::OK, &answer))
+    }
+
+    async fn cards(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let params = query_params(req);
+        if let Some(k) = params.keys().find(|k| k.as_str() != "cards") {
+            return Err(ApiError::invalid_field(
+                &[k.as_str()],
+                "unknown parameter; the cards take `cards` (a comma list)",
+            ));
+        }
+        let snapshot = summary::Snapshot::read(&self.reader(caller), 1)
+            .await
+            .map_err(unavailable)?;
+        let body = snapshot.cards(caller, params.get("cards").map(String::as_str))?;
+        Ok(json(StatusCode::OK, &body))
+    }
+
+    async fn summary(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let params = query_params(req);
+        if let Some(k) = params
+            .keys()
+            .find(|k| !matches!(k.as_str(), "sections" | "range"))
+        {
+            return Err(ApiError::invalid_field(
+                &[k.as_str()],
+                "unknown parameter; the summary takes sections and range",
+            ));
+        }
+        let days = match params.get("range").map_or("24h", String::as_str) {
+            "24h" | "1d" => 1,
+            "7d" => 7,
+            "30d" => 30,
+            _ => {
+                return Err(ApiError::invalid_field(&["range"], "one of 24h, 7d, 30d"));
+            }
+        };
+        let all: Vec<&str> = summary::SECTIONS.iter().map(|(s, _)| *s).collect();
+        let sections: Vec<&str> = match params.get("sections") {
+            Some(list) => list.split(',').map(str::trim).collect(),
+            None => all.clone(),
+        };
+        if let Some(bad) = sections.iter().find(|s| !all.contains(s)) {
+            return Err(ApiError::invalid_field(
+                &["sections"],
+                format!("unknown section {bad:?}; any of {}", all.join(", ")),
+            ));
+        }
+        let visible: Vec<&str> = summary::SECTIONS
+            .iter()
+            .filter(|(s, role)| sections.contains(s) && caller.has(*role))
+            .map(|(s, _)| *s)
+            .collect();
+        let key = format!("{}|{}|{days}", caller.tenant, visible.join(","));
+        let now = (self.clock)();
+        let cached = self
+            .summaries
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            .filter(|(at, _)| now - at < SUMMARY_CACHE_SECS);
+        let (at, mut body) = match cached {
+            Some(hit) => hit,
+            None => {
+                let snapshot = summary::Snapshot::read(&self.reader(caller), days)
+                    .await
+                    .map_err(unavailable)?;
+                let body = snapshot.summary(caller, &visible, days);
+                if let Ok(mut c) = self.summaries.lock() {
+                    c.retain(|_, (t, _)| now - *t < SUMMARY_CACHE_SECS);
+                    c.insert(key, (now, body.clone()));
+                }
+                (now, body)
+            }
+        };
+        if let Some(m) = body.as_object_mut() {
+            m.insert("cached".into(), (at != now).into());
+            m.insert(
+                "generated_at".into(),
+                chrono::DateTime::from_timestamp(at, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .into(),
+            );
+        }
+        let mut response = json(StatusCode::OK, &body);
+        let age = SUMMARY_CACHE_SECS - (now - at);
+        if let Ok(v) = format!("private, max-age={age}").parse() {
+            response
+                .headers_mut()
+                .insert(lambda_http::http::header::CACHE_CONTROL, v);
+        }
+        Ok(response)
+    }
+
+    async fn query(&self, req: Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
         let body = if req.method() == lambda_http::http::Method::GET {
             history_query(&req)
         } else {
@@ -76,64 +251,38 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
         };
         let q = query::parse(&body, (self.clock)(), &self.retention)?;
         caller.require(required_role(&q.metric))?;
-        let unavailable = |e: StoreError| ApiError::Unavailable {
-            detail: "metrics are unavailable".into(),
-            source: Some(Box::new(e)),
-        };
-        let series = self
-            .store
-            .series(&caller.tenant, &q.metric)
-            .await
-            .map_err(unavailable)?;
-        if series.is_empty() {
-            return Err(ApiError::NotFound(format!(
-                "no metric {:?} has data for this tenant",
-                q.metric
-            )));
-        }
         let q = &q;
         let compared = q.comparison();
         // One read per series covers a range and the period just before it.
         let from = compared.as_ref().map_or(q.start, |c| c.start.min(q.start));
         let contiguous = compared.as_ref().is_none_or(|c| c.end >= q.start);
-        let tenant = &caller.tenant;
-        let matching: Vec<(String, std::collections::BTreeMap<String, String>)> = series
-            .into_iter()
-            .filter(|(_, tags)| q.filters.iter().all(|f| f.matches(tags)))
-            .collect();
-        let read =
-            |start: i64,
-             end: i64,
-             matching: Vec<(String, std::collections::BTreeMap<String, String>)>| async move {
-                let out: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(matching)
-                    .map(|(id, tags)| async move {
-                        let key = SeriesKey {
-                            tenant: tenant.clone(),
-                            metric: q.metric.clone(),
-                            series: id,
-                        };
-                        let buckets = self.store.buckets(&key, q.resolution, start, end).await?;
-                        Ok((tags, buckets))
-                    })
-                    .buffer_unordered(CONCURRENCY)
-                    .collect()
-                    .await;
-                out.into_iter().collect::<Result<Vec<_>, _>>()
-            };
-        let (main_from, main_to) = if contiguous {
-            (from, q.end)
-        } else {
-            (q.start, q.end)
-        };
-        let series = read(main_from, main_to, matching.clone())
+        let reader = self.reader(caller);
+        let grouped = !q.group_by.is_empty();
+        let main_from = if contiguous { from } else { q.start };
+        let series = reader
+            .series(
+                &q.metric,
+                grouped,
+                &q.filters,
+                q.resolution,
+                main_from,
+                q.end,
+            )
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no metric {:?} has data for this tenant", q.metric))
+            })?;
         let mut answer = query::compute(q, &series);
         if let Some(c) = &compared {
             let earlier = if contiguous {
                 query::compute(c, &series)
             } else {
-                let series = read(c.start, c.end, matching).await.map_err(unavailable)?;
+                let series = reader
+                    .series(&q.metric, grouped, &q.filters, q.resolution, c.start, c.end)
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or_default();
                 query::compute(c, &series)
             };
             answer.comparison = Some(Box::new(earlier));
@@ -141,6 +290,17 @@ impl<S: SeriesCatalog + RollupBuckets> Query<S> {
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
+}
+
+/// The query string as a map (the last value of a repeated name wins).
+fn query_params(req: &Request) -> BTreeMap<String, String> {
+    req.query_string_parameters_ref()
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `GET /api/v1/metrics/history?metric=…&start=…&end=…&interval=…&aggregation=…` as the
@@ -195,7 +355,7 @@ fn history_query(req: &Request) -> serde_json::Value {
     body.into()
 }
 
-impl<S: SeriesCatalog + RollupBuckets + 'static> HttpHandler for Query<S> {
+impl<S: SeriesCatalog + RollupBuckets + Totals + 'static> HttpHandler for Query<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve(req, |req| self.respond(req)).await
     }

@@ -1,0 +1,152 @@
+//! Reading buckets for queries and views: a series (or a metric's total, or every total of a
+//! tenant) at a resolution, with the still-open windows at the end filled from finer buckets.
+//!
+//! A 1h bucket exists once its hour is over and rolled, a 1d bucket once its day is, so a
+//! range that ends now would miss its last window. Each read therefore takes the windows of
+//! the recent tail (after the last bucket found, and no earlier than [`tail`] before now)
+//! from the next finer resolution, recursively down to the live 1-minute buckets, and rolls
+//! them up in memory: at most three reads per series instead of one.
+
+use futures::StreamExt;
+use pulse_shared::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use pulse_shared::identity::TenantId;
+use pulse_shared::query::{Filter, SeriesData};
+use pulse_shared::rollup::Resolution;
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use std::collections::BTreeMap;
+
+/// Series read at once.
+const CONCURRENCY: usize = 16;
+
+/// How far back the rollup of `resolution` may lag behind now: its window, the finer
+/// windows it waits for, and the job's grace.
+fn tail(resolution: Resolution) -> i64 {
+    match resolution {
+        Resolution::Minute => 0,
+        Resolution::FiveMinutes => 15 * 60,
+        Resolution::Hour => 3 * 3_600,
+        Resolution::Day => 2 * 86_400,
+    }
+}
+
+/// Buckets of `finer` rolled into windows of `resolution`, by start.
+fn regroup(resolution: Resolution, finer: Vec<(i64, Bucket)>) -> Vec<(i64, Bucket)> {
+    let mut out: BTreeMap<i64, Bucket> = BTreeMap::new();
+    for (start, b) in finer {
+        out.entry(resolution.window_start(start))
+            .or_default()
+            .merge(&b);
+    }
+    out.into_iter().collect()
+}
+
+/// Reads for one tenant at one `now`.
+#[derive(Debug)]
+pub struct Reader<'a, S> {
+    pub store: &'a S,
+    pub tenant: &'a TenantId,
+    /// Epoch s.
+    pub now: i64,
+}
+
+impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
+    /// One series' buckets at `resolution` in `[from, to)`, the open tail filled.
+    pub async fn buckets(
+        &self,
+        key: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        let mut out = self.store.buckets(key, resolution, from, to).await?;
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        let after_last = out.last().map_or(from, |(s, _)| s + resolution.secs());
+        let tail_from = after_last
+            .max(from)
+            .max(resolution.window_start(self.now - tail(resolution)));
+        if tail_from < to && tail_from <= self.now {
+            let filled = Box::pin(self.buckets(key, finer, tail_from, to)).await?;
+            out.extend(regroup(resolution, filled));
+        }
+        Ok(out)
+    }
+
+    /// The series of `metric` matching `filters` at `resolution` in `[from, to)`: the metric's
+    /// total alone when nothing filters or groups (one read), else every matching series.
+    /// `None` when the metric has no series at all for the tenant.
+    pub async fn series(
+        &self,
+        metric: &str,
+        grouped: bool,
+        filters: &[Filter],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<SeriesData>>, StoreError> {
+        let key = |series: String| SeriesKey {
+            tenant: self.tenant.clone(),
+            metric: metric.to_owned(),
+            series,
+        };
+        if !grouped && filters.is_empty() {
+            let total = self
+                .buckets(&key(TOTAL_SERIES.to_owned()), resolution, from, to)
+                .await?;
+            if !total.is_empty() {
+                return Ok(Some(vec![(BTreeMap::new(), total)]));
+            }
+        }
+        let catalog = self.store.series(self.tenant, metric).await?;
+        if catalog.is_empty() {
+            return Ok(None);
+        }
+        let read: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(
+            catalog
+                .into_iter()
+                .filter(|(_, tags)| filters.iter().all(|f| f.matches(tags))),
+        )
+        .map(|(id, tags)| async move {
+            let buckets = self.buckets(&key(id), resolution, from, to).await?;
+            Ok((tags, buckets))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+        read.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
+    }
+
+    /// Every metric's total at `resolution` in `[from, to)`, the open tail filled, by metric.
+    pub async fn totals(
+        &self,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<(i64, Bucket)>> = BTreeMap::new();
+        for (metric, start, bucket) in self.store.totals(self.tenant, resolution, from, to).await? {
+            out.entry(metric).or_default().push((start, bucket));
+        }
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        // The tail is shared by every metric; windows a metric already has are kept.
+        let tail_from = from.max(resolution.window_start(self.now - tail(resolution)));
+        if tail_from < to && tail_from <= self.now {
+            let filled = Box::pin(self.totals(finer, tail_from, to)).await?;
+            for (metric, buckets) in filled {
+                let have = out.entry(metric).or_default();
+                let present: std::collections::HashSet<i64> =
+                    have.iter().map(|(s, _)| *s).collect();
+                have.extend(
+                    regroup(resolution, buckets)
+                        .into_iter()
+                        .filter(|(s, _)| !present.contains(s)),
+                );
+                have.sort_by_key(|(s, _)| *s);
+            }
+        }
+        Ok(out)
+    }
+}

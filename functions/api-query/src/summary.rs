@@ -1,0 +1,493 @@
+//! The dashboard's one-call reads: the key metric cards (`GET /api/v1/metrics`) and the
+//! summary of every section a role may see (`GET /api/v1/dashboard/summary`).
+//!
+//! Both read only metric totals ([`pulse_shared::aggregate::TOTAL_SERIES`]), which the store
+//! keeps in one partition per tenant and resolution: one Query of hourly (or daily) totals for
+//! the range and the period before it, the open tail from 5-minute and 1-minute totals, and
+//! one Query of the last 30 minutes: a handful of requests whatever the number of series.
+
+use crate::read::Reader;
+use crate::views::{Figure, figure};
+use pulse_shared::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
+use pulse_shared::error::ApiError;
+use pulse_shared::identity::{Caller, Role};
+use pulse_shared::rollup::Resolution;
+use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+type ByMetric = BTreeMap<String, Vec<(i64, Bucket)>>;
+/// One figure of a section over a period.
+type FigureFn<'a> = Box<dyn Fn(Period) -> Option<f64> + 'a>;
+
+/// The cards a tenant sees by default, in order.
+pub const DEFAULT_CARDS: &[&str] = &[
+    "current_visitors",
+    "page_views_today",
+    "unique_visitors_today",
+    "bounce_rate",
+    "avg_session_duration",
+    "api_error_rate",
+];
+/// Every card, with the role it needs.
+const CARDS: &[(&str, Role)] = &[
+    ("current_visitors", Role::Viewer),
+    ("page_views_today", Role::Viewer),
+    ("unique_visitors_today", Role::Viewer),
+    ("bounce_rate", Role::Viewer),
+    ("avg_session_duration", Role::Viewer),
+    ("visits_today", Role::Viewer),
+    ("api_error_rate", Role::Admin),
+    ("api_p95_latency", Role::Admin),
+    ("revenue_today", Role::Analyst),
+    ("orders_today", Role::Analyst),
+    ("ml_success_rate", Role::Admin),
+];
+/// Sections of the summary, with the role each needs.
+pub const SECTIONS: &[(&str, Role)] = &[
+    ("web", Role::Viewer),
+    ("business", Role::Analyst),
+    ("health", Role::Admin),
+    ("ml", Role::Admin),
+];
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+
+/// Buckets of `metric` with start in `[from, to)` merged.
+fn merged(data: &ByMetric, metric: &str, from: i64, to: i64) -> Bucket {
+    let mut out = Bucket::default();
+    for (s, b) in data.get(metric).into_iter().flatten() {
+        if (from..to).contains(s) {
+            out.merge(b);
+        }
+    }
+    out
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b != 0.0).then(|| a / b)
+}
+
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// A range `[start, end)` of whole windows of `step` ending now, and the one before it.
+#[derive(Debug, Clone, Copy)]
+struct Period {
+    start: i64,
+    end: i64,
+    step: i64,
+}
+
+impl Period {
+    fn previous(self) -> Period {
+        let len = self.end - self.start;
+        Period {
+            start: self.start - len,
+            end: self.start,
+            ..self
+        }
+    }
+    /// The windows of the period (the last one open).
+    fn windows(self) -> impl Iterator<Item = i64> {
+        (self.start..self.end).step_by(self.step as usize)
+    }
+    fn json(self) -> Value {
+        json!({"start": rfc3339(self.start), "end": rfc3339(self.end)})
+    }
+}
+
+/// What the cards and the summary read: hourly totals of the last two days, the last 30
+/// minutes by minute, and (for the summary's longer ranges) daily totals.
+#[derive(Debug)]
+pub struct Snapshot {
+    now: i64,
+    hours: ByMetric,
+    minutes: ByMetric,
+    days: Option<ByMetric>,
+}
+
+impl Snapshot {
+    /// Reads what the cards and a summary of `range_days` (1, 7 or 30) need.
+    pub async fn read<S: RollupBuckets + SeriesCatalog + Totals>(
+        reader: &Reader<'_, S>,
+        range_days: i64,
+    ) -> Result<Self, StoreError> {
+        let now = reader.now;
+        let hour = Resolution::Hour.window_start(now);
+        let hours = reader
+            .totals(Resolution::Hour, hour - 48 * HOUR, now + 1)
+            .await?;
+        let minute = Resolution::Minute.window_start(now);
+        let minutes = reader
+            .totals(Resolution::Minute, minute - 30 * 60, now + 1)
+            .await?;
+        let days = if range_days > 1 {
+            let today = Resolution::Day.window_start(now);
+            Some(
+                reader
+                    .totals(Resolution::Day, today - (2 * range_days - 1) * DAY, now + 1)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            now,
+            hours,
+            minutes,
+            days,
+        })
+    }
+
+    /// The period of `range_days` ending now and its data: the last 24 hours by hour, or the
+    /// last N days by day.
+    fn period(&self, range_days: i64) -> (Period, &ByMetric) {
+        match &self.days {
+            Some(days) if range_days > 1 => {
+                let today = Resolution::Day.window_start(self.now);
+                (
+                    Period {
+                        start: today - (range_days - 1) * DAY,
+                        end: self.now + 1,
+                        step: DAY,
+                    },
+                    days,
+                )
+            }
+            _ => {
+                let hour = Resolution::Hour.window_start(self.now);
+                (
+                    Period {
+                        start: hour - 23 * HOUR,
+                        end: self.now + 1,
+                        step: HOUR,
+                    },
+                    &self.hours,
+                )
+            }
+        }
+    }
+
+    /// Today so far (UTC), and yesterday's whole hours before the same time.
+    fn today(&self, metric: &str) -> (Bucket, Bucket) {
+        let today = Resolution::Day.window_start(self.now);
+        let hour = Resolution::Hour.window_start(self.now - DAY);
+        (
+            merged(&self.hours, metric, today, self.now + 1),
+            merged(&self.hours, metric, today - DAY, hour),
+        )
+    }
+
+    fn card(&self, id: &str) -> Option<Value> {
+        let hour = Resolution::Hour.window_start(self.now);
+        let day = Period {
+            start: hour - 23 * HOUR,
+            end: self.now + 1,
+            step: HOUR,
+        };
+        let today = Period {
+            start: Resolution::Day.window_start(self.now),
+            end: self.now + 1,
+            step: HOUR,
+        };
+        let hourly =
+            |metric: &str, p: Period, f: &dyn Fn(&Bucket) -> Option<f64>| -> Vec<Option<f64>> {
+                p.windows()
+                    .map(|w| f(&merged(&self.hours, metric, w, w + HOUR)))
+                    .collect()
+            };
+        let (label, unit, period, fig, spark): (&str, &str, Period, Figure, Vec<Option<f64>>) =
+            match id {
+                "current_visitors" => {
+                    let m = Resolution::Minute.window_start(self.now);
+                    let now = merged(&self.minutes, "page_view", m - 4 * 60, m + 60);
+                    let before = merged(&self.minutes, "page_view", m - 9 * 60, m - 4 * 60);
+                    let p = Period {
+                        start: m - 29 * 60,
+                        end: m + 60,
+                        step: 60,
+                    };
+                    let spark = p
+                        .windows()
+                        .map(|w| {
+                            Some(
+                                merged(&self.minutes, "page_view", w, w + 60).unique_visitors()
+                                    as f64,
+                            )
+                        })
+                        .collect();
+                    (
+                        "Current visitors",
+                        "visitors",
+                        Period {
+                            start: m - 4 * 60,
+                            end: self.now + 1,
+                            step: 60,
+                        },
+                        figure(
+                            Some(now.unique_visitors() as f64),
+                            Some(before.unique_visitors() as f64),
+                        ),
+                        spark,
+                    )
+                }
+                "page_views_today"
+                | "unique_visitors_today"
+                | "visits_today"
+                | "revenue_today"
+                | "orders_today" => {
+                    let (metric, label, unit) = match id {
+                        "page_views_today" => ("page_view", "Page views today", "views"),
+                        "unique_visitors_today" => {
+                            ("page_view", "Unique visitors today", "visitors")
+                        }
+                        "visits_today" => (SESSIONS, "Visits today", "visits"),
+                        "revenue_today" => ("order", "Revenue today", "currency"),
+                        _ => ("order", "Orders today", "orders"),
+                    };
+                    let value = |b: &Bucket| match id {
+                        "unique_visitors_today" => b.unique_visitors() as f64,
+                        "revenue_today" => b.sum,
+                        _ => b.count as f64,
+                    };
+                    let (now, full) = self.today(metric);
+                    let then = self.now - DAY;
+                    let h = Resolution::Hour.window_start(then);
+                    let partial = merged(&self.hours, metric, h, h + HOUR);
+                    let fraction = (then - h) as f64 / HOUR as f64;
+                    let before = if id == "unique_visitors_today" {
+                        let mut all = full.clone();
+                        all.merge(&partial);
+                        value(&full) + (value(&all) - value(&full)) * fraction
+                    } else {
+                        value(&full) + value(&partial) * fraction
+                    };
+                    (
+                        label,
+                        unit,
+                        today,
+                        figure(Some(value(&now)), Some(before)),
+                        hourly(metric, today, &|b| Some(value(b))),
+                    )
+                }
+                "bounce_rate" | "avg_session_duration" => {
+                    let prev = day.previous();
+                    let rate = |p: Period| {
+                        let s = merged(&self.hours, SESSIONS, p.start, p.end);
+                        if id == "bounce_rate" {
+                            ratio(s.sum, s.count as f64)
+                        } else {
+                            let d = merged(&self.hours, SESSION_SECONDS, p.start, p.end);
+                            ratio(d.sum, s.count as f64)
+                        }
+                    };
+                    let spark = day
+                        .windows()
+                        .map(|w| {
+                            rate(Period {
+                                start: w,
+                                end: w + HOUR,
+                                step: HOUR,
+                            })
+                        })
+                        .collect();
+                    let (label, unit) = if id == "bounce_rate" {
+                        ("Bounce rate", "ratio")
+                    } else {
+                        ("Average visit duration", "seconds")
+                    };
+                    (label, unit, day, figure(rate(day), rate(prev)), spark)
+                }
+                "api_error_rate" | "api_p95_latency" | "ml_success_rate" => {
+                    let prev = day.previous();
+                    let f = |p: Period| match id {
+                        "api_error_rate" => ratio(
+                            merged(&self.hours, API_FAILED, p.start, p.end).count as f64,
+                            merged(&self.hours, "api_request", p.start, p.end).count as f64,
+                        ),
+                        "api_p95_latency" => {
+                            merged(&self.hours, "api_request", p.start, p.end).quantile(0.95)
+                        }
+                        _ => {
+                            let jobs = merged(&self.hours, "ml_job", p.start, p.end).count as f64;
+                            let failed =
+                                merged(&self.hours, ML_FAILED, p.start, p.end).count as f64;
+                            ratio(jobs - failed, jobs)
+                        }
+                    };
+                    let spark = day
+                        .windows()
+                        .map(|w| {
+                            f(Period {
+                                start: w,
+                                end: w + HOUR,
+                                step: HOUR,
+                            })
+                        })
+                        .collect();
+                    let (label, unit) = match id {
+                        "api_error_rate" => ("API error rate", "ratio"),
+                        "api_p95_latency" => ("API p95 latency", "ms"),
+                        _ => ("ML success rate", "ratio"),
+                    };
+                    (label, unit, day, figure(f(day), f(prev)), spark)
+                }
+                _ => return None,
+            };
+        Some(json!({
+            "id": id,
+            "label": label,
+            "unit": unit,
+            "period": period.json(),
+            "value": fig.value,
+            "previous": fig.previous,
+            "change": fig.change,
+            "sparkline": spark,
+        }))
+    }
+
+    /// The cards `ids` (or the defaults) that `caller` may see.
+    pub fn cards(&self, caller: &Caller, ids: Option<&str>) -> Result<Value, ApiError> {
+        let wanted: Vec<&str> = match ids {
+            Some(list) => list.split(',').map(str::trim).collect(),
+            None => DEFAULT_CARDS.to_vec(),
+        };
+        let mut out = Vec::new();
+        for id in wanted {
+            let Some((_, role)) = CARDS.iter().find(|(c, _)| *c == id) else {
+                let known: Vec<&str> = CARDS.iter().map(|(c, _)| *c).collect();
+                return Err(ApiError::invalid_field(
+                    &["cards"],
+                    format!("unknown card {id:?}; one of {}", known.join(", ")),
+                ));
+            };
+            if caller.has(*role) {
+                out.extend(self.card(id));
+            }
+        }
+        Ok(json!({ "cards": out }))
+    }
+
+    /// The summary of `sections` over `range_days` (1, 7 or 30) for what `caller` may see.
+    pub fn summary(&self, caller: &Caller, sections: &[&str], range_days: i64) -> Value {
+        let (period, data) = self.period(range_days);
+        let prev = period.previous();
+        let m = |metric: &str, p: Period| merged(data, metric, p.start, p.end);
+        let mut out = Map::new();
+        for (section, role) in SECTIONS {
+            if !sections.contains(section) || !caller.has(*role) {
+                continue;
+            }
+            let figures: Vec<(&str, FigureFn<'_>)> = match *section {
+                "web" => vec![
+                    (
+                        "visitors",
+                        Box::new(|p| Some(m("page_view", p).unique_visitors() as f64)),
+                    ),
+                    (
+                        "pageviews",
+                        Box::new(|p| Some(m("page_view", p).count as f64)),
+                    ),
+                    ("visits", Box::new(|p| Some(m(SESSIONS, p).count as f64))),
+                    (
+                        "bounce_rate",
+                        Box::new(|p| {
+                            let s = m(SESSIONS, p);
+                            ratio(s.sum, s.count as f64)
+                        }),
+                    ),
+                    (
+                        "visit_duration",
+                        Box::new(|p| ratio(m(SESSION_SECONDS, p).sum, m(SESSIONS, p).count as f64)),
+                    ),
+                    (
+                        "views_per_visit",
+                        Box::new(|p| {
+                            ratio(m("page_view", p).count as f64, m(SESSIONS, p).count as f64)
+                        }),
+                    ),
+                ],
+                "business" => vec![
+                    ("revenue", Box::new(|p| Some(m("order", p).sum))),
+                    ("orders", Box::new(|p| Some(m("order", p).count as f64))),
+                    (
+                        "average_order_value",
+                        Box::new(|p| {
+                            let o = m("order", p);
+                            ratio(o.sum, o.count as f64)
+                        }),
+                    ),
+                    (
+                        "conversion_rate",
+                        Box::new(|p| {
+                            ratio(m("order", p).count as f64, m(SESSIONS, p).count as f64)
+                        }),
+                    ),
+                ],
+                "health" => vec![
+                    (
+                        "requests",
+                        Box::new(|p| Some(m("api_request", p).count as f64)),
+                    ),
+                    (
+                        "error_rate",
+                        Box::new(|p| {
+                            ratio(
+                                m(API_FAILED, p).count as f64,
+                                m("api_request", p).count as f64,
+                            )
+                        }),
+                    ),
+                    (
+                        "p95_latency_ms",
+                        Box::new(|p| m("api_request", p).quantile(0.95)),
+                    ),
+                    ("errors", Box::new(|p| Some(m("error", p).count as f64))),
+                ],
+                _ => vec![
+                    ("jobs", Box::new(|p| Some(m("ml_job", p).count as f64))),
+                    (
+                        "success_rate",
+                        Box::new(|p| {
+                            let j = m("ml_job", p).count as f64;
+                            ratio(j - m(ML_FAILED, p).count as f64, j)
+                        }),
+                    ),
+                    (
+                        "p95_duration_ms",
+                        Box::new(|p| m("ml_job", p).quantile(0.95)),
+                    ),
+                    ("cost", Box::new(|p| Some(m(ML_COST, p).sum))),
+                ],
+            };
+            let mut fields = Map::new();
+            for (name, f) in &figures {
+                fields.insert((*name).to_owned(), json!(figure(f(period), f(prev))));
+            }
+            let (first, f) = &figures[0];
+            let spark: Vec<Option<f64>> = period
+                .windows()
+                .map(|w| {
+                    f(Period {
+                        start: w,
+                        end: w + period.step,
+                        step: period.step,
+                    })
+                })
+                .collect();
+            fields.insert("sparkline".into(), json!({ *first: spark }));
+            out.insert((*section).to_owned(), Value::Object(fields));
+        }
+        json!({
+            "range": period.json(),
+            "interval": if period.step == DAY { "1d" } else { "1h" },
+            "sections": out,
+        })
+    }
+}

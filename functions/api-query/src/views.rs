@@ -1,0 +1,873 @@
+//! The read views over the rollups: web analytics, business, system health and ML pipelines
+//! (`GET /api/v1/{web|business|health|ml}/{view}`).
+//!
+//! Every view takes the same query string: `range` (`1h`, `24h`, `7d`, `30d`, … or `start` and
+//! `end`), `interval` (`1m`, `5m`, `1h`, `1d`; by default about 24 to 100 points), `limit`
+//! (rows of a breakdown, default 10, at most 100) and filters: a dimension as a parameter
+//! (`source=Google`, `country=DE,FR`, `path=/blog*`, `device=!mobile`). Ranges are aligned
+//! down to the interval. Rates are fractions (0.5 is 50 %), durations seconds, money the
+//! events' own amounts.
+//!
+//! Definitions follow Plausible's: visitors are distinct visitor ids, visits are sessions by
+//! the 30-minute idle rule, bounce rate is the share of one-event visits, visit duration the
+//! average time between a visit's first and last event, views per visit page views over
+//! visits. Sources, devices and countries count visits by their entry (a visit from Google
+//! stays Google's on its later pages), with events per visit in place of page views. Visits
+//! are computed hourly, so they trail the live page views by up to 90 minutes; the realtime
+//! view reads the live minutes.
+
+use crate::read::Reader;
+use pulse_shared::aggregate::{self, Bucket};
+use pulse_shared::error::ApiError;
+use pulse_shared::identity::{Caller, Role};
+use pulse_shared::query::{self, Filter, Query, SeriesData};
+use pulse_shared::rollup::{Resolution, Retention};
+use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, Totals};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// 52 weeks, so weekdays line up.
+const YEAR_SECS: i64 = 364 * 86_400;
+/// Dimensions a view may filter on.
+const DIMENSIONS: &[&str] = &[
+    "site",
+    "source",
+    "device",
+    "country",
+    "browser",
+    "os",
+    "path",
+    "utm_medium",
+    "utm_campaign",
+    "product",
+    "collection",
+    "currency",
+    "route",
+    "method",
+    "status",
+    "provider",
+    "pipeline",
+];
+
+/// A view's parsed parameters.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub start: i64,
+    pub end: i64,
+    pub resolution: Resolution,
+    pub filters: Vec<Filter>,
+    pub limit: usize,
+}
+
+impl Params {
+    /// The range of the same length just before.
+    fn previous(&self) -> (i64, i64) {
+        let len = self.end - self.start;
+        (self.start - len, self.start)
+    }
+}
+
+/// The interval a view uses by default for a range of `len` seconds.
+fn default_interval(len: i64) -> &'static str {
+    match len {
+        l if l <= 3 * 3_600 => "1m",
+        l if l <= 12 * 3_600 => "5m",
+        l if l <= 3 * 86_400 => "1h",
+        _ => "1d",
+    }
+}
+
+/// Parses a view's query string (`params`) at `now`, for a view whose finest metric is
+/// computed per `finest` and whose default range is `default_range`.
+pub fn parse_params(
+    params: &BTreeMap<String, String>,
+    now: i64,
+    retention: &Retention,
+    finest: Resolution,
+    default_range: &str,
+) -> Result<Params, ApiError> {
+    let mut body = Map::new();
+    // The metric only sets the finest resolution the view may use.
+    let metric = if finest == Resolution::Hour {
+        SESSIONS
+    } else {
+        "page_view"
+    };
+    body.insert("metric_name".into(), metric.into());
+    let mut filters = Map::new();
+    let mut unknown = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "range" | "start" | "end" | "interval" | "limit" | "sections" | "cards" => {}
+            dim if DIMENSIONS.contains(&dim) || dim.starts_with("utm_") => {
+                filters.insert(dim.to_owned(), filter_value(v));
+            }
+            other => unknown.push(other.to_owned()),
+        }
+    }
+    if let Some(k) = unknown.first() {
+        return Err(ApiError::invalid_field(
+            &[k.as_str()],
+            format!(
+                "unknown parameter; a view takes range, start, end, interval, limit and filters on {}",
+                DIMENSIONS.join(", ")
+            ),
+        ));
+    }
+    let len = match (params.get("start"), params.get("range")) {
+        (Some(start), _) => {
+            let mut range = Map::new();
+            range.insert("start".into(), start.clone().into());
+            if let Some(end) = params.get("end") {
+                range.insert("end".into(), end.clone().into());
+            }
+            let s = chrono::DateTime::parse_from_rfc3339(start).map(|t| t.timestamp());
+            let e = params
+                .get("end")
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                .map_or(now, |t| t.timestamp());
+            body.insert("time_range".into(), range.into());
+            s.map_or(86_400, |s| e - s)
+        }
+        (None, range) => {
+            let r = range.map_or(default_range, String::as_str);
+            body.insert("time_range".into(), r.into());
+            relative_secs(r).unwrap_or(86_400)
+        }
+    };
+    let interval = params
+        .get("interval")
+        .cloned()
+        .unwrap_or_else(|| default_interval(len).to_owned());
+    let interval = match Resolution::parse(&interval) {
+        Some(r) if r < finest => finest.as_str().to_owned(),
+        _ => interval,
+    };
+    body.insert("interval".into(), interval.into());
+    if !filters.is_empty() {
+        body.insert("filters".into(), filters.into());
+    }
+    if let Some(l) = params.get("limit") {
+        body.insert(
+            "limit".into(),
+            l.parse::<u64>()
+                .map_or(Value::String(l.clone()), Into::into),
+        );
+    }
+    let q: Query = query::parse(&Value::Object(body), now, retention)?;
+    Ok(Params {
+        start: q.start,
+        end: q.end,
+        resolution: q.resolution,
+        filters: q.filters,
+        limit: q.limit,
+    })
+}
+
+fn relative_secs(text: &str) -> Option<i64> {
+    let (n, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok()?;
+    Some(
+        n * match unit {
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return None,
+        },
+    )
+}
+
+/// `a,b` → in, `x*` → prefix, `!x` → neq, else eq.
+fn filter_value(v: &str) -> Value {
+    if let Some(rest) = v.strip_prefix('!') {
+        json!({ "neq": rest })
+    } else if let Some(prefix) = v.strip_suffix('*') {
+        json!({ "prefix": prefix })
+    } else if v.contains(',') {
+        json!({ "in": v.split(',').map(str::trim).collect::<Vec<_>>() })
+    } else {
+        json!({ "eq": v })
+    }
+}
+
+/// A figure with its previous value and relative change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Figure {
+    pub value: Option<f64>,
+    pub previous: Option<f64>,
+    /// (value − previous) / previous.
+    pub change: Option<f64>,
+}
+
+pub fn figure(value: Option<f64>, previous: Option<f64>) -> Figure {
+    let change = match (value, previous) {
+        (Some(v), Some(p)) if p != 0.0 => Some((v - p) / p),
+        _ => None,
+    };
+    Figure {
+        value,
+        previous,
+        change,
+    }
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b != 0.0).then(|| a / b)
+}
+
+/// Every bucket of `series` with start in `[from, to)` merged.
+pub fn merged(series: &[SeriesData], from: i64, to: i64) -> Bucket {
+    let mut out = Bucket::default();
+    for (_, buckets) in series {
+        for (s, b) in buckets {
+            if (from..to).contains(s) {
+                out.merge(b);
+            }
+        }
+    }
+    out
+}
+
+/// The buckets of `series` in `[from, to)` merged per value of the tag `dim`.
+pub fn by_dimension(
+    series: &[SeriesData],
+    dim: &str,
+    from: i64,
+    to: i64,
+) -> BTreeMap<String, Bucket> {
+    let mut out: BTreeMap<String, Bucket> = BTreeMap::new();
+    for (tags, buckets) in series {
+        let key = tags
+            .get(dim)
+            .cloned()
+            .unwrap_or_else(|| "(none)".to_owned());
+        let into = out.entry(key).or_default();
+        for (s, b) in buckets {
+            if (from..to).contains(s) {
+                into.merge(b);
+            }
+        }
+    }
+    out
+}
+
+/// The buckets of `series` merged per window start.
+pub fn timeline(series: &[SeriesData], from: i64, to: i64) -> BTreeMap<i64, Bucket> {
+    let mut out: BTreeMap<i64, Bucket> = BTreeMap::new();
+    for (_, buckets) in series {
+        for (s, b) in buckets {
+            if (from..to).contains(s) {
+                out.entry(*s).or_default().merge(b);
+            }
+        }
+    }
+    out
+}
+
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn range_json(p: &Params) -> Value {
+    json!({
+        "start": rfc3339(p.start),
+        "end": rfc3339(p.end),
+        "interval": p.resolution.as_str(),
+    })
+}
+
+/// The windows of `p` in order.
+fn windows(p: &Params) -> impl Iterator<Item = i64> + '_ {
+    let step = p.resolution.secs();
+    (0..)
+        .map(move |i| p.start + i * step)
+        .take_while(move |s| *s < p.end)
+}
+
+/// The role a view needs.
+pub fn required_role(area: &str) -> Role {
+    match area {
+        "business" => Role::Analyst,
+        "health" | "ml" => Role::Admin,
+        _ => Role::Viewer,
+    }
+}
+
+/// Reads and computes one view.
+#[derive(Debug)]
+pub struct Views<'a, S> {
+    pub reader: Reader<'a, S>,
+}
+
+type Read = Result<Vec<SeriesData>, ApiError>;
+
+impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
+    /// `metric`'s series over `[from, to)` at `p`'s resolution, grouped when `grouped`, with
+    /// `p`'s filters on the tags the metric has (a derived metric lacks most dimensions).
+    async fn read(
+        &self,
+        metric: &str,
+        grouped: bool,
+        p: &Params,
+        from: i64,
+        to: i64,
+        filters: &[Filter],
+    ) -> Read {
+        let resolution = p.resolution.max(query::finest(metric));
+        let from = resolution.window_start(from);
+        Ok(self
+            .reader
+            .series(metric, grouped, filters, resolution, from, to)
+            .await
+            .map_err(crate::unavailable)?
+            .unwrap_or_default())
+    }
+
+    /// Filters that apply to a metric whose series carry `dims`; a filter on another
+    /// dimension is refused rather than ignored.
+    fn filters_for(p: &Params, dims: &[&str], view: &str) -> Result<Vec<Filter>, ApiError> {
+        for f in &p.filters {
+            let tag = match f {
+                Filter::Eq(t, _) | Filter::Neq(t, _) | Filter::In(t, _) | Filter::Prefix(t, _) => t,
+            };
+            if !dims.contains(&tag.as_str()) && !tag.starts_with("utm_") {
+                return Err(ApiError::invalid_field(
+                    &["filters", tag.as_str()],
+                    format!("the {view} view filters on {} only", dims.join(", ")),
+                ));
+            }
+        }
+        Ok(p.filters.clone())
+    }
+
+    pub async fn web(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
+        const WEB_DIMS: &[&str] = &["site", "source", "device", "country", "browser", "os"];
+        match view {
+            "overview" => {
+                let f = Self::filters_for(p, WEB_DIMS, "overview")?;
+                let (ps, pe) = p.previous();
+                let views = self.read("page_view", false, p, ps, p.end, &f).await?;
+                let visits = self.read(SESSIONS, false, p, ps, p.end, &f).await?;
+                let secs = self.read(SESSION_SECONDS, false, p, ps, p.end, &f).await?;
+                let figures = |from: i64, to: i64| {
+                    let v = merged(&views, from, to);
+                    let s = merged(&visits, from, to);
+                    let d = merged(&secs, from, to);
+                    let n = s.count as f64;
+                    [
+                        Some(v.unique_visitors() as f64),
+                        Some(n),
+                        Some(v.count as f64),
+                        ratio(v.count as f64, n),
+                        ratio(s.sum, n),
+                        ratio(d.sum, n),
+                    ]
+                };
+                let now = figures(p.start, p.end);
+                let before = figures(ps, pe);
+                let names = [
+                    "visitors",
+                    "visits",
+                    "pageviews",
+                    "views_per_visit",
+                    "bounce_rate",
+                    "visit_duration",
+                ];
+                let metrics: Map<String, Value> = names
+                    .iter()
+                    .zip(now.iter().zip(before))
+                    .map(|(n, (v, b))| ((*n).to_owned(), json!(figure(*v, b))))
+                    .collect();
+                let tv = timeline(&views, p.start, p.end);
+                let ts = timeline(&visits, p.start, p.end);
+                let series: Vec<Value> = windows(p)
+                    .map(|w| {
+                        let v = tv.get(&w);
+                        json!({
+                            "timestamp": rfc3339(w),
+                            "visitors": v.map_or(0, Bucket::unique_visitors),
+                            "pageviews": v.map_or(0, |b| b.count),
+                            "visits": ts.get(&w).map_or(0, |b| b.count),
+                        })
+                    })
+                    .collect();
+                Ok(json!({"range": range_json(p), "metrics": metrics, "timeseries": series}))
+            }
+            "pages" => {
+                let f = Self::filters_for(p, &["site", "path"], "pages")?;
+                let pages = self
+                    .read(aggregate::WEB_PAGES, true, p, p.start, p.end, &f)
+                    .await?;
+                let rows = by_dimension(&pages, "path", p.start, p.end);
+                let mut rows: Vec<Value> = rows
+                    .iter()
+                    .map(|(path, b)| {
+                        json!({"path": path, "visitors": b.unique_visitors(), "pageviews": b.count})
+                    })
+                    .collect();
+                Ok(breakdown(p, "path", &mut rows, "pageviews"))
+            }
+            "sources" | "devices" | "countries" => {
+                let dim = match view {
+                    "sources" => "source",
+                    "devices" => "device",
+                    _ => "country",
+                };
+                let f = Self::filters_for(p, WEB_DIMS, view)?;
+                // By the visit's entry: a visit from Google stays Google's on later pages.
+                let visits = self.read(SESSIONS, true, p, p.start, p.end, &f).await?;
+                let secs = self
+                    .read(SESSION_SECONDS, true, p, p.start, p.end, &f)
+                    .await?;
+                let s = by_dimension(&visits, dim, p.start, p.end);
+                let d = by_dimension(&secs, dim, p.start, p.end);
+                let mut rows: Vec<Value> = s
+                    .iter()
+                    .map(|(k, visits)| {
+                        let n = visits.count as f64;
+                        let later = d.get(k).cloned().unwrap_or_default();
+                        json!({
+                            dim: k,
+                            "visitors": visits.unique_visitors(),
+                            "visits": visits.count,
+                            "bounce_rate": ratio(visits.sum, n),
+                            "visit_duration": ratio(later.sum, n),
+                            "events_per_visit": ratio(n + later.count as f64, n),
+                        })
+                    })
+                    .collect();
+                Ok(breakdown(p, dim, &mut rows, "visitors"))
+            }
+            "realtime" => {
+                let f = Self::filters_for(p, &["site"], "realtime")?;
+                let now = self.reader.now;
+                let minute = Resolution::Minute;
+                let end = minute.window_start(now) + 60;
+                let start = end - 30 * 60;
+                let live = Params {
+                    start,
+                    end,
+                    resolution: minute,
+                    filters: f.clone(),
+                    limit: p.limit,
+                };
+                let views = self.read("page_view", false, &live, start, end, &f).await?;
+                let pages = self
+                    .read(aggregate::WEB_PAGES, true, &live, start, end, &f)
+                    .await?;
+                let current = merged(&views, end - 5 * 60, end);
+                let per_minute = timeline(&views, start, end);
+                let series: Vec<Value> = windows(&live)
+                    .map(|w| {
+                        let b = per_minute.get(&w);
+                        json!({
+                            "timestamp": rfc3339(w),
+                            "visitors": b.map_or(0, Bucket::unique_visitors),
+                            "pageviews": b.map_or(0, |b| b.count),
+                        })
+                    })
+                    .collect();
+                let mut rows: Vec<Value> = by_dimension(&pages, "path", start, end)
+                    .iter()
+                    .map(|(path, b)| {
+                        json!({"path": path, "visitors": b.unique_visitors(), "pageviews": b.count})
+                    })
+                    .collect();
+                sort_rows(&mut rows, "visitors", p.limit);
+                Ok(json!({
+                    "range": range_json(&live),
+                    "visitors_now": current.unique_visitors(),
+                    "pageviews_30m": merged(&views, start, end).count,
+                    "timeseries": series,
+                    "pages": rows,
+                }))
+            }
+            other => Err(unknown_view("web", other)),
+        }
+    }
+
+    pub async fn business(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
+        const DIMS: &[&str] = &["site", "product", "collection", "currency"];
+        let f = Self::filters_for(p, DIMS, view)?;
+        let (ps, _) = p.previous();
+        let (ys, ye) = (p.start - YEAR_SECS, p.end - YEAR_SECS);
+        match view {
+            "overview" | "funnel" => {
+                let metrics = [
+                    "order",
+                    "product_view",
+                    "add_to_cart",
+                    "checkout",
+                    "page_view",
+                ];
+                let mut recent = BTreeMap::new();
+                let mut year = BTreeMap::new();
+                for m in metrics {
+                    recent.insert(m, self.read(m, false, p, ps, p.end, &f).await?);
+                    year.insert(m, self.read(m, false, p, ys, ye, &f).await?);
+                }
+                let visits = self.read(SESSIONS, false, p, ps, p.end, &[]).await?;
+                let visits_year = self.read(SESSIONS, false, p, ys, ye, &[]).await?;
+                let at = |m: &str, from: i64, to: i64, yearly: bool| {
+                    let data = if yearly { &year[m] } else { &recent[m] };
+                    merged(data, from, to)
+                };
+                if view == "funnel" {
+                    let stages = [
+                        ("visit", "page_view"),
+                        ("product_view", "product_view"),
+                        ("add_to_cart", "add_to_cart"),
+                        ("checkout", "checkout"),
+                        ("purchase", "order"),
+                    ];
+                    let first = at("page_view", p.start, p.end, false).unique_visitors() as f64;
+                    let mut prev = first;
+                    let steps: Vec<Value> = stages
+                        .iter()
+                        .map(|(name, m)| {
+                            let b = at(m, p.start, p.end, false);
+                            let v = b.unique_visitors() as f64;
+                            let step = json!({
+                                "step": name,
+                                "visitors": v,
+                                "events": b.count,
+                                "conversion_from_previous": ratio(v, prev),
+                                "conversion_from_start": ratio(v, first),
+                                "drop_off": (prev - v).max(0.0),
+                            });
+                            prev = v;
+                            step
+                        })
+                        .collect();
+                    return Ok(json!({"range": range_json(p), "steps": steps}));
+                }
+                let figures = |from: i64, to: i64, yearly: bool| {
+                    let o = at("order", from, to, yearly);
+                    let v = merged(if yearly { &visits_year } else { &visits }, from, to);
+                    [
+                        Some(o.sum),
+                        Some(o.count as f64),
+                        ratio(o.sum, o.count as f64),
+                        ratio(o.count as f64, v.count as f64),
+                        Some(at("product_view", from, to, yearly).count as f64),
+                        Some(at("add_to_cart", from, to, yearly).count as f64),
+                        Some(at("checkout", from, to, yearly).count as f64),
+                    ]
+                };
+                let now = figures(p.start, p.end, false);
+                let prev = figures(ps, p.start, false);
+                let last_year = figures(ys, ye, true);
+                let names = [
+                    "revenue",
+                    "orders",
+                    "average_order_value",
+                    "conversion_rate",
+                    "product_views",
+                    "add_to_carts",
+                    "checkouts",
+                ];
+                let mut out = Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let pp = figure(now[i], prev[i]);
+                    let py = figure(now[i], last_year[i]);
+                    out.insert(
+                        (*n).to_owned(),
+                        json!({
+                            "value": pp.value,
+                            "previous_period": pp.previous,
+                            "change": pp.change,
+                            "previous_year": py.previous,
+                            "change_year": py.change,
+                        }),
+                    );
+                }
+                Ok(json!({"range": range_json(p), "metrics": out}))
+            }
+            "sales" => {
+                let now = self.read("order", true, p, ps, p.end, &f).await?;
+                let year = self.read("order", false, p, ys, ye, &f).await?;
+                let t = timeline(&now, p.start, p.end);
+                let tp = timeline(&now, ps, p.start);
+                let ty = timeline(&year, ys, ye);
+                let len = p.end - p.start;
+                let series: Vec<Value> = windows(p)
+                    .map(|w| {
+                        let b = t.get(&w);
+                        let bp = tp.get(&(w - len));
+                        let by = ty.get(&(w - YEAR_SECS));
+                        json!({
+                            "timestamp": rfc3339(w),
+                            "revenue": b.map_or(0.0, |b| b.sum),
+                            "orders": b.map_or(0, |b| b.count),
+                            "previous_period_revenue": bp.map_or(0.0, |b| b.sum),
+                            "previous_year_revenue": by.map_or(0.0, |b| b.sum),
+                        })
+                    })
+                    .collect();
+                let mut rows: Vec<Value> = by_dimension(&now, "currency", p.start, p.end)
+                    .iter()
+                    .map(|(c, b)| {
+                        json!({"currency": c, "revenue": b.sum, "orders": b.count, "average_order_value": ratio(b.sum, b.count as f64)})
+                    })
+                    .collect();
+                sort_rows(&mut rows, "revenue", p.limit);
+                Ok(json!({"range": range_json(p), "timeseries": series, "currencies": rows}))
+            }
+            "products" | "collections" => {
+                let dim = if view == "products" {
+                    "product"
+                } else {
+                    "collection"
+                };
+                let views = self
+                    .read("product_view", true, p, p.start, p.end, &f)
+                    .await?;
+                let carts = self
+                    .read("add_to_cart", true, p, p.start, p.end, &f)
+                    .await?;
+                let items = self
+                    .read(aggregate::ORDER_ITEMS, true, p, p.start, p.end, &f)
+                    .await?;
+                let v = by_dimension(&views, dim, p.start, p.end);
+                let c = by_dimension(&carts, dim, p.start, p.end);
+                let i = by_dimension(&items, dim, p.start, p.end);
+                let mut keys: Vec<&String> = v.keys().chain(c.keys()).chain(i.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let mut rows: Vec<Value> = keys
+                    .into_iter()
+                    .map(|k| {
+                        let views = v.get(k).map_or(0, |b| b.count);
+                        let purchases = i.get(k).map_or(0, |b| b.count);
+                        json!({
+                            dim: k,
+                            "views": views,
+                            "add_to_carts": c.get(k).map_or(0, |b| b.count),
+                            "purchases": purchases,
+                            "revenue": i.get(k).map_or(0.0, |b| b.sum),
+                            "conversion_rate": ratio(purchases as f64, views as f64),
+                        })
+                    })
+                    .collect();
+                Ok(breakdown(p, dim, &mut rows, "revenue"))
+            }
+            other => Err(unknown_view("business", other)),
+        }
+    }
+
+    pub async fn health(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
+        const DIMS: &[&str] = &["route", "method", "status"];
+        let f = Self::filters_for(p, DIMS, view)?;
+        let (ps, pe) = p.previous();
+        match view {
+            "overview" => {
+                let req = self.read("api_request", false, p, ps, p.end, &f).await?;
+                let failed = self
+                    .read(aggregate::API_FAILED, false, p, ps, p.end, &f)
+                    .await?;
+                let errors = self.read("error", false, p, ps, p.end, &[]).await?;
+                let figures = |from: i64, to: i64| {
+                    let r = merged(&req, from, to);
+                    let x = merged(&failed, from, to);
+                    [
+                        Some(r.count as f64),
+                        Some(x.count as f64),
+                        ratio(x.count as f64, r.count as f64),
+                        r.quantile(0.5),
+                        r.quantile(0.95),
+                        r.quantile(0.99),
+                        Some(merged(&errors, from, to).count as f64),
+                    ]
+                };
+                let (now, before) = (figures(p.start, p.end), figures(ps, pe));
+                let names = [
+                    "requests",
+                    "failed_requests",
+                    "error_rate",
+                    "p50_latency_ms",
+                    "p95_latency_ms",
+                    "p99_latency_ms",
+                    "errors",
+                ];
+                let metrics: Map<String, Value> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| ((*n).to_owned(), json!(figure(now[i], before[i]))))
+                    .collect();
+                Ok(json!({"range": range_json(p), "metrics": metrics}))
+            }
+            "api" => {
+                let req = self
+                    .read("api_request", true, p, p.start, p.end, &f)
+                    .await?;
+                let failed = self
+                    .read(aggregate::API_FAILED, true, p, p.start, p.end, &f)
+                    .await?;
+                let r = by_dimension(&req, "route", p.start, p.end);
+                let x = by_dimension(&failed, "route", p.start, p.end);
+                let mut rows: Vec<Value> = r
+                    .iter()
+                    .map(|(route, b)| {
+                        let failed = x.get(route).map_or(0, |b| b.count);
+                        json!({
+                            "route": route,
+                            "requests": b.count,
+                            "failed_requests": failed,
+                            "error_rate": ratio(failed as f64, b.count as f64),
+                            "p50_latency_ms": b.quantile(0.5),
+                            "p95_latency_ms": b.quantile(0.95),
+                            "p99_latency_ms": b.quantile(0.99),
+                        })
+                    })
+                    .collect();
+                Ok(breakdown(p, "route", &mut rows, "requests"))
+            }
+            "timeseries" => {
+                let req = self
+                    .read("api_request", false, p, p.start, p.end, &f)
+                    .await?;
+                let failed = self
+                    .read(aggregate::API_FAILED, false, p, p.start, p.end, &f)
+                    .await?;
+                let errors = self.read("error", false, p, p.start, p.end, &[]).await?;
+                let (tr, tf, te) = (
+                    timeline(&req, p.start, p.end),
+                    timeline(&failed, p.start, p.end),
+                    timeline(&errors, p.start, p.end),
+                );
+                let series: Vec<Value> = windows(p)
+                    .map(|w| {
+                        let r = tr.get(&w);
+                        let n = r.map_or(0, |b| b.count);
+                        let x = tf.get(&w).map_or(0, |b| b.count);
+                        json!({
+                            "timestamp": rfc3339(w),
+                            "requests": n,
+                            "failed_requests": x,
+                            "error_rate": ratio(x as f64, n as f64),
+                            "p95_latency_ms": r.and_then(|b| b.quantile(0.95)),
+                            "errors": te.get(&w).map_or(0, |b| b.count),
+                        })
+                    })
+                    .collect();
+                Ok(json!({"range": range_json(p), "timeseries": series}))
+            }
+            other => Err(unknown_view("health", other)),
+        }
+    }
+
+    pub async fn ml(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
+        const DIMS: &[&str] = &["provider", "pipeline", "status"];
+        let f = Self::filters_for(p, DIMS, view)?;
+        let (ps, pe) = p.previous();
+        let grouped = view == "providers";
+        let (from, to) = if grouped {
+            (p.start, p.end)
+        } else {
+            (ps, p.end)
+        };
+        let jobs = self.read("ml_job", grouped, p, from, to, &f).await?;
+        let failed = self
+            .read(aggregate::ML_FAILED, grouped, p, from, to, &f)
+            .await?;
+        let cost = self
+            .read(aggregate::ML_COST, grouped, p, from, to, &f)
+            .await?;
+        let row = |j: &Bucket, x: &Bucket, c: &Bucket| {
+            let n = j.count as f64;
+            [
+                Some(n),
+                ratio(n - x.count as f64, n),
+                j.quantile(0.5),
+                j.quantile(0.95),
+                j.quantile(0.99),
+                Some(c.sum),
+            ]
+        };
+        let names = [
+            "jobs",
+            "success_rate",
+            "p50_duration_ms",
+            "p95_duration_ms",
+            "p99_duration_ms",
+            "cost",
+        ];
+        match view {
+            "overview" => {
+                let at = |from, to| {
+                    row(
+                        &merged(&jobs, from, to),
+                        &merged(&failed, from, to),
+                        &merged(&cost, from, to),
+                    )
+                };
+                let (now, before) = (at(p.start, p.end), at(ps, pe));
+                let metrics: Map<String, Value> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| ((*n).to_owned(), json!(figure(now[i], before[i]))))
+                    .collect();
+                Ok(json!({"range": range_json(p), "metrics": metrics}))
+            }
+            "providers" => {
+                let j = by_dimension(&jobs, "provider", p.start, p.end);
+                let x = by_dimension(&failed, "provider", p.start, p.end);
+                let c = by_dimension(&cost, "provider", p.start, p.end);
+                let empty = Bucket::default();
+                let mut rows: Vec<Value> = j
+                    .iter()
+                    .map(|(provider, b)| {
+                        let v = row(
+                            b,
+                            x.get(provider).unwrap_or(&empty),
+                            c.get(provider).unwrap_or(&empty),
+                        );
+                        let mut m = Map::new();
+                        m.insert("provider".into(), provider.clone().into());
+                        for (n, v) in names.iter().zip(v) {
+                            m.insert((*n).to_owned(), json!(v));
+                        }
+                        Value::Object(m)
+                    })
+                    .collect();
+                Ok(breakdown(p, "provider", &mut rows, "jobs"))
+            }
+            other => Err(unknown_view("ml", other)),
+        }
+    }
+}
+
+fn unknown_view(area: &str, view: &str) -> ApiError {
+    let known = match area {
+        "web" => "overview, pages, sources, devices, countries, realtime",
+        "business" => "overview, sales, products, collections, funnel",
+        "health" => "overview, api, timeseries",
+        _ => "overview, providers",
+    };
+    ApiError::NotFound(format!("no {area} view {view:?}; the views are {known}"))
+}
+
+/// Rows sorted by `key` (descending), cut to `limit`.
+fn sort_rows(rows: &mut Vec<Value>, key: &str, limit: usize) {
+    rows.sort_by(|a, b| {
+        let v = |r: &Value| r.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+        v(b).total_cmp(&v(a))
+    });
+    rows.truncate(limit);
+}
+
+fn breakdown(p: &Params, dim: &str, rows: &mut Vec<Value>, key: &str) -> Value {
+    let total = rows.len();
+    sort_rows(rows, key, p.limit);
+    json!({"range": range_json(p), "dimension": dim, "total_rows": total, "rows": rows})
+}
+
+/// Whether `caller` may see `area`'s views.
+pub fn allowed(caller: &Caller, area: &str) -> bool {
+    caller.has(required_role(area))
+}
