@@ -215,6 +215,91 @@ async fn real_responses_match_the_document() {
         conforms(&doc, "POST", "/api/v1/metrics/query", res).await;
     }
 
+    // Every view, the cards and the summary, answered and refused.
+    let views = [
+        (
+            "/api/v1/web/{view}",
+            "web",
+            &[
+                "overview",
+                "pages",
+                "sources",
+                "devices",
+                "countries",
+                "realtime",
+            ][..],
+        ),
+        (
+            "/api/v1/business/{view}",
+            "business",
+            &["overview", "sales", "products", "collections", "funnel"][..],
+        ),
+        (
+            "/api/v1/health/{view}",
+            "health",
+            &["overview", "api", "timeseries"][..],
+        ),
+        ("/api/v1/ml/{view}", "ml", &["overview", "providers"][..]),
+    ];
+    for (documented, area, names) in views {
+        for name in names {
+            let res = http
+                .get(url(&format!("/api/v1/{area}/{name}?range=24h")))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .expect("view");
+            assert_eq!(res.status(), 200, "{area}/{name}");
+            conforms(&doc, "GET", documented, res).await;
+        }
+        for (token, path) in [
+            (&admin, format!("/api/v1/{area}/nope")),
+            (&admin, format!("/api/v1/{area}/overview?range=soon")),
+        ] {
+            let res = http
+                .get(url(&path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("view");
+            conforms(&doc, "GET", documented, res).await;
+        }
+    }
+    let res = http
+        .get(url("/api/v1/business/overview"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("view");
+    assert_eq!(res.status(), 403);
+    conforms(&doc, "GET", "/api/v1/business/{view}", res).await;
+    for path in [
+        "/api/v1/metrics",
+        "/api/v1/metrics?cards=revenue_today,api_p95_latency,ml_success_rate,visits_today",
+        "/api/v1/metrics?cards=nope",
+    ] {
+        let res = http
+            .get(url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("cards");
+        conforms(&doc, "GET", "/api/v1/metrics", res).await;
+    }
+    for path in [
+        "/api/v1/dashboard/summary",
+        "/api/v1/dashboard/summary?range=30d&sections=web,ml",
+        "/api/v1/dashboard/summary?range=1y",
+    ] {
+        let res = http
+            .get(url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("summary");
+        conforms(&doc, "GET", "/api/v1/dashboard/summary", res).await;
+    }
+
     let res = http
         .post(url("/api/v1/sites"))
         .bearer_auth(&admin)
