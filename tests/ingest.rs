@@ -196,7 +196,9 @@ async fn live_buckets(
     client
         .scan()
         .table_name(&table)
-        .filter_expression("tenant = :t AND metric = :m AND resolution = :r")
+        // The series' own buckets; the metric's total (series __total__) mirrors them.
+        .filter_expression("tenant = :t AND metric = :m AND resolution = :r AND series <> :total")
+        .expression_attribute_values(":total", AttributeValue::S("__total__".to_owned()))
         .expression_attribute_values(":t", AttributeValue::S(tenant.to_owned()))
         .expression_attribute_values(":m", AttributeValue::S(metric.to_owned()))
         .expression_attribute_values(":r", AttributeValue::S("1m".to_owned()))

@@ -273,6 +273,19 @@ async fn real_responses_match_the_document() {
         .expect("view");
     assert_eq!(res.status(), 403);
     conforms(&doc, "GET", "/api/v1/business/{view}", res).await;
+    for body in [
+        json!({"steps": [{"path": "/"}, {"event": "signup"}], "window": "1h", "time_range": "7d"}),
+        json!({"steps": [{"path": "/"}]}),
+    ] {
+        let res = http
+            .post(url("/api/v1/funnels/query"))
+            .bearer_auth(&viewer)
+            .json(&body)
+            .send()
+            .await
+            .expect("funnel");
+        conforms(&doc, "POST", "/api/v1/funnels/query", res).await;
+    }
     for path in [
         "/api/v1/metrics",
         "/api/v1/metrics?cards=revenue_today,api_p95_latency,ml_success_rate,visits_today",

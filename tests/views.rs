@@ -236,6 +236,30 @@ async fn views_show_the_hand_computed_figures_to_the_roles_that_may_see_them() {
     );
     assert_eq!(pages["total_rows"], 5);
 
+    // And the funnel / → /pricing → /signup: A and B enter, only A goes on, and within 20
+    // minutes A's sign-up (25 minutes in) no longer counts
+    for (window, expected) in [("1h", vec![2, 1, 1]), ("20m", vec![2, 1, 0])] {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/funnels/query", cloud.http_url()))
+            .bearer_auth(cloud.token("views-a", "viewer").expect("token"))
+            .json(
+                &json!({"steps": [{"path": "/"}, {"path": "/pricing"}, {"path": "/signup"}],
+                "window": window, "time_range": {"start": at(0), "end": at(86_400)}}),
+            )
+            .send()
+            .await
+            .expect("funnel");
+        assert_eq!(res.status(), 200);
+        let funnel: Value = res.json().await.expect("json");
+        let reached: Vec<u64> = funnel["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| s["visitors"].as_u64())
+            .collect();
+        assert_eq!(reached, expected, "{window}: {funnel}");
+    }
+
     // And business: 100 EUR in two orders from three visits; per product views, carts, sales
     let (status, biz) = get(
         &cloud,

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod funnels;
 pub mod http;
 pub mod identity;
 pub mod imports;

@@ -3,7 +3,8 @@
 //!   buckets of the resolution the range calls for ([`pulse_shared::query`]), and
 //!   `GET /api/v1/metrics/history`, the same query in query-string form;
 //! - `GET /api/v1/{web|business|health|ml}/{view}` ([`views`]);
-//! - `GET /api/v1/metrics` (the key cards) and `GET /api/v1/dashboard/summary` ([`summary`]).
+//! - `GET /api/v1/metrics` (the key cards) and `GET /api/v1/dashboard/summary` ([`summary`]);
+//! - `POST /api/v1/funnels/query` ([`pulse_shared::funnels`], from hourly visitor trails).
 //!
 //! A query without filters or groups reads the metric's total (one Query); otherwise the
 //! metric's series from the registry (one Query), then each series' buckets in the range
@@ -24,7 +25,7 @@ use pulse_shared::identity::Caller;
 use pulse_shared::query::{self, required_role};
 use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore};
 use pulse_shared::{ApiError, Config};
 use read::Reader;
 use std::collections::{BTreeMap, HashMap};
@@ -65,7 +66,7 @@ pub(crate) fn unavailable(e: StoreError) -> ApiError {
     }
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore> Query<S> {
     pub fn new(store: S, config: &Config) -> Self {
         Self {
             store,
@@ -88,6 +89,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
         match segments.as_slice() {
             ["", "api", "v1", "metrics"] => self.cards(&req, &caller).await,
             ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
+            ["", "api", "v1", "funnels", "query"] => self.funnel(&req, &caller).await,
             [
                 "",
                 "api",
@@ -143,6 +145,33 @@ impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
         }?;
         tracing::info!(tenant = %caller.tenant, area, view, "view answered");
         Ok(json(StatusCode::OK, &answer))
+    }
+
+    /// `POST /api/v1/funnels/query`: the steps matched against the range's hourly trails.
+    async fn funnel(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let body = json_body(req)?;
+        let f = pulse_shared::funnels::parse(&body, (self.clock)())?;
+        let chunks = self
+            .store
+            .trails(&caller.tenant, f.start, f.end)
+            .await
+            .map_err(unavailable)?;
+        let trails: Vec<pulse_shared::funnels::Trail> = chunks
+            .iter()
+            .filter_map(|c| pulse_shared::funnels::Trail::decode(c))
+            .collect();
+        let answer = pulse_shared::funnels::compute(&f, &trails);
+        tracing::info!(tenant = %caller.tenant, steps = f.steps.len(), hours = trails.len(), entered = answer.entered, "funnel answered");
+        let range = serde_json::json!({
+            "start": chrono::DateTime::from_timestamp(f.start, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            "end": chrono::DateTime::from_timestamp(f.end, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        });
+        let mut out = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+        if let Some(m) = out.as_object_mut() {
+            m.insert("range".into(), range);
+            m.insert("window_seconds".into(), f.window.into());
+        }
+        Ok(json(StatusCode::OK, &out))
     }
 
     async fn cards(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
@@ -240,14 +269,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
         let body = if req.method() == lambda_http::http::Method::GET {
             history_query(&req)
         } else {
-            let bytes: &[u8] = match req.body() {
-                Body::Text(t) => t.as_bytes(),
-                Body::Binary(b) => b,
-                _ => b"",
-            };
-            serde_json::from_slice(bytes).map_err(|e| {
-                ApiError::invalid_field::<&str>(&[], format!("the query is not valid JSON: {e}"))
-            })?
+            json_body(&req)?
         };
         let q = query::parse(&body, (self.clock)(), &self.retention)?;
         caller.require(required_role(&q.metric))?;
@@ -290,6 +312,18 @@ impl<S: SeriesCatalog + RollupBuckets + Totals> Query<S> {
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
+}
+
+/// The request body as JSON.
+fn json_body(req: &Request) -> Result<serde_json::Value, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid_field::<&str>(&[], format!("the body is not valid JSON: {e}"))
+    })
 }
 
 /// The query string as a map (the last value of a repeated name wins).
@@ -355,7 +389,7 @@ fn history_query(req: &Request) -> serde_json::Value {
     body.into()
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + 'static> HttpHandler for Query<S> {
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static> HttpHandler for Query<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve(req, |req| self.respond(req)).await
     }

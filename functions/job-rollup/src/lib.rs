@@ -18,7 +18,9 @@ use pulse_shared::sessions::{self, IDLE_SECS};
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::events::shard_of;
 use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError};
+use pulse_shared::store::{
+    BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError, TrailStore,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
@@ -85,7 +87,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Rollup<DynamoEvents
 impl<E, S> Rollup<E, S>
 where
     E: EventReader,
-    S: PendingWindows + RollupBuckets + BucketStore,
+    S: PendingWindows + RollupBuckets + BucketStore + TrailStore,
 {
     pub fn new(events: E, store: S, series_cap: usize) -> Self {
         Self {
@@ -251,7 +253,7 @@ where
     }
 
     /// Computes the sessions of one hour from the raw minutes its mark lists, writes them as
-    /// hourly buckets and marks their day.
+    /// hourly buckets and marks their day; writes the hour's funnel trail.
     async fn sessions(&self, hour: &Pending) -> Result<(), StoreError> {
         let mut minutes: BTreeMap<i64, BTreeSet<u32>> = BTreeMap::new();
         for entry in &hour.series {
@@ -275,6 +277,12 @@ where
         let mut events = Vec::new();
         for r in read {
             events.extend(r?);
+        }
+        let trail = pulse_shared::funnels::Trail::build(hour.window.start, &events);
+        if !trail.visitors.is_empty() {
+            self.store
+                .put_trail(&hour.tenant, hour.window.start, &trail.encode())
+                .await?;
         }
         let mut computed = sessions::sessionize(hour.window.start, &events);
         if !computed.buckets.is_empty() {

@@ -15,6 +15,7 @@ struct Memory {
     events: Mutex<Vec<Event>>,
     marks: Mutex<BTreeMap<MarkKey, Pending>>,
     buckets: Mutex<BTreeMap<BucketAt, Bucket>>,
+    trails: Mutex<BTreeMap<(String, i64), Vec<Vec<u8>>>>,
 }
 
 #[async_trait]
@@ -366,4 +367,35 @@ async fn an_hours_sessions_are_computed_once_thirty_minutes_have_passed() {
         job.store.marks.lock().expect("lock").is_empty(),
         "nothing left marked"
     );
+}
+
+#[async_trait]
+impl TrailStore for Memory {
+    async fn put_trail(
+        &self,
+        tenant: &TenantId,
+        hour: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        self.trails
+            .lock()
+            .expect("lock")
+            .insert((tenant.to_string(), hour), chunks.to_vec());
+        Ok(())
+    }
+    async fn trails(
+        &self,
+        tenant: &TenantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .trails
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((t, h), _)| t == tenant.as_str() && (from..to).contains(h))
+            .flat_map(|(_, c)| c.clone())
+            .collect())
+    }
 }

@@ -15,9 +15,20 @@
 //! with the touched series as a string set and a `marks` counter; the job reads a resolution's
 //! oldest marks with one Query and clears each on the condition that `marks` is unchanged.
 //! Sealed and rolled buckets are whole-item puts at their resolution's key and TTL.
+//!
+//! Totals: a metric's `__total__` series (every sample, whatever its tags) is kept in one
+//! partition per tenant and resolution, `pk = {tenant}#__totals__#{resolution}`, `sk =
+//! {start}#{metric}`, so a dashboard reads every metric's totals over a range in one Query;
+//! reading one metric's totals filters that range by `metric`.
+//!
+//! Funnel trails: `pk = {tenant}#__trails__`, `sk = {hour}#{chunk}`, the encoded chunk as
+//! `trail` and the hour's chunk count as `chunks` (a rewrite with fewer chunks leaves stale
+//! ones that readers skip), kept as long as hourly buckets.
 
 use super::keys::{EXPIRES_AT, PK, SK};
-use super::{BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals};
+use super::{
+    BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
+};
 use crate::aggregate::{Bucket, BucketKey, SeriesKey, TOTAL_SERIES};
 use crate::identity::TenantId;
 use crate::rollup::{BucketAt, Pending, Resolution, Retention, Window};
@@ -45,8 +56,17 @@ pub struct DynamoMetrics {
 
 impl DynamoMetrics {
     pub fn new(aws: &SdkConfig, table: &str, retention: Retention) -> Self {
+        Self::with_client(aws_sdk_dynamodb::Client::new(aws), table, retention)
+    }
+
+    /// The adapter over a client built elsewhere (a benchmark counting requests).
+    pub fn with_client(
+        client: aws_sdk_dynamodb::Client,
+        table: &str,
+        retention: Retention,
+    ) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(aws),
+            client,
             table: table.to_owned(),
             retention,
             known: Mutex::new(HashSet::new()),
@@ -376,6 +396,84 @@ impl Totals for DynamoMetrics {
             .filter_map(|item| {
                 let metric = item.get("metric")?.as_s().ok()?.clone();
                 Some((metric, bucket_start(item)?, bucket_state(item)?))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl TrailStore for DynamoMetrics {
+    async fn put_trail(
+        &self,
+        tenant: &TenantId,
+        hour: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let expires =
+            self.retention
+                .expires_at(Resolution::Hour, hour, chrono::Utc::now().timestamp());
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, AttributeValue::S(format!("{tenant}#__trails__")))
+                .item(SK, AttributeValue::S(format!("{}#{i:04}", bucket_sk(hour))))
+                .item("tenant", AttributeValue::S(tenant.to_string()))
+                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
+                .item("chunks", AttributeValue::N(chunks.len().to_string()))
+                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn trails(
+        &self,
+        tenant: &TenantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#__trails__")))
+            .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
+            .expression_attribute_values(
+                ":to",
+                AttributeValue::S(format!("{}#~", bucket_sk(to - 1))),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        // Chunk 0 of each hour says how many chunks are current.
+        let mut current: HashMap<String, usize> = HashMap::new();
+        for item in &items {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok());
+            if let Some((hour, "0000")) = sk.and_then(|s| s.split_once('#')) {
+                let n = item
+                    .get("chunks")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                current.insert(hour.to_owned(), n);
+            }
+        }
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let (hour, chunk) = item.get(SK)?.as_s().ok()?.split_once('#')?;
+                let chunk: usize = chunk.parse().ok()?;
+                (chunk < *current.get(hour)?).then_some(())?;
+                Some(item.get("trail")?.as_b().ok()?.as_ref().to_vec())
             })
             .collect())
     }

@@ -164,6 +164,25 @@ pub trait Totals: Send + Sync {
     ) -> Result<Vec<(String, i64, crate::aggregate::Bucket)>, StoreError>;
 }
 
+/// Hourly visitor trails for funnels ([`crate::funnels::Trail`], encoded in chunks).
+#[async_trait]
+pub trait TrailStore: Send + Sync {
+    /// Replaces the trail of `tenant`'s hour starting at `hour` (epoch s).
+    async fn put_trail(
+        &self,
+        tenant: &crate::identity::TenantId,
+        hour: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError>;
+    /// The encoded chunks of the trails of hours starting in `[from, to)`.
+    async fn trails(
+        &self,
+        tenant: &crate::identity::TenantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+}
+
 /// The series registry as queries read it: every series of a metric with its tags.
 #[async_trait]
 pub trait SeriesCatalog: Send + Sync {
