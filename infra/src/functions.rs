@@ -63,6 +63,7 @@ pub const BINARIES: &[&str] = &[
     "stream-aggregator",
     "job-rollup",
     "api-query",
+    "api-metric-definitions",
 ];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
@@ -75,6 +76,7 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-sites" => Some(http(api_sites::wire(config, aws))),
         "api-keys" => Some(http(api_keys::wire(config, aws))),
         "api-query" => Some(http(api_query::wire(config, aws))),
+        "api-metric-definitions" => Some(http(api_metric_definitions::wire(config, aws))),
         "authorizer" => {
             let authorizer = Arc::new(authorizer::wire(config, aws));
             Some(fallible(move |req: authorizer::Request| {

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod apikeys;
 pub mod aws;
 pub mod config;
+pub mod definitions;
 pub mod error;
 pub mod events;
 pub mod funnels;

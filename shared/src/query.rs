@@ -28,7 +28,9 @@ pub const MAX_GROUPS: usize = 100;
 pub const DEFAULT_GROUPS: usize = 10;
 
 /// What a point can say about its bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     Count,
@@ -671,6 +673,59 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         metric: query.metric.clone(),
         resolution: query.resolution,
         aggregations: query.aggregations.clone(),
+        groups: found,
+        tags,
+        points,
+        comparison: None,
+    }
+}
+
+/// The answer of a derived metric from the answers of its two metrics (each asked for the
+/// derived aggregation): per group and point, `derived`'s combination of the two values.
+/// Groups are ranked by their tags and cut to the query's limit.
+pub fn combine_derived(
+    query: &Query,
+    derived: &crate::definitions::Derived,
+    a: &Answer,
+    b: &Answer,
+) -> Answer {
+    type Key = (BTreeMap<String, String>, i64);
+    let values = |ans: &Answer| -> BTreeMap<Key, Option<f64>> {
+        ans.points
+            .iter()
+            .map(|p| {
+                (
+                    (ans.tags[p.group].clone(), p.start),
+                    p.values.first().copied().flatten(),
+                )
+            })
+            .collect()
+    };
+    let (va, vb) = (values(a), values(b));
+    let keys: BTreeSet<&Key> = va.keys().chain(vb.keys()).collect();
+    let groups: BTreeSet<&BTreeMap<String, String>> = keys.iter().map(|(t, _)| t).collect();
+    let found = groups.len();
+    let tags: Vec<BTreeMap<String, String>> =
+        groups.into_iter().take(query.limit).cloned().collect();
+    let points = keys
+        .into_iter()
+        .filter_map(|key| {
+            let group = tags.iter().position(|t| *t == key.0)?;
+            let value = derived.combine(
+                va.get(key).copied().flatten(),
+                vb.get(key).copied().flatten(),
+            );
+            Some(Point {
+                start: key.1,
+                values: vec![value],
+                group,
+            })
+        })
+        .collect();
+    Answer {
+        metric: query.metric.clone(),
+        resolution: query.resolution,
+        aggregations: vec![derived.aggregation],
         groups: found,
         tags,
         points,

@@ -18,7 +18,7 @@ use pulse_shared::identity::Caller;
 use pulse_shared::imports::{Format, parse_import};
 use pulse_shared::otlp::{self, Encoding};
 use pulse_shared::store::events::DynamoEvents;
-use pulse_shared::store::{EventWriter, Incomplete};
+use pulse_shared::store::{DefinitionStore, EventWriter, Incomplete};
 use pulse_shared::{ApiError, Config};
 use serde::Serialize;
 use std::time::Duration;
@@ -31,10 +31,12 @@ const IMPORT_WRITE_BUDGET: Duration = Duration::from_secs(24);
 pub const IMPORT_MAX_EVENTS: usize = 50_000;
 pub const IMPORT_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-/// The ingest endpoint with its dependencies.
+/// The ingest endpoint with its dependencies: where events go, and the tenant's metric
+/// definitions whose value ranges it enforces.
 #[derive(Debug)]
-pub struct Ingest<W> {
+pub struct Ingest<W, D> {
     writer: W,
+    definitions: D,
     claims: ClaimNames,
     limits: Limits,
     /// Limits of an import: more events, and as old as daily rollups are kept.
@@ -61,9 +63,13 @@ pub struct Accepted {
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Ingest<DynamoEvents> {
+pub fn wire(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Ingest<DynamoEvents, pulse_shared::store::app::DynamoApp> {
     Ingest::new(
         DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
+        pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
         config,
     )
 }
@@ -72,10 +78,11 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl<W: EventWriter> Ingest<W> {
-    pub fn new(writer: W, config: &Config) -> Self {
+impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
+    pub fn new(writer: W, definitions: D, config: &Config) -> Self {
         Self {
             writer,
+            definitions,
             claims: config.claims.clone(),
             limits: config.limits.clone(),
             import_limits: Limits {
@@ -111,6 +118,7 @@ impl<W: EventWriter> Ingest<W> {
         }
         let ctx = self.context(&req, &caller);
         let events = parse_batch(body(&req), &ctx)?;
+        self.check(&caller, &events, |i| i).await?;
         self.write(&events).await?;
         tracing::info!(tenant = %caller.tenant, events = events.len(), "batch accepted");
         Ok(json(
@@ -177,6 +185,7 @@ impl<W: EventWriter> Ingest<W> {
             ..self.context(req, caller)
         };
         let events = parse_import(body(req), format, &ctx)?;
+        self.check(caller, &events, |i| i).await?;
         self.write_within(&events, IMPORT_WRITE_BUDGET).await?;
         let times = events.iter().map(|e| e.timestamp_ms);
         let (from, to) = (times.clone().min(), times.max());
@@ -211,6 +220,36 @@ impl<W: EventWriter> Ingest<W> {
                 .and_then(|v| v.to_str().ok()),
             limits: &self.limits,
         }
+    }
+
+    /// Refuses the whole request when an event breaks the tenant's metric definitions.
+    async fn check(
+        &self,
+        caller: &Caller,
+        events: &[Event],
+        index: impl Fn(usize) -> usize,
+    ) -> Result<(), ApiError> {
+        let defs = self
+            .definitions
+            .definitions(&caller.tenant)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                detail: "metric definitions are unavailable".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let defs: std::collections::HashMap<String, _> =
+            defs.into_iter().map(|d| (d.name.clone(), d)).collect();
+        let errors = pulse_shared::definitions::check(&defs, events, index);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::Validation {
+            detail: format!(
+                "{} events break the metric definitions; nothing was stored",
+                errors.len()
+            ),
+            errors,
+        })
     }
 
     async fn write(&self, events: &[Event]) -> Result<(), ApiError> {
@@ -260,7 +299,7 @@ fn body(req: &Request) -> &[u8] {
     }
 }
 
-impl<W: EventWriter + 'static> HttpHandler for Ingest<W> {
+impl<W: EventWriter + 'static, D: DefinitionStore + 'static> HttpHandler for Ingest<W, D> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve(req, |req| self.respond(req)).await
     }
@@ -303,6 +342,35 @@ mod tests {
             }
             w.extend_from_slice(events);
             Ok(())
+        }
+    }
+
+    /// A tenant without metric definitions.
+    #[derive(Debug)]
+    struct NoDefinitions;
+
+    #[async_trait::async_trait]
+    impl DefinitionStore for NoDefinitions {
+        async fn definitions(
+            &self,
+            _: &pulse_shared::identity::TenantId,
+        ) -> Result<Vec<pulse_shared::definitions::Definition>, pulse_shared::store::StoreError>
+        {
+            Ok(Vec::new())
+        }
+        async fn put_definition(
+            &self,
+            _: &pulse_shared::identity::TenantId,
+            _: &pulse_shared::definitions::Definition,
+        ) -> Result<(), pulse_shared::store::StoreError> {
+            Ok(())
+        }
+        async fn delete_definition(
+            &self,
+            _: &pulse_shared::identity::TenantId,
+            _: &str,
+        ) -> Result<bool, pulse_shared::store::StoreError> {
+            Ok(false)
         }
     }
 
@@ -349,8 +417,8 @@ mod tests {
         }
     }
 
-    fn ingest(writer: Memory) -> Ingest<Memory> {
-        Ingest::new(writer, &config()).with_clock(|| NOW)
+    fn ingest(writer: Memory) -> Ingest<Memory, NoDefinitions> {
+        Ingest::new(writer, NoDefinitions, &config()).with_clock(|| NOW)
     }
 
     #[tokio::test]

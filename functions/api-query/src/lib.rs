@@ -24,8 +24,11 @@ use pulse_shared::http::{HttpHandler, json, serve};
 use pulse_shared::identity::Caller;
 use pulse_shared::query::{self, required_role};
 use pulse_shared::rollup::{Resolution, Retention};
+use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore};
+use pulse_shared::store::{
+    DefinitionStore, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
+};
 use pulse_shared::{ApiError, Config};
 use read::Reader;
 use std::collections::{BTreeMap, HashMap};
@@ -36,10 +39,12 @@ pub const SUMMARY_CACHE_SECS: i64 = 60;
 
 type Cached = (i64, serde_json::Value);
 
-/// The query endpoint with its store.
+/// The read endpoints with their stores: metrics, and the tenant's metric definitions
+/// (derived metrics).
 #[derive(Debug)]
-pub struct Query<S> {
+pub struct Query<S, D> {
     store: S,
+    definitions: D,
     claims: ClaimNames,
     retention: Retention,
     clock: fn() -> i64,
@@ -48,9 +53,10 @@ pub struct Query<S> {
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Query<DynamoMetrics> {
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Query<DynamoMetrics, DynamoApp> {
     Query::new(
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        DynamoApp::new(aws, &config.tables.app),
         config,
     )
 }
@@ -66,10 +72,11 @@ pub(crate) fn unavailable(e: StoreError) -> ApiError {
     }
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore> Query<S> {
-    pub fn new(store: S, config: &Config) -> Self {
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore> Query<S, D> {
+    pub fn new(store: S, definitions: D, config: &Config) -> Self {
         Self {
             store,
+            definitions,
             claims: config.claims.clone(),
             retention: config.retention,
             clock: now_secs,
@@ -272,6 +279,17 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore> Query<S> {
             json_body(&req)?
         };
         let q = query::parse(&body, (self.clock)(), &self.retention)?;
+        let derived = self
+            .definitions
+            .definitions(&caller.tenant)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .find(|d| d.name == q.metric)
+            .and_then(|d| d.derived);
+        if let Some(derived) = derived {
+            return self.derived(caller, &q, &derived).await;
+        }
         caller.require(required_role(&q.metric))?;
         let q = &q;
         let compared = q.comparison();
@@ -310,6 +328,50 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore> Query<S> {
             answer.comparison = Some(Box::new(earlier));
         }
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
+        Ok(json(StatusCode::OK, &answer))
+    }
+}
+
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore> Query<S, D> {
+    /// A derived metric: both metrics queried alike, combined per group and point.
+    async fn derived(
+        &self,
+        caller: &Caller,
+        q: &query::Query,
+        derived: &pulse_shared::definitions::Derived,
+    ) -> Result<Response<Body>, ApiError> {
+        if q.compare.is_some() {
+            return Err(ApiError::invalid_field(
+                &["compare_to"],
+                "a derived metric is not compared; query its two metrics",
+            ));
+        }
+        let reader = self.reader(caller);
+        let mut sides = Vec::with_capacity(2);
+        for metric in &derived.of {
+            caller.require(required_role(metric))?;
+            let side = query::Query {
+                metric: metric.clone(),
+                aggregations: vec![derived.aggregation],
+                limit: query::MAX_GROUPS,
+                ..q.clone()
+            };
+            let series = reader
+                .series(
+                    metric,
+                    !q.group_by.is_empty(),
+                    &q.filters,
+                    q.resolution,
+                    q.start,
+                    q.end,
+                )
+                .await
+                .map_err(unavailable)?
+                .unwrap_or_default();
+            sides.push(query::compute(&side, &series));
+        }
+        let answer = query::combine_derived(q, derived, &sides[0], &sides[1]);
+        tracing::info!(tenant = %caller.tenant, metric = %q.metric, points = answer.points.len(), "derived query answered");
         Ok(json(StatusCode::OK, &answer))
     }
 }
@@ -389,7 +451,11 @@ fn history_query(req: &Request) -> serde_json::Value {
     body.into()
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static> HttpHandler for Query<S> {
+impl<S, D> HttpHandler for Query<S, D>
+where
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static,
+    D: DefinitionStore + 'static,
+{
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve(req, |req| self.respond(req)).await
     }

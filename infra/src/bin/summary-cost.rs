@@ -178,7 +178,9 @@ async fn main() -> Result<(), lambda_http::Error> {
             &table,
             config.retention,
         );
-        let handler = api_query::Query::new(store, &config);
+        let definitions =
+            pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), "pulse-local-unused");
+        let handler = api_query::Query::new(store, definitions, &config);
         let t = std::time::Instant::now();
         let res = handler.handle(request(path, &query)).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;

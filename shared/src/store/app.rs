@@ -7,13 +7,14 @@
 //! | salt | `salt` | `{YYYY-MM-DD}` | — | 48 h |
 //! | rate counter | `rl#{client hash}` | `{window start}` | — | 2 windows |
 //! | API key | `key#{sha256(key)}` | `key` | `{tenant}#keys` / `{key id}` | — |
+//! | metric definition | `{tenant}#metricdefs` | `{metric}` | — | — |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
 //! gsi1, whose key starts with the tenant.
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use super::{KeyLookup, KeyStore, SiteStore, StoreError, TrackStore};
+use super::{DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError, TrackStore};
 use crate::apikeys::ApiKey;
 use crate::identity::TenantId;
 use crate::track::Site;
@@ -26,6 +27,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How long a warm function trusts a tenant's metric definitions it has read.
+const DEFINITION_CACHE: Duration = Duration::from_secs(60);
 /// How long a warm function trusts a site it has read.
 const SITE_CACHE: Duration = Duration::from_secs(60);
 
@@ -36,6 +39,7 @@ pub struct DynamoApp {
     table: String,
     sites: Mutex<HashMap<String, (Instant, Option<Site>)>>,
     salts: Mutex<HashMap<String, Vec<u8>>>,
+    definitions: Mutex<HashMap<String, (Instant, Vec<crate::definitions::Definition>)>>,
 }
 
 impl DynamoApp {
@@ -45,6 +49,7 @@ impl DynamoApp {
             table: table.to_owned(),
             sites: Mutex::new(HashMap::new()),
             salts: Mutex::new(HashMap::new()),
+            definitions: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -356,5 +361,85 @@ impl KeyStore for DynamoApp {
             }
         }
         Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl DefinitionStore for DynamoApp {
+    /// Cached for a minute in a warm function: ingest reads them for every batch.
+    async fn definitions(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<crate::definitions::Definition>, StoreError> {
+        if let Some((at, defs)) = self
+            .definitions
+            .lock()
+            .ok()
+            .and_then(|c| c.get(tenant.as_str()).cloned())
+            && at.elapsed() < DEFINITION_CACHE
+        {
+            return Ok(defs);
+        }
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#metricdefs")))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let defs: Vec<crate::definitions::Definition> = items
+            .iter()
+            .filter_map(|i| serde_json::from_str(i.get("definition")?.as_s().ok()?).ok())
+            .collect();
+        if let Ok(mut c) = self.definitions.lock() {
+            c.insert(tenant.to_string(), (Instant::now(), defs.clone()));
+        }
+        Ok(defs)
+    }
+
+    async fn put_definition(
+        &self,
+        tenant: &TenantId,
+        definition: &crate::definitions::Definition,
+    ) -> Result<(), StoreError> {
+        let body =
+            serde_json::to_string(definition).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#metricdefs")))
+            .item(SK, AttributeValue::S(definition.name.clone()))
+            .item("tenant", AttributeValue::S(tenant.to_string()))
+            .item("definition", AttributeValue::S(body))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Ok(mut c) = self.definitions.lock() {
+            c.remove(tenant.as_str());
+        }
+        Ok(())
+    }
+
+    async fn delete_definition(&self, tenant: &TenantId, name: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#metricdefs")))
+            .key(SK, AttributeValue::S(name.to_owned()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Ok(mut c) = self.definitions.lock() {
+            c.remove(tenant.as_str());
+        }
+        Ok(out.attributes().is_some())
     }
 }

@@ -164,6 +164,28 @@ pub trait Totals: Send + Sync {
     ) -> Result<Vec<(String, i64, crate::aggregate::Bucket)>, StoreError>;
 }
 
+/// A tenant's metric definitions.
+#[async_trait]
+pub trait DefinitionStore: Send + Sync {
+    /// Every definition of `tenant`.
+    async fn definitions(
+        &self,
+        tenant: &crate::identity::TenantId,
+    ) -> Result<Vec<crate::definitions::Definition>, StoreError>;
+    /// Creates or replaces a definition.
+    async fn put_definition(
+        &self,
+        tenant: &crate::identity::TenantId,
+        definition: &crate::definitions::Definition,
+    ) -> Result<(), StoreError>;
+    /// Deletes a definition; whether there was one.
+    async fn delete_definition(
+        &self,
+        tenant: &crate::identity::TenantId,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Hourly visitor trails for funnels ([`crate::funnels::Trail`], encoded in chunks).
 #[async_trait]
 pub trait TrailStore: Send + Sync {
