@@ -286,6 +286,63 @@ async fn real_responses_match_the_document() {
             .expect("funnel");
         conforms(&doc, "POST", "/api/v1/funnels/query", res).await;
     }
+    let defs = url("/api/v1/metric-definitions");
+    for (token, body) in [
+        (
+            &admin,
+            json!({"name": "oas.cpu", "unit": "%", "min": 0, "max": 100, "default_aggregation": "avg"}),
+        ),
+        (&admin, json!({"name": "oas.cpu"})),
+        (
+            &admin,
+            json!({"name": "oas.ratio", "derived": {"op": "ratio", "of": ["a", "b"]}}),
+        ),
+        (&admin, json!({"name": "bad", "max": "high"})),
+        (&viewer, json!({"name": "oas.x"})),
+    ] {
+        let res = http
+            .post(&defs)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("definition");
+        conforms(&doc, "POST", "/api/v1/metric-definitions", res).await;
+    }
+    let res = http
+        .get(&defs)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("definitions");
+    conforms(&doc, "GET", "/api/v1/metric-definitions", res).await;
+    let one = url("/api/v1/metric-definitions/oas.cpu");
+    let res = http
+        .get(&one)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("definition");
+    conforms(&doc, "GET", "/api/v1/metric-definitions/{name}", res).await;
+    for body in [json!({"unit": "ratio", "max": 1}), json!({"min": []})] {
+        let res = http
+            .put(&one)
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("definition");
+        conforms(&doc, "PUT", "/api/v1/metric-definitions/{name}", res).await;
+    }
+    for _ in 0..2 {
+        let res = http
+            .delete(&one)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("definition");
+        conforms(&doc, "DELETE", "/api/v1/metric-definitions/{name}", res).await;
+    }
     for path in [
         "/api/v1/metrics",
         "/api/v1/metrics?cards=revenue_today,api_p95_latency,ml_success_rate,visits_today",
