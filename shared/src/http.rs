@@ -157,7 +157,8 @@ fn with_body(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> 
 }
 
 /// The API Gateway route key (`GET /api/v1/me`), or method and path when there is none.
-fn route_key(req: &Request) -> String {
+/// The route template API Gateway matched (`GET /api/v1/sites/{id}`), or the method and path.
+pub fn route_key(req: &Request) -> String {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone(),
         Some(RequestContext::WebSocket(ctx)) => ctx.route_key.clone(),

@@ -19,6 +19,7 @@ pub mod otlp;
 pub mod problem;
 pub mod query;
 pub mod rollup;
+pub mod selfmon;
 pub mod sessions;
 pub mod store;
 pub mod telemetry;

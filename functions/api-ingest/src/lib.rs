@@ -13,14 +13,16 @@ use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request, Response};
 use pulse_shared::config::ClaimNames;
 use pulse_shared::events::{Context, Event, Limits, parse_batch};
-use pulse_shared::http::{CORRELATION_ID, HttpHandler, json, serve};
+use pulse_shared::http::{CORRELATION_ID, HttpHandler, json};
 use pulse_shared::identity::Caller;
 use pulse_shared::imports::{Format, parse_import};
 use pulse_shared::otlp::{self, Encoding};
+use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::events::DynamoEvents;
 use pulse_shared::store::{DefinitionStore, EventWriter, Incomplete};
 use pulse_shared::{ApiError, Config};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a batch may spend writing before it answers 503.
@@ -35,6 +37,8 @@ pub const IMPORT_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// definitions whose value ranges it enforces.
 #[derive(Debug)]
 pub struct Ingest<W, D> {
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
     writer: W,
     definitions: D,
     claims: ClaimNames,
@@ -72,6 +76,7 @@ pub fn wire(
         pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
         config,
     )
+    .recording(pulse_shared::selfmon::recorder(config, aws))
 }
 
 fn now_ms() -> i64 {
@@ -82,6 +87,7 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
     pub fn new(writer: W, definitions: D, config: &Config) -> Self {
         Self {
             writer,
+            recorder: None,
             definitions,
             claims: config.claims.clone(),
             limits: config.limits.clone(),
@@ -98,6 +104,14 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
     /// The same endpoint reading time from `clock` (epoch ms), for tests.
     pub fn with_clock(self, clock: fn() -> i64) -> Self {
         Self { clock, ..self }
+    }
+
+    /// The same endpoint recording its requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
@@ -301,7 +315,7 @@ fn body(req: &Request) -> &[u8] {
 
 impl<W: EventWriter + 'static, D: DefinitionStore + 'static> HttpHandler for Ingest<W, D> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |req| self.respond(req)).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }
 

@@ -10,13 +10,15 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::apikeys::{self, ApiKey, SCOPE_INGEST};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, empty, json, serve};
+use pulse_shared::http::{HttpHandler, empty, json};
 use pulse_shared::identity::{Caller, Role};
 use pulse_shared::problem::FieldError;
+use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::KeyStore;
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::{ApiError, Config};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Keys a tenant may hold at once: enough for every sender, few enough to audit.
 pub const MAX_KEYS: usize = 50;
@@ -24,6 +26,8 @@ pub const MAX_KEYS: usize = 50;
 /// The API keys endpoint with its store.
 #[derive(Debug)]
 pub struct Keys<S> {
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
     store: S,
     claims: ClaimNames,
 }
@@ -52,6 +56,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Keys<DynamoApp> {
         DynamoApp::new(aws, &config.tables.app),
         config.claims.clone(),
     )
+    .recording(pulse_shared::selfmon::recorder(config, aws))
 }
 
 impl KeyInput {
@@ -99,7 +104,19 @@ impl KeyInput {
 
 impl<S: KeyStore> Keys<S> {
     pub fn new(store: S, claims: ClaimNames) -> Self {
-        Self { store, claims }
+        Self {
+            store,
+            recorder: None,
+            claims,
+        }
+    }
+
+    /// The same endpoint recording its requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
@@ -171,7 +188,7 @@ impl<S: KeyStore> Keys<S> {
 
 impl<S: KeyStore + 'static> HttpHandler for Keys<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |req| self.respond(req)).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }
 

@@ -10,15 +10,19 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
 use pulse_shared::definitions::{self, MAX_DEFINITIONS};
-use pulse_shared::http::{HttpHandler, empty, json, serve};
+use pulse_shared::http::{HttpHandler, empty, json};
 use pulse_shared::identity::{Caller, Role};
+use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::{DefinitionStore, StoreError};
 use pulse_shared::{ApiError, Config};
+use std::sync::Arc;
 
 /// The endpoint with its store.
 #[derive(Debug)]
 pub struct Definitions<S> {
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
     store: S,
     claims: ClaimNames,
 }
@@ -29,6 +33,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Definitions<DynamoA
         DynamoApp::new(aws, &config.tables.app),
         config.claims.clone(),
     )
+    .recording(pulse_shared::selfmon::recorder(config, aws))
 }
 
 fn unavailable(e: StoreError) -> ApiError {
@@ -51,7 +56,19 @@ fn body(req: &Request) -> Result<serde_json::Value, ApiError> {
 
 impl<S: DefinitionStore> Definitions<S> {
     pub fn new(store: S, claims: ClaimNames) -> Self {
-        Self { store, claims }
+        Self {
+            store,
+            recorder: None,
+            claims,
+        }
+    }
+
+    /// The same endpoint recording its requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
@@ -138,6 +155,6 @@ impl<S: DefinitionStore> Definitions<S> {
 
 impl<S: DefinitionStore + 'static> HttpHandler for Definitions<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |req| self.respond(req)).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }

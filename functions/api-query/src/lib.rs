@@ -20,10 +20,11 @@ pub mod views;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json, serve};
+use pulse_shared::http::{HttpHandler, json};
 use pulse_shared::identity::Caller;
 use pulse_shared::query::{self, required_role};
 use pulse_shared::rollup::{Resolution, Retention};
+use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::{
@@ -32,6 +33,7 @@ use pulse_shared::store::{
 use pulse_shared::{ApiError, Config};
 use read::Reader;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// How long a dashboard summary is reused for a tenant, sections and range.
@@ -43,6 +45,8 @@ type Cached = (i64, serde_json::Value);
 /// (derived metrics).
 #[derive(Debug)]
 pub struct Query<S, D> {
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
     store: S,
     definitions: D,
     claims: ClaimNames,
@@ -59,6 +63,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Query<DynamoMetrics
         DynamoApp::new(aws, &config.tables.app),
         config,
     )
+    .recording(pulse_shared::selfmon::recorder(config, aws))
 }
 
 fn now_secs() -> i64 {
@@ -76,6 +81,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore>
     pub fn new(store: S, definitions: D, config: &Config) -> Self {
         Self {
             store,
+            recorder: None,
             definitions,
             claims: config.claims.clone(),
             retention: config.retention,
@@ -87,6 +93,14 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore>
     /// The same endpoint reading time from `clock` (epoch s), for tests.
     pub fn with_clock(self, clock: fn() -> i64) -> Self {
         Self { clock, ..self }
+    }
+
+    /// The same endpoint recording its requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
@@ -457,6 +471,6 @@ where
     D: DefinitionStore + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |req| self.respond(req)).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }

@@ -7,18 +7,22 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, empty, json, serve};
+use pulse_shared::http::{HttpHandler, empty, json};
 use pulse_shared::identity::{Caller, Role, TenantId};
 use pulse_shared::problem::FieldError;
+use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::SiteStore;
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::track::Site;
 use pulse_shared::{ApiError, Config};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// The sites endpoint with its store.
 #[derive(Debug)]
 pub struct Sites<S> {
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
     store: S,
     claims: ClaimNames,
 }
@@ -38,6 +42,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Sites<DynamoApp> {
         DynamoApp::new(aws, &config.tables.app),
         config.claims.clone(),
     )
+    .recording(pulse_shared::selfmon::recorder(config, aws))
 }
 
 fn valid_host(host: &str) -> bool {
@@ -122,7 +127,19 @@ impl SiteInput {
 
 impl<S: SiteStore> Sites<S> {
     pub fn new(store: S, claims: ClaimNames) -> Self {
-        Self { store, claims }
+        Self {
+            store,
+            recorder: None,
+            claims,
+        }
+    }
+
+    /// The same endpoint recording its requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
@@ -187,7 +204,7 @@ impl<S: SiteStore> Sites<S> {
 
 impl<S: SiteStore + 'static> HttpHandler for Sites<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |req| self.respond(req)).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }
 

@@ -9,13 +9,15 @@ use pulse_shared::identity::TenantId;
 use std::sync::Mutex;
 
 type MarkKey = (Resolution, i64, String, Option<String>);
+/// Encoded trail chunks by (tenant, hour).
+type Trails = BTreeMap<(String, i64), Vec<Vec<u8>>>;
 
 #[derive(Default)]
 struct Memory {
     events: Mutex<Vec<Event>>,
     marks: Mutex<BTreeMap<MarkKey, Pending>>,
     buckets: Mutex<BTreeMap<BucketAt, Bucket>>,
-    trails: Mutex<BTreeMap<(String, i64), Vec<Vec<u8>>>>,
+    trails: Mutex<Trails>,
 }
 
 #[async_trait]

@@ -299,7 +299,14 @@ mod tests {
             .collect();
         let res = agg.handle(batch(records)).await;
         assert!(res.batch_item_failures.is_empty());
-        let buckets = agg.store.buckets.lock().expect("lock");
+        let mut buckets = agg.store.buckets.lock().expect("lock").clone();
+        let total = buckets
+            .iter()
+            .find(|(k, _)| k.series == pulse_shared::aggregate::TOTAL_SERIES)
+            .map(|(k, b)| (k.clone(), b.count))
+            .expect("the metric's total");
+        assert_eq!(total.1, 5, "the total counts every sample");
+        buckets.remove(&total.0);
         assert_eq!(buckets.len(), 3, "two series and __other__");
         let other = buckets
             .iter()
