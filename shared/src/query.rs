@@ -143,6 +143,15 @@ pub struct Query {
     pub filters: Vec<Filter>,
     pub limit: usize,
     pub compare: Option<Compare>,
+    /// Points are ISO weeks (Monday 00:00 UTC) merged from daily buckets (`interval: 1w`).
+    pub weekly: bool,
+}
+
+/// The Monday 00:00 UTC (epoch s) of the week holding `epoch_secs`.
+pub fn week_start(epoch_secs: i64) -> i64 {
+    let day = epoch_secs.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    (day - (day + 3).rem_euclid(7)) * 86_400
 }
 
 impl Query {
@@ -152,8 +161,9 @@ impl Query {
             Compare::PreviousPeriod => self.end - self.start,
             Compare::PreviousYear => YEAR_SECS,
         };
+        let start = self.resolution.window_start(self.start - shift);
         Some(Query {
-            start: self.resolution.window_start(self.start - shift),
+            start: if self.weekly { week_start(start) } else { start },
             end: self.end - shift,
             compare: None,
             ..self.clone()
@@ -358,11 +368,18 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
             ));
         }
     }
+    let weekly = obj.get("interval").and_then(Value::as_str) == Some("1w");
+    let daily = Value::String("1d".into());
+    let interval = if weekly {
+        Some(&daily)
+    } else {
+        obj.get("interval")
+    };
     let resolution = match (start, end) {
         (Some(s), Some(e)) if e > s => {
             let finest = finest(&metric);
             choose(
-                obj.get("interval"),
+                interval,
                 s,
                 e,
                 now,
@@ -382,9 +399,10 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
     let (Some(start), Some(end), Some(resolution)) = (start, end, resolution) else {
         return Err(ApiError::invalid_field::<&str>(&[], "an incomplete query"));
     };
+    let start = resolution.window_start(start);
     Ok(Query {
         metric,
-        start: resolution.window_start(start),
+        start: if weekly { week_start(start) } else { start },
         end,
         aggregations,
         resolution,
@@ -392,6 +410,7 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
         filters,
         limit,
         compare,
+        weekly,
     })
 }
 
@@ -503,7 +522,7 @@ fn choose(
             }
             Some(r) => Some(r),
             None => {
-                errors.push(FieldError::at(&["interval"], "one of 1m, 5m, 1h, 1d, auto"));
+                errors.push(FieldError::at(&["interval"], "one of 1m, 5m, 1h, 1d, 1w, auto"));
                 None
             }
         },
@@ -535,6 +554,8 @@ pub struct Answer {
     pub points: Vec<Point>,
     /// The same query over the compared range (`compare_to`).
     pub comparison: Option<Box<Answer>>,
+    /// Points are weeks merged from daily buckets (`resolution` says `1w`).
+    pub weekly: bool,
 }
 
 impl Answer {
@@ -585,7 +606,11 @@ impl Serialize for Answer {
         }
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("metric", &self.metric)?;
-        m.serialize_entry("resolution", &self.resolution)?;
+        if self.weekly {
+            m.serialize_entry("resolution", "1w")?;
+        } else {
+            m.serialize_entry("resolution", &self.resolution)?;
+        }
         m.serialize_entry("aggregations", &self.aggregations)?;
         m.serialize_entry("groups", &self.groups)?;
         m.serialize_entry("data", &Data(self))?;
@@ -623,11 +648,18 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
             .map(|k| (k.clone(), tags.get(k).cloned().unwrap_or_default()))
             .collect();
         let points = groups.entry(key).or_default();
+        let at = |start: i64| {
+            if query.weekly {
+                week_start(start)
+            } else {
+                start
+            }
+        };
         points.extend(
             buckets
                 .iter()
                 .filter(|(start, _)| (query.start..query.end).contains(start))
-                .map(|(start, b)| (*start, b)),
+                .map(|(start, b)| (at(*start), b)),
         );
     }
     let found = groups.len();
@@ -637,7 +669,11 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         std::cmp::Reverse(points.iter().map(|(_, b)| b.count).sum::<u64>())
     });
     ranked.truncate(query.limit);
-    let secs = query.resolution.secs();
+    let secs = if query.weekly {
+        7 * 86_400
+    } else {
+        query.resolution.secs()
+    };
     let sketches = query.aggregations.iter().any(|a| {
         matches!(
             a,
@@ -677,6 +713,7 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         tags,
         points,
         comparison: None,
+        weekly: query.weekly,
     }
 }
 
@@ -730,6 +767,7 @@ pub fn combine_derived(
         tags,
         points,
         comparison: None,
+        weekly: query.weekly,
     }
 }
 

@@ -228,3 +228,27 @@ fn compare_to_shifts_the_range_by_a_period_or_52_weeks() {
     .expect_err("compared range beyond retention");
     assert!(pointers(err).contains(&"#/compare_to".to_owned()));
 }
+
+#[test]
+fn weekly_points_merge_the_daily_buckets_of_each_iso_week() {
+    // Given 21 daily buckets from Monday 2026-11-02, one event each day
+    let monday = 1_793_577_600;
+    assert_eq!(week_start(monday + 3 * 86_400 + 5), monday, "a Thursday's week");
+    let days: Vec<(i64, Bucket)> = (0..21).map(|d| (monday + d * 86_400, bucket(&[1.0]))).collect();
+    // When weeks are asked for over a range starting mid-week
+    let q = parse(
+        &json!({"metric_name": "m", "time_range": {"start": "2026-11-04T10:00:00Z", "end": "2026-11-23T00:00:00Z"}, "interval": "1w", "aggregations": ["count"]}),
+        monday + 30 * 86_400,
+        &Retention::default(),
+    )
+    .expect("query");
+    assert!(q.weekly && q.resolution == Resolution::Day);
+    assert_eq!(q.start, monday, "aligned to the week's Monday");
+    let answer = compute(&q, &[(BTreeMap::new(), days)]);
+    // Then there are three weekly points of seven events each
+    assert_eq!(
+        answer.values_of(0, Aggregation::Count),
+        vec![Some(7.0), Some(7.0), Some(7.0)]
+    );
+    assert_eq!(serde_json::to_value(&answer).expect("json")["resolution"], "1w");
+}
