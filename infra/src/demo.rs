@@ -111,14 +111,21 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
     let burst = now.minute() % 20 < 2;
     (0..count)
         .map(|_| match rng.u32(0..100) {
-            0..=44 => json!({
-                "kind": "page_view",
-                "path": PAGES[rng.usize(..PAGES.len())],
-                "referrer": REFERRERS[rng.usize(..REFERRERS.len())],
-                "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
-                "tags": {"device": (["desktop", "mobile", "tablet"][rng.usize(..3)]), "country": (["US", "DE", "GB", "FR", "IN", "BR"][rng.usize(..6)])},
-            }),
-            45..=79 => {
+            0..=39 => {
+                let referrer = REFERRERS[rng.usize(..REFERRERS.len())];
+                json!({
+                    "kind": "page_view",
+                    "path": PAGES[rng.usize(..PAGES.len())],
+                    "referrer": referrer,
+                    "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
+                    "tags": {
+                        "source": pulse_shared::track::source(Some(referrer), None, "demo.pulse.local"),
+                        "device": (["desktop", "mobile", "tablet"][rng.usize(..3)]),
+                        "country": (["US", "DE", "GB", "FR", "IN", "BR"][rng.usize(..6)]),
+                    },
+                })
+            }
+            40..=69 => {
                 let route = ROUTES[rng.usize(..ROUTES.len())];
                 let error = rng.u32(0..100) < if burst { 25 } else { 2 };
                 json!({
@@ -129,7 +136,18 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                     "tags": {"service": "shop-api"},
                 })
             }
-            80..=87 => {
+            70..=80 => {
+                // The shop's funnel: many look, fewer add to cart, fewer check out.
+                let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
+                let (product, price) = products[rng.usize(..products.len())];
+                let visitor = format!("demo-visitor-{}", rng.u32(0..2000));
+                match rng.u32(0..10) {
+                    0..=5 => json!({"kind": "product_view", "product": product, "collection": collection, "price": price, "visitor": visitor}),
+                    6..=8 => json!({"kind": "add_to_cart", "product": product, "collection": collection, "quantity": rng.u32(1..3), "price": price, "visitor": visitor}),
+                    _ => json!({"kind": "checkout", "cart_value": price, "items": [{"product": product, "collection": collection, "quantity": 1, "price": price}], "visitor": visitor}),
+                }
+            }
+            81..=87 => {
                 let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
                 let (product, price) = products[rng.usize(..products.len())];
                 let quantity = rng.u32(1..4);
@@ -358,9 +376,18 @@ mod tests {
         let kinds: std::collections::BTreeSet<&str> = parsed.iter().map(|e| e.kind()).collect();
         assert!(
             kinds.is_superset(
-                &["page_view", "api_request", "order", "ml_job", "metric"]
-                    .into_iter()
-                    .collect()
+                &[
+                    "page_view",
+                    "api_request",
+                    "order",
+                    "ml_job",
+                    "metric",
+                    "product_view",
+                    "add_to_cart",
+                    "checkout"
+                ]
+                .into_iter()
+                .collect()
             )
         );
     }

@@ -163,7 +163,11 @@ impl Query {
         };
         let start = self.resolution.window_start(self.start - shift);
         Some(Query {
-            start: if self.weekly { week_start(start) } else { start },
+            start: if self.weekly {
+                week_start(start)
+            } else {
+                start
+            },
             end: self.end - shift,
             compare: None,
             ..self.clone()
@@ -378,15 +382,7 @@ pub fn parse(body: &Value, now: i64, retention: &Retention) -> Result<Query, Api
     let resolution = match (start, end) {
         (Some(s), Some(e)) if e > s => {
             let finest = finest(&metric);
-            choose(
-                interval,
-                s,
-                e,
-                now,
-                retention,
-                finest,
-                &mut errors,
-            )
+            choose(interval, s, e, now, retention, finest, &mut errors)
         }
         _ => None,
     };
@@ -522,7 +518,10 @@ fn choose(
             }
             Some(r) => Some(r),
             None => {
-                errors.push(FieldError::at(&["interval"], "one of 1m, 5m, 1h, 1d, 1w, auto"));
+                errors.push(FieldError::at(
+                    &["interval"],
+                    "one of 1m, 5m, 1h, 1d, 1w, auto",
+                ));
                 None
             }
         },

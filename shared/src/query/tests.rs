@@ -233,8 +233,14 @@ fn compare_to_shifts_the_range_by_a_period_or_52_weeks() {
 fn weekly_points_merge_the_daily_buckets_of_each_iso_week() {
     // Given 21 daily buckets from Monday 2026-11-02, one event each day
     let monday = 1_793_577_600;
-    assert_eq!(week_start(monday + 3 * 86_400 + 5), monday, "a Thursday's week");
-    let days: Vec<(i64, Bucket)> = (0..21).map(|d| (monday + d * 86_400, bucket(&[1.0]))).collect();
+    assert_eq!(
+        week_start(monday + 3 * 86_400 + 5),
+        monday,
+        "a Thursday's week"
+    );
+    let days: Vec<(i64, Bucket)> = (0..21)
+        .map(|d| (monday + d * 86_400, bucket(&[1.0])))
+        .collect();
     // When weeks are asked for over a range starting mid-week
     let q = parse(
         &json!({"metric_name": "m", "time_range": {"start": "2026-11-04T10:00:00Z", "end": "2026-11-23T00:00:00Z"}, "interval": "1w", "aggregations": ["count"]}),
@@ -250,5 +256,8 @@ fn weekly_points_merge_the_daily_buckets_of_each_iso_week() {
         answer.values_of(0, Aggregation::Count),
         vec![Some(7.0), Some(7.0), Some(7.0)]
     );
-    assert_eq!(serde_json::to_value(&answer).expect("json")["resolution"], "1w");
+    assert_eq!(
+        serde_json::to_value(&answer).expect("json")["resolution"],
+        "1w"
+    );
 }
