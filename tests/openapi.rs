@@ -343,6 +343,23 @@ async fn real_responses_match_the_document() {
             .expect("definition");
         conforms(&doc, "DELETE", "/api/v1/metric-definitions/{name}", res).await;
     }
+    for (token, body) in [
+        (
+            &admin,
+            json!({"cards": ["page_views_today", "current_visitors"]}),
+        ),
+        (&admin, json!({"cards": ["nope"]})),
+        (&viewer, json!({"cards": ["page_views_today"]})),
+    ] {
+        let res = http
+            .put(url("/api/v1/metrics/cards"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("cards");
+        conforms(&doc, "PUT", "/api/v1/metrics/cards", res).await;
+    }
     for path in [
         "/api/v1/metrics",
         "/api/v1/metrics?cards=revenue_today,api_p95_latency,ml_success_rate,visits_today",

@@ -513,6 +513,27 @@ async fn cards_show_a_visitor_arriving_now_and_bad_view_requests_are_precise() {
         cards["cards"][0]["sparkline"].as_array().map(Vec::len),
         Some(30)
     );
+    // And an admin's choice of cards is what the tenant sees by default
+    let res = reqwest::Client::new()
+        .put(format!("{}/api/v1/metrics/cards", cloud.http_url()))
+        .bearer_auth(cloud.token("cards-a", "admin").expect("token"))
+        .json(&json!({"cards": ["page_views_today", "current_visitors", "api_error_rate"]}))
+        .send()
+        .await
+        .expect("cards");
+    assert_eq!(res.status(), 200);
+    let (_, chosen) = get(&cloud, "cards-a", "viewer", "/api/v1/metrics").await;
+    let ids: Vec<&str> = chosen["cards"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["page_views_today", "current_visitors"],
+        "a viewer sees no API card"
+    );
     // And the realtime view shows the visitor and the two pages
     let (_, live) = get(&cloud, "cards-a", "viewer", "/api/v1/web/realtime").await;
     assert!(close(&live["visitors_now"], 1.0), "{live}");

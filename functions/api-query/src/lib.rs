@@ -28,7 +28,7 @@ use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::{
-    DefinitionStore, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
+    CardSettings, DefinitionStore, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
 };
 use pulse_shared::{ApiError, Config};
 use read::Reader;
@@ -77,7 +77,9 @@ pub(crate) fn unavailable(e: StoreError) -> ApiError {
     }
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore> Query<S, D> {
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore + CardSettings>
+    Query<S, D>
+{
     pub fn new(store: S, definitions: D, config: &Config) -> Self {
         Self {
             store,
@@ -109,6 +111,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore>
         let segments: Vec<&str> = path.split('/').collect();
         match segments.as_slice() {
             ["", "api", "v1", "metrics"] => self.cards(&req, &caller).await,
+            ["", "api", "v1", "metrics", "cards"] => self.choose_cards(&req, &caller).await,
             ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
             ["", "api", "v1", "funnels", "query"] => self.funnel(&req, &caller).await,
             [
@@ -203,11 +206,52 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore>
                 "unknown parameter; the cards take `cards` (a comma list)",
             ));
         }
+        let ids: Vec<String> = match params.get("cards") {
+            Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+            None => self
+                .definitions
+                .cards(&caller.tenant)
+                .await
+                .map_err(unavailable)?
+                .unwrap_or_else(|| {
+                    summary::DEFAULT_CARDS
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect()
+                }),
+        };
+        summary::check_cards(&ids)?;
         let snapshot = summary::Snapshot::read(&self.reader(caller), 1)
             .await
             .map_err(unavailable)?;
-        let body = snapshot.cards(caller, params.get("cards").map(String::as_str))?;
+        let body = snapshot.cards(caller, &ids)?;
         Ok(json(StatusCode::OK, &body))
+    }
+
+    /// `PUT /api/v1/metrics/cards` (admin): the tenant's cards, `{"cards": [ids]}`.
+    async fn choose_cards(
+        &self,
+        req: &Request,
+        caller: &Caller,
+    ) -> Result<Response<Body>, ApiError> {
+        caller.require(pulse_shared::identity::Role::Admin)?;
+        let body = json_body(req)?;
+        let ids: Vec<String> = body
+            .get("cards")
+            .and_then(serde_json::Value::as_array)
+            .filter(|a| a.iter().all(serde_json::Value::is_string))
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .ok_or_else(|| ApiError::invalid_field(&["cards"], "required: an array of card ids"))?;
+        summary::check_cards(&ids)?;
+        self.definitions
+            .put_cards(&caller.tenant, &ids)
+            .await
+            .map_err(unavailable)?;
+        Ok(json(StatusCode::OK, &serde_json::json!({ "cards": ids })))
     }
 
     async fn summary(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
@@ -346,7 +390,9 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore>
     }
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore> Query<S, D> {
+impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore + CardSettings>
+    Query<S, D>
+{
     /// A derived metric: both metrics queried alike, combined per group and point.
     async fn derived(
         &self,
@@ -468,7 +514,7 @@ fn history_query(req: &Request) -> serde_json::Value {
 impl<S, D> HttpHandler for Query<S, D>
 where
     S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static,
-    D: DefinitionStore + 'static,
+    D: DefinitionStore + CardSettings + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await

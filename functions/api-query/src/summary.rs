@@ -52,6 +52,21 @@ pub const SECTIONS: &[(&str, Role)] = &[
     ("ml", Role::Admin),
 ];
 
+/// Refuses unknown card ids and lists longer than 12.
+pub fn check_cards(ids: &[String]) -> Result<(), ApiError> {
+    if ids.is_empty() || ids.len() > 12 {
+        return Err(ApiError::invalid_field(&["cards"], "1 to 12 card ids"));
+    }
+    if let Some(id) = ids.iter().find(|id| !CARDS.iter().any(|(c, _)| c == id)) {
+        let known: Vec<&str> = CARDS.iter().map(|(c, _)| *c).collect();
+        return Err(ApiError::invalid_field(
+            &["cards"],
+            format!("unknown card {id:?}; one of {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
@@ -352,25 +367,14 @@ impl Snapshot {
         }))
     }
 
-    /// The cards `ids` (or the defaults) that `caller` may see.
-    pub fn cards(&self, caller: &Caller, ids: Option<&str>) -> Result<Value, ApiError> {
-        let wanted: Vec<&str> = match ids {
-            Some(list) => list.split(',').map(str::trim).collect(),
-            None => DEFAULT_CARDS.to_vec(),
-        };
-        let mut out = Vec::new();
-        for id in wanted {
-            let Some((_, role)) = CARDS.iter().find(|(c, _)| *c == id) else {
-                let known: Vec<&str> = CARDS.iter().map(|(c, _)| *c).collect();
-                return Err(ApiError::invalid_field(
-                    &["cards"],
-                    format!("unknown card {id:?}; one of {}", known.join(", ")),
-                ));
-            };
-            if caller.has(*role) {
-                out.extend(self.card(id));
-            }
-        }
+    /// The cards `ids` that `caller` may see.
+    pub fn cards(&self, caller: &Caller, ids: &[String]) -> Result<Value, ApiError> {
+        check_cards(ids)?;
+        let out: Vec<Value> = ids
+            .iter()
+            .filter(|id| CARDS.iter().any(|(c, role)| c == id && caller.has(*role)))
+            .filter_map(|id| self.card(id))
+            .collect();
         Ok(json!({ "cards": out }))
     }
 

@@ -8,13 +8,16 @@
 //! | rate counter | `rl#{client hash}` | `{window start}` | — | 2 windows |
 //! | API key | `key#{sha256(key)}` | `key` | `{tenant}#keys` / `{key id}` | — |
 //! | metric definition | `{tenant}#metricdefs` | `{metric}` | — | — |
+//! | key cards chosen | `{tenant}#settings` | `cards` | — | — |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
 //! gsi1, whose key starts with the tenant.
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use super::{DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError, TrackStore};
+use super::{
+    CardSettings, DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError, TrackStore,
+};
 use crate::apikeys::ApiKey;
 use crate::identity::TenantId;
 use crate::track::Site;
@@ -441,5 +444,42 @@ impl DefinitionStore for DynamoApp {
             c.remove(tenant.as_str());
         }
         Ok(out.attributes().is_some())
+    }
+}
+
+#[async_trait]
+impl CardSettings for DynamoApp {
+    async fn cards(&self, tenant: &TenantId) -> Result<Option<Vec<String>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#settings")))
+            .key(SK, AttributeValue::S("cards".into()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("cards"))
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()))
+    }
+
+    async fn put_cards(&self, tenant: &TenantId, cards: &[String]) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#settings")))
+            .item(SK, AttributeValue::S("cards".into()))
+            .item("tenant", AttributeValue::S(tenant.to_string()))
+            .item(
+                "cards",
+                AttributeValue::L(cards.iter().cloned().map(AttributeValue::S).collect()),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

@@ -186,6 +186,21 @@ pub trait DefinitionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// A tenant's choice of key cards (`GET /api/v1/metrics`).
+#[async_trait]
+pub trait CardSettings: Send + Sync {
+    /// The card ids `tenant` chose, if it chose.
+    async fn cards(
+        &self,
+        tenant: &crate::identity::TenantId,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+    async fn put_cards(
+        &self,
+        tenant: &crate::identity::TenantId,
+        cards: &[String],
+    ) -> Result<(), StoreError>;
+}
+
 /// Hourly visitor trails for funnels ([`crate::funnels::Trail`], encoded in chunks).
 #[async_trait]
 pub trait TrailStore: Send + Sync {
