@@ -221,7 +221,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
                 }),
         };
         summary::check_cards(&ids)?;
-        let snapshot = summary::Snapshot::read(&self.reader(caller), 1)
+        let snapshot = summary::Snapshot::for_cards(&self.reader(caller))
             .await
             .map_err(unavailable)?;
         let body = snapshot.cards(caller, &ids)?;
@@ -300,7 +300,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         let (at, mut body) = match cached {
             Some(hit) => hit,
             None => {
-                let snapshot = summary::Snapshot::read(&self.reader(caller), days)
+                let snapshot = summary::Snapshot::for_summary(&self.reader(caller), days)
                     .await
                     .map_err(unavailable)?;
                 let body = snapshot.summary(caller, &visible, days);

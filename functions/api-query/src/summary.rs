@@ -129,9 +129,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads what the cards and a summary of `range_days` (1, 7 or 30) need.
-    pub async fn read<S: RollupBuckets + SeriesCatalog + Totals>(
+    /// Reads what the cards need: hourly totals of the last 49 hours and minute totals of
+    /// the last 30 minutes.
+    pub async fn for_cards<S: RollupBuckets + SeriesCatalog + Totals>(
         reader: &Reader<'_, S>,
-        range_days: i64,
     ) -> Result<Self, StoreError> {
         let now = reader.now;
         let hour = Resolution::Hour.window_start(now);
@@ -142,21 +143,69 @@ impl Snapshot {
         let minutes = reader
             .totals(Resolution::Minute, minute - 30 * 60, now + 1)
             .await?;
-        let days = if range_days > 1 {
-            let today = Resolution::Day.window_start(now);
-            Some(
-                reader
-                    .totals(Resolution::Day, today - (2 * range_days - 1) * DAY, now + 1)
-                    .await?,
-            )
-        } else {
-            None
-        };
         Ok(Self {
             now,
             hours,
             minutes,
-            days,
+            days: None,
+        })
+    }
+
+    /// Reads what a summary of `range_days` (1, 7 or 30) and the period before it need: the
+    /// last 49 hours by hour for one day; for more, daily totals as rolled (no tail) and today
+    /// (and yesterday, until its daily rollup is written) from hourly totals.
+    pub async fn for_summary<S: RollupBuckets + SeriesCatalog + Totals>(
+        reader: &Reader<'_, S>,
+        range_days: i64,
+    ) -> Result<Self, StoreError> {
+        let now = reader.now;
+        if range_days <= 1 {
+            let hour = Resolution::Hour.window_start(now);
+            let hours = reader
+                .totals(Resolution::Hour, hour - 48 * HOUR, now + 1)
+                .await?;
+            return Ok(Self {
+                now,
+                hours,
+                minutes: ByMetric::new(),
+                days: None,
+            });
+        }
+        let today = Resolution::Day.window_start(now);
+        let mut days: ByMetric = ByMetric::new();
+        for (metric, start, bucket) in reader
+            .store
+            .totals(
+                reader.tenant,
+                Resolution::Day,
+                today - (2 * range_days - 1) * DAY,
+                today,
+            )
+            .await?
+        {
+            days.entry(metric).or_default().push((start, bucket));
+        }
+        let yesterday_rolled = days
+            .values()
+            .any(|b| b.iter().any(|(s, _)| *s == today - DAY));
+        let from = if yesterday_rolled { today } else { today - DAY };
+        let hours = reader.totals(Resolution::Hour, from, now + 1).await?;
+        for (metric, buckets) in &hours {
+            let into = days.entry(metric.clone()).or_default();
+            for (start, b) in buckets {
+                let day = Resolution::Day.window_start(*start);
+                match into.iter_mut().find(|(s, _)| *s == day) {
+                    Some((_, have)) if day == today || !yesterday_rolled => have.merge(b),
+                    Some(_) => {}
+                    None => into.push((day, b.clone())),
+                }
+            }
+        }
+        Ok(Self {
+            now,
+            hours: ByMetric::new(),
+            minutes: ByMetric::new(),
+            days: Some(days),
         })
     }
 

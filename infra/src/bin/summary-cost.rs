@@ -82,8 +82,9 @@ fn request(path: &str, query: &[(&str, &str)]) -> Request {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).into()))
         .collect();
+    let raw: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let event = serde_json::json!({
-        "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": "",
+        "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": raw.join("&"),
         "headers": {}, "queryStringParameters": params,
         "requestContext": {
             "accountId": "1", "apiId": "a", "domainName": "d", "requestId": "r", "routeKey": format!("GET {path}"),
@@ -108,9 +109,18 @@ async fn main() -> Result<(), lambda_http::Error> {
         .ok_or("no MetricsTable")?
         .name
         .clone();
+    let app = cloud
+        .model()
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "AppTable")
+        .ok_or("no AppTable")?
+        .name
+        .clone();
     let config = pulse_shared::Config::from_lookup(|k| match k {
         "METRICS_TABLE" => Some(table.clone()),
-        "EVENTS_TABLE" | "APP_TABLE" => Some("unused".into()),
+        "APP_TABLE" => Some(app.clone()),
+        "EVENTS_TABLE" => Some("unused".into()),
         _ => None,
     })?;
     let writer = DynamoMetrics::new(cloud.sdk_config(), &table, config.retention);
@@ -178,8 +188,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             &table,
             config.retention,
         );
-        let definitions =
-            pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), "pulse-local-unused");
+        let definitions = pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), &app);
         let handler = api_query::Query::new(store, definitions, &config);
         let t = std::time::Instant::now();
         let res = handler.handle(request(path, &query)).await?;
@@ -191,6 +200,56 @@ async fn main() -> Result<(), lambda_http::Error> {
             "{label:<12} status {} · {first} DynamoDB requests · {ms:.0} ms on the emulator · a second call within 60 s: {cached} requests (status {})",
             res.status().as_u16(),
             again.status().as_u16()
+        );
+    }
+    // Where the requests go: each read of the summary on its own.
+    let count = Arc::new(AtomicUsize::new(0));
+    let conf = aws_sdk_dynamodb::config::Builder::from(cloud.sdk_config())
+        .interceptor(Counter(count.clone()))
+        .build();
+    let store = DynamoMetrics::with_client(
+        aws_sdk_dynamodb::Client::from_conf(conf),
+        &table,
+        config.retention,
+    );
+    let reader = api_query::read::Reader {
+        store: &store,
+        tenant: &tenant,
+        now,
+    };
+    let hour = Resolution::Hour.window_start(now);
+    let today = Resolution::Day.window_start(now);
+    for (label, resolution, from) in [
+        (
+            "hourly totals, 49 h (+ tail)",
+            Resolution::Hour,
+            hour - 48 * 3_600,
+        ),
+        ("minute totals, 30 min", Resolution::Minute, now - 30 * 60),
+        ("hourly totals, today (+ tail)", Resolution::Hour, today),
+    ] {
+        let before = count.load(Ordering::Relaxed);
+        let got = reader.totals(resolution, from, now + 1).await?;
+        let buckets: usize = got.values().map(Vec::len).sum();
+        println!(
+            "  {label:<30} {} requests, {buckets} buckets",
+            count.load(Ordering::Relaxed) - before
+        );
+    }
+    for (label, days) in [("daily totals, 14 d", 13), ("daily totals, 60 d", 59)] {
+        let before = count.load(Ordering::Relaxed);
+        let got = pulse_shared::store::Totals::totals(
+            &store,
+            &tenant,
+            Resolution::Day,
+            today - days * 86_400,
+            today,
+        )
+        .await?;
+        let buckets = got.len();
+        println!(
+            "  {label:<30} {} requests, {buckets} buckets",
+            count.load(Ordering::Relaxed) - before
         );
     }
     cloud.stop().await;
