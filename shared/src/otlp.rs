@@ -87,6 +87,38 @@ pub struct Converted {
 }
 
 impl Converted {
+    /// Leaves out the points that break the tenant's metric definitions
+    /// ([`crate::definitions::check`]), counting them as rejected.
+    pub fn enforce(
+        &mut self,
+        definitions: &std::collections::HashMap<String, crate::definitions::Definition>,
+    ) {
+        let bad = crate::definitions::check(definitions, &self.events, |i| i);
+        if bad.is_empty() {
+            return;
+        }
+        let drop: std::collections::HashSet<usize> = bad
+            .iter()
+            .filter_map(|e| {
+                e.pointer
+                    .strip_prefix("#/events/")?
+                    .split('/')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let mut kept = Vec::with_capacity(self.events.len());
+        for (i, e) in std::mem::take(&mut self.events).into_iter().enumerate() {
+            if drop.contains(&i) {
+                self.reject(format!("{}: outside the metric's defined range", e.name));
+            } else {
+                kept.push(e);
+            }
+        }
+        self.events = kept;
+    }
+
     fn reject(&mut self, reason: String) {
         self.rejected += 1;
         if self.reasons.len() < 5 && !self.reasons.contains(&reason) {
@@ -346,6 +378,44 @@ mod tests {
                 limits: &limits,
             },
         )
+    }
+
+    #[test]
+    fn points_outside_a_defined_range_are_rejected_as_partial_success() {
+        // Given queue.depth defined as 0..=100 and two points, 7 and 500
+        let t = (NOW_MS as u64 - 1000) * 1_000_000;
+        let point = |v: i64| NumberDataPoint {
+            time_unix_nano: t,
+            value: Some(number_data_point::Value::AsInt(v)),
+            ..Default::default()
+        };
+        let req = request(vec![Metric {
+            name: "queue.depth".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point(7), point(500)],
+            })),
+            ..Default::default()
+        }]);
+        let def = crate::definitions::parse(
+            &serde_json::json!({"name": "queue.depth", "min": 0, "max": 100}),
+            None,
+        )
+        .expect("definition");
+        // When the export is converted and the definitions enforced
+        let mut c = convert(&req);
+        c.enforce(&std::collections::HashMap::from([(
+            "queue.depth".to_owned(),
+            def,
+        )]));
+        // Then 7 is kept and 500 is reported rejected
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(c.rejected, 1);
+        let partial = c.response().partial_success.expect("partial success");
+        assert!(
+            partial.error_message.contains("queue.depth"),
+            "{}",
+            partial.error_message
+        );
     }
 
     #[test]

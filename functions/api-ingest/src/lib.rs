@@ -170,7 +170,8 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
             )));
         }
         let request = otlp::decode(bytes, encoding)?;
-        let converted = otlp::to_events(&request, &self.context(req, caller));
+        let mut converted = otlp::to_events(&request, &self.context(req, caller));
+        converted.enforce(&self.definitions_of(caller).await?);
         if !converted.events.is_empty() {
             self.write(&converted.events).await?;
         }
@@ -236,13 +237,12 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
         }
     }
 
-    /// Refuses the whole request when an event breaks the tenant's metric definitions.
-    async fn check(
+    /// The caller's tenant's metric definitions by name.
+    async fn definitions_of(
         &self,
         caller: &Caller,
-        events: &[Event],
-        index: impl Fn(usize) -> usize,
-    ) -> Result<(), ApiError> {
+    ) -> Result<std::collections::HashMap<String, pulse_shared::definitions::Definition>, ApiError>
+    {
         let defs = self
             .definitions
             .definitions(&caller.tenant)
@@ -251,8 +251,17 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
                 detail: "metric definitions are unavailable".into(),
                 source: Some(Box::new(e)),
             })?;
-        let defs: std::collections::HashMap<String, _> =
-            defs.into_iter().map(|d| (d.name.clone(), d)).collect();
+        Ok(defs.into_iter().map(|d| (d.name.clone(), d)).collect())
+    }
+
+    /// Refuses the whole request when an event breaks the tenant's metric definitions.
+    async fn check(
+        &self,
+        caller: &Caller,
+        events: &[Event],
+        index: impl Fn(usize) -> usize,
+    ) -> Result<(), ApiError> {
+        let defs = self.definitions_of(caller).await?;
         let errors = pulse_shared::definitions::check(&defs, events, index);
         if errors.is_empty() {
             return Ok(());
