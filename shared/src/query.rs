@@ -488,9 +488,13 @@ fn choose(
     let fits = |r: Resolution| (end - r.window_start(start)).div_euclid(r.secs()) < MAX_POINTS;
     let kept = |r: Resolution| start >= now - retention.days(r) * 86_400;
     match interval.and_then(Value::as_str).unwrap_or("auto") {
-        "auto" => Resolution::ALL
-            .into_iter()
-            .find(|r| *r >= finest && fits(*r) && kept(*r)),
+        // Ranges over a day always come from rollups, never from live minutes.
+        "auto" => Resolution::ALL.into_iter().find(|r| {
+            *r >= finest
+                && fits(*r)
+                && kept(*r)
+                && (end - start <= 86_400 || *r > Resolution::Minute)
+        }),
         name => match Resolution::parse(name) {
             Some(r) if r < finest => {
                 errors.push(FieldError::at(
