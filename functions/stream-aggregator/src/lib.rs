@@ -7,6 +7,11 @@
 //! dropping it. Every minute a batch wrote is then marked for the rollup job, which seals it
 //! exactly from the raw events once it is closed (a mark that fails fails the minute's
 //! records, so a minute is never left unsealed).
+//!
+//! Events of minutes that ended more than [`LIVE_SECS`] ago (late senders, history imports)
+//! are only marked, not merged: the job seals those minutes from the raw events within a
+//! minute anyway, and an import of 90 days would otherwise rewrite thousands of old buckets
+//! that nobody watches live.
 
 use futures::StreamExt;
 use pulse_shared::Config;
@@ -24,12 +29,19 @@ type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
 
 /// Bucket merges in flight at once.
 const CONCURRENCY: usize = 16;
+/// Minutes that ended longer ago than this (seconds) are left to sealing.
+pub const LIVE_SECS: i64 = 600;
 
 /// The aggregator with its store.
 #[derive(Debug)]
 pub struct Aggregator<S> {
     store: S,
     series_cap: usize,
+    clock: fn() -> i64,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
@@ -42,7 +54,16 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
 
 impl<S: BucketStore + PendingWindows> Aggregator<S> {
     pub fn new(store: S, series_cap: usize) -> Self {
-        Self { store, series_cap }
+        Self {
+            store,
+            series_cap,
+            clock: now_secs,
+        }
+    }
+
+    /// The same aggregator reading time from `clock` (epoch s), for tests.
+    pub fn with_clock(self, clock: fn() -> i64) -> Self {
+        Self { clock, ..self }
     }
 
     /// Aggregates one batch; answers the records to retry.
@@ -52,6 +73,9 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         let mut inserts = 0usize;
         // The Events shards each minute's events are in: sealing reads only those.
         let mut shards: BTreeMap<(TenantId, i64), BTreeSet<u32>> = BTreeMap::new();
+        // Records of minutes left to sealing, by minute.
+        let mut old: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
+        let live_after = (self.clock)() - LIVE_SECS;
         for record in &batch.records {
             if !record.is_insert() {
                 continue;
@@ -59,11 +83,18 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             inserts += 1;
             match record.event() {
                 Ok(event) => {
+                    let minute = event.timestamp_ms.div_euclid(60_000);
+                    let key = (event.tenant.clone(), minute);
                     shards
-                        .entry((event.tenant.clone(), event.timestamp_ms.div_euclid(60_000)))
+                        .entry(key.clone())
                         .or_default()
                         .insert(shard_of(&event.id));
-                    agg.add(&event, record.dynamodb.sequence_number.clone());
+                    let sequence = record.dynamodb.sequence_number.clone();
+                    if (minute + 1) * 60 < live_after {
+                        old.entry(key).or_default().push(sequence);
+                    } else {
+                        agg.add(&event, sequence);
+                    }
                 }
                 Err(reason) => {
                     tracing::error!(sequence = %record.dynamodb.sequence_number, %reason, "unreadable stream record");
@@ -101,8 +132,8 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-        // The minutes written, each with the records that wrote it.
-        let mut minutes: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
+        // The minutes written (or left to sealing), each with the records that wrote it.
+        let mut minutes: BTreeMap<(TenantId, i64), Vec<String>> = old;
         for (tenant, minute, outcome) in outcomes {
             match outcome {
                 Ok(records) => minutes.entry((tenant, minute)).or_default().extend(records),
@@ -213,6 +244,9 @@ mod tests {
         json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": {"data": {"S": event.to_string()}}}})
     }
 
+    /// A minute after the test events.
+    const NOW: i64 = 1_795_341_660;
+
     fn metric(id: &str, metric: &str, value: f64, host: &str) -> serde_json::Value {
         json!({"id": id, "tenant": "acme", "timestamp_ms": 1_795_341_600_000i64, "name": metric, "kind": "metric", "value": value, "tags": {"host": host}})
     }
@@ -223,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn inserts_become_exact_minute_buckets_and_modifies_are_ignored() {
-        let agg = Aggregator::new(Memory::default(), 100);
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
         let res = agg
             .handle(batch(vec![
                 record("1", "INSERT", metric("a", "cpu", 2.0, "h")),
@@ -243,8 +277,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_old_minute_is_marked_for_sealing_without_a_live_merge() {
+        // Given an event of a minute that ended an hour ago (a late sender, an import)
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW + 3_600);
+        // When its batch is aggregated
+        let res = agg
+            .handle(batch(vec![record(
+                "1",
+                "INSERT",
+                metric("a", "cpu", 2.0, "h"),
+            )]))
+            .await;
+        // Then no live bucket is written, but the minute is marked for the job to seal
+        assert!(res.batch_item_failures.is_empty());
+        assert!(agg.store.buckets.lock().expect("lock").is_empty());
+        assert_eq!(
+            *agg.store.marked.lock().expect("lock"),
+            [("acme".to_owned(), 1_795_341_600)]
+        );
+    }
+
+    #[tokio::test]
     async fn a_poisoned_record_is_reported_alone() {
-        let agg = Aggregator::new(Memory::default(), 100);
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
         let res = agg
             .handle(batch(vec![
                 record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
@@ -274,7 +329,8 @@ mod tests {
                 ..Default::default()
             },
             100,
-        );
+        )
+        .with_clock(|| NOW);
         let res = agg
             .handle(batch(vec![
                 record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
@@ -287,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn series_past_the_cap_fold_into_other_and_are_still_counted() {
-        let agg = Aggregator::new(Memory::default(), 2);
+        let agg = Aggregator::new(Memory::default(), 2).with_clock(|| NOW);
         let records = (0..5)
             .map(|i| {
                 record(

@@ -39,7 +39,11 @@ fn auto_picks_the_finest_resolution_within_1500_points_and_retention() {
     };
     assert_eq!(pick("1h"), Resolution::Minute);
     assert_eq!(pick("24h"), Resolution::Minute);
-    assert_eq!(pick("1490m"), Resolution::FiveMinutes, "over a day: from rollups");
+    assert_eq!(
+        pick("1490m"),
+        Resolution::FiveMinutes,
+        "over a day: from rollups"
+    );
     assert_eq!(pick("2d"), Resolution::FiveMinutes);
     assert_eq!(pick("7d"), Resolution::Hour, "5m would be 2,016 points");
     assert_eq!(pick("30d"), Resolution::Hour);
