@@ -106,6 +106,18 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The request body parsed as JSON, or a 400 problem saying why not.
+pub fn json_body(req: &Request) -> Result<serde_json::Value, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid_field::<&str>(&[], format!("the body is not valid JSON: {e}"))
+    })
+}
+
 /// A response with `status` and no body (204 after a delete, a dropped beacon).
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(Body::Empty);

@@ -176,7 +176,7 @@ impl Query {
 }
 
 /// A relative range such as `90m`, `24h`, `7d`: its length in seconds.
-fn relative(text: &str) -> Option<i64> {
+pub fn relative(text: &str) -> Option<i64> {
     let (n, unit) = text.split_at(text.len().checked_sub(1)?);
     let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
     let unit = match unit {

@@ -10,7 +10,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
 use pulse_shared::definitions::{self, MAX_DEFINITIONS};
-use pulse_shared::http::{HttpHandler, empty, json};
+use pulse_shared::http::{HttpHandler, empty, json, json_body};
 use pulse_shared::identity::{Caller, Role};
 use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::app::DynamoApp;
@@ -41,17 +41,6 @@ fn unavailable(e: StoreError) -> ApiError {
         detail: "metric definitions are unavailable".into(),
         source: Some(Box::new(e)),
     }
-}
-
-fn body(req: &Request) -> Result<serde_json::Value, ApiError> {
-    let bytes: &[u8] = match req.body() {
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => b"",
-    };
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::invalid_field::<&str>(&[], format!("the body is not valid JSON: {e}"))
-    })
 }
 
 impl<S: DefinitionStore> Definitions<S> {
@@ -98,7 +87,7 @@ impl<S: DefinitionStore> Definitions<S> {
             }
             (Method::POST, None) => {
                 caller.require(Role::Admin)?;
-                let def = definitions::parse(&body(&req)?, None)?;
+                let def = definitions::parse(&json_body(&req)?, None)?;
                 let defs = all().await?;
                 if defs.iter().any(|d| d.name == def.name) {
                     return Err(ApiError::Conflict(format!(
@@ -120,7 +109,7 @@ impl<S: DefinitionStore> Definitions<S> {
             }
             (Method::PUT, Some(name)) => {
                 caller.require(Role::Admin)?;
-                let def = definitions::parse(&body(&req)?, Some(&name))?;
+                let def = definitions::parse(&json_body(&req)?, Some(&name))?;
                 let defs = all().await?;
                 if !defs.iter().any(|d| d.name == name) && defs.len() >= MAX_DEFINITIONS {
                     return Err(ApiError::Conflict(format!(

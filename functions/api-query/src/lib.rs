@@ -20,7 +20,7 @@ pub mod views;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json};
+use pulse_shared::http::{HttpHandler, json, json_body};
 use pulse_shared::identity::Caller;
 use pulse_shared::query::{self, required_role};
 use pulse_shared::rollup::{Resolution, Retention};
@@ -187,8 +187,8 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         let answer = pulse_shared::funnels::compute(&f, &trails);
         tracing::info!(tenant = %caller.tenant, steps = f.steps.len(), hours = trails.len(), entered = answer.entered, "funnel answered");
         let range = serde_json::json!({
-            "start": chrono::DateTime::from_timestamp(f.start, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            "end": chrono::DateTime::from_timestamp(f.end, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            "start": views::rfc3339(f.start),
+            "end": views::rfc3339(f.end),
         });
         let mut out = serde_json::to_value(&answer).map_err(ApiError::internal)?;
         if let Some(m) = out.as_object_mut() {
@@ -434,18 +434,6 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, points = answer.points.len(), "derived query answered");
         Ok(json(StatusCode::OK, &answer))
     }
-}
-
-/// The request body as JSON.
-fn json_body(req: &Request) -> Result<serde_json::Value, ApiError> {
-    let bytes: &[u8] = match req.body() {
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => b"",
-    };
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::invalid_field::<&str>(&[], format!("the body is not valid JSON: {e}"))
-    })
 }
 
 /// The query string as a map (the last value of a repeated name wins).

@@ -7,7 +7,7 @@
 //! one Query of the last 30 minutes: a handful of requests whatever the number of series.
 
 use crate::read::Reader;
-use crate::views::{Figure, figure};
+use crate::views::{Figure, figure, ratio, rfc3339};
 use pulse_shared::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
 use pulse_shared::error::ApiError;
 use pulse_shared::identity::{Caller, Role};
@@ -79,16 +79,6 @@ fn merged(data: &ByMetric, metric: &str, from: i64, to: i64) -> Bucket {
         }
     }
     out
-}
-
-fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b != 0.0).then(|| a / b)
-}
-
-fn rfc3339(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// A range `[start, end)` of whole windows of `step` ending now, and the one before it.

@@ -134,7 +134,7 @@ pub fn parse_params(
         (None, range) => {
             let r = range.map_or(default_range, String::as_str);
             body.insert("time_range".into(), r.into());
-            relative_secs(r).unwrap_or(86_400)
+            query::relative(r).unwrap_or(86_400)
         }
     };
     let interval = params
@@ -164,20 +164,6 @@ pub fn parse_params(
         filters: q.filters,
         limit: q.limit,
     })
-}
-
-fn relative_secs(text: &str) -> Option<i64> {
-    let (n, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok()?;
-    Some(
-        n * match unit {
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
-            _ => return None,
-        },
-    )
 }
 
 /// `a,b` → in, `x*` → prefix, `!x` → neq, else eq.
@@ -214,7 +200,8 @@ pub fn figure(value: Option<f64>, previous: Option<f64>) -> Figure {
     }
 }
 
-fn ratio(a: f64, b: f64) -> Option<f64> {
+/// `a / b`, or `None` when `b` is 0.
+pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
     (b != 0.0).then(|| a / b)
 }
 
@@ -267,7 +254,8 @@ pub fn timeline(series: &[SeriesData], from: i64, to: i64) -> BTreeMap<i64, Buck
     out
 }
 
-fn rfc3339(epoch: i64) -> String {
+/// Epoch seconds as RFC 3339 (UTC, seconds).
+pub(crate) fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
