@@ -299,6 +299,9 @@ fn every_function_has_a_sample_event_that_its_trigger_would_send() {
                 "{}",
                 path.display()
             );
+        } else if function.binary == "ws" {
+            let e: ws::WsEvent = serde_json::from_value(event).expect("WebSocket event");
+            assert_eq!(e.context.route_key, "$connect", "{}", path.display());
         } else if function.binary == "authorizer" {
             let req: authorizer::Request = serde_json::from_value(event).expect("authorizer event");
             assert!(req.identity_source.is_some_and(|s| !s.is_empty()));

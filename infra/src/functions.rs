@@ -64,6 +64,7 @@ pub const BINARIES: &[&str] = &[
     "job-rollup",
     "api-query",
     "api-metric-definitions",
+    "ws",
 ];
 
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
@@ -82,6 +83,13 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
             Some(fallible(move |req: authorizer::Request| {
                 let authorizer = authorizer.clone();
                 async move { authorizer.handle(req).await }
+            }))
+        }
+        "ws" => {
+            let live = Arc::new(ws::wire(config, aws));
+            Some(fallible(move |event: ws::WsEvent| {
+                let live = live.clone();
+                async move { live.handle(event).await }
             }))
         }
         "stream-aggregator" => {

@@ -62,6 +62,7 @@ const KNOWN_TYPES: &[&str] = &[
     "AWS::ApiGatewayV2::Stage",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::RouteResponse",
     "AWS::Lambda::Permission",
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 /// A caller's role. Ordered by privilege: each role may do all that the roles below it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees web analytics.

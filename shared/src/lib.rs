@@ -15,6 +15,7 @@ pub mod funnels;
 pub mod http;
 pub mod identity;
 pub mod imports;
+pub mod live;
 pub mod otlp;
 pub mod problem;
 pub mod query;

@@ -9,6 +9,7 @@
 //! | API key | `key#{sha256(key)}` | `key` | `{tenant}#keys` / `{key id}` | — |
 //! | metric definition | `{tenant}#metricdefs` | `{metric}` | — | — |
 //! | key cards chosen | `{tenant}#settings` | `cards` | — | — |
+//! | WebSocket connection | `conn#{id}` | `conn` | `{tenant}#conns` / `{id}` | 2 h |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
@@ -16,7 +17,8 @@
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use super::{
-    CardSettings, DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError, TrackStore,
+    CardSettings, ConnectionStore, DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError,
+    TrackStore,
 };
 use crate::apikeys::ApiKey;
 use crate::identity::TenantId;
@@ -477,6 +479,58 @@ impl CardSettings for DynamoApp {
                 "cards",
                 AttributeValue::L(cards.iter().cloned().map(AttributeValue::S).collect()),
             )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoApp {
+    async fn put_connection(&self, c: &crate::live::Connection) -> Result<(), StoreError> {
+        let body = serde_json::to_string(c).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let expires = c.connected_at + crate::live::CONNECTION_SECS;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("conn#{}", c.id)))
+            .item(SK, AttributeValue::S("conn".into()))
+            .item("tenant", AttributeValue::S(c.tenant.to_string()))
+            .item(GSI1_PK, AttributeValue::S(format!("{}#conns", c.tenant)))
+            .item(GSI1_SK, AttributeValue::S(c.id.clone()))
+            .item("connection", AttributeValue::S(body))
+            .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn connection(&self, id: &str) -> Result<Option<crate::live::Connection>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("conn#{id}")))
+            .key(SK, AttributeValue::S("conn".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("connection"))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| serde_json::from_str(s).ok()))
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("conn#{id}")))
+            .key(SK, AttributeValue::S("conn".into()))
             .send()
             .await
             .map_err(unavailable)?;

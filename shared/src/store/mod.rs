@@ -186,6 +186,17 @@ pub trait DefinitionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Open WebSocket connections and their subscriptions.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Creates or replaces a connection (with its subscriptions), expiring with API Gateway's
+    /// connection limit.
+    async fn put_connection(&self, connection: &crate::live::Connection) -> Result<(), StoreError>;
+    async fn connection(&self, id: &str) -> Result<Option<crate::live::Connection>, StoreError>;
+    /// Removes a connection and its subscriptions.
+    async fn delete_connection(&self, id: &str) -> Result<(), StoreError>;
+}
+
 /// A tenant's choice of key cards (`GET /api/v1/metrics`).
 #[async_trait]
 pub trait CardSettings: Send + Sync {

@@ -1,0 +1,251 @@
+//! The WebSocket API's function (`$connect`, `$disconnect`, `subscribe`, `unsubscribe`,
+//! `ping`, `$default`), see [`pulse_shared::live`].
+//!
+//! `$connect` verifies the JWT in the `token` query parameter as the HTTP API's authorizer
+//! does and stores the connection with its tenant and roles (TTL: API Gateway's two-hour
+//! limit); any failure is a 401 and API Gateway refuses the upgrade. `$disconnect` deletes
+//! the connection and with it its subscriptions. Every other frame is answered on the same
+//! connection (two-way routes): `pong`, `ack` with the subscription id, or an `error` frame
+//! with a status; a bad frame never closes the connection. A subscription to a metric the
+//! caller's role may not see is refused with 403.
+
+use authorizer::jwks::JwtVerifier;
+use lambda_runtime::Diagnostic;
+use pulse_shared::Config;
+use pulse_shared::config::ClaimNames;
+use pulse_shared::identity::Caller;
+use pulse_shared::live::{
+    self, ClientMessage, Connection, FrameError, MAX_SUBSCRIPTIONS, Subscription,
+};
+use pulse_shared::query::required_role;
+use pulse_shared::store::app::DynamoApp;
+use pulse_shared::store::{ConnectionStore, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// An API Gateway WebSocket event, as far as this function reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WsEvent {
+    #[serde(rename = "requestContext")]
+    pub context: WsContext,
+    #[serde(default, rename = "queryStringParameters")]
+    pub query: Option<HashMap<String, String>>,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WsContext {
+    #[serde(rename = "routeKey")]
+    pub route_key: String,
+    #[serde(rename = "connectionId")]
+    pub connection_id: String,
+}
+
+/// The answer API Gateway reads: the status (for `$connect`) and the frame to send back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WsResponse {
+    #[serde(rename = "statusCode")]
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl WsResponse {
+    fn status(status_code: u16) -> Self {
+        Self {
+            status_code,
+            body: None,
+        }
+    }
+    fn frame(frame: &Value) -> Self {
+        Self {
+            status_code: 200,
+            body: Some(frame.to_string()),
+        }
+    }
+}
+
+/// What makes an invocation fail (API Gateway then answers "Internal server error").
+#[derive(Debug, Error)]
+pub enum LiveError {
+    #[error("the connection store is unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl From<LiveError> for Diagnostic {
+    fn from(e: LiveError) -> Self {
+        Self {
+            error_type: "LiveUnavailable".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The function with its dependencies.
+#[derive(Debug)]
+pub struct Live<S> {
+    store: S,
+    verifier: Option<JwtVerifier>,
+    claims: ClaimNames,
+    clock: fn() -> i64,
+}
+
+/// Builds the handler from the function's configuration, as `main` and the local cloud do.
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Live<DynamoApp> {
+    Live::new(
+        DynamoApp::new(aws, &config.tables.app),
+        config.jwt.clone().map(JwtVerifier::new),
+        config.claims.clone(),
+    )
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl<S: ConnectionStore> Live<S> {
+    pub fn new(store: S, verifier: Option<JwtVerifier>, claims: ClaimNames) -> Self {
+        Self {
+            store,
+            verifier,
+            claims,
+            clock: now_secs,
+        }
+    }
+
+    /// Answers one WebSocket event.
+    pub async fn handle(&self, event: WsEvent) -> Result<WsResponse, LiveError> {
+        let id = event.context.connection_id.clone();
+        match event.context.route_key.as_str() {
+            "$connect" => self.connect(&id, event.query.as_ref()).await,
+            "$disconnect" => {
+                self.store.delete_connection(&id).await?;
+                tracing::info!(connection = %id, "disconnected");
+                Ok(WsResponse::status(200))
+            }
+            _ => {
+                let frame = match live::parse(event.body.as_deref().unwrap_or("")) {
+                    Ok(message) => self.message(&id, message).await?,
+                    Err(e) => e.frame(),
+                };
+                Ok(WsResponse::frame(&frame))
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        id: &str,
+        query: Option<&HashMap<String, String>>,
+    ) -> Result<WsResponse, LiveError> {
+        let Some(token) = query.and_then(|q| q.get("token")).filter(|t| !t.is_empty()) else {
+            tracing::info!(connection = %id, "connect refused: no token");
+            return Ok(WsResponse::status(401));
+        };
+        let Some(verifier) = &self.verifier else {
+            tracing::error!("no JWT issuer is configured; every connect is refused");
+            return Ok(WsResponse::status(401));
+        };
+        let claims = match verifier.verify(token).await {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::info!(connection = %id, reason = %e, "connect refused");
+                return Ok(WsResponse::status(401));
+            }
+        };
+        let Ok(caller) = Caller::from_claims(&claims, &self.claims) else {
+            return Ok(WsResponse::status(401));
+        };
+        let connection = Connection {
+            id: id.to_owned(),
+            tenant: caller.tenant,
+            subject: caller.subject,
+            roles: caller.roles.into_iter().collect(),
+            connected_at: (self.clock)(),
+            subscriptions: Vec::new(),
+        };
+        self.store.put_connection(&connection).await?;
+        tracing::info!(connection = %id, tenant = %connection.tenant, "connected");
+        Ok(WsResponse::status(200))
+    }
+
+    async fn message(&self, id: &str, message: ClientMessage) -> Result<Value, LiveError> {
+        let (client_id, is_ping) = match &message {
+            ClientMessage::Ping { id } => (id.clone(), true),
+            ClientMessage::Subscribe { id, .. } | ClientMessage::Unsubscribe { id, .. } => {
+                (id.clone(), false)
+            }
+        };
+        if is_ping {
+            return Ok(json!({"type": "pong", "id": client_id}));
+        }
+        let Some(mut connection) = self.store.connection(id).await? else {
+            return Ok(FrameError::new(
+                Some(client_id),
+                401,
+                "this connection is not known (expired?); reconnect",
+            )
+            .frame());
+        };
+        let reply = match message {
+            ClientMessage::Subscribe {
+                metrics, interval, ..
+            } => {
+                if let Some(m) = metrics.iter().find(|m| !connection.has(required_role(m))) {
+                    return Ok(FrameError::new(
+                        Some(client_id),
+                        403,
+                        format!("your role may not see {m}"),
+                    )
+                    .frame());
+                }
+                if connection.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                    return Ok(FrameError::new(
+                        Some(client_id),
+                        409,
+                        format!("a connection holds at most {MAX_SUBSCRIPTIONS} subscriptions"),
+                    )
+                    .frame());
+                }
+                let n = connection
+                    .subscriptions
+                    .iter()
+                    .filter_map(|s| s.id.strip_prefix('s')?.parse::<u64>().ok())
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                let subscription = format!("s{n}");
+                connection.subscriptions.push(Subscription {
+                    id: subscription.clone(),
+                    metrics,
+                    interval,
+                    seq: 0,
+                    sent_ms: 0,
+                });
+                json!({"type": "ack", "id": client_id, "subscription": subscription})
+            }
+            ClientMessage::Unsubscribe { subscription, .. } => {
+                let before = connection.subscriptions.len();
+                connection.subscriptions.retain(|s| s.id != subscription);
+                if connection.subscriptions.len() == before {
+                    return Ok(FrameError::new(
+                        Some(client_id),
+                        404,
+                        format!("no subscription {subscription} on this connection"),
+                    )
+                    .frame());
+                }
+                json!({"type": "ack", "id": client_id, "subscription": subscription})
+            }
+            ClientMessage::Ping { .. } => json!({"type": "pong", "id": client_id}),
+        };
+        self.store.put_connection(&connection).await?;
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests;

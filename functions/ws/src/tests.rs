@@ -1,0 +1,167 @@
+//! The function in-process against an in-memory connection store (tokens are verified against
+//! a real issuer in `tests/live.rs`, through the local cloud).
+
+use super::*;
+use async_trait::async_trait;
+use pulse_shared::identity::{Role, TenantId};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+struct Memory(Mutex<HashMap<String, Connection>>);
+
+#[async_trait]
+impl ConnectionStore for Memory {
+    async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        self.0.lock().expect("lock").insert(c.id.clone(), c.clone());
+        Ok(())
+    }
+    async fn connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        Ok(self.0.lock().expect("lock").get(id).cloned())
+    }
+    async fn delete_connection(&self, id: &str) -> Result<(), StoreError> {
+        self.0.lock().expect("lock").remove(id);
+        Ok(())
+    }
+}
+
+fn live(role: Role) -> Live<Memory> {
+    let store = Memory::default();
+    store.0.lock().expect("lock").insert(
+        "c-1".into(),
+        Connection {
+            id: "c-1".into(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            subject: "u".into(),
+            roles: vec![role],
+            connected_at: 0,
+            subscriptions: Vec::new(),
+        },
+    );
+    Live::new(store, None, ClaimNames::default())
+}
+
+fn event(route: &str, body: Option<&str>, query: Option<(&str, &str)>) -> WsEvent {
+    serde_json::from_value(json!({
+        "requestContext": {"routeKey": route, "connectionId": "c-1"},
+        "queryStringParameters": query.map(|(k, v)| json!({k: v})),
+        "body": body,
+    }))
+    .expect("event")
+}
+
+async fn reply(live: &Live<Memory>, body: &str) -> Value {
+    let res = live
+        .handle(event("$default", Some(body), None))
+        .await
+        .expect("handled");
+    assert_eq!(res.status_code, 200);
+    serde_json::from_str(res.body.as_deref().expect("a frame")).expect("json")
+}
+
+#[tokio::test]
+async fn a_connect_without_a_verifiable_token_is_refused_with_401() {
+    let live = live(Role::Viewer);
+    for query in [None, Some(("token", "")), Some(("token", "not-a-jwt"))] {
+        let res = live
+            .handle(event("$connect", None, query))
+            .await
+            .expect("handled");
+        assert_eq!(res.status_code, 401, "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn ping_subscribe_and_unsubscribe_are_answered_by_client_id() {
+    let live = live(Role::Analyst);
+    assert_eq!(
+        reply(&live, r#"{"action":"ping","id":"p1"}"#).await,
+        json!({"type": "pong", "id": "p1"})
+    );
+    let ack = reply(
+        &live,
+        r#"{"action":"subscribe","id":"c1","metrics":["page_view","order"],"interval":"30s"}"#,
+    )
+    .await;
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "id": "c1", "subscription": "s1"})
+    );
+    let stored = live
+        .store
+        .connection("c-1")
+        .await
+        .expect("read")
+        .expect("conn");
+    assert_eq!(
+        stored.subscriptions[0].interval,
+        live::Interval::ThirtySeconds
+    );
+    let second = reply(
+        &live,
+        r#"{"action":"subscribe","id":"c2","metrics":["page_view"]}"#,
+    )
+    .await;
+    assert_eq!(second["subscription"], "s2");
+    let gone = reply(
+        &live,
+        r#"{"action":"unsubscribe","id":"c3","subscription":"s1"}"#,
+    )
+    .await;
+    assert_eq!(gone["type"], "ack");
+    let again = reply(
+        &live,
+        r#"{"action":"unsubscribe","id":"c4","subscription":"s1"}"#,
+    )
+    .await;
+    assert_eq!(
+        (again["type"].as_str(), again["status"].as_u64()),
+        (Some("error"), Some(404))
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_subscribe_to_business_metrics() {
+    let live = live(Role::Viewer);
+    let refused = reply(
+        &live,
+        r#"{"action":"subscribe","id":"c1","metrics":["page_view","order"]}"#,
+    )
+    .await;
+    assert_eq!(refused["status"], 403, "{refused}");
+    assert_eq!(refused["id"], "c1");
+    let stored = live
+        .store
+        .connection("c-1")
+        .await
+        .expect("read")
+        .expect("conn");
+    assert!(stored.subscriptions.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_frame_gets_an_error_frame_and_disconnect_forgets_the_connection() {
+    let live = live(Role::Admin);
+    let bad = reply(&live, "{oops").await;
+    assert_eq!(
+        (bad["type"].as_str(), bad["status"].as_u64()),
+        (Some("error"), Some(400))
+    );
+    // The connection is still usable
+    assert_eq!(
+        reply(&live, r#"{"action":"ping","id":"p"}"#).await["type"],
+        "pong"
+    );
+    let res = live
+        .handle(event("$disconnect", None, None))
+        .await
+        .expect("handled");
+    assert_eq!(res.status_code, 200);
+    assert!(live.store.connection("c-1").await.expect("read").is_none());
+    // A frame on a forgotten connection is told to reconnect
+    let unknown = reply(
+        &live,
+        r#"{"action":"subscribe","id":"c1","metrics":["cpu"]}"#,
+    )
+    .await;
+    assert_eq!(unknown["status"], 401);
+}

@@ -1,0 +1,109 @@
+//! The WebSocket API through the local cloud (issue #5, first part): `$connect` checks the JWT
+//! in the `token` query parameter; frames are answered on the connection; roles bound
+//! subscriptions; `$disconnect` forgets the connection.
+
+use futures::{SinkExt, StreamExt};
+use pulse_local::LocalCloud;
+use pulse_tests::{scan, start};
+use serde_json::Value;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn next_text(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("a frame within 5 s")
+        .expect("open")
+        .expect("frame");
+    serde_json::from_str(frame.to_text().expect("text")).expect("json")
+}
+
+fn app_table(cloud: &LocalCloud) -> String {
+    cloud
+        .model()
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "AppTable")
+        .expect("AppTable")
+        .name
+        .clone()
+}
+
+async fn connections(cloud: &LocalCloud, tenant: &str) -> usize {
+    scan(cloud.sdk_config(), &app_table(cloud), Some(tenant))
+        .await
+        .iter()
+        .filter(|i| {
+            i.get("pk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("conn#"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_close() {
+    let cloud = start().await;
+    let url = cloud
+        .ws_url()
+        .expect("the template declares a WebSocket API");
+    // Given no token, a forged one and another issuer's audience: refused with 401
+    for query in ["", "?token=", "?token=eyJhbGciOiJSUzI1NiJ9.e30.c2ln"] {
+        let refused = tokio_tungstenite::connect_async(format!("{url}/{query}")).await;
+        let Err(tokio_tungstenite::tungstenite::Error::Http(res)) = refused else {
+            panic!("{query}: the upgrade should be refused")
+        };
+        assert_eq!(res.status(), 401, "{query}");
+    }
+    // When a viewer connects with a valid token
+    let token = cloud.token("live-a", "viewer").expect("token");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
+        .await
+        .expect("connected");
+    assert_eq!(connections(&cloud, "live-a").await, 1);
+    // Then ping is answered, a malformed frame gets an error frame and the socket stays open
+    ws.send(Message::text(r#"{"action":"ping","id":"p1"}"#))
+        .await
+        .expect("sent");
+    assert_eq!(next_text(&mut ws).await["type"], "pong");
+    ws.send(Message::text("{oops")).await.expect("sent");
+    let bad = next_text(&mut ws).await;
+    assert_eq!(
+        (bad["type"].as_str(), bad["status"].as_u64()),
+        (Some("error"), Some(400))
+    );
+    // And business metrics are refused to a viewer, page views acknowledged
+    ws.send(Message::text(
+        r#"{"action":"subscribe","id":"c1","metrics":["order"],"interval":"5s"}"#,
+    ))
+    .await
+    .expect("sent");
+    let refused = next_text(&mut ws).await;
+    assert_eq!(
+        (refused["status"].as_u64(), refused["id"].as_str()),
+        (Some(403), Some("c1"))
+    );
+    ws.send(Message::text(
+        r#"{"action":"subscribe","id":"c2","metrics":["page_view"],"interval":"1s"}"#,
+    ))
+    .await
+    .expect("sent");
+    let ack = next_text(&mut ws).await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["subscription"].as_str()),
+        (Some("ack"), Some("s1"))
+    );
+    // And closing the socket removes the connection and its subscriptions
+    ws.close(None).await.expect("closed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while connections(&cloud, "live-a").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection item stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cloud.stop().await;
+}
