@@ -19,6 +19,7 @@ pub mod live;
 pub mod otlp;
 pub mod problem;
 pub mod query;
+pub mod read;
 pub mod rollup;
 pub mod selfmon;
 pub mod sessions;

@@ -9,11 +9,10 @@
 //! A query without filters or groups reads the metric's total (one Query); otherwise the
 //! metric's series from the registry (one Query), then each series' buckets in the range
 //! (one Query per series, 16 at a time), and computes groups, filters, aggregations and top-k
-//! in memory ([`read`]). Every role may query; business metrics need analyst and system
+//! in memory ([`pulse_shared::read`]). Every role may query; business metrics need analyst and system
 //! metrics admin ([`pulse_shared::query::required_role`]), and so do their views. A tenant
 //! only ever reads keys that start with its own id.
 
-pub mod read;
 pub mod summary;
 pub mod views;
 
@@ -23,6 +22,7 @@ use pulse_shared::config::ClaimNames;
 use pulse_shared::http::{HttpHandler, json, json_body};
 use pulse_shared::identity::Caller;
 use pulse_shared::query::{self, required_role};
+use pulse_shared::read::Reader;
 use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
 use pulse_shared::store::app::DynamoApp;
@@ -31,7 +31,6 @@ use pulse_shared::store::{
     CardSettings, DefinitionStore, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
 };
 use pulse_shared::{ApiError, Config};
-use read::Reader;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;

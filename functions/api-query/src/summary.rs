@@ -6,11 +6,11 @@
 //! the range and the period before it, the open tail from 5-minute and 1-minute totals, and
 //! one Query of the last 30 minutes: a handful of requests whatever the number of series.
 
-use crate::read::Reader;
 use crate::views::{Figure, figure, ratio, rfc3339};
 use pulse_shared::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
 use pulse_shared::error::ApiError;
 use pulse_shared::identity::{Caller, Role};
+use pulse_shared::read::Reader;
 use pulse_shared::rollup::Resolution;
 use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
 use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};

@@ -16,11 +16,11 @@
 //! are computed hourly, so they trail the live page views by up to 90 minutes; the realtime
 //! view reads the live minutes.
 
-use crate::read::Reader;
 use pulse_shared::aggregate::{self, Bucket};
 use pulse_shared::error::ApiError;
 use pulse_shared::identity::{Caller, Role};
 use pulse_shared::query::{self, Filter, Query, SeriesData};
+use pulse_shared::read::Reader;
 use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
 use pulse_shared::store::{RollupBuckets, SeriesCatalog, Totals};

@@ -212,7 +212,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         &table,
         config.retention,
     );
-    let reader = api_query::read::Reader {
+    let reader = pulse_shared::read::Reader {
         store: &store,
         tenant: &tenant,
         now,

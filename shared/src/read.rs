@@ -1,4 +1,4 @@
-//! Reading buckets for queries and views: a series (or a metric's total, or every total of a
+//! Reading buckets for queries, views and live snapshots: a series (or a metric's total, or every total of a
 //! tenant) at a resolution, with the still-open windows at the end filled from finer buckets.
 //!
 //! A 1h bucket exists once its hour is over and rolled, a 1d bucket once its day is, so a
@@ -7,12 +7,12 @@
 //! from the next finer resolution, recursively down to the live 1-minute buckets, and rolls
 //! them up in memory: at most three reads per series instead of one.
 
+use crate::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use crate::identity::TenantId;
+use crate::query::{Filter, SeriesData};
+use crate::rollup::Resolution;
+use crate::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
 use futures::StreamExt;
-use pulse_shared::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
-use pulse_shared::identity::TenantId;
-use pulse_shared::query::{Filter, SeriesData};
-use pulse_shared::rollup::Resolution;
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
 use std::collections::BTreeMap;
 
 /// Series read at once.
