@@ -57,6 +57,39 @@ async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_clo
         };
         assert_eq!(res.status(), 401, "{query}");
     }
+    // Given a page view a moment ago, once the stream has counted it
+    let admin = cloud.token("live-a", "admin").expect("token");
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", cloud.http_url()))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"events": [{"kind": "page_view", "path": "/", "visitor": "v1"}]}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(res.status(), 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let cards = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/metrics?cards=page_views_today",
+                cloud.http_url()
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("cards")
+            .json::<Value>()
+            .await
+            .expect("json");
+        if cards["cards"][0]["value"].as_f64() >= Some(1.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not counted: {cards}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // When a viewer connects with a valid token
     let token = cloud.token("live-a", "viewer").expect("token");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
@@ -95,7 +128,17 @@ async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_clo
         (ack["type"].as_str(), ack["subscription"].as_str()),
         (Some("ack"), Some("s1"))
     );
-    // And closing the socket removes the connection and its subscriptions
+    // And a snapshot of the current values follows at once, today's page view included
+    let snapshot = next_text(&mut ws).await;
+    assert_eq!(
+        (snapshot["type"].as_str(), snapshot["seq"].as_u64()),
+        (Some("snapshot"), Some(1)),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot["data"]["page_view"]["today"]["count"].as_u64() >= Some(1),
+        "{snapshot}"
+    ); // And closing the socket removes the connection and its subscriptions
     ws.close(None).await.expect("closed");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while connections(&cloud, "live-a").await > 0 {

@@ -190,7 +190,24 @@ impl LocalCloud {
         let http_listener = bind(opts.http_port).await?;
         let http_addr = http_listener.local_addr().map_err(io("a listener"))?;
         let jwks_url = format!("http://{http_addr}{JWKS_PATH}");
-        let functions = wire_functions(&model, &aws, &registry, &jwks_url)?;
+        // The WebSocket listener is bound before the functions are wired too: they post to
+        // its management API at WS_ENDPOINT.
+        let ws_stage = model
+            .ws_stage
+            .clone()
+            .unwrap_or_else(|| "$default".to_owned());
+        let ws_listener = match &model.ws_route_selection {
+            Some(_) => Some(bind(opts.ws_port).await?),
+            None => None,
+        };
+        let ws_endpoint = match &ws_listener {
+            Some(l) => Some(format!(
+                "http://{}/{ws_stage}",
+                l.local_addr().map_err(io("a listener"))?
+            )),
+            None => None,
+        };
+        let functions = wire_functions(&model, &aws, &registry, &jwks_url, ws_endpoint.as_deref())?;
 
         let (shutdown, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -235,20 +252,16 @@ impl LocalCloud {
             );
         tasks.push(serve_on(http_listener, router, stopped.clone())?);
 
-        let ws_addr = match &model.ws_route_selection {
-            Some(selection) => {
-                let stage = model
-                    .ws_stage
-                    .clone()
-                    .unwrap_or_else(|| "$default".to_owned());
-                let ws = ws_api::WsApi::new(&model.ws_routes, Some(selection), &stage, &functions)
-                    .map_err(StartError::Routes)?;
-                let listener = bind(opts.ws_port).await?;
+        let ws_addr = match (&model.ws_route_selection, ws_listener) {
+            (Some(selection), Some(listener)) => {
+                let ws =
+                    ws_api::WsApi::new(&model.ws_routes, Some(selection), &ws_stage, &functions)
+                        .map_err(StartError::Routes)?;
                 let addr = listener.local_addr().map_err(io("a listener"))?;
                 tasks.push(serve_on(listener, ws.router(), stopped.clone())?);
                 Some(addr)
             }
-            None => None,
+            _ => None,
         };
 
         let mut fired = Vec::new();
@@ -391,17 +404,20 @@ fn serve_on(
 }
 
 /// Builds every function of the template with the environment the template gives it, plus
-/// `JWKS_URL`: the local issuer's keys stand in for the ones a deployed issuer publishes.
+/// `JWKS_URL` (the local issuer's keys stand in for the ones a deployed issuer publishes) and
+/// `WS_ENDPOINT` (the local WebSocket API's management API).
 fn wire_functions(
     model: &Model,
     aws: &SdkConfig,
     registry: &impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
     jwks_url: &str,
+    ws_endpoint: Option<&str>,
 ) -> Result<HashMap<String, Invoke>, StartError> {
     let mut out = HashMap::new();
     for (id, function) in &model.functions {
         let config = pulse_shared::Config::from_lookup(|k| match k {
             "JWKS_URL" => Some(jwks_url.to_owned()),
+            "WS_ENDPOINT" => ws_endpoint.map(str::to_owned),
             _ => function.environment.get(k).cloned(),
         })
         .map_err(|e| StartError::Function {

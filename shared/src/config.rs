@@ -29,6 +29,9 @@ pub struct Config {
     /// The token issuer the Lambda authorizer trusts (`JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWKS_URL`); `None` where `JWT_ISSUER` is unset (only API keys are then accepted).
     pub jwt: Option<JwtSettings>,
+    /// The WebSocket API's management endpoint (`WS_ENDPOINT`,
+    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}`) for PostToConnection.
+    pub ws_endpoint: Option<String>,
 }
 
 /// Who issues the tokens a function verifies itself (the HTTP API's JWT authorizer needs no
@@ -161,6 +164,7 @@ impl Config {
                         .collect(),
                     jwks_url: get("JWKS_URL").filter(|v| !v.trim().is_empty()),
                 }),
+            ws_endpoint: get("WS_ENDPOINT").filter(|v| !v.trim().is_empty()),
         }
     }
 }

@@ -8,9 +8,11 @@
 //! (`subscription`), `ping`. Every reply names the client `id`; a bad frame gets an `error`
 //! frame with a status and the connection stays open.
 
+use crate::aggregate::Bucket;
 use crate::identity::{Role, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// API Gateway closes a WebSocket connection after two hours.
 pub const CONNECTION_SECS: i64 = 2 * 3_600;
@@ -82,6 +84,50 @@ impl Connection {
     pub fn has(&self, role: Role) -> bool {
         self.roles.iter().any(|r| *r >= role)
     }
+}
+
+/// The current values of `metrics` at `now` (epoch s) from their totals by minute (at least
+/// the last 5 minutes) and by hour (today so far): per metric, the current minute (`count`,
+/// `sum`, `avg`, `p95`, `uniques`), the last 5 minutes (`count`, `uniques`) and today (`count`,
+/// `sum`). A metric without data is all zeros, so a client can render it at once.
+pub fn current_values(
+    metrics: &[String],
+    minutes: &BTreeMap<String, Vec<(i64, Bucket)>>,
+    hours: &BTreeMap<String, Vec<(i64, Bucket)>>,
+    now: i64,
+) -> Value {
+    let minute = now - now.rem_euclid(60);
+    let today = now - now.rem_euclid(86_400);
+    let merged = |data: &BTreeMap<String, Vec<(i64, Bucket)>>, m: &str, from: i64| {
+        let mut out = Bucket::default();
+        for (start, b) in data.get(m).into_iter().flatten() {
+            if *start >= from && *start <= now {
+                out.merge(b);
+            }
+        }
+        out
+    };
+    let mut out = serde_json::Map::new();
+    for m in metrics {
+        let current = merged(minutes, m, minute);
+        let recent = merged(minutes, m, minute - 4 * 60);
+        let day = merged(hours, m, today);
+        out.insert(
+            m.clone(),
+            json!({
+                "minute": chrono::DateTime::from_timestamp(minute, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "count": current.count,
+                "sum": current.sum,
+                "avg": (current.count > 0).then(|| current.sum / current.count as f64),
+                "p95": current.quantile(0.95),
+                "uniques": current.unique_visitors(),
+                "last_5m": {"count": recent.count, "uniques": recent.unique_visitors()},
+                "today": {"count": day.count, "sum": day.sum},
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 /// A frame a client sent.

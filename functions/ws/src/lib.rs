@@ -7,7 +7,11 @@
 //! the connection and with it its subscriptions. Every other frame is answered on the same
 //! connection (two-way routes): `pong`, `ack` with the subscription id, or an `error` frame
 //! with a status; a bad frame never closes the connection. A subscription to a metric the
-//! caller's role may not see is refused with 403.
+//! caller's role may not see is refused with 403. A new subscription is acknowledged (posted
+//! through the management API) and answered with a `snapshot` of the metrics' current values
+//! ([`pulse_shared::live::current_values`]), so the client never waits for the next event.
+
+pub mod push;
 
 use authorizer::jwks::JwtVerifier;
 use lambda_runtime::Diagnostic;
@@ -18,8 +22,13 @@ use pulse_shared::live::{
     self, ClientMessage, Connection, FrameError, MAX_SUBSCRIPTIONS, Subscription,
 };
 use pulse_shared::query::required_role;
+use pulse_shared::read::Reader;
+use pulse_shared::rollup::Resolution;
 use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::{ConnectionStore, StoreError};
+use pulse_shared::store::metrics::DynamoMetrics;
+use pulse_shared::store::{
+    ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -84,19 +93,26 @@ impl From<LiveError> for Diagnostic {
     }
 }
 
-/// The function with its dependencies.
+/// The function with its dependencies: connections, metric totals, and the management API.
 #[derive(Debug)]
-pub struct Live<S> {
+pub struct Live<S, M, P> {
     store: S,
+    metrics: M,
+    push: P,
     verifier: Option<JwtVerifier>,
     claims: ClaimNames,
     clock: fn() -> i64,
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Live<DynamoApp> {
+pub fn wire(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Live<DynamoApp, DynamoMetrics, push::ManagementApi> {
     Live::new(
         DynamoApp::new(aws, &config.tables.app),
+        DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        push::ManagementApi::new(aws, config.ws_endpoint.as_deref()),
         config.jwt.clone().map(JwtVerifier::new),
         config.claims.clone(),
     )
@@ -106,14 +122,32 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-impl<S: ConnectionStore> Live<S> {
-    pub fn new(store: S, verifier: Option<JwtVerifier>, claims: ClaimNames) -> Self {
+impl<S, M, P> Live<S, M, P>
+where
+    S: ConnectionStore,
+    M: RollupBuckets + SeriesCatalog + Totals,
+    P: ConnectionPush,
+{
+    pub fn new(
+        store: S,
+        metrics: M,
+        push: P,
+        verifier: Option<JwtVerifier>,
+        claims: ClaimNames,
+    ) -> Self {
         Self {
             store,
+            metrics,
+            push,
             verifier,
             claims,
             clock: now_secs,
         }
+    }
+
+    /// The same function reading time from `clock` (epoch s), for tests.
+    pub fn with_clock(self, clock: fn() -> i64) -> Self {
+        Self { clock, ..self }
     }
 
     /// Answers one WebSocket event.
@@ -218,14 +252,31 @@ impl<S: ConnectionStore> Live<S> {
                     .unwrap_or(0)
                     + 1;
                 let subscription = format!("s{n}");
+                let now = (self.clock)();
+                let data = self.current(&connection, &metrics, now).await?;
                 connection.subscriptions.push(Subscription {
                     id: subscription.clone(),
                     metrics,
                     interval,
-                    seq: 0,
-                    sent_ms: 0,
+                    seq: 1,
+                    sent_ms: now * 1000,
                 });
-                json!({"type": "ack", "id": client_id, "subscription": subscription})
+                self.store.put_connection(&connection).await?;
+                let ack = json!({"type": "ack", "id": client_id, "subscription": subscription});
+                match self.push.post(id, &ack.to_string()).await {
+                    Ok(()) => {}
+                    Err(PushError::Gone) => {
+                        self.store.delete_connection(id).await?;
+                        return Ok(FrameError::new(Some(client_id), 410, "gone").frame());
+                    }
+                    Err(PushError::Failed(e)) => {
+                        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "the ack could not be posted; answering with it instead of the snapshot");
+                        return Ok(ack);
+                    }
+                }
+                return Ok(
+                    json!({"type": "snapshot", "subscription": subscription, "seq": 1, "data": data}),
+                );
             }
             ClientMessage::Unsubscribe { subscription, .. } => {
                 let before = connection.subscriptions.len();
@@ -244,6 +295,34 @@ impl<S: ConnectionStore> Live<S> {
         };
         self.store.put_connection(&connection).await?;
         Ok(reply)
+    }
+}
+
+impl<S, M, P> Live<S, M, P>
+where
+    S: ConnectionStore,
+    M: RollupBuckets + SeriesCatalog + Totals,
+    P: ConnectionPush,
+{
+    /// The current values of `metrics` for the connection's tenant.
+    async fn current(
+        &self,
+        connection: &Connection,
+        metrics: &[String],
+        now: i64,
+    ) -> Result<Value, LiveError> {
+        let reader = Reader {
+            store: &self.metrics,
+            tenant: &connection.tenant,
+            now,
+        };
+        let minute = Resolution::Minute.window_start(now);
+        let minutes = reader
+            .totals(Resolution::Minute, minute - 4 * 60, now + 1)
+            .await?;
+        let today = Resolution::Day.window_start(now);
+        let hours = reader.totals(Resolution::Hour, today, now + 1).await?;
+        Ok(live::current_values(metrics, &minutes, &hours, now))
     }
 }
 

@@ -3,8 +3,88 @@
 
 use super::*;
 use async_trait::async_trait;
+use pulse_shared::aggregate::{Bucket, SeriesKey};
 use pulse_shared::identity::{Role, TenantId};
+use pulse_shared::rollup::BucketAt;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+/// 2026-11-22T10:00:30Z.
+const NOW: i64 = 1_795_341_630;
+
+/// Metric totals: two page views in the current minute and five earlier today.
+#[derive(Debug, Default)]
+struct Totals;
+
+#[async_trait]
+impl pulse_shared::store::Totals for Totals {
+    async fn totals(
+        &self,
+        _: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        let bucket = |n: usize| {
+            let mut b = Bucket::default();
+            for i in 0..n {
+                b.add(1.0, Some(&format!("v{i}")));
+            }
+            b
+        };
+        let all = match resolution {
+            Resolution::Minute => vec![("page_view".to_owned(), NOW - 30, bucket(2))],
+            Resolution::Hour => vec![("page_view".to_owned(), NOW - 30 - 3_600, bucket(5))],
+            _ => vec![],
+        };
+        Ok(all
+            .into_iter()
+            .filter(|(_, s, _)| (from..to).contains(s))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RollupBuckets for Totals {
+    async fn put_bucket(&self, _: &BucketAt, _: &Bucket) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn buckets(
+        &self,
+        _: &SeriesKey,
+        _: Resolution,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl SeriesCatalog for Totals {
+    async fn series(
+        &self,
+        _: &TenantId,
+        _: &str,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Frames posted through the management API.
+#[derive(Debug, Default)]
+struct Posted(Mutex<Vec<(String, Value)>>);
+
+#[async_trait]
+impl ConnectionPush for Posted {
+    async fn post(&self, connection: &str, frame: &str) -> Result<(), PushError> {
+        self.0.lock().expect("lock").push((
+            connection.to_owned(),
+            serde_json::from_str(frame).expect("json frame"),
+        ));
+        Ok(())
+    }
+}
 
 #[derive(Debug, Default)]
 struct Memory(Mutex<HashMap<String, Connection>>);
@@ -24,7 +104,7 @@ impl ConnectionStore for Memory {
     }
 }
 
-fn live(role: Role) -> Live<Memory> {
+fn live(role: Role) -> Live<Memory, Totals, Posted> {
     let store = Memory::default();
     store.0.lock().expect("lock").insert(
         "c-1".into(),
@@ -37,7 +117,14 @@ fn live(role: Role) -> Live<Memory> {
             subscriptions: Vec::new(),
         },
     );
-    Live::new(store, None, ClaimNames::default())
+    Live::new(
+        store,
+        Totals,
+        Posted::default(),
+        None,
+        ClaimNames::default(),
+    )
+    .with_clock(|| NOW)
 }
 
 fn event(route: &str, body: Option<&str>, query: Option<(&str, &str)>) -> WsEvent {
@@ -49,7 +136,7 @@ fn event(route: &str, body: Option<&str>, query: Option<(&str, &str)>) -> WsEven
     .expect("event")
 }
 
-async fn reply(live: &Live<Memory>, body: &str) -> Value {
+async fn reply(live: &Live<Memory, Totals, Posted>, body: &str) -> Value {
     let res = live
         .handle(event("$default", Some(body), None))
         .await
@@ -77,14 +164,36 @@ async fn ping_subscribe_and_unsubscribe_are_answered_by_client_id() {
         reply(&live, r#"{"action":"ping","id":"p1"}"#).await,
         json!({"type": "pong", "id": "p1"})
     );
-    let ack = reply(
+    let snapshot = reply(
         &live,
         r#"{"action":"subscribe","id":"c1","metrics":["page_view","order"],"interval":"30s"}"#,
     )
     .await;
+    // The ack is posted first, then the snapshot answers: current values at once
+    let posted = live.push.0.lock().expect("lock").clone();
     assert_eq!(
-        ack,
-        json!({"type": "ack", "id": "c1", "subscription": "s1"})
+        posted,
+        vec![(
+            "c-1".to_owned(),
+            json!({"type": "ack", "id": "c1", "subscription": "s1"})
+        )]
+    );
+    assert_eq!(
+        (snapshot["type"].as_str(), snapshot["seq"].as_u64()),
+        (Some("snapshot"), Some(1))
+    );
+    assert_eq!(snapshot["subscription"], "s1");
+    let pv = &snapshot["data"]["page_view"];
+    assert_eq!(
+        (pv["count"].as_u64(), pv["uniques"].as_u64()),
+        (Some(2), Some(2)),
+        "{snapshot}"
+    );
+    // Today: five views an hour ago and the two of this minute
+    assert_eq!(pv["today"]["count"], 7);
+    assert_eq!(
+        snapshot["data"]["order"]["count"], 0,
+        "a metric without data is zeros"
     );
     let stored = live
         .store
@@ -102,6 +211,7 @@ async fn ping_subscribe_and_unsubscribe_are_answered_by_client_id() {
     )
     .await;
     assert_eq!(second["subscription"], "s2");
+    assert_eq!(second["type"], "snapshot");
     let gone = reply(
         &live,
         r#"{"action":"unsubscribe","id":"c3","subscription":"s1"}"#,

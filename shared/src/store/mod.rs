@@ -197,6 +197,22 @@ pub trait ConnectionStore: Send + Sync {
     async fn delete_connection(&self, id: &str) -> Result<(), StoreError>;
 }
 
+/// Why a frame could not be posted to a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The connection is gone (HTTP 410): forget it.
+    #[error("the connection is gone")]
+    Gone,
+    #[error("the frame could not be posted")]
+    Failed(#[source] StoreError),
+}
+
+/// Posts frames to WebSocket connections (API Gateway's management API).
+#[async_trait]
+pub trait ConnectionPush: Send + Sync {
+    async fn post(&self, connection: &str, frame: &str) -> Result<(), PushError>;
+}
+
 /// A tenant's choice of key cards (`GET /api/v1/metrics`).
 #[async_trait]
 pub trait CardSettings: Send + Sync {
