@@ -11,8 +11,6 @@
 //! through the management API) and answered with a `snapshot` of the metrics' current values
 //! ([`pulse_shared::live::current_values`]), so the client never waits for the next event.
 
-pub mod push;
-
 use authorizer::jwks::JwtVerifier;
 use lambda_runtime::Diagnostic;
 use pulse_shared::Config;
@@ -108,11 +106,11 @@ pub struct Live<S, M, P> {
 pub fn wire(
     config: &Config,
     aws: &aws_config::SdkConfig,
-) -> Live<DynamoApp, DynamoMetrics, push::ManagementApi> {
+) -> Live<DynamoApp, DynamoMetrics, pulse_shared::store::push::ManagementApi> {
     Live::new(
         DynamoApp::new(aws, &config.tables.app),
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
-        push::ManagementApi::new(aws, config.ws_endpoint.as_deref()),
+        pulse_shared::store::push::ManagementApi::new(aws, config.ws_endpoint.as_deref()),
         config.jwt.clone().map(JwtVerifier::new),
         config.claims.clone(),
     )

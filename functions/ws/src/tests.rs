@@ -102,6 +102,16 @@ impl ConnectionStore for Memory {
         self.0.lock().expect("lock").remove(id);
         Ok(())
     }
+    async fn connections(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|c| &c.tenant == tenant)
+            .cloned()
+            .collect())
+    }
 }
 
 fn live(role: Role) -> Live<Memory, Totals, Posted> {

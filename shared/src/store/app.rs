@@ -525,6 +525,18 @@ impl ConnectionStore for DynamoApp {
             .and_then(|s| serde_json::from_str(s).ok()))
     }
 
+    async fn connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<crate::live::Connection>, StoreError> {
+        Ok(self
+            .gsi1(&format!("{tenant}#conns"))
+            .await?
+            .iter()
+            .filter_map(|i| serde_json::from_str(i.get("connection")?.as_s().ok()?).ok())
+            .collect())
+    }
+
     async fn delete_connection(&self, id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()

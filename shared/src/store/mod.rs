@@ -14,6 +14,7 @@ pub mod dynamo;
 pub mod events;
 pub mod keys;
 pub mod metrics;
+pub mod push;
 pub mod stream;
 
 use async_trait::async_trait;
@@ -195,6 +196,11 @@ pub trait ConnectionStore: Send + Sync {
     async fn connection(&self, id: &str) -> Result<Option<crate::live::Connection>, StoreError>;
     /// Removes a connection and its subscriptions.
     async fn delete_connection(&self, id: &str) -> Result<(), StoreError>;
+    /// Every open connection of `tenant` (the push reads them after each stream batch).
+    async fn connections(
+        &self,
+        tenant: &crate::identity::TenantId,
+    ) -> Result<Vec<crate::live::Connection>, StoreError>;
 }
 
 /// Why a frame could not be posted to a connection.

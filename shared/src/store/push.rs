@@ -1,8 +1,8 @@
 //! PostToConnection through API Gateway's management API (the local cloud serves the same
 //! API at `WS_ENDPOINT`), behind [`ConnectionPush`].
 
+use super::{ConnectionPush, PushError, StoreError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use pulse_shared::store::{ConnectionPush, PushError, StoreError};
 
 /// The management API of the WebSocket API at `WS_ENDPOINT`.
 #[derive(Debug)]
