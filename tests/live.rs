@@ -150,3 +150,131 @@ async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_clo
     }
     cloud.stop().await;
 }
+
+async fn connect(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
+        .await
+        .expect("connected")
+        .0
+}
+
+async fn subscribe(
+    ws: &mut (
+             impl SinkExt<Message>
+             + StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+             + Unpin
+         ),
+    interval: &str,
+) {
+    let frame = format!(
+        r#"{{"action":"subscribe","id":"c","metrics":["page_view"],"interval":"{interval}"}}"#
+    );
+    let _ = ws.send(Message::text(frame)).await;
+    assert_eq!(next_text(ws).await["type"], "ack");
+    assert_eq!(next_text(ws).await["type"], "snapshot");
+}
+
+async fn view(cloud: &LocalCloud, tenant: &str) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", cloud.http_url()))
+        .bearer_auth(cloud.token(tenant, "admin").expect("token"))
+        .json(&serde_json::json!({"events": [{"kind": "page_view", "path": "/live", "visitor": "v9"}]}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(res.status(), 202);
+}
+
+/// The next frame within `secs`, if any.
+async fn frame_within(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    secs: u64,
+) -> Option<Value> {
+    let frame = tokio::time::timeout(Duration::from_secs(secs), ws.next())
+        .await
+        .ok()??;
+    serde_json::from_str(frame.ok()?.to_text().ok()?).ok()
+}
+
+#[tokio::test]
+async fn a_new_event_reaches_subscribers_of_its_tenant_at_their_interval() {
+    let cloud = start().await;
+    let url = cloud.ws_url().expect("a WebSocket API");
+    // Given a 1 s and a 30 s subscriber of tenant push-a, and a 1 s subscriber of push-b
+    let mut fast = connect(&url, &cloud.token("push-a", "viewer").expect("token")).await;
+    subscribe(&mut fast, "1s").await;
+    let mut slow = connect(&url, &cloud.token("push-a", "viewer").expect("token")).await;
+    subscribe(&mut slow, "30s").await;
+    let mut other = connect(&url, &cloud.token("push-b", "viewer").expect("token")).await;
+    subscribe(&mut other, "1s").await;
+    // When a page view of push-a is ingested, a second after the snapshots
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let sent = std::time::Instant::now();
+    view(&cloud, "push-a").await;
+    // Then the 1 s subscriber gets an update within 2 s, counting it
+    let update = frame_within(&mut fast, 2)
+        .await
+        .expect("an update within 2 s");
+    assert_eq!(
+        (update["type"].as_str(), update["seq"].as_u64()),
+        (Some("metrics_update"), Some(2)),
+        "{update}"
+    );
+    assert!(
+        update["data"]["page_view"]["count"].as_u64() >= Some(1),
+        "{update}"
+    );
+    assert!(sent.elapsed() < Duration::from_secs(2));
+    // And the 30 s subscriber, whose snapshot was a second ago, gets nothing yet
+    assert!(
+        frame_within(&mut slow, 2).await.is_none(),
+        "a 30 s subscription took a 1 s update"
+    );
+    // And push-b's subscriber never sees push-a's updates
+    assert!(
+        frame_within(&mut other, 1).await.is_none(),
+        "another tenant's update leaked"
+    );
+    cloud.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_gone_without_closing_is_forgotten_at_the_next_push() {
+    let cloud = start().await;
+    // Given a connection item whose socket no longer exists (a client that vanished), with a
+    // 1 s subscription to page views
+    let app = pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), &app_table(&cloud));
+    let ghost = pulse_shared::live::Connection {
+        id: "ghost-connection".into(),
+        tenant: pulse_shared::identity::TenantId::parse("push-g").expect("tenant"),
+        subject: "u".into(),
+        roles: vec![pulse_shared::identity::Role::Viewer],
+        connected_at: chrono::Utc::now().timestamp(),
+        subscriptions: vec![pulse_shared::live::Subscription {
+            id: "s1".into(),
+            metrics: vec!["page_view".into()],
+            interval: pulse_shared::live::Interval::OneSecond,
+            seq: 1,
+            sent_ms: 0,
+        }],
+        version: 0,
+    };
+    use pulse_shared::store::ConnectionStore;
+    app.put_connection(&ghost).await.expect("stored");
+    assert_eq!(connections(&cloud, "push-g").await, 1);
+    // When an event of its tenant is ingested
+    view(&cloud, "push-g").await;
+    // Then the post answers 410 and the connection item is deleted
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connections(&cloud, "push-g").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gone connection stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cloud.stop().await;
+}

@@ -78,6 +78,10 @@ pub struct Connection {
     /// Epoch s.
     pub connected_at: i64,
     pub subscriptions: Vec<Subscription>,
+    /// Writes so far: the `ws` function (subscriptions) and the push (sequence numbers) both
+    /// write a connection, each on the condition that it is unchanged since read.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Connection {

@@ -13,6 +13,9 @@
 //! minute anyway, and an import of 90 days would otherwise rewrite thousands of old buckets
 //! that nobody watches live.
 
+pub mod fanout;
+
+use fanout::Fanout;
 use futures::StreamExt;
 use pulse_shared::Config;
 use pulse_shared::aggregate::Aggregation;
@@ -23,6 +26,7 @@ use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::stream::{BatchResponse, StreamBatch};
 use pulse_shared::store::{BucketStore, PendingWindows};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A bucket merge's minute and its records: written (`Ok`) or to retry (`Err`).
 type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
@@ -38,6 +42,8 @@ pub struct Aggregator<S> {
     store: S,
     series_cap: usize,
     clock: fn() -> i64,
+    /// Live updates to WebSocket subscribers (wired where the WebSocket API exists).
+    fanout: Option<Arc<dyn Fanout>>,
 }
 
 fn now_secs() -> i64 {
@@ -46,10 +52,18 @@ fn now_secs() -> i64 {
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
 pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMetrics> {
-    Aggregator::new(
+    let aggregator = Aggregator::new(
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         config.series_cap,
-    )
+    );
+    match &config.ws_endpoint {
+        Some(endpoint) => aggregator.with_fanout(Arc::new(fanout::LivePush::new(
+            pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
+            DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+            pulse_shared::store::push::ManagementApi::new(aws, Some(endpoint)),
+        ))),
+        None => aggregator,
+    }
 }
 
 impl<S: BucketStore + PendingWindows> Aggregator<S> {
@@ -58,6 +72,15 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             store,
             series_cap,
             clock: now_secs,
+            fanout: None,
+        }
+    }
+
+    /// The same aggregator telling `fanout` what each batch changed.
+    pub fn with_fanout(self, fanout: Arc<dyn Fanout>) -> Self {
+        Self {
+            fanout: Some(fanout),
+            ..self
         }
     }
 
@@ -117,6 +140,14 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             }
         }
         let buckets = agg.buckets.len();
+        // What changed live, by tenant: what subscribers are told after the batch.
+        let mut changed: BTreeMap<TenantId, BTreeSet<String>> = BTreeMap::new();
+        for key in agg.buckets.keys() {
+            changed
+                .entry(key.tenant.clone())
+                .or_default()
+                .insert(key.metric.clone());
+        }
         let outcomes: Vec<MergeOutcome> =
             futures::stream::iter(agg.buckets)
                 .map(|(key, (bucket, records))| async move {
@@ -158,6 +189,11 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             failed = failed.len(),
             "stream batch aggregated"
         );
+        if let Some(fanout) = &self.fanout {
+            for (tenant, metrics) in &changed {
+                fanout.changed(tenant, metrics).await;
+            }
+        }
         BatchResponse::failed(failed)
     }
 }

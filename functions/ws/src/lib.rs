@@ -160,7 +160,7 @@ where
             }
             _ => {
                 let frame = match live::parse(event.body.as_deref().unwrap_or("")) {
-                    Ok(message) => self.message(&id, message).await?,
+                    Ok(message) => self.message_retrying(&id, message).await?,
                     Err(e) => e.frame(),
                 };
                 Ok(WsResponse::frame(&frame))
@@ -198,10 +198,22 @@ where
             roles: caller.roles.into_iter().collect(),
             connected_at: (self.clock)(),
             subscriptions: Vec::new(),
+            version: 0,
         };
         self.store.put_connection(&connection).await?;
         tracing::info!(connection = %id, tenant = %connection.tenant, "connected");
         Ok(WsResponse::status(200))
+    }
+
+    /// [`Self::message`], read again and retried when a concurrent write (the push) won.
+    async fn message_retrying(&self, id: &str, message: ClientMessage) -> Result<Value, LiveError> {
+        let mut attempts = 0;
+        loop {
+            match self.message(id, message.clone()).await {
+                Err(LiveError::Store(StoreError::Conflict)) if attempts < 4 => attempts += 1,
+                other => return other,
+            }
+        }
     }
 
     async fn message(&self, id: &str, message: ClientMessage) -> Result<Value, LiveError> {

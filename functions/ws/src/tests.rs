@@ -92,7 +92,18 @@ struct Memory(Mutex<HashMap<String, Connection>>);
 #[async_trait]
 impl ConnectionStore for Memory {
     async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
-        self.0.lock().expect("lock").insert(c.id.clone(), c.clone());
+        let mut all = self.0.lock().expect("lock");
+        let stored = all.get(&c.id).map_or(0, |s| s.version);
+        if stored != c.version {
+            return Err(StoreError::Conflict);
+        }
+        all.insert(
+            c.id.clone(),
+            Connection {
+                version: c.version + 1,
+                ..c.clone()
+            },
+        );
         Ok(())
     }
     async fn connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
@@ -125,6 +136,7 @@ fn live(role: Role) -> Live<Memory, Totals, Posted> {
             roles: vec![role],
             connected_at: 0,
             subscriptions: Vec::new(),
+            version: 1,
         },
     );
     Live::new(

@@ -489,9 +489,16 @@ impl CardSettings for DynamoApp {
 #[async_trait]
 impl ConnectionStore for DynamoApp {
     async fn put_connection(&self, c: &crate::live::Connection) -> Result<(), StoreError> {
-        let body = serde_json::to_string(c).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        // The stored JSON carries the version the item will have.
+        let stored = crate::live::Connection {
+            version: c.version + 1,
+            ..c.clone()
+        };
+        let body =
+            serde_json::to_string(&stored).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let expires = c.connected_at + crate::live::CONNECTION_SECS;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(PK, AttributeValue::S(format!("conn#{}", c.id)))
@@ -500,11 +507,25 @@ impl ConnectionStore for DynamoApp {
             .item(GSI1_PK, AttributeValue::S(format!("{}#conns", c.tenant)))
             .item(GSI1_SK, AttributeValue::S(c.id.clone()))
             .item("connection", AttributeValue::S(body))
+            .item("version", AttributeValue::N((c.version + 1).to_string()))
             .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+            .condition_expression(if c.version == 0 {
+                "attribute_not_exists(pk)"
+            } else {
+                "version = :v"
+            })
+            .set_expression_attribute_values((c.version > 0).then(|| {
+                HashMap::from([(":v".to_owned(), AttributeValue::N(c.version.to_string()))])
+            }))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn connection(&self, id: &str) -> Result<Option<crate::live::Connection>, StoreError> {

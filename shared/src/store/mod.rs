@@ -49,6 +49,9 @@ pub enum StoreError {
     Throttled(#[source] Source),
     #[error("storage call failed")]
     Unavailable(#[source] Source),
+    /// A conditional write lost to a concurrent one: read again and retry.
+    #[error("the item changed since it was read")]
+    Conflict,
 }
 
 /// Checks that a table exists and accepts reads and writes (health checks).
@@ -191,7 +194,8 @@ pub trait DefinitionStore: Send + Sync {
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Creates or replaces a connection (with its subscriptions), expiring with API Gateway's
-    /// connection limit.
+    /// connection limit, if its `version` is still the stored one (a new connection has
+    /// version 0); otherwise [`StoreError::Conflict`]. The stored version is then one more.
     async fn put_connection(&self, connection: &crate::live::Connection) -> Result<(), StoreError>;
     async fn connection(&self, id: &str) -> Result<Option<crate::live::Connection>, StoreError>;
     /// Removes a connection and its subscriptions.
