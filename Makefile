@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup tracker tracker-test fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary build-release token watch
+.PHONY: dev test setup tracker tracker-test fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
 ## and the OpenTelemetry SDK; the tracker's npm packages.
@@ -62,7 +62,7 @@ build-release:
 	$(CARGO) build --release -p api-health -p api-me -p api-ingest -p authorizer
 
 ## Every benchmark; figures go to docs/BENCHMARKS.md.
-bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary
+bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
@@ -91,6 +91,10 @@ bench-query:
 ## DynamoDB requests per dashboard summary and key-cards call, counted on the local cloud.
 bench-summary: setup
 	$(CARGO) run --release -p pulse-local --bin summary-cost
+
+## Live updates: event accepted to frame received by 100 WebSocket clients, and fan-out rate.
+bench-live: setup
+	$(CARGO) run --release -p pulse-local --bin live-latency
 
 ## One function under `cargo lambda watch` (API Gateway v2 events, no WebSocket).
 watch: setup
