@@ -4,7 +4,8 @@
 //! A client connects with its JWT in the `token` query parameter (browsers cannot set headers
 //! on a WebSocket); the connection is stored with its tenant and roles for API Gateway's
 //! two-hour connection limit. Client frames are JSON with an `action` and a client `id`:
-//! `subscribe` (`metrics` and an `interval` of 1s, 5s, 30s or 1m), `unsubscribe`
+//! `subscribe` (`metrics`, an `interval` of 1s, 5s, 30s or 1m, and after a reconnect
+//! `resume` with the last `seq` seen, so the sequence continues), `unsubscribe`
 //! (`subscription`), `ping`. Every reply names the client `id`; a bad frame gets an `error`
 //! frame with a status and the connection stays open.
 
@@ -141,6 +142,8 @@ pub enum ClientMessage {
         id: String,
         metrics: Vec<String>,
         interval: Interval,
+        /// The last `seq` a reconnecting client saw: the snapshot continues from it.
+        resume: Option<u64>,
     },
     Unsubscribe {
         id: String,
@@ -216,10 +219,18 @@ pub fn parse(body: &str) -> Result<ClientMessage, FrameError> {
                     .and_then(Interval::parse)
                     .ok_or_else(|| bad("\"interval\" is one of 1s, 5s, 30s, 1m"))?,
             };
+            let resume = match obj.get("resume") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_u64()
+                        .ok_or_else(|| bad("\"resume\" is the last seq received"))?,
+                ),
+            };
             Ok(ClientMessage::Subscribe {
                 id: client_id,
                 metrics,
                 interval,
+                resume,
             })
         }
         Some("unsubscribe") => {
@@ -250,7 +261,8 @@ mod tests {
             Ok(ClientMessage::Subscribe {
                 id: "c1".into(),
                 metrics: vec!["page_view".into()],
-                interval: Interval::OneSecond
+                interval: Interval::OneSecond,
+                resume: None,
             })
         );
         assert_eq!(

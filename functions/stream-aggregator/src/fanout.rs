@@ -131,7 +131,15 @@ where
             .collect();
         let sent: Vec<(Frame, Result<(), PushError>)> = futures::stream::iter(frames)
             .map(|f| async move {
-                let outcome = self.push.post(&f.0, &f.3).await;
+                // Throttled posts back off (50, 100, 200 ms) before giving up on this update.
+                let mut outcome = self.push.post(&f.0, &f.3).await;
+                for wait in [50, 100, 200] {
+                    if !matches!(outcome, Err(PushError::Throttled)) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    outcome = self.push.post(&f.0, &f.3).await;
+                }
                 (f, outcome)
             })
             .buffer_unordered(CONCURRENCY)
@@ -147,6 +155,9 @@ where
                 }
                 Err(PushError::Failed(e)) => {
                     tracing::warn!(connection = %conn, error = %e, "a live update was not delivered");
+                }
+                Err(PushError::Throttled) => {
+                    tracing::warn!(connection = %conn, "a live update stayed throttled; the next one carries the values");
                 }
             }
         }

@@ -236,7 +236,10 @@ where
         };
         let reply = match message {
             ClientMessage::Subscribe {
-                metrics, interval, ..
+                metrics,
+                interval,
+                resume,
+                ..
             } => {
                 if let Some(m) = metrics.iter().find(|m| !connection.has(required_role(m))) {
                     return Ok(FrameError::new(
@@ -264,11 +267,13 @@ where
                 let subscription = format!("s{n}");
                 let now = (self.clock)();
                 let data = self.current(&connection, &metrics, now).await?;
+                // A reconnecting client continues its sequence with a fresh snapshot.
+                let seq = resume.map_or(1, |last| last + 1);
                 connection.subscriptions.push(Subscription {
                     id: subscription.clone(),
                     metrics,
                     interval,
-                    seq: 1,
+                    seq,
                     sent_ms: now * 1000,
                 });
                 self.store.put_connection(&connection).await?;
@@ -283,9 +288,15 @@ where
                         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "the ack could not be posted; answering with it instead of the snapshot");
                         return Ok(ack);
                     }
+                    Err(PushError::Throttled) => {
+                        tracing::warn!(
+                            "the ack was throttled; answering with it instead of the snapshot"
+                        );
+                        return Ok(ack);
+                    }
                 }
                 return Ok(
-                    json!({"type": "snapshot", "subscription": subscription, "seq": 1, "data": data}),
+                    json!({"type": "snapshot", "subscription": subscription, "seq": seq, "data": data}),
                 );
             }
             ClientMessage::Unsubscribe { subscription, .. } => {

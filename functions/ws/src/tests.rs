@@ -234,6 +234,16 @@ async fn ping_subscribe_and_unsubscribe_are_answered_by_client_id() {
     .await;
     assert_eq!(second["subscription"], "s2");
     assert_eq!(second["type"], "snapshot");
+    // A reconnecting client's snapshot continues its sequence
+    let resumed = reply(
+        &live,
+        r#"{"action":"subscribe","id":"c5","metrics":["page_view"],"resume":41}"#,
+    )
+    .await;
+    assert_eq!(
+        (resumed["subscription"].as_str(), resumed["seq"].as_u64()),
+        (Some("s3"), Some(42))
+    );
     let gone = reply(
         &live,
         r#"{"action":"unsubscribe","id":"c3","subscription":"s1"}"#,

@@ -26,7 +26,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let clients = args.first().copied().unwrap_or(100);
     let rounds = args.get(1).copied().unwrap_or(50);
     let state = std::env::temp_dir().join(format!("pulse-live-latency-{}", std::process::id()));
@@ -37,7 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Each client forwards the arrival time of every metrics_update.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     for n in 0..clients {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={viewer}")).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("{url}/?token={viewer}")).await?;
         ws.send(Message::text(
             r#"{"action":"subscribe","id":"c","metrics":["page_view"],"interval":"1s"}"#,
         ))
@@ -80,7 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         let arrived: Vec<Instant> = seen.iter().flatten().copied().collect();
         missed += clients - arrived.len();
-        latencies.extend(arrived.iter().map(|a| (*a - accepted).as_secs_f64() * 1000.0));
+        latencies.extend(
+            arrived
+                .iter()
+                .map(|a| (*a - accepted).as_secs_f64() * 1000.0),
+        );
         if let (Some(first), Some(last)) = (arrived.iter().min(), arrived.iter().max()) {
             spreads.push((*last - *first).as_secs_f64());
         }

@@ -213,6 +213,9 @@ pub enum PushError {
     /// The connection is gone (HTTP 410): forget it.
     #[error("the connection is gone")]
     Gone,
+    /// API Gateway throttled the post: back off and retry.
+    #[error("posting is throttled")]
+    Throttled,
     #[error("the frame could not be posted")]
     Failed(#[source] StoreError),
 }

@@ -42,6 +42,13 @@ impl ConnectionPush for ManagementApi {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => {
                 Err(PushError::Gone)
             }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_limit_exceeded_exception())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 429) =>
+            {
+                Err(PushError::Throttled)
+            }
             Err(e) => Err(PushError::Failed(StoreError::Unavailable(Box::new(e)))),
         }
     }
