@@ -60,6 +60,46 @@ impl<C, M, P> LivePush<C, M, P> {
     }
 }
 
+/// API Gateway's WebSocket frame limit is 32 KB; frames stay under this.
+pub const MAX_FRAME_BYTES: usize = 30 * 1024;
+
+/// The `metrics_update` frames of one subscription: one, or the metrics split over several
+/// (same `seq`, `part` numbered) when one would pass [`MAX_FRAME_BYTES`].
+pub fn frames_of(sub: &str, seq: u64, metrics: &[String], values: &Value) -> Vec<String> {
+    let frame = |data: serde_json::Map<String, Value>, part: Option<usize>| {
+        let mut f =
+            json!({"type": "metrics_update", "subscription": sub, "seq": seq, "data": data});
+        if let Some(p) = part {
+            f["part"] = json!(p);
+        }
+        f.to_string()
+    };
+    let entries: Vec<(String, Value)> = metrics
+        .iter()
+        .filter_map(|m| Some((m.clone(), values.get(m)?.clone())))
+        .collect();
+    let whole = frame(entries.iter().cloned().collect(), None);
+    if whole.len() <= MAX_FRAME_BYTES {
+        return vec![whole];
+    }
+    let mut out = Vec::new();
+    let mut part = serde_json::Map::new();
+    let mut size = 0;
+    for (m, v) in entries {
+        let add = m.len() + v.to_string().len() + 8;
+        if size + add > MAX_FRAME_BYTES - 200 && !part.is_empty() {
+            out.push(frame(std::mem::take(&mut part), Some(out.len() + 1)));
+            size = 0;
+        }
+        size += add;
+        part.insert(m, v);
+    }
+    if !part.is_empty() {
+        out.push(frame(part, Some(out.len() + 1)));
+    }
+    out
+}
+
 /// A frame to post: connection, subscription, its sequence number, the frame.
 type Frame = (String, String, u64, String);
 /// A due subscription: its id, the watched metrics that changed, the next sequence number.
@@ -119,13 +159,10 @@ where
         let frames: Vec<Frame> = plan
             .iter()
             .flat_map(|(c, d)| {
-                d.iter().map(|(sub, metrics, seq)| {
-                    let data: serde_json::Map<String, Value> = metrics
-                        .iter()
-                        .filter_map(|m| Some((m.clone(), values.get(m)?.clone())))
-                        .collect();
-                    let frame = json!({"type": "metrics_update", "subscription": sub, "seq": seq, "data": data});
-                    (c.id.clone(), sub.clone(), *seq, frame.to_string())
+                d.iter().flat_map(|(sub, metrics, seq)| {
+                    frames_of(sub, *seq, metrics, &values)
+                        .into_iter()
+                        .map(|f| (c.id.clone(), sub.clone(), *seq, f))
                 })
             })
             .collect();
@@ -204,5 +241,33 @@ where
         if let Err(e) = self.run(tenant, metrics).await {
             tracing::warn!(tenant = %tenant, error = %e, "live updates skipped for this batch");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_over_the_limit_is_split_by_metric_and_every_part_fits() {
+        let metrics: Vec<String> = (0..200).map(|i| format!("metric.{i}")).collect();
+        let values: serde_json::Map<String, Value> = metrics
+            .iter()
+            .map(|m| (m.clone(), json!({"count": 1, "note": "x".repeat(300)})))
+            .collect();
+        let values = Value::Object(values);
+        let frames = frames_of("s1", 7, &metrics, &values);
+        assert!(frames.len() > 1);
+        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME_BYTES));
+        let carried: usize = frames
+            .iter()
+            .map(|f| {
+                let v: Value = serde_json::from_str(f).expect("json");
+                assert_eq!(v["seq"], 7);
+                v["data"].as_object().map_or(0, serde_json::Map::len)
+            })
+            .sum();
+        assert_eq!(carried, 200, "no metric lost");
+        assert_eq!(frames_of("s1", 1, &metrics[..2], &values).len(), 1);
     }
 }
