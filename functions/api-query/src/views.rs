@@ -200,6 +200,15 @@ pub fn figure(value: Option<f64>, previous: Option<f64>) -> Figure {
     }
 }
 
+/// `{name: {value, previous, change}}` for each named figure now and in the period before.
+fn figure_map(names: &[&str], now: &[Option<f64>], before: &[Option<f64>]) -> Map<String, Value> {
+    names
+        .iter()
+        .zip(now.iter().zip(before))
+        .map(|(n, (v, b))| ((*n).to_owned(), json!(figure(*v, *b))))
+        .collect()
+}
+
 /// `a / b`, or `None` when `b` is 0.
 pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
     (b != 0.0).then(|| a / b)
@@ -366,11 +375,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                     "bounce_rate",
                     "visit_duration",
                 ];
-                let metrics: Map<String, Value> = names
-                    .iter()
-                    .zip(now.iter().zip(before))
-                    .map(|(n, (v, b))| ((*n).to_owned(), json!(figure(*v, b))))
-                    .collect();
+                let metrics = figure_map(&names, &now, &before);
                 let tv = timeline(&views, p.start, p.end);
                 let ts = timeline(&visits, p.start, p.end);
                 let series: Vec<Value> = windows(p)
@@ -682,11 +687,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                     "p99_latency_ms",
                     "errors",
                 ];
-                let metrics: Map<String, Value> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((*n).to_owned(), json!(figure(now[i], before[i]))))
-                    .collect();
+                let metrics = figure_map(&names, &now, &before);
                 Ok(json!({"range": range_json(p), "metrics": metrics}))
             }
             "api" => {
@@ -795,11 +796,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                     )
                 };
                 let (now, before) = (at(p.start, p.end), at(ps, pe));
-                let metrics: Map<String, Value> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((*n).to_owned(), json!(figure(now[i], before[i]))))
-                    .collect();
+                let metrics = figure_map(&names, &now, &before);
                 Ok(json!({"range": range_json(p), "metrics": metrics}))
             }
             "providers" => {

@@ -169,6 +169,43 @@ impl DynamoMetrics {
     }
 }
 
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoMetrics {
+    /// Every item of partition `pk` with sort key in `[from, to]` (all pages), only those of
+    /// `metric` when given (the totals partition holds every metric).
+    async fn range(
+        &self,
+        pk: String,
+        from: String,
+        to: String,
+        metric: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(":p", AttributeValue::S(pk))
+            .expression_attribute_values(":from", AttributeValue::S(from))
+            .expression_attribute_values(":to", AttributeValue::S(to));
+        if let Some(m) = metric {
+            query = query
+                .filter_expression("metric = :m")
+                .expression_attribute_values(":m", AttributeValue::S(m.to_owned()));
+        }
+        query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)
+    }
+}
+
 fn rollup_pk(resolution: Resolution) -> String {
     format!("#rollup#{resolution}")
 }
@@ -339,28 +376,9 @@ impl RollupBuckets for DynamoMetrics {
         } else {
             bucket_sk(to - 1)
         };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
-            .expression_attribute_names("#p", PK)
-            .expression_attribute_names("#s", SK)
-            .expression_attribute_values(":p", AttributeValue::S(pk))
-            .expression_attribute_values(":from", AttributeValue::S(from_sk))
-            .expression_attribute_values(":to", AttributeValue::S(to_sk));
-        if total {
-            query = query
-                .filter_expression("metric = :m")
-                .expression_attribute_values(":m", AttributeValue::S(series.metric.clone()));
-        }
-        let items = query
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let items = self
+            .range(pk, from_sk, to_sk, total.then_some(series.metric.as_str()))
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| Some((bucket_start(item)?, bucket_state(item)?)))
@@ -378,27 +396,13 @@ impl Totals for DynamoMetrics {
         to: i64,
     ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
         let items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
-            .expression_attribute_names("#p", PK)
-            .expression_attribute_names("#s", SK)
-            .expression_attribute_values(
-                ":p",
-                AttributeValue::S(totals_pk(tenant.as_str(), resolution.as_str())),
+            .range(
+                totals_pk(tenant.as_str(), resolution.as_str()),
+                bucket_sk(from),
+                format!("{}#~", bucket_sk(to - 1)),
+                None,
             )
-            .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
-            .expression_attribute_values(
-                ":to",
-                AttributeValue::S(format!("{}#~", bucket_sk(to - 1))),
-            )
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| {
@@ -443,25 +447,14 @@ impl TrailStore for DynamoMetrics {
         from: i64,
         to: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
-            .expression_attribute_names("#p", PK)
-            .expression_attribute_names("#s", SK)
-            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#__trails__")))
-            .expression_attribute_values(":from", AttributeValue::S(bucket_sk(from)))
-            .expression_attribute_values(
-                ":to",
-                AttributeValue::S(format!("{}#~", bucket_sk(to - 1))),
+        let items = self
+            .range(
+                format!("{tenant}#__trails__"),
+                bucket_sk(from),
+                format!("{}#~", bucket_sk(to - 1)),
+                None,
             )
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .await?;
         // Chunk 0 of each hour says how many chunks are current.
         let mut current: HashMap<String, usize> = HashMap::new();
         for item in &items {
