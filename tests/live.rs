@@ -1,6 +1,7 @@
-//! The WebSocket API through the local cloud (issue #5, first part): `$connect` checks the JWT
-//! in the `token` query parameter; frames are answered on the connection; roles bound
-//! subscriptions; `$disconnect` forgets the connection.
+//! The WebSocket API through the local cloud (issue #5): `$connect` checks the JWT in the
+//! `token` query parameter; frames are answered on the connection; roles bound subscriptions;
+//! the stream pushes updates at each subscription's interval, by metric or by query;
+//! `$disconnect` forgets the connection.
 
 use futures::{SinkExt, StreamExt};
 use pulse_local::LocalCloud;
@@ -256,6 +257,7 @@ async fn a_connection_gone_without_closing_is_forgotten_at_the_next_push() {
         subscriptions: vec![pulse_shared::live::Subscription {
             id: "s1".into(),
             metrics: vec!["page_view".into()],
+            query: None,
             interval: pulse_shared::live::Interval::OneSecond,
             seq: 1,
             sent_ms: 0,
@@ -276,5 +278,47 @@ async fn a_connection_gone_without_closing_is_forgotten_at_the_next_push() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    cloud.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_subscription_gets_the_new_points_of_its_groups() {
+    let cloud = start().await;
+    let url = cloud.ws_url().expect("a WebSocket API");
+    // Given a subscriber to page views by path (`web.pages`) over the last hour, by minute
+    let mut ws = connect(&url, &cloud.token("push-q", "viewer").expect("token")).await;
+    let frame = r#"{"action":"subscribe","id":"q","interval":"1s","query":{"metric_name":"web.pages","time_range":"1h","interval":"1m","aggregation":"count","group_by":["path"]}}"#;
+    ws.send(Message::text(frame)).await.expect("sent");
+    assert_eq!(next_text(&mut ws).await["type"], "ack");
+    let snapshot = next_text(&mut ws).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(
+        snapshot["data"]["data"],
+        serde_json::json!([]),
+        "no views yet"
+    );
+    // When a page view of /live is ingested
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    view(&cloud, "push-q").await;
+    // Then an update within 2 s carries the current minute's point of /live, from `since` on
+    let update = frame_within(&mut ws, 2)
+        .await
+        .expect("an update within 2 s");
+    assert_eq!(
+        (update["type"].as_str(), update["seq"].as_u64()),
+        (Some("metrics_update"), Some(2)),
+        "{update}"
+    );
+    let data = &update["data"];
+    let since = data["since"].as_str().expect("an update says since when");
+    let points = data["data"].as_array().expect("points");
+    assert!(!points.is_empty(), "{update}");
+    for p in points {
+        assert_eq!(p["tags"]["path"], "/live");
+        assert!(p["timestamp"].as_str() >= Some(since), "{p} before {since}");
+    }
+    let total: f64 = points.iter().filter_map(|p| p["value"].as_f64()).sum();
+    assert!(total >= 1.0, "{update}");
+    assert!(data["range"]["start"].as_str() < Some(since));
     cloud.stop().await;
 }

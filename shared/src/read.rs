@@ -8,8 +8,9 @@
 //! them up in memory: at most three reads per series instead of one.
 
 use crate::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use crate::definitions::Derived;
 use crate::identity::TenantId;
-use crate::query::{Filter, SeriesData};
+use crate::query::{self, Answer, Filter, Query, SeriesData};
 use crate::rollup::Resolution;
 use crate::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
 use futures::StreamExt;
@@ -148,5 +149,68 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             }
         }
         Ok(out)
+    }
+}
+
+impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
+    /// The answer to `q` with its comparison, reading each series once when the compared
+    /// range touches the queried one. `None` when the metric has no data for the tenant.
+    pub async fn answer(&self, q: &Query) -> Result<Option<Answer>, StoreError> {
+        let compared = q.comparison();
+        let contiguous = compared.as_ref().is_none_or(|c| c.end >= q.start);
+        let from = match &compared {
+            Some(c) if contiguous => c.start.min(q.start),
+            _ => q.start,
+        };
+        let grouped = !q.group_by.is_empty();
+        let Some(series) = self
+            .series(&q.metric, grouped, &q.filters, q.resolution, from, q.end)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut answer = query::compute(q, &series);
+        if let Some(c) = &compared {
+            let earlier = if contiguous {
+                query::compute(c, &series)
+            } else {
+                let series = self
+                    .series(&q.metric, grouped, &q.filters, q.resolution, c.start, c.end)
+                    .await?
+                    .unwrap_or_default();
+                query::compute(c, &series)
+            };
+            answer.comparison = Some(Box::new(earlier));
+        }
+        tracing::debug!(tenant = %self.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
+        Ok(Some(answer))
+    }
+
+    /// The answer of a derived metric: both of its metrics queried alike (with the derived
+    /// aggregation), combined per group and point. Comparisons are not made.
+    pub async fn derived_answer(&self, q: &Query, derived: &Derived) -> Result<Answer, StoreError> {
+        let mut sides = Vec::with_capacity(2);
+        for metric in &derived.of {
+            let side = Query {
+                metric: metric.clone(),
+                aggregations: vec![derived.aggregation],
+                limit: query::MAX_GROUPS,
+                compare: None,
+                ..q.clone()
+            };
+            let series = self
+                .series(
+                    metric,
+                    !q.group_by.is_empty(),
+                    &q.filters,
+                    q.resolution,
+                    q.start,
+                    q.end,
+                )
+                .await?
+                .unwrap_or_default();
+            sides.push(query::compute(&side, &series));
+        }
+        Ok(query::combine_derived(q, derived, &sides[0], &sides[1]))
     }
 }

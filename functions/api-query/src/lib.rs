@@ -348,43 +348,15 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             return self.derived(caller, &q, &derived).await;
         }
         caller.require(required_role(&q.metric))?;
-        let q = &q;
-        let compared = q.comparison();
-        // One read per series covers a range and the period just before it.
-        let from = compared.as_ref().map_or(q.start, |c| c.start.min(q.start));
-        let contiguous = compared.as_ref().is_none_or(|c| c.end >= q.start);
-        let reader = self.reader(caller);
-        let grouped = !q.group_by.is_empty();
-        let main_from = if contiguous { from } else { q.start };
-        let series = reader
-            .series(
-                &q.metric,
-                grouped,
-                &q.filters,
-                q.resolution,
-                main_from,
-                q.end,
-            )
+        let answer = self
+            .reader(caller)
+            .answer(&q)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no metric {:?} has data for this tenant", q.metric))
             })?;
-        let mut answer = query::compute(q, &series);
-        if let Some(c) = &compared {
-            let earlier = if contiguous {
-                query::compute(c, &series)
-            } else {
-                let series = reader
-                    .series(&q.metric, grouped, &q.filters, q.resolution, c.start, c.end)
-                    .await
-                    .map_err(unavailable)?
-                    .unwrap_or_default();
-                query::compute(c, &series)
-            };
-            answer.comparison = Some(Box::new(earlier));
-        }
-        tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
+        tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
 }
@@ -405,31 +377,14 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
                 "a derived metric is not compared; query its two metrics",
             ));
         }
-        let reader = self.reader(caller);
-        let mut sides = Vec::with_capacity(2);
         for metric in &derived.of {
             caller.require(required_role(metric))?;
-            let side = query::Query {
-                metric: metric.clone(),
-                aggregations: vec![derived.aggregation],
-                limit: query::MAX_GROUPS,
-                ..q.clone()
-            };
-            let series = reader
-                .series(
-                    metric,
-                    !q.group_by.is_empty(),
-                    &q.filters,
-                    q.resolution,
-                    q.start,
-                    q.end,
-                )
-                .await
-                .map_err(unavailable)?
-                .unwrap_or_default();
-            sides.push(query::compute(&side, &series));
         }
-        let answer = query::combine_derived(q, derived, &sides[0], &sides[1]);
+        let answer = self
+            .reader(caller)
+            .derived_answer(q, derived)
+            .await
+            .map_err(unavailable)?;
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, points = answer.points.len(), "derived query answered");
         Ok(json(StatusCode::OK, &answer))
     }

@@ -4,21 +4,23 @@
 //!
 //! Per tenant with changes: one gsi1 Query for its connections; nothing more if none is due.
 //! Otherwise one read of the tenant's totals (the current minute, the last 5 minutes, today)
-//! gives the values of every due metric, each due subscription gets one frame with the
-//! metrics it watches that changed, 16 posts in flight. A connection that is gone (410) is
+//! gives the values of every due metric, each due `metrics` subscription gets one frame with
+//! the metrics it watches that changed; each due `query` subscription is answered over the
+//! tail of its range that live events can change ([`live::tail_start`]), one answer per
+//! distinct query. 16 posts in flight; frames split under API Gateway's 32 KB limit. A connection that is gone (410) is
 //! deleted; the others get their subscriptions' `seq` and last-sent time written back, on the
 //! condition that nobody wrote the connection since it was read (re-read and retried).
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use pulse_shared::identity::TenantId;
-use pulse_shared::live::{self, Connection};
+use pulse_shared::live::{self, Connection, LiveQuery};
 use pulse_shared::read::Reader;
-use pulse_shared::rollup::Resolution;
+use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::store::{
     ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Posts in flight at once.
@@ -36,6 +38,7 @@ pub struct LivePush<C, M, P> {
     connections: C,
     metrics: M,
     push: P,
+    retention: Retention,
     /// Epoch ms.
     clock: fn() -> i64,
 }
@@ -45,11 +48,12 @@ fn now_ms() -> i64 {
 }
 
 impl<C, M, P> LivePush<C, M, P> {
-    pub fn new(connections: C, metrics: M, push: P) -> Self {
+    pub fn new(connections: C, metrics: M, push: P, retention: Retention) -> Self {
         Self {
             connections,
             metrics,
             push,
+            retention,
             clock: now_ms,
         }
     }
@@ -60,50 +64,17 @@ impl<C, M, P> LivePush<C, M, P> {
     }
 }
 
-/// API Gateway's WebSocket frame limit is 32 KB; frames stay under this.
-pub const MAX_FRAME_BYTES: usize = 30 * 1024;
-
-/// The `metrics_update` frames of one subscription: one, or the metrics split over several
-/// (same `seq`, `part` numbered) when one would pass [`MAX_FRAME_BYTES`].
-pub fn frames_of(sub: &str, seq: u64, metrics: &[String], values: &Value) -> Vec<String> {
-    let frame = |data: serde_json::Map<String, Value>, part: Option<usize>| {
-        let mut f =
-            json!({"type": "metrics_update", "subscription": sub, "seq": seq, "data": data});
-        if let Some(p) = part {
-            f["part"] = json!(p);
-        }
-        f.to_string()
-    };
-    let entries: Vec<(String, Value)> = metrics
-        .iter()
-        .filter_map(|m| Some((m.clone(), values.get(m)?.clone())))
-        .collect();
-    let whole = frame(entries.iter().cloned().collect(), None);
-    if whole.len() <= MAX_FRAME_BYTES {
-        return vec![whole];
-    }
-    let mut out = Vec::new();
-    let mut part = serde_json::Map::new();
-    let mut size = 0;
-    for (m, v) in entries {
-        let add = m.len() + v.to_string().len() + 8;
-        if size + add > MAX_FRAME_BYTES - 200 && !part.is_empty() {
-            out.push(frame(std::mem::take(&mut part), Some(out.len() + 1)));
-            size = 0;
-        }
-        size += add;
-        part.insert(m, v);
-    }
-    if !part.is_empty() {
-        out.push(frame(part, Some(out.len() + 1)));
-    }
-    out
-}
-
 /// A frame to post: connection, subscription, its sequence number, the frame.
 type Frame = (String, String, u64, String);
-/// A due subscription: its id, the watched metrics that changed, the next sequence number.
-type Due = (String, Vec<String>, u64);
+/// What a due subscription gets.
+enum Update {
+    /// The values of these watched metrics, which changed.
+    Values(Vec<String>),
+    /// The tail of this query's answer.
+    Answer(LiveQuery),
+}
+/// A due subscription: its id, its update, the next sequence number.
+type Due = (String, Update, u64);
 
 impl<C, M, P> LivePush<C, M, P>
 where
@@ -125,7 +96,12 @@ where
                         .filter(|m| changed.contains(*m))
                         .cloned()
                         .collect();
-                    (!watched.is_empty()).then(|| (s.id.clone(), watched, s.seq + 1))
+                    let update = match &s.query {
+                        _ if watched.is_empty() => return None,
+                        Some(q) => Update::Answer(q.clone()),
+                        None => Update::Values(watched),
+                    };
+                    Some((s.id.clone(), update, s.seq + 1))
                 })
                 .collect()
         };
@@ -137,30 +113,61 @@ where
         if plan.is_empty() {
             return Ok(());
         }
-        let wanted: Vec<String> = plan
-            .iter()
-            .flat_map(|(_, d)| d.iter().flat_map(|(_, m, _)| m.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let secs = now.div_euclid(1000);
         let reader = Reader {
             store: &self.metrics,
             tenant,
             now: secs,
         };
-        let minute = Resolution::Minute.window_start(secs);
-        let minutes = reader
-            .totals(Resolution::Minute, minute - 4 * 60, secs + 1)
-            .await?;
-        let today = Resolution::Day.window_start(secs);
-        let hours = reader.totals(Resolution::Hour, today, secs + 1).await?;
-        let values = live::current_values(&wanted, &minutes, &hours, secs);
+        let wanted: Vec<String> = plan
+            .iter()
+            .flat_map(|(_, d)| d.iter())
+            .filter_map(|(_, u, _)| match u {
+                Update::Values(m) => Some(m.clone()),
+                Update::Answer(_) => None,
+            })
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let values = if wanted.is_empty() {
+            Value::Null
+        } else {
+            let minute = Resolution::Minute.window_start(secs);
+            let minutes = reader
+                .totals(Resolution::Minute, minute - 4 * 60, secs + 1)
+                .await?;
+            let today = Resolution::Day.window_start(secs);
+            let hours = reader.totals(Resolution::Hour, today, secs + 1).await?;
+            live::current_values(&wanted, &minutes, &hours, secs)
+        };
+        // Subscriptions to the same query share one answer.
+        let mut answers: BTreeMap<String, Option<Value>> = BTreeMap::new();
+        for (_, d) in &plan {
+            for (_, update, _) in d {
+                if let Update::Answer(q) = update {
+                    let key = q.body.to_string();
+                    if let std::collections::btree_map::Entry::Vacant(slot) = answers.entry(key) {
+                        slot.insert(self.tail_answer(&reader, q, secs).await?);
+                    }
+                }
+            }
+        }
         let frames: Vec<Frame> = plan
             .iter()
             .flat_map(|(c, d)| {
-                d.iter().flat_map(|(sub, metrics, seq)| {
-                    frames_of(sub, *seq, metrics, &values)
+                d.iter().flat_map(|(sub, update, seq)| {
+                    let data = match update {
+                        Update::Values(metrics) => Some(Value::Object(
+                            metrics
+                                .iter()
+                                .filter_map(|m| Some((m.clone(), values.get(m)?.clone())))
+                                .collect(),
+                        )),
+                        Update::Answer(q) => answers.get(&q.body.to_string()).cloned().flatten(),
+                    };
+                    data.map(|data| live::frames("metrics_update", sub, *seq, &data))
+                        .unwrap_or_default()
                         .into_iter()
                         .map(|f| (c.id.clone(), sub.clone(), *seq, f))
                 })
@@ -208,6 +215,34 @@ where
         Ok(())
     }
 
+    /// A query subscription's answer over the windows live events can change, as frame data;
+    /// `None` when the query no longer parses (the tenant's retention changed) or has no data.
+    async fn tail_answer(
+        &self,
+        reader: &Reader<'_, M>,
+        live_query: &LiveQuery,
+        now: i64,
+    ) -> Result<Option<Value>, StoreError> {
+        let q = match live::parse_query(&live_query.body, now, &self.retention) {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(detail = %e, "a live query no longer parses; not updated");
+                return Ok(None);
+            }
+        };
+        let since = live::tail_start(&q, now);
+        let tail = pulse_shared::query::Query {
+            start: since,
+            compare: None,
+            ..q.clone()
+        };
+        let answer = match &live_query.derived {
+            Some(d) => Some(reader.derived_answer(&tail, d).await?),
+            None => reader.answer(&tail).await?,
+        };
+        Ok(answer.map(|a| live::answer_data(&a, &q, Some(since))))
+    }
+
     /// Writes back the sequence numbers sent, re-reading the connection on a conflict.
     async fn record(&self, id: &str, sent: &[(String, u64)], now: i64) -> Result<(), StoreError> {
         for _ in 0..5 {
@@ -247,6 +282,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_frame_over_the_limit_is_split_by_metric_and_every_part_fits() {
@@ -256,9 +292,9 @@ mod tests {
             .map(|m| (m.clone(), json!({"count": 1, "note": "x".repeat(300)})))
             .collect();
         let values = Value::Object(values);
-        let frames = frames_of("s1", 7, &metrics, &values);
+        let frames = live::frames("metrics_update", "s1", 7, &values);
         assert!(frames.len() > 1);
-        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME_BYTES));
+        assert!(frames.iter().all(|f| f.len() <= live::MAX_FRAME_BYTES));
         let carried: usize = frames
             .iter()
             .map(|f| {
@@ -268,6 +304,42 @@ mod tests {
             })
             .sum();
         assert_eq!(carried, 200, "no metric lost");
-        assert_eq!(frames_of("s1", 1, &metrics[..2], &values).len(), 1);
+        let two = json!({"a": values["metric.0"], "b": values["metric.1"]});
+        assert_eq!(live::frames("metrics_update", "s1", 1, &two).len(), 1);
+    }
+
+    #[test]
+    fn a_query_answer_over_the_limit_is_split_into_runs_of_points() {
+        // Given an answer of 1,440 points with a comparison
+        let points: Vec<Value> = (0..1_440)
+            .map(|i| json!({"timestamp": format!("t{i}"), "value": i, "values": {"count": i}, "tags": {"path": "/x"}}))
+            .collect();
+        let answer = json!({"metric": "page_view", "resolution": "1m", "data": points,
+            "comparison": {"metric": "page_view", "data": [{"timestamp": "t", "value": 1}]},
+            "range": {"start": "a", "end": "b"}});
+        // When it is framed
+        let frames = live::frames("snapshot", "s2", 3, &answer);
+        // Then every part fits, repeats the answer's fields and the points arrive in order, once
+        assert!(frames.len() > 1);
+        let mut seen = Vec::new();
+        let mut comparisons = 0;
+        for (i, f) in frames.iter().enumerate() {
+            assert!(f.len() <= live::MAX_FRAME_BYTES);
+            let v: Value = serde_json::from_str(f).expect("json");
+            assert_eq!(
+                (v["type"].as_str(), v["seq"].as_u64()),
+                (Some("snapshot"), Some(3))
+            );
+            assert_eq!(v["part"], i + 1);
+            if v["data"].get("comparison").is_some() {
+                comparisons += 1;
+            }
+            for p in v["data"]["data"].as_array().into_iter().flatten() {
+                assert_eq!(v["data"]["metric"], "page_view");
+                seen.push(p["value"].as_i64().expect("value"));
+            }
+        }
+        assert_eq!(seen, (0..1_440).collect::<Vec<i64>>());
+        assert_eq!(comparisons, 1);
     }
 }

@@ -34,7 +34,7 @@ type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
 /// Bucket merges in flight at once.
 const CONCURRENCY: usize = 16;
 /// Minutes that ended longer ago than this (seconds) are left to sealing.
-pub const LIVE_SECS: i64 = 600;
+pub use pulse_shared::live::LIVE_SECS;
 
 /// The aggregator with its store.
 #[derive(Debug)]
@@ -61,6 +61,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
             pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
             DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
             pulse_shared::store::push::ManagementApi::new(aws, Some(endpoint)),
+            config.retention,
         ))),
         None => aggregator,
     }

@@ -8,8 +8,10 @@
 //! connection (two-way routes): `pong`, `ack` with the subscription id, or an `error` frame
 //! with a status; a bad frame never closes the connection. A subscription to a metric the
 //! caller's role may not see is refused with 403. A new subscription is acknowledged (posted
-//! through the management API) and answered with a `snapshot` of the metrics' current values
-//! ([`pulse_shared::live::current_values`]), so the client never waits for the next event.
+//! through the management API) and answered with a `snapshot` — the metrics' current values
+//! ([`pulse_shared::live::current_values`]) or the query's answer — so the client never waits
+//! for the next event. A query naming a derived metric is resolved here, once: the
+//! subscription keeps the definition, so the push needs no definitions.
 
 use authorizer::jwks::JwtVerifier;
 use lambda_runtime::Diagnostic;
@@ -17,15 +19,16 @@ use pulse_shared::Config;
 use pulse_shared::config::ClaimNames;
 use pulse_shared::identity::Caller;
 use pulse_shared::live::{
-    self, ClientMessage, Connection, FrameError, MAX_SUBSCRIPTIONS, Subscription,
+    self, ClientMessage, Connection, FrameError, LiveQuery, MAX_SUBSCRIPTIONS, Subscription, Target,
 };
 use pulse_shared::query::required_role;
 use pulse_shared::read::Reader;
-use pulse_shared::rollup::Resolution;
+use pulse_shared::rollup::{Resolution, Retention};
 use pulse_shared::store::app::DynamoApp;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::{
-    ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
+    ConnectionPush, ConnectionStore, DefinitionStore, PushError, RollupBuckets, SeriesCatalog,
+    StoreError, Totals,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,7 +94,8 @@ impl From<LiveError> for Diagnostic {
     }
 }
 
-/// The function with its dependencies: connections, metric totals, and the management API.
+/// The function with its dependencies: connections and metric definitions, metric buckets,
+/// and the management API.
 #[derive(Debug)]
 pub struct Live<S, M, P> {
     store: S,
@@ -99,6 +103,7 @@ pub struct Live<S, M, P> {
     push: P,
     verifier: Option<JwtVerifier>,
     claims: ClaimNames,
+    retention: Retention,
     clock: fn() -> i64,
 }
 
@@ -114,6 +119,7 @@ pub fn wire(
         config.jwt.clone().map(JwtVerifier::new),
         config.claims.clone(),
     )
+    .with_retention(config.retention)
 }
 
 fn now_secs() -> i64 {
@@ -122,7 +128,7 @@ fn now_secs() -> i64 {
 
 impl<S, M, P> Live<S, M, P>
 where
-    S: ConnectionStore,
+    S: ConnectionStore + DefinitionStore,
     M: RollupBuckets + SeriesCatalog + Totals,
     P: ConnectionPush,
 {
@@ -139,8 +145,14 @@ where
             push,
             verifier,
             claims,
+            retention: Retention::default(),
             clock: now_secs,
         }
+    }
+
+    /// The same function with the tenant data's retention (queries may not reach past it).
+    pub fn with_retention(self, retention: Retention) -> Self {
+        Self { retention, ..self }
     }
 
     /// The same function reading time from `clock` (epoch s), for tests.
@@ -236,19 +248,18 @@ where
         };
         let reply = match message {
             ClientMessage::Subscribe {
-                metrics,
+                target,
                 interval,
                 resume,
                 ..
             } => {
-                if let Some(m) = metrics.iter().find(|m| !connection.has(required_role(m))) {
-                    return Ok(FrameError::new(
-                        Some(client_id),
-                        403,
-                        format!("your role may not see {m}"),
-                    )
-                    .frame());
-                }
+                let now = (self.clock)();
+                let (metrics, query, data) = match self.follow(&connection, target, now).await? {
+                    Ok(followed) => followed,
+                    Err((status, detail)) => {
+                        return Ok(FrameError::new(Some(client_id), status, detail).frame());
+                    }
+                };
                 if connection.subscriptions.len() >= MAX_SUBSCRIPTIONS {
                     return Ok(FrameError::new(
                         Some(client_id),
@@ -265,13 +276,12 @@ where
                     .unwrap_or(0)
                     + 1;
                 let subscription = format!("s{n}");
-                let now = (self.clock)();
-                let data = self.current(&connection, &metrics, now).await?;
                 // A reconnecting client continues its sequence with a fresh snapshot.
                 let seq = resume.map_or(1, |last| last + 1);
                 connection.subscriptions.push(Subscription {
                     id: subscription.clone(),
                     metrics,
+                    query,
                     interval,
                     seq,
                     sent_ms: now * 1000,
@@ -295,9 +305,15 @@ where
                         return Ok(ack);
                     }
                 }
-                return Ok(
-                    json!({"type": "snapshot", "subscription": subscription, "seq": seq, "data": data}),
-                );
+                // A snapshot over the frame limit goes in parts: all but the last posted here.
+                let mut parts = live::frames("snapshot", &subscription, seq, &data);
+                let last = parts.pop().unwrap_or_default();
+                for part in &parts {
+                    if let Err(e) = self.push.post(id, part).await {
+                        tracing::warn!(error = %e, "a snapshot part could not be posted");
+                    }
+                }
+                return Ok(serde_json::from_str(&last).unwrap_or_default());
             }
             ClientMessage::Unsubscribe { subscription, .. } => {
                 let before = connection.subscriptions.len();
@@ -319,12 +335,79 @@ where
     }
 }
 
+/// What a subscription follows: its watched metrics, its query, and its snapshot's data; or
+/// why it is refused (status, detail).
+type Followed = Result<(Vec<String>, Option<LiveQuery>, Value), (u16, String)>;
+
 impl<S, M, P> Live<S, M, P>
 where
-    S: ConnectionStore,
+    S: ConnectionStore + DefinitionStore,
     M: RollupBuckets + SeriesCatalog + Totals,
     P: ConnectionPush,
 {
+    /// Checks a subscription's target against the caller's role and reads its snapshot.
+    async fn follow(
+        &self,
+        connection: &Connection,
+        target: Target,
+        now: i64,
+    ) -> Result<Followed, LiveError> {
+        let forbidden = |metrics: &[String]| {
+            metrics
+                .iter()
+                .find(|m| !connection.has(required_role(m)))
+                .map(|m| (403, format!("your role may not see {m}")))
+        };
+        match target {
+            Target::Metrics(metrics) => {
+                if let Some(refused) = forbidden(&metrics) {
+                    return Ok(Err(refused));
+                }
+                let data = self.current(connection, &metrics, now).await?;
+                Ok(Ok((metrics, None, data)))
+            }
+            Target::Query(body) => {
+                let q = match live::parse_query(&body, now, &self.retention) {
+                    Ok(q) => q,
+                    Err(detail) => return Ok(Err((400, detail))),
+                };
+                let derived = self
+                    .store
+                    .definitions(&connection.tenant)
+                    .await?
+                    .into_iter()
+                    .find(|d| d.name == q.metric)
+                    .and_then(|d| d.derived);
+                if derived.is_some() && q.compare.is_some() {
+                    return Ok(Err((
+                        400,
+                        "#/query/compare_to: a derived metric is not compared".to_owned(),
+                    )));
+                }
+                let live_query = LiveQuery { body, derived };
+                let watched = live_query.watched(&q.metric);
+                if let Some(refused) = forbidden(&watched) {
+                    return Ok(Err(refused));
+                }
+                let reader = Reader {
+                    store: &self.metrics,
+                    tenant: &connection.tenant,
+                    now,
+                };
+                let answer = match &live_query.derived {
+                    Some(d) => reader.derived_answer(&q, d).await?,
+                    // A metric without data yet answers empty: it may start at any moment.
+                    None => reader
+                        .answer(&q)
+                        .await?
+                        .unwrap_or_else(|| pulse_shared::query::compute(&q, &[])),
+                };
+                let data = live::answer_data(&answer, &q, None);
+                Ok(Ok((watched, Some(live_query), data)))
+            }
+        }
+    }
+
     /// The current values of `metrics` for the connection's tenant.
     async fn current(
         &self,

@@ -44,6 +44,8 @@ impl pulse_shared::store::Totals for Totals {
     }
 }
 
+/// Page views by minute: path `/a` 3 at 09:58 and 1 at 10:00, path `/b` 2 at 09:59; the
+/// total series holds their sum. `api_request` and `api_request.failed`: 4 and 1 at 10:00.
 #[async_trait]
 impl RollupBuckets for Totals {
     async fn put_bucket(&self, _: &BucketAt, _: &Bucket) -> Result<(), StoreError> {
@@ -51,12 +53,34 @@ impl RollupBuckets for Totals {
     }
     async fn buckets(
         &self,
-        _: &SeriesKey,
-        _: Resolution,
-        _: i64,
-        _: i64,
+        key: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
     ) -> Result<Vec<(i64, Bucket)>, StoreError> {
-        Ok(Vec::new())
+        let counts = |n: u64| {
+            let mut b = Bucket::default();
+            for _ in 0..n {
+                b.add(1.0, None);
+            }
+            b
+        };
+        let minute = NOW - 30;
+        let all: Vec<(i64, u64)> = match (resolution, key.metric.as_str(), key.series.as_str()) {
+            (Resolution::Minute, "page_view", "a") => vec![(minute - 120, 3), (minute, 1)],
+            (Resolution::Minute, "page_view", "b") => vec![(minute - 60, 2)],
+            (Resolution::Minute, "page_view", "__total__") => {
+                vec![(minute - 120, 3), (minute - 60, 2), (minute, 1)]
+            }
+            (Resolution::Minute, "api_request", _) => vec![(minute, 4)],
+            (Resolution::Minute, "api_request.failed", _) => vec![(minute, 1)],
+            _ => vec![],
+        };
+        Ok(all
+            .into_iter()
+            .filter(|(s, _)| (from..to).contains(s))
+            .map(|(s, n)| (s, counts(n)))
+            .collect())
     }
 }
 
@@ -65,9 +89,14 @@ impl SeriesCatalog for Totals {
     async fn series(
         &self,
         _: &TenantId,
-        _: &str,
+        metric: &str,
     ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
-        Ok(Vec::new())
+        let path = |p: &str| BTreeMap::from([("path".to_owned(), p.to_owned())]);
+        Ok(match metric {
+            "page_view" => vec![("a".into(), path("/a")), ("b".into(), path("/b"))],
+            "api_request" | "api_request.failed" => vec![("x".into(), BTreeMap::new())],
+            _ => Vec::new(),
+        })
     }
 }
 
@@ -122,6 +151,31 @@ impl ConnectionStore for Memory {
             .filter(|c| &c.tenant == tenant)
             .cloned()
             .collect())
+    }
+}
+
+/// The tenant's one definition: `error_rate = api_request.failed / api_request`.
+#[async_trait]
+impl DefinitionStore for Memory {
+    async fn definitions(
+        &self,
+        _: &TenantId,
+    ) -> Result<Vec<pulse_shared::definitions::Definition>, StoreError> {
+        Ok(vec![
+            serde_json::from_value(json!({"name": "error_rate", "derived": {
+                "op": "ratio", "of": ["api_request.failed", "api_request"], "aggregation": "count"}}))
+            .expect("definition"),
+        ])
+    }
+    async fn put_definition(
+        &self,
+        _: &TenantId,
+        _: &pulse_shared::definitions::Definition,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_definition(&self, _: &TenantId, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 
@@ -306,4 +360,120 @@ async fn a_malformed_frame_gets_an_error_frame_and_disconnect_forgets_the_connec
     )
     .await;
     assert_eq!(unknown["status"], 401);
+}
+
+#[tokio::test]
+async fn a_query_subscription_gets_the_answer_of_its_moving_range() {
+    // Given an analyst's connection and page views on two paths in the last three minutes
+    let live = live(Role::Analyst);
+    // When they subscribe to page views by path over the last 10 minutes at 1-minute points
+    let snapshot = reply(
+        &live,
+        r#"{"action":"subscribe","id":"q1","interval":"5s","query":{"metric_name":"page_view","time_range":"10m","interval":"1m","aggregation":"count","group_by":["path"]}}"#,
+    )
+    .await;
+    // Then the snapshot is the query's answer, grouped, with its range
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let data = &snapshot["data"];
+    assert_eq!(data["metric"], "page_view");
+    assert_eq!(data["resolution"], "1m");
+    let points: Vec<(String, String, i64)> = data["data"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            (
+                p["tags"]["path"].as_str().unwrap_or("").to_owned(),
+                p["timestamp"].as_str().unwrap_or("").to_owned(),
+                p["value"].as_f64().unwrap_or(-1.0) as i64,
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        vec![
+            ("/a".into(), "2026-11-22T09:58:00Z".into(), 3),
+            ("/a".into(), "2026-11-22T10:00:00Z".into(), 1),
+            ("/b".into(), "2026-11-22T09:59:00Z".into(), 2),
+        ]
+    );
+    assert_eq!(data["range"]["end"], "2026-11-22T10:00:30Z");
+    assert!(data.get("since").is_none(), "a snapshot is whole");
+    // And the subscription keeps the query and watches its metric
+    let stored = live
+        .store
+        .connection("c-1")
+        .await
+        .expect("read")
+        .expect("conn");
+    let sub = &stored.subscriptions[0];
+    assert_eq!(sub.metrics, vec!["page_view".to_owned()]);
+    assert_eq!(
+        sub.query.as_ref().map(|q| q.body["time_range"].clone()),
+        Some(json!("10m"))
+    );
+}
+
+#[tokio::test]
+async fn a_query_subscription_to_a_derived_metric_watches_both_metrics() {
+    // Given the tenant's error_rate = api_request.failed / api_request
+    let admin = live(Role::Admin);
+    // When an admin subscribes to it
+    let snapshot = reply(
+        &admin,
+        r#"{"action":"subscribe","id":"q1","query":{"metric_name":"error_rate","time_range":"1h","interval":"1m"}}"#,
+    )
+    .await;
+    // Then the snapshot holds the ratio, and both metrics are watched
+    assert_eq!(snapshot["data"]["data"][0]["value"], 0.25, "{snapshot}");
+    let stored = admin
+        .store
+        .connection("c-1")
+        .await
+        .expect("read")
+        .expect("conn");
+    assert_eq!(
+        stored.subscriptions[0].metrics,
+        vec!["api_request.failed".to_owned(), "api_request".to_owned()]
+    );
+    // And a viewer may not follow it: its metrics are the admin's
+    let viewer = live(Role::Viewer);
+    let refused = reply(
+        &viewer,
+        r#"{"action":"subscribe","id":"q2","query":{"metric_name":"error_rate","time_range":"1h"}}"#,
+    )
+    .await;
+    assert_eq!(refused["status"], 403, "{refused}");
+}
+
+#[tokio::test]
+async fn a_bad_live_query_is_refused_by_pointer() {
+    let live = live(Role::Admin);
+    for (query, pointer) in [
+        (
+            r#"{"metric_name":"page_view","time_range":{"start":"2026-11-01T00:00:00Z","end":"2026-11-02T00:00:00Z"}}"#,
+            "#/query/time_range",
+        ),
+        (
+            r#"{"metric_name":"page_view","time_range":"7d"}"#,
+            "#/query/time_range",
+        ),
+        (
+            r#"{"metric_name":"page_view","time_range":"1h","bogus":1}"#,
+            "#/query/bogus",
+        ),
+        (r#"{"time_range":"1h"}"#, "#/query/metric_name"),
+    ] {
+        let frame = format!(r#"{{"action":"subscribe","id":"q","query":{query}}}"#);
+        let refused = reply(&live, &frame).await;
+        assert_eq!(refused["status"], 400, "{query}");
+        let detail = refused["detail"].as_str().unwrap_or("");
+        assert!(detail.contains(pointer), "{detail} names {pointer}");
+    }
+    let both = reply(
+        &live,
+        r#"{"action":"subscribe","id":"q","metrics":["a"],"query":{"metric_name":"a","time_range":"1h"}}"#,
+    )
+    .await;
+    assert_eq!(both["status"], 400);
 }
