@@ -7,12 +7,16 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup tracker tracker-test fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
+.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
-## and the OpenTelemetry SDK; the tracker's npm packages.
-setup: tracker/node_modules/.package-lock.json
+## and the OpenTelemetry SDK; the tracker's and the dashboard's npm packages.
+setup: tracker/node_modules/.package-lock.json dashboard/node_modules/.package-lock.json
 	@infra/scripts/bootstrap.sh
+
+dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+	@touch $@
 
 tracker/node_modules/.package-lock.json: tracker/package-lock.json
 	cd tracker && npm ci --no-audit --no-fund
@@ -26,13 +30,27 @@ tracker: setup
 tracker-test: setup
 	cd tracker && npm test
 
-## Run Pulse locally: AWS emulator, tables, every function behind the HTTP API on :3000.
-dev: setup tracker
+## The dashboard, type-checked and built to dashboard/dist (the local cloud serves it at /).
+dashboard: setup
+	cd dashboard && npm run --silent build
+
+## The dashboard's unit tests (data shaping, the WebSocket client's reconnection).
+dashboard-test: setup
+	cd dashboard && npm test --silent
+
+## The dashboard in headless Chromium (Debian's package) against a local cloud of its own.
+e2e: setup dashboard
+	@infra/scripts/chromium.sh
+	$(CARGO) build -p pulse-local
+	infra/scripts/e2e.sh
+
+## Run Pulse locally: AWS emulator, tables, every function, the dashboard on :3000.
+dev: setup tracker dashboard
 	$(CARGO) build -p pulse-local
 	./target/debug/pulse-local
 
 ## The whole test suite, as CI runs it.
-test: setup fmt-check clippy cfn-lint openapi-lint tracker-test unit-test
+test: setup fmt-check clippy cfn-lint openapi-lint tracker-test dashboard-test dashboard unit-test e2e
 	@echo "make test: all checks passed"
 
 fmt-check:

@@ -232,6 +232,85 @@ fn every_template_function_has_an_in_process_handler() {
 }
 
 #[tokio::test]
+async fn the_dashboard_its_config_and_the_dev_sign_in_are_served() {
+    // `make test` builds dashboard/dist before the Rust tests run.
+    let http = &cloud().http;
+    let page = reqwest::get(format!("{http}/")).await.expect("page");
+    assert_eq!(
+        page.status(),
+        200,
+        "build the dashboard first: make dashboard"
+    );
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.expect("html");
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a script");
+    let js = reqwest::get(format!("{http}{script}"))
+        .await
+        .expect("script");
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["cache-control"]
+            .to_str()
+            .unwrap_or("")
+            .contains("immutable")
+    );
+    // The config points at this local cloud's WebSocket API and its dev sign-in
+    let config: serde_json::Value = reqwest::get(format!("{http}/config.json"))
+        .await
+        .expect("config")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["auth"]["mode"], "dev");
+    assert!(
+        config["wsUrl"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ws://127.0.0.1:")
+    );
+    // The dev sign-in mints a token the API accepts, and refuses a bad role
+    let client = reqwest::Client::new();
+    let signed: serde_json::Value = client
+        .post(format!("{http}/dev/token"))
+        .json(&serde_json::json!({"tenant": "dash", "role": "analyst"}))
+        .send()
+        .await
+        .expect("sign-in")
+        .json()
+        .await
+        .expect("json");
+    let me: serde_json::Value = client
+        .get(format!("{http}/api/v1/me"))
+        .bearer_auth(signed["token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (me["tenant"].as_str(), me["role"].as_str()),
+        (Some("dash"), Some("analyst"))
+    );
+    let refused = client
+        .post(format!("{http}/dev/token"))
+        .json(&serde_json::json!({"tenant": "dash", "role": "root"}))
+        .send()
+        .await
+        .expect("sign-in");
+    assert_eq!(refused.status(), 400);
+    // And paths outside the build are not served
+    let escape = reqwest::get(format!("{http}/assets/..%2F..%2FCargo.toml"))
+        .await
+        .expect("res");
+    assert_eq!(escape.status(), 404);
+}
+
+#[tokio::test]
 async fn the_tracking_script_is_served_at_pulse_js() {
     // `make test` builds tracker/dist/pulse.js before the Rust tests run.
     let res = reqwest::get(format!("{}/pulse.js", cloud().http))
@@ -244,7 +323,7 @@ async fn the_tracking_script_is_served_at_pulse_js() {
 }
 
 #[tokio::test]
-async fn the_tracking_script_publishes_to_the_dashboard_bucket() {
+async fn the_tracking_script_and_the_dashboard_publish_to_the_dashboard_bucket() {
     // Given the emulator's dashboard bucket (what `sam deploy` creates on AWS)
     let c = cloud();
     let bucket = c
@@ -255,12 +334,40 @@ async fn the_tracking_script_publishes_to_the_dashboard_bucket() {
         .expect("a dashboard bucket");
     let s3 = pulse_local::s3_client(&c.sdk().await);
     let root = pulse_local::default_root();
-    // When the static files are published
-    let keys = pulse_local::publish::publish(&s3, bucket, &root)
+    // When the static files are published with a deployment's config
+    let config = serde_json::json!({"apiUrl": "https://api.test", "wsUrl": "wss://ws.test", "auth": {"mode": "oidc", "domain": "https://auth.test", "clientId": "c"}});
+    let keys = pulse_local::publish::publish(&s3, bucket, &root, Some(&config))
         .await
-        .expect("published");
-    // Then the bucket serves the built script as JavaScript
-    assert_eq!(keys, ["pulse.js"]);
+        .expect("published (make tracker dashboard first)");
+    // Then the bucket holds the script, the dashboard's page and assets, and its config
+    assert_eq!(keys.first().map(String::as_str), Some("pulse.js"));
+    assert_eq!(keys.last().map(String::as_str), Some("config.json"));
+    assert!(keys.iter().any(|k| k == "index.html"), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("assets/") && k.ends_with(".js")),
+        "{keys:?}"
+    );
+    let page = s3
+        .get_object()
+        .bucket(bucket)
+        .key("index.html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.content_type(), Some("text/html; charset=utf-8"));
+    assert_eq!(page.cache_control(), Some("no-cache"));
+    let stored = s3
+        .get_object()
+        .bucket(bucket)
+        .key("config.json")
+        .send()
+        .await
+        .expect("config");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&stored.body.collect().await.expect("body").into_bytes())
+            .expect("json");
+    assert_eq!(stored, config);
     let object = s3
         .get_object()
         .bucket(bucket)

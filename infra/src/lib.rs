@@ -7,6 +7,7 @@
 //! standing in for Cognito) and WebSocket API, fires its schedules, and delivers its DynamoDB
 //! streams to their functions. Integration tests start the same thing in-process.
 
+pub mod dashboard;
 pub mod demo;
 pub mod emulator;
 pub mod functions;
@@ -221,8 +222,22 @@ impl LocalCloud {
         .map_err(StartError::Routes)?;
         let tracker = opts.root.join("tracker").join("dist").join("pulse.js");
         let jwks = issuer.jwks();
+        let client_ws_url = match &ws_listener {
+            Some(l) => Some(format!(
+                "ws://{}/",
+                l.local_addr().map_err(io("a listener"))?
+            )),
+            None => None,
+        };
+        let dashboard = dashboard::router(
+            &opts.root,
+            issuer.clone(),
+            default_authorizer(&model),
+            client_ws_url,
+        );
         let router = api
             .router()
+            .merge(dashboard)
             .route(
                 JWKS_PATH,
                 axum::routing::get(move || {
@@ -345,13 +360,12 @@ impl LocalCloud {
 
     /// A dev token for `tenant` in `role`, valid for an hour.
     pub fn token(&self, tenant: &str, role: &str) -> Result<String, jwt::IssuerError> {
-        let authorizer = self.authorizer().cloned().unwrap_or_else(|| JwtAuthorizer {
-            issuer: String::new(),
-            audience: Vec::new(),
-            header: "authorization".into(),
-        });
-        self.issuer
-            .mint(&authorizer, tenant, role, Duration::from_secs(3600))
+        self.issuer.mint(
+            &default_authorizer(&self.model),
+            tenant,
+            role,
+            Duration::from_secs(3600),
+        )
     }
 
     /// Starts demo traffic through the HTTP API (see [`demo`]); it stops with the local cloud.
@@ -470,4 +484,18 @@ pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
 fn free_port() -> Result<u16, StartError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("a free port"))?;
     Ok(listener.local_addr().map_err(io("a free port"))?.port())
+}
+
+/// The HTTP API's default JWT authorizer, whose issuer and audience dev tokens carry.
+fn default_authorizer(model: &template::Model) -> JwtAuthorizer {
+    model
+        .authorizers
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| JwtAuthorizer {
+            issuer: String::new(),
+            audience: Vec::new(),
+            header: "authorization".into(),
+        })
 }

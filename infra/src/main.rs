@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use pulse_local::{LocalCloud, Options, default_root, template};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -27,11 +28,18 @@ enum Command {
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: u64,
     },
-    /// Upload the static files (the tracking script) to a deployed stack's dashboard bucket,
-    /// with the default AWS credentials: `--bucket` is the stack's DashboardBucketName output.
+    /// Upload the static files (the tracking script, the dashboard and its config.json) to a
+    /// deployed stack's dashboard bucket, with the default AWS credentials. `--outputs` is the
+    /// file `sam list stack-outputs --stack-name <stack> --output json` writes.
     Publish {
         #[arg(long)]
-        bucket: String,
+        outputs: PathBuf,
+        /// The hosted UI, when the stack uses an external issuer instead of its user pool.
+        #[arg(long)]
+        auth_domain: Option<String>,
+        /// The OAuth client id at that issuer.
+        #[arg(long)]
+        client_id: Option<String>,
     },
 }
 
@@ -44,11 +52,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     match cli.command {
         Some(Command::Token { tenant, role, ttl }) => token(&opts, &tenant, &role, ttl),
-        Some(Command::Publish { bucket }) => {
+        Some(Command::Publish {
+            outputs,
+            auth_domain,
+            client_id,
+        }) => {
+            let mut stack = pulse_local::publish::StackOutputs::from_sam_json(
+                &std::fs::read_to_string(outputs)?,
+            )?;
+            stack.auth_domain = auth_domain.or(stack.auth_domain);
+            stack.client_id = client_id.or(stack.client_id);
+            let config = stack.dashboard_config()?;
+            let bucket = stack.bucket;
             let aws = pulse_shared::aws::load().await;
+            let s3 = aws_sdk_s3::Client::new(&aws);
             let keys =
-                pulse_local::publish::publish(&aws_sdk_s3::Client::new(&aws), &bucket, &opts.root)
-                    .await?;
+                pulse_local::publish::publish(&s3, &bucket, &opts.root, Some(&config)).await?;
             #[allow(clippy::print_stdout)]
             {
                 println!("published to s3://{bucket}: {}", keys.join(", "));

@@ -67,6 +67,7 @@ const KNOWN_TYPES: &[&str] = &[
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
+    "AWS::Cognito::UserPoolDomain",
     "AWS::CloudFront::Distribution",
     "AWS::CloudFront::OriginAccessControl",
 ];

@@ -4,8 +4,8 @@
 //!
 //! Starts a local cloud of its own, connects `CLIENTS` clients (default 100) subscribed to
 //! page views at 1 s, then `ROUNDS` times (default 50) posts one page view and records, for
-//! every client, the time from the 202 to the first update after it (rounds are 1.2 s apart so
-//! every subscription is due). Reports p50/p95/p99 over all (round, client) pairs and, per
+//! every client, the time from the 202 to the first update after it (a round starts 1 s after
+//! the last frame of the one before, so every subscription is due). Reports p50/p95/p99 over all (round, client) pairs and, per
 //! round, the spread between the first and the last client's frame: the fan-out rate is
 //! clients / spread.
 //!
@@ -92,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         if let (Some(first), Some(last)) = (arrived.iter().min(), arrived.iter().max()) {
             spreads.push((*last - *first).as_secs_f64());
         }
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
         while rx.try_recv().is_ok() {}
     }
     latencies.sort_by(f64::total_cmp);

@@ -1,0 +1,270 @@
+// End-to-end: the built dashboard in headless Chromium (Debian's package, driven by
+// playwright-core; no browser download) against a running local cloud at PULSE_URL.
+//
+// Proves: the cards show what the API answers; an ingested event moves a card within 2 s; a
+// click on a chart drills down (and the breadcrumb leads back); the CSV export holds the rows of
+// the view; a viewer does not see the business view; a 375 px viewport renders one column.
+// Measures: first load to cards with numbers, a 1,000-point line chart's render, the gzipped
+// JavaScript. Screenshots and figures go to e2e/artifacts/.
+
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const base = process.env.PULSE_URL ?? "http://127.0.0.1:3000";
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const artifacts = join(here, "artifacts");
+mkdirSync(artifacts, { recursive: true });
+const tenant = `e2e-${Date.now().toString(36)}`;
+const figures = {};
+let failures = 0;
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures += 1;
+    console.log(`FAIL ${name}\n     ${String(e?.stack ?? e).split("\n").slice(0, 6).join("\n     ")}`);
+  }
+}
+
+async function token(role) {
+  const res = await fetch(`${base}/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ tenant, role }),
+  });
+  assert.equal(res.status, 200, "dev sign-in");
+  return (await res.json()).token;
+}
+
+async function api(tok, path, body) {
+  const res = await fetch(`${base}${path}`, {
+    method: body ? "POST" : "GET",
+    headers: { authorization: `Bearer ${tok}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, json: await res.json().catch(() => null) };
+}
+
+async function until(what, fn, ms = 15_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+await until(
+  "the local cloud",
+  () => fetch(`${base}/api/v1/health`).then((r) => r.ok, () => false),
+  180_000,
+);
+const admin = await token("admin");
+const viewer = await token("viewer");
+// Given page views on three paths from four visitors, and an order
+const events = [
+  ...["/", "/", "/", "/pricing", "/pricing", "/docs"].map((path, i) => ({ kind: "page_view", path, visitor: `v${i % 4}`, referrer: "https://www.google.com/" })),
+  { kind: "order", visitor: "v1", order_id: "o-1", revenue: 42.5, currency: "EUR" },
+];
+const ingested = await api(admin, "/api/v1/events", { events });
+assert.equal(ingested.status, 202, JSON.stringify(ingested.json));
+const cardValue = (cards, id) => cards.find((c) => c.id === id)?.value;
+await until("the stream to count the page views", async () => cardValue((await api(admin, "/api/v1/metrics")).json?.cards ?? [], "page_views_today") >= 6);
+
+const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+const signedIn = async (tok, viewport = { width: 1280, height: 900 }) => {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  await context.addInitScript((t) => sessionStorage.setItem("pulse.token", t), tok);
+  return { context, page: await context.newPage() };
+};
+const cardsOnPage = (page) =>
+  page.$$eval(".card", (els) => els.map((el) => ({ id: el.dataset.card, value: el.querySelector(".value")?.dataset.value ?? "" })));
+
+await step("signing in through the local cloud's dev sign-in shows the overview", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(base);
+  await page.getByLabel("Tenant").fill(tenant);
+  await page.getByLabel("Role").selectOption("analyst");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator(".card").first().waitFor();
+  assert.match(await page.locator(".who").innerText(), new RegExp(`${tenant} · analyst`));
+  await context.close();
+});
+
+await step("the cards show the numbers the API returns, within 1 s of the first load", async () => {
+  const { context, page } = await signedIn(admin);
+  const t0 = Date.now();
+  await page.goto(base);
+  await page.waitForFunction(() => [...document.querySelectorAll(".card .value")].some((v) => v.dataset.value !== ""));
+  figures.first_load_ms = Date.now() - t0;
+  const shown = await cardsOnPage(page);
+  const { json } = await api(admin, "/api/v1/metrics");
+  assert.deepEqual(
+    shown.map((c) => c.id),
+    json.cards.map((c) => c.id),
+  );
+  for (const c of json.cards) {
+    const onPage = shown.find((s) => s.id === c.id);
+    assert.equal(onPage.value, c.value === null ? "" : String(c.value), `card ${c.id}`);
+  }
+  await page.waitForSelector('.live-state[data-state="open"]');
+  await page.waitForLoadState("networkidle");
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(artifacts, "desktop.png"), fullPage: true });
+  // Updates every second (the interval selector), once the new subscription's snapshot is a second old
+  await page.getByLabel("Update interval").selectOption("1s");
+  await page.waitForTimeout(1_500);
+  // And an event sent through the ingest API moves a card within 2 s
+  const before = Number((await cardsOnPage(page)).find((c) => c.id === "page_views_today").value);
+  const sent = Date.now();
+  const res = await api(admin, "/api/v1/events", { events: [{ kind: "page_view", path: "/live", visitor: "v-live" }] });
+  assert.equal(res.status, 202);
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-card="page_views_today"] .value')?.dataset.value) > n,
+    before,
+    { timeout: 2_000 },
+  );
+  figures.event_to_card_ms = Date.now() - sent;
+  await context.close();
+});
+
+await step("a click on a bar drills down, and the breadcrumb leads back", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/pages?range=24h`);
+  const chart = page.locator('[data-chart="web/pages-breakdown"] canvas').first();
+  await chart.waitFor();
+  await page.waitForTimeout(500);
+  const box = await chart.boundingBox();
+  const rows = await page.locator("tbody tr").count();
+  assert.ok(rows >= 3, `rows: ${rows}`);
+  // The first (largest) bar: top category band, well inside its length
+  await page.mouse.click(box.x + box.width * 0.55, box.y + 8 + (box.height - 16) / (2 * rows));
+  await page.waitForFunction(() => location.hash.startsWith("#/explore/query") && location.hash.includes("path=%2F"));
+  assert.match(await page.locator(".crumbs").innerText(), /path = \//);
+  await page.locator('[data-chart="explore-line"]').waitFor();
+  await page.locator(".crumbs a").first().click();
+  await page.waitForFunction(() => !location.hash.includes("path="));
+  await context.close();
+});
+
+await step("the CSV export holds the rows of the view", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/pages?range=24h`);
+  await page.locator("tbody tr").first().waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.locator('.toolbar [data-export="csv"]').click()]);
+  const csv = readFileSync(await download.path(), "utf8").trim().split("\r\n");
+  const { json } = await api(admin, "/api/v1/web/pages?range=24h");
+  assert.equal(csv.length, json.rows.length + 1, csv.join("\n"));
+  for (const row of json.rows) assert.ok(csv.some((line) => line.split(",").includes(row.path)), `row ${row.path} in\n${csv.join("\n")}`);
+  writeFileSync(join(artifacts, "web-pages.csv"), csv.join("\r\n"));
+  // And the JSON and PNG exports download too
+  const [json2] = await Promise.all([page.waitForEvent("download"), page.locator('.toolbar [data-export="json"]').click()]);
+  assert.deepEqual(JSON.parse(readFileSync(await json2.path(), "utf8")).rows, json.rows);
+  const [png] = await Promise.all([page.waitForEvent("download"), page.locator('[data-export="png"]').first().click()]);
+  assert.equal(readFileSync(await png.path()).subarray(1, 4).toString(), "PNG");
+  await context.close();
+});
+
+await step("a viewer does not see the business view", async () => {
+  const { context, page } = await signedIn(viewer);
+  await page.goto(base);
+  await page.locator(".card").first().waitFor();
+  const nav = await page.locator("header nav").innerText();
+  assert.ok(nav.includes("Web analytics") && !nav.includes("Business") && !nav.includes("System health"), nav);
+  assert.ok(!(await cardsOnPage(page)).some((c) => c.id === "api_error_rate"));
+  await page.goto(`${base}/#/business/overview`);
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").innerText(), /may not see/);
+  await context.close();
+});
+
+await step("a 375 px-wide viewport renders one column", async () => {
+  const { context, page } = await signedIn(admin, { width: 375, height: 812 });
+  await page.goto(base);
+  await page.waitForFunction(() => document.querySelectorAll(".card").length >= 2);
+  const lefts = await page.$$eval(".card, .panel", (els) => els.map((e) => Math.round(e.getBoundingClientRect().left)));
+  assert.equal(new Set(lefts).size, 1, `lefts: ${lefts}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `horizontal overflow ${overflow}px`);
+  await page.waitForLoadState("networkidle");
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(artifacts, "mobile.png"), fullPage: true });
+  await context.close();
+});
+
+await step("keyboard: the skip link and every area are reachable by Tab", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(base);
+  await page.locator(".card").first().waitFor();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  const reached = new Set();
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press("Tab");
+    reached.add(await page.evaluate(() => document.activeElement?.textContent ?? ""));
+  }
+  for (const area of ["Web analytics", "Business", "System health", "ML pipelines"]) assert.ok(reached.has(area), `${area} by keyboard`);
+  await context.close();
+});
+
+await step("every view of every area renders without an error", async () => {
+  const { context, page } = await signedIn(admin);
+  const views = {
+    web: ["overview", "pages", "sources", "devices", "countries", "funnel"],
+    business: ["overview", "sales", "products", "collections", "funnel"],
+    health: ["overview", "api", "timeseries"],
+    ml: ["overview", "providers"],
+    explore: ["query"],
+  };
+  for (const [area, list] of Object.entries(views)) {
+    for (const view of list) {
+      await page.goto(`${base}/#/${area}/${view}?range=24h&compare=1`);
+      await page.locator(`section[data-view="${area}/${view}"][data-loading="0"]`).waitFor();
+      await page.waitForTimeout(300);
+      const alerts = await page.getByRole("alert").allInnerTexts();
+      assert.deepEqual(alerts, [], `${area}/${view}`);
+      // Figures, a chart or a table; or, where this tenant's data has none yet (visits are
+      // computed hourly), the empty state
+      const shown = await page.locator(".chart, .tile, table, .empty").count();
+      assert.ok(shown > 0, `${area}/${view} shows something`);
+      await page.screenshot({ path: join(artifacts, `${area}-${view}.png`), fullPage: true });
+    }
+  }
+  await context.close();
+});
+
+await step("a 1,000-point line chart renders (benchmark page)", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/bench.html`);
+  const out = await page.waitForFunction(() => document.querySelector("output")?.dataset.done && document.querySelector("output").dataset, null, { timeout: 20_000 });
+  const data = await out.jsonValue();
+  figures.line_1000_render_ms_median = Number(data.median);
+  figures.line_1000_render_ms_max = Number(data.max);
+  await context.close();
+});
+
+await browser.close();
+
+// The JavaScript the dashboard page loads: its entry and the modules it preloads.
+const dist = join(here, "..", "dist");
+const html = readFileSync(join(dist, "index.html"), "utf8");
+const scripts = [...html.matchAll(/(?:src|href)="\/(assets\/[^"]+\.js)"/g)].map((m) => m[1]);
+assert.ok(scripts.length > 0, "index.html loads a script");
+figures.js_gzip_bytes = scripts.reduce((n, f) => n + gzipSync(readFileSync(join(dist, f)), { level: 9 }).length, 0);
+writeFileSync(join(artifacts, "figures.json"), JSON.stringify(figures, null, 2) + "\n");
+console.log(`figures: ${JSON.stringify(figures)}`);
+if (failures) {
+  console.log(`${failures} end-to-end check(s) failed`);
+  process.exit(1);
+}
+console.log("end-to-end: all checks passed");

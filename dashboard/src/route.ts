@@ -1,0 +1,82 @@
+// Where the dashboard is: `#/{area}/{view}?range=…&{dimension}=…`, so every view, filter and
+// range is a link (back/forward, bookmarks, shared URLs), and what a drill-down adds is undone
+// by its breadcrumb.
+
+export type Area = "overview" | "web" | "business" | "health" | "ml" | "explore";
+
+export interface Route {
+  area: Area;
+  view: string;
+  /** range, start, end, interval, compare, metric, group_by and dimension filters. */
+  params: Record<string, string>;
+}
+
+/** Views of each area, in menu order, and the role each area needs. */
+export const AREAS: { area: Area; label: string; role: "viewer" | "analyst" | "admin"; views: string[] }[] = [
+  { area: "overview", label: "Overview", role: "viewer", views: ["overview"] },
+  { area: "web", label: "Web analytics", role: "viewer", views: ["overview", "pages", "sources", "devices", "countries", "funnel"] },
+  { area: "business", label: "Business", role: "analyst", views: ["overview", "sales", "products", "collections", "funnel"] },
+  { area: "health", label: "System health", role: "admin", views: ["overview", "api", "timeseries"] },
+  { area: "ml", label: "ML pipelines", role: "admin", views: ["overview", "providers"] },
+  { area: "explore", label: "Explore", role: "viewer", views: ["query"] },
+];
+
+/** Parameters that are not dimension filters. */
+export const CONTROL = new Set(["range", "start", "end", "interval", "compare", "metric", "group_by", "limit"]);
+
+export function parseRoute(hash: string): Route {
+  const [path, query = ""] = hash.replace(/^#/, "").split("?");
+  const [areaText = "", viewText = ""] = path.split("/").filter(Boolean);
+  const known = AREAS.find((a) => a.area === areaText);
+  const area: Area = known ? known.area : "overview";
+  const views = (known ?? AREAS[0]).views;
+  const view = views.includes(viewText) ? viewText : views[0];
+  const params: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(query)) params[k] = v;
+  return { area, view, params };
+}
+
+export function routeHash(r: Route): string {
+  const q = new URLSearchParams(Object.entries(r.params).filter(([, v]) => v !== "")).toString();
+  return `#/${r.area}/${r.view}${q ? `?${q}` : ""}`;
+}
+
+/** The dimension filters of a route. */
+export function filters(r: Route): Record<string, string> {
+  return Object.fromEntries(Object.entries(r.params).filter(([k]) => !CONTROL.has(k)));
+}
+
+export interface Crumb {
+  label: string;
+  hash: string;
+}
+
+/**
+ * The trail back from a route: its area and view, then each filter and a narrowed time range in
+ * the order they were added (URL order), each crumb dropping what follows it.
+ */
+export function breadcrumbs(r: Route): Crumb[] {
+  const area = AREAS.find((a) => a.area === r.area) ?? AREAS[0];
+  const base: Record<string, string> = {};
+  for (const k of ["range", "compare", "interval"]) if (r.params[k] && !r.params.start) base[k] = r.params[k];
+  if (r.params.range) base.range = r.params.range;
+  const crumbs: Crumb[] = [{ label: area.label, hash: routeHash({ area: r.area, view: area.views[0], params: base }) }];
+  if (r.view !== area.views[0]) crumbs.push({ label: r.view, hash: routeHash({ ...r, params: { ...base } }) });
+  const acc: Record<string, string> = { ...base };
+  for (const [k, v] of Object.entries(r.params)) {
+    if (k === "start" || (!CONTROL.has(k) && k !== "end")) {
+      if (k === "start") {
+        acc.start = v;
+        if (r.params.end) acc.end = r.params.end;
+        if (r.params.interval) acc.interval = r.params.interval;
+        const when = new Date(v).toISOString().replace("T", " ").slice(0, 16);
+        crumbs.push({ label: `from ${when} UTC`, hash: routeHash({ ...r, params: { ...acc } }) });
+      } else {
+        acc[k] = v;
+        crumbs.push({ label: `${k} = ${v}`, hash: routeHash({ ...r, params: { ...acc } }) });
+      }
+    }
+  }
+  if (r.params.metric && r.area === "explore") crumbs.splice(1, 0, { label: r.params.metric, hash: routeHash({ area: "explore", view: "query", params: { metric: r.params.metric, ...base } }) });
+  return crumbs;
+}

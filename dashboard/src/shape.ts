@@ -1,0 +1,212 @@
+// Data shaping between the API's answers and what the dashboard shows: number formats, deltas,
+// tables, CSV, the hour-of-day × weekday heatmap, and merging a live query update into the
+// points already shown. Pure functions, unit-tested in test/shape.test.ts.
+
+export interface Card {
+  id: string;
+  label: string;
+  unit: string;
+  value: number | null;
+  previous: number | null;
+  change: number | null;
+  sparkline: (number | null)[];
+}
+
+export interface Figure {
+  value: number | null;
+  previous?: number | null;
+  previous_period?: number | null;
+  change: number | null;
+}
+
+export interface ViewRange {
+  start: string;
+  end: string;
+  interval?: string;
+}
+
+/** A row of a table: column name → value. */
+export type Row = Record<string, string | number | null>;
+
+const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
+const plain = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+
+/** A value in its unit: `12.3k`, `4.5%`, `1m 05s`, `€1,234.50`, `230 ms`. */
+export function formatValue(value: number | null | undefined, unit = ""): string {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  switch (unit) {
+    case "ratio":
+    case "percent":
+      return `${plain.format(value * 100)}%`;
+    case "seconds": {
+      const s = Math.round(value);
+      if (s < 60) return `${s}s`;
+      const m = Math.floor(s / 60);
+      if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+      return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
+    }
+    case "ms":
+      return `${plain.format(value)} ms`;
+    case "currency":
+      return new Intl.NumberFormat("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 }).format(value);
+    default:
+      return Math.abs(value) >= 10_000 ? compact.format(value) : plain.format(value);
+  }
+}
+
+/** The change as shown: `+12%`, `−3.4%`, or nothing when there is no previous value. */
+export function formatChange(change: number | null | undefined): string {
+  if (change === null || change === undefined || !Number.isFinite(change)) return "";
+  const pct = change * 100;
+  const text = plain.format(Math.abs(pct));
+  return `${pct > 0 ? "+" : pct < 0 ? "−" : "±"}${text}%`;
+}
+
+/** Whether a change is good news: more is better, except for rates of failure, bounces and latency. */
+export function changeTone(id: string, change: number | null | undefined): "up" | "down" | "flat" {
+  if (!change) return "flat";
+  const lowerIsBetter = /error|bounce|latency|failed|p95|duration_ms|cost/.test(id);
+  return (change > 0) !== lowerIsBetter ? "up" : "down";
+}
+
+/** The unit a figure is shown in, from its name. */
+export function unitOf(name: string): string {
+  if (/rate$|_rate|conversion/.test(name)) return "ratio";
+  if (/duration$|_seconds$/.test(name)) return "seconds";
+  if (/_ms$|latency/.test(name)) return "ms";
+  if (/revenue|order_value|cost/.test(name)) return "currency";
+  return "";
+}
+
+/** `visit_duration` → `Visit duration`. */
+export function label(name: string): string {
+  const text = name.replace(/[_.]/g, " ").replace(/\bp(\d\d)\b/, "p$1").trim();
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). */
+function csvField(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  const s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Rows as CSV with a header of every column in first-seen order; CRLF line ends (RFC 4180). */
+export function toCsv(rows: Row[]): string {
+  const columns: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!columns.includes(k)) columns.push(k);
+  const lines = [columns.map(csvField).join(",")];
+  for (const r of rows) lines.push(columns.map((c) => csvField(r[c])).join(","));
+  return lines.join("\r\n") + "\r\n";
+}
+
+/** A view's figures (`metrics`) as rows: name, value, previous, change. */
+export function figureRows(metrics: Record<string, Figure>): Row[] {
+  return Object.entries(metrics).map(([name, f]) => ({
+    metric: name,
+    value: f.value,
+    previous: f.previous ?? f.previous_period ?? null,
+    change: f.change,
+  }));
+}
+
+/** The data behind a view as table rows: its breakdown rows, timeseries, steps or figures. */
+export function viewRows(view: Record<string, unknown>): Row[] {
+  const dim = typeof view["dimension"] === "string" ? (view["dimension"] as string) : null;
+  for (const key of ["rows", "steps", "timeseries", "pages", "currencies"]) {
+    const v = view[key];
+    if (Array.isArray(v) && v.length > 0) {
+      // A breakdown's dimension is its first column, the figures follow.
+      if (key === "rows" && dim) return (v as Row[]).map((r) => ({ [dim]: r[dim] ?? null, ...r }));
+      return v as Row[];
+    }
+  }
+  const metrics = view["metrics"];
+  if (metrics && typeof metrics === "object") return figureRows(metrics as Record<string, Figure>);
+  const points = view["data"];
+  if (Array.isArray(points)) {
+    // A metrics-query answer: one row per point, its tags and every aggregation as columns.
+    return (points as (QueryPoint & { values?: Record<string, number | null> })[]).map((p) => ({
+      timestamp: p.timestamp,
+      ...p.tags,
+      ...(p.values ?? { value: p.value }),
+    }));
+  }
+  return [];
+}
+
+const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/**
+ * Hourly points summed into a 7 × 24 grid (UTC weekday × hour of day), as ECharts heatmap data
+ * `[hour, weekday, value]`, and the largest cell for the colour scale.
+ */
+export function heatmap(
+  points: { timestamp: string; value: number | null }[],
+): { cells: [number, number, number][]; max: number; days: string[] } {
+  const grid = new Map<string, number>();
+  for (const p of points) {
+    if (p.value === null) continue;
+    const t = new Date(p.timestamp);
+    const day = (t.getUTCDay() + 6) % 7;
+    const key = `${t.getUTCHours()},${day}`;
+    grid.set(key, (grid.get(key) ?? 0) + p.value);
+  }
+  const cells: [number, number, number][] = [];
+  let max = 0;
+  for (const [key, value] of grid) {
+    const [h, d] = key.split(",").map(Number);
+    cells.push([h, d, value]);
+    max = Math.max(max, value);
+  }
+  cells.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  return { cells, max, days: WEEKDAYS };
+}
+
+/** A metrics-query point. */
+export interface QueryPoint {
+  timestamp: string;
+  value: number | null;
+  tags: Record<string, string>;
+}
+
+/**
+ * A live query update merged into the points shown: points from `since` on are replaced by the
+ * update's, points before `start` (the moving range's start) dropped; ordered by tags and time.
+ */
+export function mergeSince(
+  shown: QueryPoint[],
+  update: QueryPoint[],
+  since: string,
+  start: string,
+): QueryPoint[] {
+  const s = Date.parse(since);
+  const from = Date.parse(start);
+  const kept = shown.filter((p) => {
+    const t = Date.parse(p.timestamp);
+    return t >= from && t < s;
+  });
+  const all = kept.concat(update);
+  const key = (p: QueryPoint) => JSON.stringify(Object.entries(p.tags).sort());
+  return all.sort((a, b) => key(a).localeCompare(key(b)) || Date.parse(a.timestamp) - Date.parse(b.timestamp));
+}
+
+/** Series for a line chart: one per group of tags, each `[time ms, value]` in time order. */
+export function seriesByTags(points: QueryPoint[]): { name: string; data: [number, number | null][] }[] {
+  const groups = new Map<string, [number, number | null][]>();
+  for (const p of points) {
+    const name = Object.values(p.tags).join(" · ") || "total";
+    const list = groups.get(name) ?? [];
+    list.push([Date.parse(p.timestamp), p.value]);
+    groups.set(name, list);
+  }
+  return [...groups].map(([name, data]) => ({ name, data: data.sort((a, b) => a[0] - b[0]) }));
+}
+
+/** The range a click on a time-series point drills into: that point's interval. */
+export function pointRange(timestamp: string | number, interval: string | undefined): { start: string; end: string } {
+  const secs: Record<string, number> = { "1m": 60, "5m": 300, "1h": 3600, "1d": 86_400, "1w": 604_800 };
+  const start = typeof timestamp === "number" ? timestamp : Date.parse(timestamp);
+  const len = (secs[interval ?? "1h"] ?? 3600) * 1000;
+  return { start: new Date(start).toISOString(), end: new Date(start + len).toISOString() };
+}

@@ -1,0 +1,353 @@
+// The area views (web analytics, business, system health, ML pipelines) and Explore (any
+// metric by query): one page that fetches the route's view, shows its figures, charts and
+// table, and drills down: a bar or slice adds its dimension as a filter, a point of a time
+// series narrows the range to its interval; breadcrumbs undo either.
+
+import { useEffect, useState } from "preact/hooks";
+import { ApiError, type Api, type Me } from "./api";
+import { Chart, type ChartClick } from "./charts";
+import type { Interval, LiveClient } from "./live";
+import { AREAS, breadcrumbs, filters, routeHash, type Route } from "./route";
+import { label, pointRange, seriesByTags, viewRows, type QueryPoint, type Row } from "./shape";
+import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption } from "./widgets";
+
+type View = Record<string, unknown>;
+
+/** Where a click on a row of `area/view` leads: the view it filters, or Explore for a page. */
+function drillTarget(r: Route, dimension: string, value: string): Route {
+  const keep = Object.fromEntries(Object.entries(r.params).filter(([k]) => ["range", "start", "end", "compare"].includes(k)));
+  const params = { ...keep, ...filters(r), [dimension]: value };
+  const to = (area: Route["area"], view: string): Route => ({ area, view, params });
+  switch (`${r.area}/${r.view}`) {
+    case "web/pages":
+      return { area: "explore", view: "query", params: { ...keep, metric: "web.pages", path: value } };
+    case "business/products":
+    case "business/collections":
+      return to("business", "sales");
+    case "health/api":
+      return to("health", "timeseries");
+    case "ml/providers":
+      return to("ml", "overview");
+    default:
+      return to(r.area, "overview");
+  }
+}
+
+const PIES = new Set(["web/sources", "web/devices"]);
+
+/** The time range a view answered for, shifted back by its own length. */
+function previousRange(view: View): { start: string; end: string } | null {
+  const range = view.range as { start?: string; end?: string } | undefined;
+  if (!range?.start || !range.end) return null;
+  const s = Date.parse(range.start);
+  const e = Date.parse(range.end);
+  return { start: new Date(2 * s - e).toISOString(), end: range.start };
+}
+
+function numericColumns(rows: Row[], skip: string[]): string[] {
+  const first = rows[0] ?? {};
+  return Object.keys(first).filter((k) => !skip.includes(k) && typeof first[k] === "number");
+}
+
+/** The funnel steps typed as `/, /pricing*, signup`: paths start with a slash, others are events. */
+function parseSteps(text: string): { path?: string; event?: string }[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (s.startsWith("/") ? { path: s } : { event: s }));
+}
+
+export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Route; interval: Interval }) {
+  const { api, route } = props;
+  const [view, setView] = useState<View | null>(null);
+  const [previous, setPrevious] = useState<View | null>(null);
+  const [error, setError] = useState("");
+  const [loading, setLoading] = useState(true);
+  const [steps, setSteps] = useState(route.params.steps ?? "/, /pricing, /signup");
+  const p = route.params;
+  const range = p.range ?? (route.area === "explore" ? "24h" : "7d");
+  const compare = p.compare === "1";
+  const key = `${route.area}/${route.view}`;
+
+  const go = (params: Record<string, string>) => {
+    location.hash = routeHash({ ...route, params });
+  };
+
+  useEffect(() => {
+    let cancelled = false;
+    setError("");
+    setLoading(true);
+    const time = p.start ? { start: p.start, end: p.end } : { range };
+    const load = async (): Promise<[View, View | null]> => {
+      if (key === "web/funnel") {
+        const body = { steps: parseSteps(steps), time_range: p.start ? { start: p.start, end: p.end } : range };
+        return [await api.post<View>("/api/v1/funnels/query", body), null];
+      }
+      if (route.area === "explore") {
+        const metric = p.metric ?? "page_view";
+        const f = filters(route);
+        const body: Record<string, unknown> = {
+          metric_name: metric,
+          time_range: p.start ? { start: p.start, end: p.end } : range,
+          aggregations: ["count", "sum", "avg", "p95", "uniques"],
+          filters: Object.fromEntries(Object.entries(f).filter(([k]) => k !== "steps")),
+          ...(p.group_by ? { group_by: p.group_by.split(",") } : {}),
+          ...(p.interval ? { interval: p.interval } : {}),
+          ...(compare ? { compare_to: "previous_period" } : {}),
+        };
+        return [await api.post<View>("/api/v1/metrics/query", body), null];
+      }
+      const params = { ...time, ...(p.interval ? { interval: p.interval } : {}), ...filters(route) };
+      const now = await api.get<View>(`/api/v1/${route.area}/${route.view}`, params);
+      const before = previousRange(now);
+      const wantsPrevious = compare && before && (Array.isArray(now.rows) || (Array.isArray(now.timeseries) && !("metrics" in now)));
+      const earlier = wantsPrevious ? await api.get<View>(`/api/v1/${route.area}/${route.view}`, { ...params, ...before, range: undefined }) : null;
+      return [now, earlier];
+    };
+    load().then(
+      ([v, prev]) => {
+        if (cancelled) return;
+        setView(v);
+        setPrevious(prev);
+        setLoading(false);
+      },
+      (e: unknown) => {
+        if (cancelled) return;
+        setView(null);
+        setLoading(false);
+        setError(e instanceof ApiError ? `${e.status}: ${e.detail}` : String(e));
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [location.hash, steps]);
+
+  const area = AREAS.find((a) => a.area === route.area) ?? AREAS[0];
+  const rows = view ? viewRows(view) : [];
+  const name = `${route.area}-${route.view}${Object.entries(filters(route)).map(([k, v]) => `-${k}-${v}`).join("")}`.replace(/[^a-zA-Z0-9._-]+/g, "_");
+
+  return (
+    <section aria-labelledby="view-title" aria-busy={loading} data-view={key} data-loading={loading ? "1" : "0"}>
+      <nav aria-label="Breadcrumbs" class="crumbs">
+        <ol>
+          {breadcrumbs(route).map((c, i, all) => (
+            <li key={c.hash}>{i === all.length - 1 ? <span aria-current="page">{c.label}</span> : <a href={c.hash}>{c.label}</a>}</li>
+          ))}
+        </ol>
+      </nav>
+      <h1 id="view-title">
+        {area.label}
+        {route.area !== "explore" && <span class="muted"> · {route.view}</span>}
+      </h1>
+      {area.views.length > 1 && (
+        <nav class="tabs" aria-label={`${area.label} views`}>
+          {area.views.map((v) => (
+            <a key={v} href={routeHash({ area: route.area, view: v, params: Object.fromEntries(Object.entries(p).filter(([k]) => ["range", "compare"].includes(k))) })} aria-current={v === route.view ? "page" : undefined}>
+              {v}
+            </a>
+          ))}
+        </nav>
+      )}
+      <div class="toolbar">
+        <RangeBar
+          value={range}
+          custom={p.start ? { start: p.start, end: p.end } : undefined}
+          onChange={(r) => {
+            const { start: _s, end: _e, interval: _i, ...rest } = p;
+            go({ ...rest, range: r });
+          }}
+          onCustom={(start, end) => {
+            const { range: _r, interval: _i, ...rest } = p;
+            go({ ...rest, start, end });
+          }}
+        />
+        <label class="toggle">
+          <input type="checkbox" checked={compare} onChange={(e) => go({ ...p, compare: e.currentTarget.checked ? "1" : "" })} /> compare to previous period
+        </label>
+        {view && <Exports rows={() => rows} json={() => view} name={name} />}
+      </div>
+      {key === "web/funnel" && (
+        <form
+          class="steps"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const text = (e.currentTarget.elements.namedItem("steps") as HTMLInputElement).value;
+            setSteps(text);
+          }}
+        >
+          <label>
+            Steps (paths with * or event names, comma-separated){" "}
+            <input name="steps" defaultValue={steps} size={40} />
+          </label>
+          <button type="submit">run</button>
+        </form>
+      )}
+      {route.area === "explore" && <ExploreForm route={route} />}
+      {error && <p role="alert">{error}</p>}
+      {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} />}
+      {view && (
+        <details open={rows.length <= 50}>
+          <summary>Data ({rows.length} rows)</summary>
+          <Table rows={rows} caption={`${area.label} ${route.view}`} onRow={drillRow(route, view)} />
+        </details>
+      )}
+    </section>
+  );
+}
+
+/** A table row's drill-down, for breakdowns. */
+function drillRow(route: Route, view: View): ((row: Row) => void) | undefined {
+  const dim = view.dimension as string | undefined;
+  if (!dim || !Array.isArray(view.rows)) return undefined;
+  return (row) => {
+    location.hash = routeHash(drillTarget(route, dim, String(row[dim] ?? "")));
+  };
+}
+
+function ExploreForm(props: { route: Route }) {
+  const p = props.route.params;
+  return (
+    <form
+      class="explore"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const form = e.currentTarget.elements;
+        const metric = (form.namedItem("metric") as HTMLInputElement).value.trim();
+        const group = (form.namedItem("group_by") as HTMLInputElement).value.trim();
+        location.hash = routeHash({ ...props.route, params: { ...p, metric, group_by: group } });
+      }}
+    >
+      <label>
+        Metric <input name="metric" defaultValue={p.metric ?? "page_view"} list="metric-names" required />
+      </label>
+      <datalist id="metric-names">
+        {["page_view", "web.pages", "web.sessions", "order", "api_request", "error", "ml_job", "custom"].map((m) => (
+          <option key={m} value={m} />
+        ))}
+      </datalist>
+      <label>
+        Group by <input name="group_by" defaultValue={p.group_by ?? ""} placeholder="path, country, …" />
+      </label>
+      <button type="submit">query</button>
+    </form>
+  );
+}
+
+function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me }) {
+  const { view, previous, route, compare } = props;
+  const key = `${route.area}/${route.view}`;
+  const interval = (view.range as { interval?: string } | undefined)?.interval ?? (view.resolution as string | undefined);
+  const narrow = (e: ChartClick) => {
+    const t = Array.isArray(e.value) ? (e.value[0] as number) : undefined;
+    if (t === undefined) return;
+    const { range: _r, ...rest } = route.params;
+    const finer: Record<string, string> = { "1d": "1h", "1h": "5m", "5m": "1m" };
+    const r = pointRange(t, interval);
+    location.hash = routeHash({ ...route, params: { ...rest, start: r.start, end: r.end, interval: finer[interval ?? ""] ?? "1m" } });
+  };
+  const drill = (e: ChartClick) => {
+    const dim = view.dimension as string | undefined;
+    if (dim && e.name && !String(e.seriesName ?? "").includes("previous")) location.hash = routeHash(drillTarget(route, dim, e.name));
+  };
+  const parts = [];
+  const metrics = view.metrics as Record<string, { value: number | null; previous?: number | null; change: number | null }> | undefined;
+  if (metrics) parts.push(<Tiles key="tiles" metrics={metrics} compare={compare || route.area === "business"} />);
+  if (key === "health/overview" && metrics?.error_rate) {
+    parts.push(
+      <figure class="panel" key="gauge">
+        <figcaption>
+          <h2>Error rate against a 1% objective</h2>
+        </figcaption>
+        <Chart id="health-gauge" title="Error rate against a 1% objective" option={gaugeOption("error rate", metrics.error_rate.value, 0.01, true)} />
+      </figure>,
+    );
+  }
+  if (key === "ml/overview" && metrics?.success_rate) {
+    parts.push(
+      <figure class="panel" key="gauge">
+        <figcaption>
+          <h2>Job success rate against a 95% target</h2>
+        </figcaption>
+        <Chart id="ml-gauge" title="Job success rate against a 95% target" option={gaugeOption("success rate", metrics.success_rate.value, 0.95, false)} />
+      </figure>,
+    );
+  }
+  const timeseries = view.timeseries as Row[] | undefined;
+  if (timeseries?.length) {
+    const columns = numericColumns(timeseries, ["timestamp"]);
+    const earlier = (previous?.timeseries as Row[] | undefined) ?? [];
+    const shift = previous ? Date.parse(String((view.range as { start: string }).start)) - Date.parse(String((previous.range as { start: string }).start)) : 0;
+    const series = columns.map((c) => ({ name: label(c), data: timeseries.map((r) => [Date.parse(String(r.timestamp)), r[c] as number | null] as [number, number | null]) }));
+    if (compare) {
+      for (const c of columns.slice(0, 2)) {
+        series.push({ name: `${label(c)} (previous period)`, data: earlier.map((r) => [Date.parse(String(r.timestamp)) + shift, r[c] as number | null]), dashed: true } as never);
+      }
+    }
+    parts.push(
+      <figure class="panel wide" key="line">
+        <figcaption>
+          <h2>Over time</h2>
+          <Exports id={`${key}-line`} rows={() => timeseries} name={`${route.area}-${route.view}-timeseries`} />
+        </figcaption>
+        <Chart id={`${key}-line`} title={`${route.view} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onClick={narrow} />
+      </figure>,
+    );
+  }
+  const rows = view.rows as Row[] | undefined;
+  const dim = view.dimension as string | undefined;
+  if (rows?.length && dim) {
+    const measure = numericColumns(rows, [dim])[0];
+    const names = rows.map((r) => String(r[dim] ?? "(none)"));
+    const values = rows.map((r) => r[measure] as number | null);
+    const before = new Map(((previous?.rows as Row[] | undefined) ?? []).map((r) => [String(r[dim] ?? "(none)"), r[measure] as number | null]));
+    const option = PIES.has(key)
+      ? pieOption(names.map((n, i) => ({ name: n, value: values[i] ?? 0 })), label(measure))
+      : barOption(names, values, label(measure), compare ? names.map((n) => before.get(n) ?? 0) : undefined);
+    parts.push(
+      <figure class="panel wide" key="breakdown">
+        <figcaption>
+          <h2>
+            {label(measure)} by {dim}
+          </h2>
+          <Exports id={`${key}-breakdown`} rows={() => rows} name={`${route.area}-${route.view}`} />
+        </figcaption>
+        <Chart id={`${key}-breakdown`} title={`${label(measure)} by ${dim}; click a ${PIES.has(key) ? "slice" : "bar"} to drill down`} option={option} onClick={drill} height={Math.max(240, Math.min(600, rows.length * 30 + 40))} />
+      </figure>,
+    );
+  }
+  const steps = view.steps as Row[] | undefined;
+  if (steps?.length) {
+    parts.push(
+      <figure class="panel wide" key="funnel">
+        <figcaption>
+          <h2>Funnel</h2>
+          <Exports id={`${key}-funnel`} rows={() => steps} name={`${route.area}-funnel`} />
+        </figcaption>
+        <Chart id={`${key}-funnel`} title="Visitors at each funnel step" option={barOption(steps.map((s) => String(s.step)), steps.map((s) => s.visitors as number), "visitors")} />
+      </figure>,
+    );
+  }
+  const points = view.data as QueryPoint[] | undefined;
+  if (route.area === "explore" && Array.isArray(points)) {
+    const compared = (view.comparison as { data?: QueryPoint[] } | undefined)?.data ?? [];
+    const range = view as { data: QueryPoint[] };
+    const series = seriesByTags(range.data);
+    if (compare && compared.length) {
+      const shift = Date.parse(points[0]?.timestamp ?? "") - Date.parse(compared[0]?.timestamp ?? "");
+      for (const s of seriesByTags(compared)) series.push({ name: `${s.name} (previous period)`, data: s.data.map(([t, v]) => [t + (Number.isFinite(shift) ? shift : 0), v]), dashed: true } as never);
+    }
+    parts.push(
+      <figure class="panel wide" key="explore">
+        <figcaption>
+          <h2>{String(view.metric)}</h2>
+          <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
+        </figcaption>
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onClick={narrow} />
+      </figure>,
+    );
+  }
+  if (!parts.length) parts.push(<p key="empty" class="muted empty">No data in this range.</p>);
+  return <div class="grid">{parts}</div>;
+}

@@ -1,0 +1,250 @@
+// Building blocks shared by the pages: chart options (line with zoom and pan, bar, pie/donut,
+// heatmap, gauge), the range presets, figure tiles, tables, and export (CSV, JSON, PNG).
+
+import { useState } from "preact/hooks";
+import { chartPng, type Option } from "./charts";
+import { changeTone, formatChange, formatValue, label, toCsv, unitOf, type Figure, type Row } from "./shape";
+
+type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
+
+/** A time-series line chart; `min`/`max` (epoch ms) pin the time axis to the range asked for. */
+export function lineOption(series: Series[], opts: { zoom?: boolean; area?: boolean; min?: number; max?: number } = {}): Option {
+  return {
+    tooltip: { trigger: "axis" },
+    legend: { top: 0, type: "scroll" },
+    grid: { left: 48, right: 16, top: 32, bottom: opts.zoom ? 64 : 28 },
+    xAxis: { type: "time", min: opts.min, max: opts.max },
+    yAxis: { type: "value", minInterval: 1 },
+    dataZoom: opts.zoom ? [{ type: "inside" }, { type: "slider", height: 20, bottom: 8 }] : [],
+    series: series.map((s) => ({
+      type: "line",
+      name: s.name,
+      data: s.data,
+      showSymbol: s.data.length < 60,
+      symbolSize: 6,
+      sampling: "lttb",
+      lineStyle: s.dashed ? { type: "dashed", width: 1.5 } : { width: 2 },
+      areaStyle: opts.area ? { opacity: 0.15 } : undefined,
+      emphasis: { focus: "series" },
+    })),
+  };
+}
+
+export function barOption(categories: string[], values: (number | null)[], name: string, previous?: (number | null)[]): Option {
+  const series: Record<string, unknown>[] = [{ type: "bar", name, data: values, barMaxWidth: 28 }];
+  if (previous) series.push({ type: "bar", name: `${name} (previous period)`, data: previous, barMaxWidth: 28, itemStyle: { opacity: 0.45 } });
+  return {
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    legend: previous ? { top: 0 } : undefined,
+    grid: { left: 8, right: 24, top: previous ? 28 : 8, bottom: 8, containLabel: true },
+    xAxis: { type: "value" },
+    yAxis: { type: "category", data: categories, inverse: true, axisLabel: { width: 140, overflow: "truncate" } },
+    series,
+  };
+}
+
+export function pieOption(slices: { name: string; value: number }[], name: string): Option {
+  return {
+    tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
+    legend: { bottom: 0, type: "scroll" },
+    series: [
+      {
+        type: "pie",
+        name,
+        radius: ["42%", "70%"],
+        center: ["50%", "45%"],
+        avoidLabelOverlap: true,
+        label: { formatter: "{b}\n{d}%" },
+        data: slices,
+      },
+    ],
+  };
+}
+
+export function heatmapOption(h: { cells: [number, number, number][]; max: number; days: string[] }): Option {
+  return {
+    tooltip: { position: "top" },
+    grid: { left: 40, right: 8, top: 8, bottom: 56 },
+    xAxis: { type: "category", data: Array.from({ length: 24 }, (_, i) => String(i)), splitArea: { show: true } },
+    yAxis: { type: "category", data: h.days, inverse: true, splitArea: { show: true } },
+    visualMap: { min: 0, max: Math.max(1, h.max), calculable: true, orient: "horizontal", left: "center", bottom: 0, itemHeight: 120, inRange: { color: ["#eff6ff", "#1d4ed8"] } },
+    series: [{ type: "heatmap", name: "visitors", data: h.cells, emphasis: { itemStyle: { borderColor: "#111", borderWidth: 1 } } }],
+  };
+}
+
+/** A gauge of a rate (0–1) with its target marked; `lowerIsBetter` colours the side past it. */
+export function gaugeOption(name: string, value: number | null, target: number, lowerIsBetter: boolean): Option {
+  const good = "#047857";
+  const bad = "#b91c1c";
+  // The scale reaches five times a small target (a 1% objective on 0–5%), else 100%.
+  const max = Math.min(100, Math.max(Math.ceil(target * 500), Math.ceil((value ?? 0) * 120)));
+  const split = Math.min(1, (target * 100) / max);
+  return {
+    series: [
+      {
+        type: "gauge",
+        name,
+        min: 0,
+        max,
+        progress: { show: true, width: 14 },
+        axisLine: { lineStyle: { width: 14, color: [[split, lowerIsBetter ? good : bad], [1, lowerIsBetter ? bad : good]] } },
+        axisTick: { show: false },
+        splitLine: { length: 8 },
+        pointer: { width: 4 },
+        detail: { valueAnimation: true, formatter: value === null ? "–" : "{value}%", fontSize: 22, offsetCenter: [0, "70%"] },
+        title: { offsetCenter: [0, "95%"], fontSize: 12 },
+        data: [{ value: value === null ? 0 : Math.round(value * 10_000) / 100, name: `target ${Math.round(target * 1000) / 10}%` }],
+      },
+    ],
+  };
+}
+
+export const PRESETS = ["1h", "24h", "7d", "30d"];
+
+/** Range presets, and a custom range when `onCustom` is given. */
+export function RangeBar(props: {
+  value: string;
+  onChange: (range: string) => void;
+  presets?: string[];
+  custom?: { start?: string; end?: string };
+  onCustom?: (start: string, end: string) => void;
+}) {
+  const [open, setOpen] = useState(!!props.custom?.start);
+  const [start, setStart] = useState(props.custom?.start?.slice(0, 16) ?? "");
+  const [end, setEnd] = useState(props.custom?.end?.slice(0, 16) ?? "");
+  return (
+    <div class="rangebar" role="group" aria-label="Date range">
+      {(props.presets ?? PRESETS).map((p) => (
+        <button key={p} type="button" aria-pressed={!props.custom?.start && props.value === p} onClick={() => props.onChange(p)}>
+          {p}
+        </button>
+      ))}
+      {props.onCustom && (
+        <button type="button" aria-pressed={!!props.custom?.start} aria-expanded={open} onClick={() => setOpen(!open)}>
+          custom
+        </button>
+      )}
+      {open && props.onCustom && (
+        <form
+          class="custom"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (start && end) props.onCustom?.(new Date(`${start}Z`).toISOString(), new Date(`${end}Z`).toISOString());
+          }}
+        >
+          <label>
+            from (UTC) <input type="datetime-local" value={start} onInput={(e) => setStart(e.currentTarget.value)} required />
+          </label>
+          <label>
+            to <input type="datetime-local" value={end} onInput={(e) => setEnd(e.currentTarget.value)} required />
+          </label>
+          <button type="submit">apply</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+function download(name: string, type: string, content: string) {
+  const a = document.createElement("a");
+  a.download = name;
+  a.href = content.startsWith("data:") ? content : URL.createObjectURL(new Blob([content], { type }));
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/** CSV and JSON of the rows behind a view or chart, and the chart's PNG. */
+export function Exports(props: { id?: string; rows: () => Row[] | unknown[]; name: string; json?: () => unknown }) {
+  return (
+    <span class="exports" role="group" aria-label={`Export ${props.name}`}>
+      <button type="button" data-export="csv" onClick={() => download(`${props.name}.csv`, "text/csv", toCsv(props.rows() as Row[]))}>
+        CSV
+      </button>
+      <button
+        type="button"
+        data-export="json"
+        onClick={() => download(`${props.name}.json`, "application/json", JSON.stringify(props.json ? props.json() : props.rows(), null, 2))}
+      >
+        JSON
+      </button>
+      {props.id && (
+        <button
+          type="button"
+          data-export="png"
+          onClick={() => {
+            const png = chartPng(props.id ?? "");
+            if (png) download(`${props.name}.png`, "image/png", png);
+          }}
+        >
+          PNG
+        </button>
+      )}
+    </span>
+  );
+}
+
+/** A view's headline figures, each with its change against the compared period. */
+export function Tiles(props: { metrics: Record<string, Figure & { change_year?: number | null }>; compare: boolean }) {
+  return (
+    <div class="tiles">
+      {Object.entries(props.metrics).map(([name, f]) => {
+        const tone = changeTone(name, f.change);
+        return (
+          <div class="tile" key={name} data-figure={name}>
+            <h3>{label(name)}</h3>
+            <p class="value">{formatValue(f.value, unitOf(name))}</p>
+            {props.compare && (
+              <p class={`delta ${tone}`}>
+                {formatChange(f.change) || "–"} <span class="muted">vs {formatValue(f.previous ?? f.previous_period ?? null, unitOf(name))}</span>
+              </p>
+            )}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+/** A table of rows; the first column is the row header. */
+export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) => void }) {
+  const columns = props.rows.length ? Object.keys(props.rows[0]) : [];
+  if (!columns.length) return <p class="muted empty">No data in this range.</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption class="sr-only">{props.caption}</caption>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th key={c} scope="col">
+                {label(c)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map((r, i) => (
+            <tr key={i}>
+              {columns.map((c, j) =>
+                j === 0 ? (
+                  <th key={c} scope="row">
+                    {props.onRow ? (
+                      <button type="button" class="link" onClick={() => props.onRow?.(r)}>
+                        {String(r[c] ?? "(none)")}
+                      </button>
+                    ) : (
+                      String(r[c] ?? "")
+                    )}
+                  </th>
+                ) : (
+                  <td key={c}>{typeof r[c] === "number" ? formatValue(r[c] as number, unitOf(c)) : String(r[c] ?? "–")}</td>
+                ),
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -1,0 +1,98 @@
+// Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
+import { describe, expect, it } from "vitest";
+import { changeTone, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, toCsv, viewRows } from "../src/shape";
+import { breadcrumbs, parseRoute, routeHash } from "../src/route";
+
+describe("formats", () => {
+  it("shows values in their unit and changes with a sign", () => {
+    expect(formatValue(0.3333, "ratio")).toBe("33.33%");
+    expect(formatValue(65, "seconds")).toBe("1m 05s");
+    expect(formatValue(3725, "seconds")).toBe("1h 02m");
+    expect(formatValue(123456)).toBe("123.5K");
+    expect(formatValue(null)).toBe("–");
+    expect(formatChange(0.125)).toBe("+12.5%");
+    expect(formatChange(-0.5)).toBe("−50%");
+    expect(formatChange(null)).toBe("");
+  });
+
+  it("colours a rise in errors or bounces as bad news", () => {
+    expect(changeTone("page_views_today", 0.2)).toBe("up");
+    expect(changeTone("api_error_rate", 0.2)).toBe("down");
+    expect(changeTone("bounce_rate", -0.1)).toBe("up");
+    expect(changeTone("x", 0)).toBe("flat");
+  });
+});
+
+describe("CSV", () => {
+  it("quotes what needs quoting and keeps every column", () => {
+    const csv = toCsv([
+      { path: "/a,b", visitors: 3 },
+      { path: 'say "hi"', visitors: null, extra: "x" },
+    ]);
+    expect(csv).toBe('path,visitors,extra\r\n"/a,b",3,\r\n"say ""hi""",,x\r\n');
+  });
+
+  it("takes a view's rows, steps, timeseries or figures", () => {
+    expect(viewRows({ rows: [{ path: "/", visitors: 1 }], timeseries: [{ t: 1 }] })).toEqual([{ path: "/", visitors: 1 }]);
+    // A breakdown's dimension leads, whatever order the API's keys come in
+    const led = viewRows({ dimension: "path", rows: [{ pageviews: 3, path: "/", visitors: 2 }] });
+    expect(Object.keys(led[0])).toEqual(["path", "pageviews", "visitors"]);
+    expect(viewRows({ metrics: { visitors: { value: 3, previous: 2, change: 0.5 } } })).toEqual([
+      { metric: "visitors", value: 3, previous: 2, change: 0.5 },
+    ]);
+    expect(viewRows({ data: [{ timestamp: "t", value: 2, values: { count: 2, sum: 4 }, tags: { path: "/x" } }] })).toEqual([
+      { timestamp: "t", path: "/x", count: 2, sum: 4 },
+    ]);
+  });
+});
+
+describe("heatmap", () => {
+  it("sums hourly points into weekday × hour cells (UTC)", () => {
+    // 2026-11-23 is a Monday; 2026-11-30 the next one
+    const h = heatmap([
+      { timestamp: "2026-11-23T09:00:00Z", value: 2 },
+      { timestamp: "2026-11-30T09:00:00Z", value: 3 },
+      { timestamp: "2026-11-29T23:00:00Z", value: 1 },
+      { timestamp: "2026-11-24T10:00:00Z", value: null },
+    ]);
+    expect(h.cells).toEqual([
+      [9, 0, 5],
+      [23, 6, 1],
+    ]);
+    expect(h.max).toBe(5);
+  });
+});
+
+describe("live query merge", () => {
+  it("replaces points from since on, drops those before the range and keeps series apart", () => {
+    const p = (t: string, v: number, path = "/") => ({ timestamp: `2026-11-22T10:${t}:00Z`, value: v, tags: { path } });
+    const shown = [p("00", 1), p("01", 2), p("02", 3), p("01", 9, "/b")];
+    const merged = mergeSince(shown, [p("02", 4), p("03", 1)], "2026-11-22T10:02:00Z", "2026-11-22T10:01:00Z");
+    expect(merged).toEqual([p("01", 2), p("02", 4), p("03", 1), p("01", 9, "/b")]);
+    expect(seriesByTags(merged).map((s) => [s.name, s.data.length])).toEqual([
+      ["/", 3],
+      ["/b", 1],
+    ]);
+  });
+
+  it("drills a point into its own interval", () => {
+    expect(pointRange("2026-11-22T10:00:00Z", "1h")).toEqual({ start: "2026-11-22T10:00:00.000Z", end: "2026-11-22T11:00:00.000Z" });
+  });
+});
+
+describe("routes", () => {
+  it("round-trips and falls back to the area's first view", () => {
+    const r = parseRoute("#/web/sources?range=7d&country=DE");
+    expect(r).toEqual({ area: "web", view: "sources", params: { range: "7d", country: "DE" } });
+    expect(routeHash(r)).toBe("#/web/sources?range=7d&country=DE");
+    expect(parseRoute("#/nowhere/x").area).toBe("overview");
+    expect(parseRoute("#/web/bogus").view).toBe("overview");
+  });
+
+  it("leads back from a drill-down one step at a time", () => {
+    const crumbs = breadcrumbs(parseRoute("#/web/overview?range=7d&source=Google&device=mobile"));
+    expect(crumbs.map((c) => c.label)).toEqual(["Web analytics", "source = Google", "device = mobile"]);
+    expect(crumbs[0].hash).toBe("#/web/overview?range=7d");
+    expect(crumbs[1].hash).toBe("#/web/overview?range=7d&source=Google");
+  });
+});
