@@ -8,8 +8,8 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AREAS, breadcrumbs, filters, routeHash, type Route } from "./route";
-import { label, pointRange, seriesByTags, viewRows, type QueryPoint, type Row } from "./shape";
-import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption } from "./widgets";
+import { label, pointRange, seriesByTags, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
+import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
 
@@ -44,9 +44,13 @@ function previousRange(view: View): { start: string; end: string } | null {
   return { start: new Date(2 * s - e).toISOString(), end: range.start };
 }
 
+/** Columns holding a number in some row (a rate is null where nothing was counted). */
 function numericColumns(rows: Row[], skip: string[]): string[] {
-  const first = rows[0] ?? {};
-  return Object.keys(first).filter((k) => !skip.includes(k) && typeof first[k] === "number");
+  const out: string[] = [];
+  for (const r of rows) {
+    for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !skip.includes(k) && !out.includes(k)) out.push(k);
+  }
+  return out;
 }
 
 /** The funnel steps typed as `/, /pricing*, signup`: paths start with a slash, others are events. */
@@ -187,7 +191,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       {route.area === "explore" && <ExploreForm route={route} />}
       {error && <p role="alert">{error}</p>}
       {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} />}
-      {view && (
+      {view && rows.length > 0 && (
         <details open={rows.length <= 50}>
           <summary>Data ({rows.length} rows)</summary>
           <Table rows={rows} caption={`${area.label} ${route.view}`} onRow={drillRow(route, view)} />
@@ -276,24 +280,45 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   }
   const timeseries = view.timeseries as Row[] | undefined;
   if (timeseries?.length) {
-    const columns = numericColumns(timeseries, ["timestamp"]);
+    // Columns the API compares itself (sales: previous_period_revenue, previous_year_revenue)
+    // are drawn dashed when comparing, and left out otherwise.
+    const all = numericColumns(timeseries, ["timestamp"]);
+    const own = all.filter((c) => c.startsWith("previous_"));
+    const columns = all.filter((c) => !c.startsWith("previous_"));
     const earlier = (previous?.timeseries as Row[] | undefined) ?? [];
     const shift = previous ? Date.parse(String((view.range as { start: string }).start)) - Date.parse(String((previous.range as { start: string }).start)) : 0;
-    const series = columns.map((c) => ({ name: label(c), data: timeseries.map((r) => [Date.parse(String(r.timestamp)), r[c] as number | null] as [number, number | null]) }));
-    if (compare) {
-      for (const c of columns.slice(0, 2)) {
-        series.push({ name: `${label(c)} (previous period)`, data: earlier.map((r) => [Date.parse(String(r.timestamp)) + shift, r[c] as number | null]), dashed: true } as never);
+    const line = (c: string, dashed: boolean) => ({
+      name: label(c),
+      data: timeseries.map((r) => [Date.parse(String(r.timestamp)), r[c] as number | null] as [number, number | null]),
+      dashed,
+    });
+    // One chart per unit (counts, rates, latency, money), so no line is flattened by another's scale.
+    const units = [...new Set(columns.map((c) => unitOf(c)))];
+    for (const unit of units) {
+      const mine = columns.filter((c) => unitOf(c) === unit);
+      const series: Series[] = mine.map((c) => line(c, false));
+      if (compare) series.push(...own.filter((c) => unitOf(c) === unit).map((c) => line(c, true)));
+      if (compare && !own.length) {
+        for (const c of mine.slice(0, 2)) {
+          series.push({
+            name: `${label(c)} (previous period)`,
+            data: earlier.map((r) => [Date.parse(String(r.timestamp)) + shift, r[c] as number | null]),
+            dashed: true,
+          });
+        }
       }
+      const id = `${key}-line${unit ? `-${unit}` : ""}`;
+      const title = { "": "Over time", ratio: "Rates over time", ms: "Latency over time", currency: "Revenue over time", seconds: "Durations over time" }[unit] ?? "Over time";
+      parts.push(
+        <figure class="panel wide" key={id}>
+          <figcaption>
+            <h2>{title}</h2>
+            <Exports id={id} rows={() => timeseries.map((r) => ({ timestamp: r.timestamp, ...Object.fromEntries(mine.map((c) => [c, r[c]])) }))} name={`${route.area}-${route.view}-${unit || "counts"}`} />
+          </figcaption>
+          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit })} onClick={narrow} height={unit ? 220 : 280} />
+        </figure>,
+      );
     }
-    parts.push(
-      <figure class="panel wide" key="line">
-        <figcaption>
-          <h2>Over time</h2>
-          <Exports id={`${key}-line`} rows={() => timeseries} name={`${route.area}-${route.view}-timeseries`} />
-        </figcaption>
-        <Chart id={`${key}-line`} title={`${route.view} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onClick={narrow} />
-      </figure>,
-    );
   }
   const rows = view.rows as Row[] | undefined;
   const dim = view.dimension as string | undefined;
@@ -333,10 +358,12 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   if (route.area === "explore" && Array.isArray(points)) {
     const compared = (view.comparison as { data?: QueryPoint[] } | undefined)?.data ?? [];
     const range = view as { data: QueryPoint[] };
-    const series = seriesByTags(range.data);
+    const series: Series[] = seriesByTags(range.data);
     if (compare && compared.length) {
       const shift = Date.parse(points[0]?.timestamp ?? "") - Date.parse(compared[0]?.timestamp ?? "");
-      for (const s of seriesByTags(compared)) series.push({ name: `${s.name} (previous period)`, data: s.data.map(([t, v]) => [t + (Number.isFinite(shift) ? shift : 0), v]), dashed: true } as never);
+      for (const s of seriesByTags(compared)) {
+        series.push({ name: `${s.name} (previous period)`, data: s.data.map(([t, v]) => [t + (Number.isFinite(shift) ? shift : 0), v]), dashed: true });
+      }
     }
     parts.push(
       <figure class="panel wide" key="explore">
@@ -348,6 +375,14 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
       </figure>,
     );
   }
-  if (!parts.length) parts.push(<p key="empty" class="muted empty">No data in this range.</p>);
+  if (!parts.length) {
+    const hourly = ["web/overview", "web/sources", "web/devices", "web/countries"].includes(key);
+    parts.push(
+      <p key="empty" class="muted empty">
+        No data in this range.
+        {hourly && " Visits are computed hourly: sources, devices and countries appear 30 to 90 minutes after the traffic."}
+      </p>,
+    );
+  }
   return <div class="grid">{parts}</div>;
 }

@@ -5,16 +5,22 @@ import { useState } from "preact/hooks";
 import { chartPng, type Option } from "./charts";
 import { changeTone, formatChange, formatValue, label, toCsv, unitOf, type Figure, type Row } from "./shape";
 
-type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
+/** A line: its name, `[epoch ms, value]` points, dashed for a compared period. */
+export type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
 
 /** A time-series line chart; `min`/`max` (epoch ms) pin the time axis to the range asked for. */
-export function lineOption(series: Series[], opts: { zoom?: boolean; area?: boolean; min?: number; max?: number } = {}): Option {
+export function lineOption(
+  series: Series[],
+  opts: { zoom?: boolean; area?: boolean; min?: number; max?: number; unit?: string } = {},
+): Option {
   return {
     tooltip: { trigger: "axis" },
     legend: { top: 0, type: "scroll" },
     grid: { left: 48, right: 16, top: 32, bottom: opts.zoom ? 64 : 28 },
     xAxis: { type: "time", min: opts.min, max: opts.max },
-    yAxis: { type: "value", minInterval: 1 },
+    yAxis: opts.unit
+      ? { type: "value", axisLabel: { formatter: (v: number) => formatValue(v, opts.unit) } }
+      : { type: "value", minInterval: 1 },
     dataZoom: opts.zoom ? [{ type: "inside" }, { type: "slider", height: 20, bottom: 8 }] : [],
     series: series.map((s) => ({
       type: "line",
@@ -64,7 +70,7 @@ export function pieOption(slices: { name: string; value: number }[], name: strin
 export function heatmapOption(h: { cells: [number, number, number][]; max: number; days: string[] }): Option {
   return {
     tooltip: { position: "top" },
-    grid: { left: 40, right: 8, top: 8, bottom: 56 },
+    grid: { left: 40, right: 8, top: 8, bottom: 80 },
     xAxis: { type: "category", data: Array.from({ length: 24 }, (_, i) => String(i)), splitArea: { show: true } },
     yAxis: { type: "category", data: h.days, inverse: true, splitArea: { show: true } },
     visualMap: { min: 0, max: Math.max(1, h.max), calculable: true, orient: "horizontal", left: "center", bottom: 0, itemHeight: 120, inRange: { color: ["#eff6ff", "#1d4ed8"] } },
@@ -206,6 +212,13 @@ export function Tiles(props: { metrics: Record<string, Figure & { change_year?: 
   );
 }
 
+/** A cell as shown: numbers in their unit, timestamps as `2026-11-22 18:00`. */
+function cell(column: string, v: Row[string]): string {
+  if (typeof v === "number") return formatValue(v, unitOf(column));
+  if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return v.slice(0, 16).replace("T", " ");
+  return String(v ?? "–");
+}
+
 /** A table of rows; the first column is the row header. */
 export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) => void }) {
   const columns = props.rows.length ? Object.keys(props.rows[0]) : [];
@@ -234,11 +247,11 @@ export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) 
                         {String(r[c] ?? "(none)")}
                       </button>
                     ) : (
-                      String(r[c] ?? "")
+                      cell(c, r[c])
                     )}
                   </th>
                 ) : (
-                  <td key={c}>{typeof r[c] === "number" ? formatValue(r[c] as number, unitOf(c)) : String(r[c] ?? "–")}</td>
+                  <td key={c}>{cell(c, r[c])}</td>
                 ),
               )}
             </tr>

@@ -121,6 +121,10 @@ async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     {
         println!("Pulse local cloud is up");
         println!(
+            "  dashboard     {}/  (sign in with any tenant and role; demo has the demo traffic)",
+            cloud.http_url()
+        );
+        println!(
             "  HTTP API      {}/api/v1  ({})",
             cloud.http_url(),
             routes.join(", ")
