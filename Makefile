@@ -14,8 +14,11 @@ export PULSE_DEMO ?= on
 setup: tracker/node_modules/.package-lock.json dashboard/node_modules/.package-lock.json
 	@infra/scripts/bootstrap.sh
 
+# `npm install`, not `npm ci`: the registry mirror lacks some of rollup's optional platform
+# packages (android, older darwin builds), so the lock cannot list them and `npm ci` refuses it;
+# `npm install` installs exactly the locked versions and skips the unavailable optional ones.
 dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
-	cd dashboard && npm ci --no-audit --no-fund
+	cd dashboard && npm install --no-audit --no-fund
 	@touch $@
 
 tracker/node_modules/.package-lock.json: tracker/package-lock.json
