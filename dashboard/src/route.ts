@@ -52,31 +52,30 @@ export interface Crumb {
 }
 
 /**
- * The trail back from a route: its area and view, then each filter and a narrowed time range in
- * the order they were added (URL order), each crumb dropping what follows it.
+ * The trail back from a route: its area and view, then what drill-downs added in URL order (a
+ * metric, a grouping, each filter, a narrowed time range), each crumb dropping what follows it.
  */
 export function breadcrumbs(r: Route): Crumb[] {
   const area = AREAS.find((a) => a.area === r.area) ?? AREAS[0];
   const base: Record<string, string> = {};
-  for (const k of ["range", "compare", "interval"]) if (r.params[k] && !r.params.start) base[k] = r.params[k];
-  if (r.params.range) base.range = r.params.range;
+  for (const k of ["range", "compare"]) if (r.params[k]) base[k] = r.params[k];
   const crumbs: Crumb[] = [{ label: area.label, hash: routeHash({ area: r.area, view: area.views[0], params: base }) }];
-  if (r.view !== area.views[0]) crumbs.push({ label: r.view, hash: routeHash({ ...r, params: { ...base } }) });
+  if (r.view !== area.views[0]) crumbs.push({ label: r.view, hash: routeHash({ ...r, params: base }) });
   const acc: Record<string, string> = { ...base };
+  const add = (label: string) => crumbs.push({ label, hash: routeHash({ ...r, params: { ...acc } }) });
   for (const [k, v] of Object.entries(r.params)) {
-    if (k === "start" || (!CONTROL.has(k) && k !== "end")) {
-      if (k === "start") {
-        acc.start = v;
-        if (r.params.end) acc.end = r.params.end;
-        if (r.params.interval) acc.interval = r.params.interval;
-        const when = new Date(v).toISOString().replace("T", " ").slice(0, 16);
-        crumbs.push({ label: `from ${when} UTC`, hash: routeHash({ ...r, params: { ...acc } }) });
-      } else {
-        acc[k] = v;
-        crumbs.push({ label: `${k} = ${v}`, hash: routeHash({ ...r, params: { ...acc } }) });
-      }
+    if (k === "start") {
+      acc.start = v;
+      if (r.params.end) acc.end = r.params.end;
+      if (r.params.interval) acc.interval = r.params.interval;
+      add(`from ${new Date(v).toISOString().replace("T", " ").slice(0, 16)} UTC`);
+    } else if (k === "metric" || k === "group_by") {
+      acc[k] = v;
+      add(k === "metric" ? v : `by ${v}`);
+    } else if (!CONTROL.has(k)) {
+      acc[k] = v;
+      add(`${k} = ${v}`);
     }
   }
-  if (r.params.metric && r.area === "explore") crumbs.splice(1, 0, { label: r.params.metric, hash: routeHash({ area: "explore", view: "query", params: { metric: r.params.metric, ...base } }) });
   return crumbs;
 }

@@ -68,7 +68,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   const [previous, setPrevious] = useState<View | null>(null);
   const [error, setError] = useState("");
   const [loading, setLoading] = useState(true);
-  const [steps, setSteps] = useState(route.params.steps ?? "/, /pricing, /signup");
+  const [steps, setSteps] = useState("/, /pricing, /signup");
   const p = route.params;
   const range = p.range ?? (route.area === "explore" ? "24h" : "7d");
   const compare = p.compare === "1";
@@ -95,7 +95,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
           metric_name: metric,
           time_range: p.start ? { start: p.start, end: p.end } : range,
           aggregations: ["count", "sum", "avg", "p95", "uniques"],
-          filters: Object.fromEntries(Object.entries(f).filter(([k]) => k !== "steps")),
+          filters: f,
           ...(p.group_by ? { group_by: p.group_by.split(",") } : {}),
           ...(p.interval ? { interval: p.interval } : {}),
           ...(compare ? { compare_to: "previous_period" } : {}),

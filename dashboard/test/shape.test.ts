@@ -94,5 +94,11 @@ describe("routes", () => {
     expect(crumbs.map((c) => c.label)).toEqual(["Web analytics", "source = Google", "device = mobile"]);
     expect(crumbs[0].hash).toBe("#/web/overview?range=7d");
     expect(crumbs[1].hash).toBe("#/web/overview?range=7d&source=Google");
+    // A page drilled into Explore: the metric, then the page
+    const explore = breadcrumbs(parseRoute("#/explore/query?range=24h&metric=web.pages&path=%2Fdocs"));
+    expect(explore.map((c) => c.label)).toEqual(["Explore", "web.pages", "path = /docs"]);
+    // A narrowed time range is one crumb, start, end and interval together
+    const narrowed = breadcrumbs(parseRoute("#/web/overview?start=2026-11-22T10:00:00.000Z&end=2026-11-22T11:00:00.000Z&interval=5m"));
+    expect(narrowed.map((c) => c.label)).toEqual(["Web analytics", "from 2026-11-22 10:00 UTC"]);
   });
 });
