@@ -157,6 +157,25 @@ await step("a click on a bar drills down, and the breadcrumb leads back", async 
   await context.close();
 });
 
+await step("a click on a time series drills into that interval", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(base);
+  const chart = page.locator('[data-chart="traffic"] canvas').first();
+  await chart.waitFor();
+  await page.waitForLoadState("networkidle");
+  const box = await chart.boundingBox();
+  // The middle of the plot: some hour of the last 7 days
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.waitForFunction(() => location.hash.startsWith("#/web/overview") && location.hash.includes("start="));
+  const hash = new URLSearchParams((await page.evaluate(() => location.hash)).split("?")[1]);
+  assert.equal(Date.parse(hash.get("end")) - Date.parse(hash.get("start")), 3_600_000, "one hour");
+  assert.equal(hash.get("interval"), "5m");
+  await page.locator('section[data-view="web/overview"][data-loading="0"]').waitFor();
+  assert.match(await page.locator(".crumbs").innerText(), /from \d{4}-\d\d-\d\d \d\d:00 UTC/);
+  assert.deepEqual(await page.getByRole("alert").allInnerTexts(), []);
+  await context.close();
+});
+
 await step("the CSV export holds the rows of the view", async () => {
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);

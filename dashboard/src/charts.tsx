@@ -66,12 +66,17 @@ export function Chart(props: {
   option: Option;
   title: string;
   height?: number;
+  /** A click on a point, bar or slice. */
   onClick?: (e: ChartClick) => void;
+  /** A click anywhere in a time-series plot: the time (epoch ms) under the pointer. */
+  onTimeClick?: (t: number) => void;
 }) {
   const el = useRef<HTMLDivElement>(null);
   const chart = useRef<echarts.ECharts | null>(null);
   const click = useRef(props.onClick);
   click.current = props.onClick;
+  const timeClick = useRef(props.onTimeClick);
+  timeClick.current = props.onTimeClick;
 
   useEffect(() => {
     if (!el.current) return;
@@ -79,6 +84,12 @@ export function Chart(props: {
     chart.current = c;
     registry.set(props.id, c);
     c.on("click", (e) => click.current?.(e as ChartClick));
+    // Lines are thin and their symbols hidden past 60 points: the whole plot area takes the click.
+    c.getZr().on("click", (e) => {
+      if (!timeClick.current || !c.containPixel({ gridIndex: 0 }, [e.offsetX, e.offsetY])) return;
+      const [t] = c.convertFromPixel({ gridIndex: 0 }, [e.offsetX, e.offsetY]) as number[];
+      if (Number.isFinite(t)) timeClick.current(t);
+    });
     const observer = new ResizeObserver(() => c.resize());
     observer.observe(el.current);
     return () => {

@@ -5,9 +5,9 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { can, type Api, type Me } from "./api";
-import { Chart, type ChartClick } from "./charts";
+import { Chart } from "./charts";
 import type { Interval, LiveClient, ServerFrame } from "./live";
-import { changeTone, formatChange, formatValue, heatmap, mergeSince, seriesByTags, type Card, type QueryPoint } from "./shape";
+import { changeTone, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, type Card, type QueryPoint } from "./shape";
 import { Exports, RangeBar, lineOption, heatmapOption, gaugeOption } from "./widgets";
 import { routeHash } from "./route";
 
@@ -123,11 +123,8 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
 
   const series = (traffic?.timeseries ?? []) as { timestamp: string; visitors: number; pageviews: number; visits: number }[];
   const figures = (traffic?.metrics ?? {}) as Record<string, { value: number | null }>;
-  const drill = (e: ChartClick) => {
-    const t = Array.isArray(e.value) ? (e.value[0] as number) : undefined;
-    if (t === undefined) return;
-    const start = new Date(t).toISOString();
-    const end = new Date(t + 3_600_000).toISOString();
+  const drill = (t: number) => {
+    const { start, end } = pointRange(t, "1h");
     location.hash = routeHash({ area: "web", view: "overview", params: { start, end, interval: "5m" } });
   };
   const target = Number(localStorage.getItem("pulse.target.bounce_rate") ?? "0.4");
@@ -161,7 +158,7 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
           <Chart
             id="traffic"
             title={`Visitors, visits and page views over ${range}; click a point to drill down`}
-            onClick={drill}
+            onTimeClick={drill}
             option={lineOption(
               [
                 { name: "visitors", data: series.map((p) => [Date.parse(p.timestamp), p.visitors]) },

@@ -79,3 +79,23 @@ export function breadcrumbs(r: Route): Crumb[] {
   }
   return crumbs;
 }
+
+/** Where a click on a row of `area/view` leads: the view it filters, or Explore for a page. */
+export function drillTarget(r: Route, dimension: string, value: string): Route {
+  const keep = Object.fromEntries(Object.entries(r.params).filter(([k]) => ["range", "start", "end", "compare"].includes(k)));
+  const params = { ...keep, ...filters(r), [dimension]: value };
+  const to = (area: Route["area"], view: string): Route => ({ area, view, params });
+  switch (`${r.area}/${r.view}`) {
+    case "web/pages":
+      return { area: "explore", view: "query", params: { ...keep, metric: "web.pages", path: value } };
+    case "business/products":
+    case "business/collections":
+      return to("business", "sales");
+    case "health/api":
+      return to("health", "timeseries");
+    case "ml/providers":
+      return to("ml", "overview");
+    default:
+      return to(r.area, "overview");
+  }
+}

@@ -205,10 +205,16 @@ export function seriesByTags(points: QueryPoint[]): { name: string; data: [numbe
   return [...groups].map(([name, data]) => ({ name, data: data.sort((a, b) => a[0] - b[0]) }));
 }
 
-/** The range a click on a time-series point drills into: that point's interval. */
+/**
+ * The range a click at `timestamp` on a time series drills into: the interval holding it (UTC
+ * aligned; a week starts on Monday).
+ */
 export function pointRange(timestamp: string | number, interval: string | undefined): { start: string; end: string } {
   const secs: Record<string, number> = { "1m": 60, "5m": 300, "1h": 3600, "1d": 86_400, "1w": 604_800 };
-  const start = typeof timestamp === "number" ? timestamp : Date.parse(timestamp);
+  const at = typeof timestamp === "number" ? timestamp : Date.parse(timestamp);
   const len = (secs[interval ?? "1h"] ?? 3600) * 1000;
+  // 1970-01-01 was a Thursday: weeks start on Mondays, four days later.
+  const offset = interval === "1w" ? 4 * 86_400_000 : 0;
+  const start = Math.floor((at - offset) / len) * len + offset;
   return { start: new Date(start).toISOString(), end: new Date(start + len).toISOString() };
 }

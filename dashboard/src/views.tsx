@@ -7,31 +7,11 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
-import { AREAS, breadcrumbs, filters, routeHash, type Route } from "./route";
+import { AREAS, breadcrumbs, drillTarget, filters, routeHash, type Route } from "./route";
 import { label, pointRange, seriesByTags, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
-
-/** Where a click on a row of `area/view` leads: the view it filters, or Explore for a page. */
-function drillTarget(r: Route, dimension: string, value: string): Route {
-  const keep = Object.fromEntries(Object.entries(r.params).filter(([k]) => ["range", "start", "end", "compare"].includes(k)));
-  const params = { ...keep, ...filters(r), [dimension]: value };
-  const to = (area: Route["area"], view: string): Route => ({ area, view, params });
-  switch (`${r.area}/${r.view}`) {
-    case "web/pages":
-      return { area: "explore", view: "query", params: { ...keep, metric: "web.pages", path: value } };
-    case "business/products":
-    case "business/collections":
-      return to("business", "sales");
-    case "health/api":
-      return to("health", "timeseries");
-    case "ml/providers":
-      return to("ml", "overview");
-    default:
-      return to(r.area, "overview");
-  }
-}
 
 const PIES = new Set(["web/sources", "web/devices"]);
 
@@ -243,9 +223,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   const { view, previous, route, compare } = props;
   const key = `${route.area}/${route.view}`;
   const interval = (view.range as { interval?: string } | undefined)?.interval ?? (view.resolution as string | undefined);
-  const narrow = (e: ChartClick) => {
-    const t = Array.isArray(e.value) ? (e.value[0] as number) : undefined;
-    if (t === undefined) return;
+  const narrow = (t: number) => {
     const { range: _r, ...rest } = route.params;
     const finer: Record<string, string> = { "1d": "1h", "1h": "5m", "5m": "1m" };
     const r = pointRange(t, interval);
@@ -315,7 +293,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
             <h2>{title}</h2>
             <Exports id={id} rows={() => timeseries.map((r) => ({ timestamp: r.timestamp, ...Object.fromEntries(mine.map((c) => [c, r[c]])) }))} name={`${route.area}-${route.view}-${unit || "counts"}`} />
           </figcaption>
-          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit })} onClick={narrow} height={unit ? 220 : 280} />
+          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit })} onTimeClick={narrow} height={unit ? 220 : 280} />
         </figure>,
       );
     }
@@ -371,7 +349,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
           <h2>{String(view.metric)}</h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
-        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onClick={narrow} />
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onTimeClick={narrow} />
       </figure>,
     );
   }

@@ -1,7 +1,7 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
 import { changeTone, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, toCsv, viewRows } from "../src/shape";
-import { breadcrumbs, parseRoute, routeHash } from "../src/route";
+import { breadcrumbs, drillTarget, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
   it("shows values in their unit and changes with a sign", () => {
@@ -75,8 +75,11 @@ describe("live query merge", () => {
     ]);
   });
 
-  it("drills a point into its own interval", () => {
+  it("drills a click into the interval holding it", () => {
     expect(pointRange("2026-11-22T10:00:00Z", "1h")).toEqual({ start: "2026-11-22T10:00:00.000Z", end: "2026-11-22T11:00:00.000Z" });
+    expect(pointRange(Date.parse("2026-11-22T10:37:12Z"), "5m")).toEqual({ start: "2026-11-22T10:35:00.000Z", end: "2026-11-22T10:40:00.000Z" });
+    // 2026-11-25 is a Wednesday: its week began on Monday the 23rd
+    expect(pointRange("2026-11-25T08:00:00Z", "1w").start).toBe("2026-11-23T00:00:00.000Z");
   });
 });
 
@@ -100,5 +103,16 @@ describe("routes", () => {
     // A narrowed time range is one crumb, start, end and interval together
     const narrowed = breadcrumbs(parseRoute("#/web/overview?start=2026-11-22T10:00:00.000Z&end=2026-11-22T11:00:00.000Z&interval=5m"));
     expect(narrowed.map((c) => c.label)).toEqual(["Web analytics", "from 2026-11-22 10:00 UTC"]);
+  });
+});
+
+describe("drill-down", () => {
+  it("takes a bar or slice to the view that can filter by it, keeping the range", () => {
+    const at = (hash: string, dim: string, value: string) => routeHash(drillTarget(parseRoute(hash), dim, value));
+    expect(at("#/web/sources?range=7d&device=mobile", "source", "Google")).toBe("#/web/overview?range=7d&device=mobile&source=Google");
+    expect(at("#/web/pages?range=24h", "path", "/docs")).toBe("#/explore/query?range=24h&metric=web.pages&path=%2Fdocs");
+    expect(at("#/business/products?range=30d&compare=1", "product", "p1")).toBe("#/business/sales?range=30d&compare=1&product=p1");
+    expect(at("#/health/api", "route", "GET /x")).toBe("#/health/timeseries?route=GET+%2Fx");
+    expect(at("#/ml/providers", "provider", "openai")).toBe("#/ml/overview?provider=openai");
   });
 });
