@@ -118,6 +118,8 @@ export function viewRows(view: Record<string, unknown>): Row[] {
     if (Array.isArray(v) && v.length > 0) {
       // A breakdown's dimension is its first column, the figures follow.
       if (key === "rows" && dim) return (v as Row[]).map((r) => ({ [dim]: r[dim] ?? null, ...r }));
+      // Funnel steps lead with the step.
+      if (key === "steps") return (v as Row[]).map((r) => ({ step: r["step"] ?? null, ...r }));
       // A time series leads with its timestamp.
       if (key === "timeseries") return (v as Row[]).map((r) => ({ timestamp: r["timestamp"] ?? null, ...r }));
       return v as Row[];

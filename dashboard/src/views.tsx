@@ -321,6 +321,20 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     );
   }
   const steps = view.steps as Row[] | undefined;
+  if (steps?.length && typeof view.entered === "number") {
+    // A funnel query's totals (the business funnel's steps carry their own conversions).
+    const totals = { entered: view.entered, converted: view.converted, conversion_rate: view.conversion_rate } as Record<string, number | null>;
+    parts.push(
+      <Tiles key="funnel-tiles" metrics={Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { value: v, change: null }]))} compare={false} />,
+    );
+    if (view.entered === 0) {
+      parts.push(
+        <p key="funnel-hint" class="muted">
+          No visitor entered this funnel in the range. Funnels read the hourly visitor trails: the last 30 to 90 minutes are not in yet.
+        </p>,
+      );
+    }
+  }
   if (steps?.length) {
     parts.push(
       <figure class="panel wide" key="funnel">
@@ -354,11 +368,11 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     );
   }
   if (!parts.length) {
-    const hourly = ["web/overview", "web/sources", "web/devices", "web/countries"].includes(key);
+    const hourly = ["web/overview", "web/sources", "web/devices", "web/countries", "web/funnel"].includes(key);
     parts.push(
       <p key="empty" class="muted empty">
         No data in this range.
-        {hourly && " Visits are computed hourly: sources, devices and countries appear 30 to 90 minutes after the traffic."}
+        {hourly && " Visits and funnels are computed hourly: they appear 30 to 90 minutes after the traffic."}
       </p>,
     );
   }
