@@ -44,6 +44,18 @@ async fn connections(cloud: &LocalCloud, tenant: &str) -> usize {
         .count()
 }
 
+/// Waits until `tenant` has no connection item, failing after `secs`.
+async fn until_no_connections(cloud: &LocalCloud, tenant: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while connections(cloud, tenant).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{tenant}'s connection item stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_close() {
     let cloud = start().await;
@@ -141,14 +153,7 @@ async fn a_connection_needs_a_valid_token_answers_frames_and_is_forgotten_on_clo
         "{snapshot}"
     ); // And closing the socket removes the connection and its subscriptions
     ws.close(None).await.expect("closed");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while connections(&cloud, "live-a").await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the connection item stayed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_no_connections(&cloud, "live-a", 5).await;
     cloud.stop().await;
 }
 
@@ -270,14 +275,7 @@ async fn a_connection_gone_without_closing_is_forgotten_at_the_next_push() {
     // When an event of its tenant is ingested
     view(&cloud, "push-g").await;
     // Then the post answers 410 and the connection item is deleted
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while connections(&cloud, "push-g").await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the gone connection stayed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_no_connections(&cloud, "push-g", 10).await;
     cloud.stop().await;
 }
 

@@ -212,6 +212,15 @@ fn event(route: &str, body: Option<&str>, query: Option<(&str, &str)>) -> WsEven
     .expect("event")
 }
 
+/// The test connection as stored now.
+async fn stored(live: &Live<Memory, Totals, Posted>) -> Connection {
+    live.store
+        .connection("c-1")
+        .await
+        .expect("read")
+        .expect("the connection is stored")
+}
+
 async fn reply(live: &Live<Memory, Totals, Posted>, body: &str) -> Value {
     let res = live
         .handle(event("$default", Some(body), None))
@@ -271,12 +280,7 @@ async fn ping_subscribe_and_unsubscribe_are_answered_by_client_id() {
         snapshot["data"]["order"]["count"], 0,
         "a metric without data is zeros"
     );
-    let stored = live
-        .store
-        .connection("c-1")
-        .await
-        .expect("read")
-        .expect("conn");
+    let stored = stored(&live).await;
     assert_eq!(
         stored.subscriptions[0].interval,
         live::Interval::ThirtySeconds
@@ -325,12 +329,7 @@ async fn a_viewer_cannot_subscribe_to_business_metrics() {
     .await;
     assert_eq!(refused["status"], 403, "{refused}");
     assert_eq!(refused["id"], "c1");
-    let stored = live
-        .store
-        .connection("c-1")
-        .await
-        .expect("read")
-        .expect("conn");
+    let stored = stored(&live).await;
     assert!(stored.subscriptions.is_empty());
 }
 
@@ -400,12 +399,7 @@ async fn a_query_subscription_gets_the_answer_of_its_moving_range() {
     assert_eq!(data["range"]["end"], "2026-11-22T10:00:30Z");
     assert!(data.get("since").is_none(), "a snapshot is whole");
     // And the subscription keeps the query and watches its metric
-    let stored = live
-        .store
-        .connection("c-1")
-        .await
-        .expect("read")
-        .expect("conn");
+    let stored = stored(&live).await;
     let sub = &stored.subscriptions[0];
     assert_eq!(sub.metrics, vec!["page_view".to_owned()]);
     assert_eq!(
@@ -426,12 +420,7 @@ async fn a_query_subscription_to_a_derived_metric_watches_both_metrics() {
     .await;
     // Then the snapshot holds the ratio, and both metrics are watched
     assert_eq!(snapshot["data"]["data"][0]["value"], 0.25, "{snapshot}");
-    let stored = admin
-        .store
-        .connection("c-1")
-        .await
-        .expect("read")
-        .expect("conn");
+    let stored = stored(&admin).await;
     assert_eq!(
         stored.subscriptions[0].metrics,
         vec!["api_request.failed".to_owned(), "api_request".to_owned()]
