@@ -205,6 +205,19 @@ async fn frame_within(
     serde_json::from_str(frame.ok()?.to_text().ok()?).ok()
 }
 
+/// The first `metrics_update` after a snapshot (seq 2), which must arrive within 2 s.
+async fn first_update(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
+    let update = frame_within(ws, 2).await.expect("an update within 2 s");
+    assert_eq!(
+        (update["type"].as_str(), update["seq"].as_u64()),
+        (Some("metrics_update"), Some(2)),
+        "{update}"
+    );
+    update
+}
+
 #[tokio::test]
 async fn a_new_event_reaches_subscribers_of_its_tenant_at_their_interval() {
     let cloud = start().await;
@@ -221,14 +234,7 @@ async fn a_new_event_reaches_subscribers_of_its_tenant_at_their_interval() {
     let sent = std::time::Instant::now();
     view(&cloud, "push-a").await;
     // Then the 1 s subscriber gets an update within 2 s, counting it
-    let update = frame_within(&mut fast, 2)
-        .await
-        .expect("an update within 2 s");
-    assert_eq!(
-        (update["type"].as_str(), update["seq"].as_u64()),
-        (Some("metrics_update"), Some(2)),
-        "{update}"
-    );
+    let update = first_update(&mut fast).await;
     assert!(
         update["data"]["page_view"]["count"].as_u64() >= Some(1),
         "{update}"
@@ -299,14 +305,7 @@ async fn a_query_subscription_gets_the_new_points_of_its_groups() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     view(&cloud, "push-q").await;
     // Then an update within 2 s carries the current minute's point of /live, from `since` on
-    let update = frame_within(&mut ws, 2)
-        .await
-        .expect("an update within 2 s");
-    assert_eq!(
-        (update["type"].as_str(), update["seq"].as_u64()),
-        (Some("metrics_update"), Some(2)),
-        "{update}"
-    );
+    let update = first_update(&mut ws).await;
     let data = &update["data"];
     let since = data["since"].as_str().expect("an update says since when");
     let points = data["data"].as_array().expect("points");
