@@ -475,6 +475,7 @@ mod tests {
             tags: BTreeMap::from([("host".into(), "a".into())]),
             visitor: visitor.map(str::to_owned),
             correlation_id: None,
+            supplied_id: false,
             body,
         }
     }

@@ -72,15 +72,9 @@ pub struct Definition {
     pub derived: Option<Derived>,
 }
 
+/// A metric name, by the same rule as ingest ([`crate::events::check_name`]).
 fn valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '-'))
+    crate::events::check_name(name, 128).is_ok()
 }
 
 /// Parses a definition body; `name` is the one in the path (PUT) or `None` (POST, where the
@@ -308,6 +302,7 @@ mod tests {
             tags: Default::default(),
             visitor: None,
             correlation_id: None,
+            supplied_id: false,
             body: crate::events::Body::Metric { value, unit: None },
         }
     }

@@ -220,6 +220,11 @@ pub struct Event {
     pub visitor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// Whether the client chose the id. A resend of such an event is the same event whatever
+    /// its time (a resend without a timestamp gets a new receive time), so the writer claims
+    /// the id first and stores the event at the time of its first claim. Not stored.
+    #[serde(skip)]
+    pub supplied_id: bool,
     #[serde(flatten)]
     pub body: Body,
 }
@@ -368,28 +373,27 @@ fn parse_event(
         }
         None => return None,
     };
-    let id = match r.string("id", false, 64) {
-        Some(id) if valid_token(&id) => id,
+    let (id, supplied_id) = match r.string("id", false, 64) {
+        Some(id) if valid_token(&id) => (id, true),
         Some(_) => {
             r.error(
                 "id",
                 "1 to 64 characters of letters, digits, '.', '_', ':' and '-'",
             );
-            String::new()
+            (String::new(), true)
         }
-        None => uuid::Uuid::now_v7().to_string(),
+        None => (uuid::Uuid::now_v7().to_string(), false),
     };
     let timestamp_ms = r.timestamp(ctx);
     let needs_name = matches!(kind.as_str(), "metric" | "event");
     let name = match r.string("name", needs_name, ctx.limits.max_name_len) {
-        Some(n) if valid_name(&n) => n,
-        Some(_) => {
-            r.error(
-                "name",
-                "starts with a letter or '_', then letters, digits, '_', '.', ':', '/' and '-'",
-            );
-            String::new()
-        }
+        Some(n) => match check_name(&n, ctx.limits.max_name_len) {
+            Ok(()) => n,
+            Err(detail) => {
+                r.error("name", detail);
+                String::new()
+            }
+        },
         None => kind.clone(),
     };
     let tags = r.tags();
@@ -492,6 +496,7 @@ fn parse_event(
         tags,
         visitor,
         correlation_id: ctx.correlation_id.map(str::to_owned),
+        supplied_id,
         body,
     })
 }
@@ -557,6 +562,7 @@ impl<'a> Reader<'a> {
         let outcome = match v.as_f64() {
             None => Err(format!("must be a finite number, not {}", type_name(v))),
             Some(n) if !n.is_finite() => Err("must be finite".to_owned()),
+            Some(n) if !storable(n) => Err(NOT_STORABLE.to_owned()),
             Some(n) if !range.contains(&n) => Err(if *range.start() == 0.0 {
                 "must not be negative".to_owned()
             } else {
@@ -730,7 +736,7 @@ impl<'a> Reader<'a> {
         for (k, v) in map {
             let ok = match v {
                 Value::String(s) => s.chars().count() <= self.limits.max_text_len,
-                Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
+                Value::Number(n) => n.as_f64().is_some_and(storable),
                 Value::Bool(_) | Value::Null => true,
                 _ => false,
             };
@@ -738,7 +744,7 @@ impl<'a> Reader<'a> {
                 self.errors.push(FieldError::at(
                     &["events", index, "properties", k.as_str()],
                     format!(
-                        "a property is a string of at most {} characters, a finite number, a boolean or null",
+                        "a property is a string of at most {} characters, a number DynamoDB can store (0 or 1e-130 to 9.99e125 in magnitude), a boolean or null",
                         self.limits.max_text_len
                     ),
                 ));
@@ -805,11 +811,16 @@ impl<'a> Reader<'a> {
             }
             let price = match obj.get("price") {
                 None | Some(Value::Null) => None,
-                Some(p) => match p.as_f64().filter(|p| p.is_finite() && *p >= 0.0) {
+                Some(p) => match p.as_f64().filter(|p| {
+                    // The line's value (quantity × price) must be storable too.
+                    *p >= 0.0 && storable(*p) && storable(*p * f64::from(quantity.unwrap_or(1)))
+                }) {
                     Some(p) => Some(p),
                     None => {
-                        self.errors
-                            .push(at("price", "a finite number, not negative"));
+                        self.errors.push(at(
+                            "price",
+                            "a number, not negative, whose quantity × price DynamoDB can store (at most 9.99e125)",
+                        ));
                         None
                     }
                 },
@@ -857,6 +868,36 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// The largest magnitude Pulse stores in a number: DynamoDB stops just below 1e126.
+pub const DYNAMO_MAX: f64 = 9.99e125;
+/// The smallest non-zero magnitude DynamoDB stores in a number.
+pub const DYNAMO_MIN_POSITIVE: f64 = 1e-130;
+/// What a number field says when DynamoDB could not store its value.
+pub const NOT_STORABLE: &str =
+    "must be 0 or between 1e-130 and 9.99e125 in magnitude (what DynamoDB can store)";
+
+/// Whether DynamoDB can store `x` as a number: finite, 0 or a magnitude in
+/// [[`DYNAMO_MIN_POSITIVE`], [`DYNAMO_MAX`]]. Every value that reaches storage passes this at
+/// the edge, so no write downstream (a live bucket, a rollup) can fail on it.
+pub fn storable(x: f64) -> bool {
+    x.is_finite() && (x == 0.0 || (DYNAMO_MIN_POSITIVE..=DYNAMO_MAX).contains(&x.abs()))
+}
+
+/// `x` brought into what DynamoDB stores: saturated at ±[`DYNAMO_MAX`] (a sum of many large
+/// values), flushed to 0 below [`DYNAMO_MIN_POSITIVE`], NaN as 0. Stored figures that are
+/// derived (sums, means) go through this, so an aggregate can never make a write fail.
+pub fn saturate(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else if x.abs() > DYNAMO_MAX {
+        DYNAMO_MAX.copysign(x)
+    } else if x.abs() < DYNAMO_MIN_POSITIVE {
+        0.0
+    } else {
+        x
+    }
+}
+
 /// 1–64 of `[A-Za-z0-9._:-]`: ids and correlation ids.
 fn valid_token(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -864,13 +905,25 @@ fn valid_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// A metric or event name: a letter or `_`, then `[A-Za-z0-9_.:/-]`.
-fn valid_name(s: &str) -> bool {
+/// Checks a metric or event name, wherever it comes from (the API, the tracker, imports): 1 to
+/// `max_len` characters, a letter or `_` then `[A-Za-z0-9_.:/-]`, and not starting with `__`
+/// (Pulse's own series and items: `__totals__`, `__trails__`, `__other__`, `__total__`).
+/// The charset keeps names out of key separators (`#`), CSV formulas and log lines.
+pub fn check_name(s: &str, max_len: usize) -> Result<(), &'static str> {
     let mut bytes = s.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'))
+    let shaped = s.len() <= max_len
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'));
+    if !shaped {
+        Err("starts with a letter or '_', then letters, digits, '_', '.', ':', '/' and '-'")
+    } else if s.starts_with("__") {
+        Err("names starting with \"__\" are reserved for Pulse")
+    } else {
+        Ok(())
+    }
 }
 
 /// A tag key: `[A-Za-z0-9_.:-]`, not starting with `__` (reserved, e.g. `__other__`).
@@ -1083,5 +1136,185 @@ mod tests {
             .remove(0);
         let stored = serde_json::to_string(&e).expect("serialises");
         assert_eq!(serde_json::from_str::<Event>(&stored).expect("parses"), e);
+    }
+
+    #[test]
+    fn a_value_dynamodb_cannot_store_is_refused_at_ingest() {
+        // Given values past DynamoDB's number range, as value, latency, price and property
+        for bad in [1e126_f64, -1e126, 1e-131, 1.7e308] {
+            let err = parse(json!({"events": [
+                {"kind": "metric", "name": "cpu", "value": bad},
+                {"kind": "api_request", "route": "/", "method": "GET", "status": 200, "latency_ms": bad.abs()},
+                {"kind": "event", "name": "e", "properties": {"n": bad}},
+                {"kind": "order", "order_id": "o", "revenue": 1, "currency": "EUR", "items": [{"product": "p", "price": bad.abs()}]}
+            ]}))
+            .expect_err("refused");
+            // Then each is named by its pointer and nothing is stored
+            assert_eq!(
+                pointers(err),
+                [
+                    "#/events/0/value",
+                    "#/events/1/latency_ms",
+                    "#/events/2/properties/n",
+                    "#/events/3/items/0/price"
+                ],
+                "{bad}"
+            );
+        }
+        // A price that is storable alone but not times its quantity is refused too
+        let err = parse(
+            json!({"events": [{"kind": "order", "order_id": "o", "revenue": 1, "currency": "EUR",
+            "items": [{"product": "p", "quantity": 1000000, "price": 1e125}]}]}),
+        )
+        .expect_err("refused");
+        assert_eq!(pointers(err), ["#/events/0/items/0/price"]);
+        // And the edges of the range, and zero, are accepted
+        for ok in [0.0, 9.99e125, -9.99e125, 2e-130, -2e-130] {
+            assert!(
+                parse(json!({"events": [{"kind": "metric", "name": "cpu", "value": ok}]})).is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn saturate_keeps_every_figure_storable() {
+        for x in [
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e-300,
+            -1e-300,
+            5.0,
+            0.0,
+        ] {
+            assert!(storable(saturate(x)), "{x}");
+        }
+        assert_eq!(saturate(5.0), 5.0);
+        assert_eq!(saturate(1e130), DYNAMO_MAX);
+    }
+
+    #[test]
+    fn reserved_and_malformed_names_are_refused_everywhere_with_the_same_rule() {
+        for bad in [
+            "__totals__",
+            "__trails__",
+            "__other__",
+            "__total__",
+            "__x",
+            "x#y|z",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "sign\u{0}up",
+            "注册\nsignup",
+            "page_view#1m#0000000000000000",
+        ] {
+            let err = parse(json!({"events": [{"kind": "event", "name": bad}]})).expect_err(bad);
+            assert_eq!(pointers(err), ["#/events/0/name"], "{bad}");
+            assert!(check_name(bad, 128).is_err(), "{bad}");
+        }
+        assert!(check_name("_private.ok", 128).is_ok());
+        assert!(check_name("signup", 128).is_ok());
+    }
+
+    #[test]
+    fn a_client_id_is_marked_supplied_and_a_generated_one_is_not() {
+        let events = parse(json!({"events": [
+            {"kind": "metric", "name": "cpu", "value": 1, "id": "e-1"},
+            {"kind": "metric", "name": "cpu", "value": 1}
+        ]}))
+        .expect("valid");
+        assert!(events[0].supplied_id);
+        assert!(!events[1].supplied_id);
+    }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Arbitrary JSON, a few levels deep, with any Unicode in keys and strings.
+        pub fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<f64>().prop_map(|f| json!(f)),
+                any::<i64>().prop_map(|i| json!(i)),
+                ".*".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    prop::collection::btree_map(".*", inner, 0..8)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// An event-shaped object: a known kind with arbitrary fields.
+        pub fn event() -> impl Strategy<Value = Value> {
+            (
+                prop::sample::select(KINDS),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        prop::sample::select(
+                            &[
+                                "name",
+                                "value",
+                                "id",
+                                "timestamp",
+                                "tags",
+                                "path",
+                                "items",
+                                "properties",
+                                "route",
+                                "status",
+                                "latency_ms",
+                                "revenue",
+                                "currency",
+                                "price",
+                                "quantity",
+                                "start",
+                                "end"
+                            ][..]
+                        )
+                        .prop_map(str::to_owned),
+                        ".*"
+                    ],
+                    json(),
+                    0..10,
+                ),
+            )
+                .prop_map(|(kind, mut fields)| {
+                    fields.insert("kind".into(), json!(kind));
+                    Value::Object(fields.into_iter().collect())
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn no_body_panics_the_batch_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let tenant = TenantId::parse("acme").expect("tenant");
+                let limits = Limits::default();
+                let ctx = Context { tenant: &tenant, now_ms: NOW, correlation_id: None, limits: &limits };
+                let _ = parse_batch(&bytes, &ctx);
+            }
+
+            #[test]
+            fn no_json_panics_the_batch_parser(events in prop::collection::vec(prop_oneof![event(), json()], 0..6)) {
+                let _ = parse(json!({"events": events}));
+            }
+
+            #[test]
+            fn every_accepted_value_is_storable(events in prop::collection::vec(event(), 1..6)) {
+                if let Ok(parsed) = parse(json!({"events": events})) {
+                    for e in &parsed {
+                        for s in crate::aggregate::samples(e) {
+                            prop_assert!(storable(s.value), "{:?}", s.value);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -179,14 +179,7 @@ pub struct Funnel {
 
 /// A window such as `30m`, `1h`, `7d`, in seconds.
 fn duration(text: &str) -> Option<i64> {
-    let (n, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    n.checked_mul(match unit {
-        "m" => 60,
-        "h" => HOUR,
-        "d" => 86_400,
-        _ => return None,
-    })
+    crate::query::relative(text).filter(|_| !text.ends_with('w'))
 }
 
 /// Parses a funnel query at `now` (epoch s): `steps` (2 to 10 of `{"path": …}` or

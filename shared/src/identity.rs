@@ -115,15 +115,50 @@ pub struct Caller {
 impl Caller {
     /// The caller named by the request's verified JWT claims. No claims means the route had no
     /// authorizer or the token carried none: 401. A token without a valid tenant: 403.
+    ///
+    /// The caller must then be admitted by the route ([`crate::routes`]): a caller without a
+    /// known role (or an API key's scope) gets 403 on every route, and a caller below the
+    /// route's declared role too. This is the one place route access is decided.
     pub fn from_request(req: &Request, names: &ClaimNames) -> Result<Self, ApiError> {
-        if let Some(claims) = jwt_claims(req) {
-            return Self::from_claims(claims, names);
+        let caller = if let Some(claims) = jwt_claims(req) {
+            Self::from_claims(claims, names)?
+        } else {
+            match lambda_context(req) {
+                Some(context) => Self::from_context(context)?,
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "a bearer token is required for this route".into(),
+                    ));
+                }
+            }
+        };
+        let key = crate::http::route_key(req);
+        let access = crate::routes::access(&key).or_else(|| {
+            crate::routes::matching(req.method().as_str(), req.uri().path())
+                .and_then(crate::routes::access)
+        });
+        caller.admit(access)?;
+        Ok(caller)
+    }
+
+    /// `Ok` if a route declaring `access` admits the caller (`None`: a route outside the
+    /// table, such as a WebSocket route, which admits any known role).
+    pub fn admit(&self, access: Option<crate::routes::Access>) -> Result<(), ApiError> {
+        use crate::routes::Access;
+        if self.roles.is_empty() && self.scopes.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "the token names no known role (one of {}); ask an admin to add you to a group",
+                Role::ALL.map(Role::as_str).join(", ")
+            )));
         }
-        match lambda_context(req) {
-            Some(context) => Self::from_context(context),
-            None => Err(ApiError::Unauthenticated(
-                "a bearer token is required for this route".into(),
+        match access {
+            Some(Access::Public) => Ok(()),
+            Some(Access::Ingest) => self.require_ingest(),
+            Some(Access::Role(role)) => self.require(role),
+            None if self.roles.is_empty() => Err(ApiError::Forbidden(
+                "an API key may only send events".into(),
             )),
+            None => Ok(()),
         }
     }
 

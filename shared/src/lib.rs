@@ -21,6 +21,7 @@ pub mod problem;
 pub mod query;
 pub mod read;
 pub mod rollup;
+pub mod routes;
 pub mod selfmon;
 pub mod sessions;
 pub mod store;

@@ -183,14 +183,6 @@ fn add_tags(tags: &mut BTreeMap<String, String>, attributes: &[KeyValue], max_le
     }
 }
 
-fn valid_name(name: &str, max: usize) -> bool {
-    let mut b = name.bytes();
-    name.len() <= max
-        && b.next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'/' | b'-'))
-}
-
 /// Turns an export into metric events for `ctx`'s tenant.
 pub fn to_events(request: &ExportMetricsServiceRequest, ctx: &Context<'_>) -> Converted {
     let limits = ctx.limits;
@@ -274,8 +266,12 @@ pub fn to_events(request: &ExportMetricsServiceRequest, ctx: &Context<'_>) -> Co
                     }
                     for (suffix, value) in parts {
                         let name = format!("{}{suffix}", metric.name);
-                        if !valid_name(&name, limits.max_name_len) || !value.is_finite() {
-                            out.reject(format!("{name}: an invalid name or a non-finite value"));
+                        if crate::events::check_name(&name, limits.max_name_len).is_err()
+                            || !crate::events::storable(value)
+                        {
+                            out.reject(format!(
+                                "{name}: an invalid or reserved name, or a value DynamoDB cannot store"
+                            ));
                             continue;
                         }
                         let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -295,6 +291,7 @@ pub fn to_events(request: &ExportMetricsServiceRequest, ctx: &Context<'_>) -> Co
                             tags: tags.clone(),
                             visitor: None,
                             correlation_id: ctx.correlation_id.map(str::to_owned),
+                            supplied_id: false,
                             body: Body::Metric {
                                 value,
                                 unit: (!metric.unit.is_empty())

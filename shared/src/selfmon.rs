@@ -63,6 +63,7 @@ pub fn event(started: &Started, status: u16, latency_ms: f64) -> Event {
         tags: BTreeMap::from([("service".to_owned(), "pulse".to_owned())]),
         visitor: None,
         correlation_id: None,
+        supplied_id: false,
         body: Body::ApiRequest {
             route: started.route.clone(),
             method: started.method.clone(),

@@ -217,15 +217,24 @@ fn path_and_utm(url: &str) -> Result<(String, BTreeMap<String, String>), String>
         if path.is_empty() {
             "/".to_owned()
         } else {
-            path.to_owned()
+            path.chars().filter(|c| !c.is_control()).collect()
         },
         utm,
     ))
 }
 
-/// A query-string value: `+` is a space, then `%XX` escapes.
+/// A query-string value: `+` is a space, then `%XX` escapes; control characters decoded from
+/// escapes are dropped (they would reach tags, logs and exports).
 fn decode(s: &str) -> String {
     crate::http::percent_decode(&s.replace('+', " "))
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// Free text from a beacon (a title, a referrer) without control characters, at most `max`.
+fn text(s: String, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Parses a beacon body.
@@ -287,26 +296,29 @@ pub fn enrich(
                 referrer: beacon
                     .referrer
                     .filter(|r| !r.is_empty())
-                    .map(|r| r.chars().take(2048).collect()),
-                title: beacon.title.map(|t| t.chars().take(512).collect()),
+                    .map(|r| text(r, 2048)),
+                title: beacon.title.map(|t| text(t, 512)),
             },
         ),
         "event" => {
-            let name = beacon
-                .name
-                .filter(|n| !n.is_empty() && n.len() <= 128)
-                .ok_or_else(|| {
-                    ApiError::invalid_field(
-                        &["name"],
-                        "a custom event needs a name of 1 to 128 characters",
-                    )
-                })?;
+            let name = beacon.name.unwrap_or_default();
+            // The same rule as `/api/v1/events`: a public beacon is no laxer than a token.
+            crate::events::check_name(&name, 128).map_err(|detail| {
+                ApiError::invalid_field(
+                    &["name"],
+                    format!("a custom event's name is 1 to 128 characters and {detail}"),
+                )
+            })?;
             tags.insert("path".to_owned(), path);
             let properties: Map<String, Value> = beacon
                 .props
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+                .filter(|(_, v)| match v {
+                    Value::String(_) | Value::Bool(_) => true,
+                    Value::Number(n) => n.as_f64().is_some_and(crate::events::storable),
+                    _ => false,
+                })
                 .take(32)
                 .collect();
             (
@@ -324,14 +336,13 @@ pub fn enrich(
             ));
         }
     };
-    let id = beacon
-        .id
-        .filter(|i| {
-            (1..=64).contains(&i.len())
-                && i.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-        })
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let supplied = beacon.id.filter(|i| {
+        (1..=64).contains(&i.len())
+            && i.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    });
+    let supplied_id = supplied.is_some();
+    let id = supplied.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     Ok(Event {
         id,
         tenant: site.tenant.clone(),
@@ -340,6 +351,7 @@ pub fn enrich(
         tags,
         visitor: Some(visitor),
         correlation_id: None,
+        supplied_id,
         body,
     })
 }

@@ -114,7 +114,9 @@ fn reason(err: &StoreError) -> &'static str {
         StoreError::TableNotFound(_) => "table not found",
         StoreError::TableNotActive { .. } => "table not active",
         StoreError::Throttled(_) => "throttled",
-        StoreError::Unavailable(_) | StoreError::Conflict => "storage unavailable",
+        StoreError::Unavailable(_) | StoreError::Conflict | StoreError::Rejected(_) => {
+            "storage unavailable"
+        }
     }
 }
 

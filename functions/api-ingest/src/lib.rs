@@ -72,7 +72,8 @@ pub fn wire(
     aws: &aws_config::SdkConfig,
 ) -> Ingest<DynamoEvents, pulse_shared::store::app::DynamoApp> {
     Ingest::new(
-        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
+        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days)
+            .with_claims(&config.tables.app),
         pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
         config,
     )

@@ -174,6 +174,12 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
     async fn funnel(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
         let body = json_body(req)?;
         let f = pulse_shared::funnels::parse(&body, (self.clock)())?;
+        // A step on a business or system event shows that data: the same role as its metric.
+        for step in &f.steps {
+            if let pulse_shared::funnels::Step::Event(name) = step {
+                caller.require(required_role(name))?;
+            }
+        }
         let chunks = self
             .store
             .trails(&caller.tenant, f.start, f.end)
@@ -331,7 +337,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
 
     async fn query(&self, req: Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
         let body = if req.method() == lambda_http::http::Method::GET {
-            history_query(&req)
+            history_query(&req)?
         } else {
             json_body(&req)?
         };
@@ -403,9 +409,34 @@ fn query_params(req: &Request) -> BTreeMap<String, String> {
 
 /// `GET /api/v1/metrics/history?metric=…&start=…&end=…&interval=…&aggregation=…` as the
 /// query body it stands for (`range=24h` instead of `start`/`end`; `group_by` and
-/// `aggregation` may repeat as comma lists). Problems point at the body's fields.
-fn history_query(req: &Request) -> serde_json::Value {
+/// `aggregation` may repeat as comma lists). Problems point at the body's fields; a parameter
+/// it does not take is a 400 naming it (a misspelt filter must not return unfiltered data).
+fn history_query(req: &Request) -> Result<serde_json::Value, ApiError> {
+    const TAKES: &[&str] = &[
+        "metric",
+        "range",
+        "start",
+        "end",
+        "interval",
+        "aggregation",
+        "group_by",
+        "limit",
+        "compare_to",
+    ];
     let params = req.query_string_parameters_ref();
+    if let Some(k) = params
+        .into_iter()
+        .flat_map(|p| p.iter().map(|(k, _)| k))
+        .find(|k| !TAKES.contains(k))
+    {
+        return Err(ApiError::invalid_field(
+            &[k],
+            format!(
+                "unknown parameter; the history takes {} (filters: POST /api/v1/metrics/query)",
+                TAKES.join(", ")
+            ),
+        ));
+    }
     let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
     let list = |k: &str| {
         get(k).map(|v| {
@@ -450,7 +481,7 @@ fn history_query(req: &Request) -> serde_json::Value {
     if let Some(c) = get("compare_to") {
         body.insert("compare_to".into(), c.into());
     }
-    body.into()
+    Ok(body.into())
 }
 
 impl<S, D> HttpHandler for Query<S, D>

@@ -34,7 +34,8 @@ pub struct Track<A, W> {
 pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Track<DynamoApp, DynamoEvents> {
     Track::new(
         DynamoApp::new(aws, &config.tables.app),
-        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
+        DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days)
+            .with_claims(&config.tables.app),
         config.track_rate_limit,
     )
 }

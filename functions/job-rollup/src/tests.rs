@@ -154,6 +154,7 @@ fn latency(id: usize, at_secs: i64, value: f64) -> Event {
         tags: BTreeMap::from([("route".into(), "/cart".into())]),
         visitor: None,
         correlation_id: None,
+        supplied_id: false,
         body: Body::Metric { value, unit: None },
     }
 }
@@ -309,6 +310,7 @@ fn visit(id: &str, visitor: &str, at_secs: i64) -> Event {
         tags: BTreeMap::from([("source".into(), "Direct".into())]),
         visitor: Some(visitor.into()),
         correlation_id: None,
+        supplied_id: false,
         body: Body::PageView {
             path: "/".into(),
             referrer: None,

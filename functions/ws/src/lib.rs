@@ -203,6 +203,11 @@ where
         let Ok(caller) = Caller::from_claims(&claims, &self.claims) else {
             return Ok(WsResponse::status(401));
         };
+        // A token without a known role is refused here as on every HTTP route.
+        if caller.admit(None).is_err() {
+            tracing::info!(connection = %id, "connect refused: no known role");
+            return Ok(WsResponse::status(403));
+        }
         let connection = Connection {
             id: id.to_owned(),
             tenant: caller.tenant,

@@ -44,6 +44,7 @@ pub fn event(tenant: &TenantId, i: i64, timestamp_ms: i64, visitors: i64) -> Eve
         tags: BTreeMap::from([("host".into(), format!("web-{}", i % 20))]),
         visitor,
         correlation_id: None,
+        supplied_id: false,
         body,
     }
 }

@@ -17,6 +17,7 @@ fn page(id: &str, visitor: &str, at: i64, path: &str) -> Event {
         tags: Default::default(),
         visitor: Some(visitor.into()),
         correlation_id: None,
+        supplied_id: false,
         body: Body::PageView {
             path: path.into(),
             referrer: None,

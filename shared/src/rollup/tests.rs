@@ -12,6 +12,7 @@ fn metric(id: &str, value: f64, ts_ms: i64) -> Event {
         tags: BTreeMap::from([("route".into(), "/cart".into())]),
         visitor: Some(format!("v{}", id.len() % 3)),
         correlation_id: None,
+        supplied_id: false,
         body: Body::Metric { value, unit: None },
     }
 }

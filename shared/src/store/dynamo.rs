@@ -4,7 +4,7 @@
 use super::{StoreError, TableProbe};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::TableStatus;
 
@@ -52,26 +52,7 @@ impl TableProbe for DynamoStore {
     }
 }
 
-/// Throttling that outlasted the SDK's retries, or any other failure.
-fn classify<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let throttled = matches!(
-        err.code(),
-        Some(
-            "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-        )
-    );
-    if throttled {
-        StoreError::Throttled(Box::new(err))
-    } else {
-        StoreError::Unavailable(Box::new(err))
-    }
-}
+use super::classify;
 
 #[cfg(test)]
 mod tests {

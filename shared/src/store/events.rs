@@ -28,7 +28,12 @@ pub struct DynamoEvents {
     client: aws_sdk_dynamodb::Client,
     table: String,
     retention_secs: i64,
+    /// The table holding id claims ([`DynamoEvents::with_claims`]).
+    claims: Option<String>,
 }
+
+/// Id claims written at once for one request.
+const CLAIM_CONCURRENCY: usize = 16;
 
 impl DynamoEvents {
     pub fn new(aws: &SdkConfig, table: &str, retention_days: i64) -> Self {
@@ -40,7 +45,120 @@ impl DynamoEvents {
             client,
             table: table.to_owned(),
             retention_secs: retention_days.saturating_mul(86_400),
+            claims: None,
         }
+    }
+
+    /// The same writer making client-chosen ids idempotent on their own: before an event with
+    /// a [`Event::supplied_id`] is written, its id is claimed in `app_table` (item
+    /// `{tenant}#eid#{id}`, holding the event time, for the raw-event retention). The first
+    /// claim fixes the event's time; a resend (with another timestamp, or none, so a new
+    /// receive time) is written at that time, onto the very same item: a MODIFY, never a
+    /// second INSERT, so live and sealed counts see it once. A claim whose write of the event
+    /// failed still fixes the time, so resending after a 503 stores the event exactly once.
+    pub fn with_claims(self, app_table: &str) -> Self {
+        Self {
+            claims: Some(app_table.to_owned()),
+            ..self
+        }
+    }
+
+    /// The time of `event`'s id: the one its first claim recorded, or its own if this is the
+    /// first. Throttling and errors are retried (the SDK's policy) and then reported.
+    async fn claim(&self, table: &str, event: &Event, now: i64) -> Result<i64, StoreError> {
+        let pk = format!("{}#eid#{}", event.tenant, event.id);
+        let put = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item(PK, AttributeValue::S(pk.clone()))
+            .item(SK, AttributeValue::S("eid".to_owned()))
+            .item("ts", AttributeValue::N(event.timestamp_ms.to_string()))
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N((now + self.retention_secs).to_string()),
+            )
+            // An expired claim (TTL deletes lazily) no longer names a stored event.
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        let failed = match put {
+            Ok(_) => return Ok(event.timestamp_ms),
+            Err(e) => e,
+        };
+        let old_ts = |item: Option<&HashMap<String, AttributeValue>>| {
+            item.and_then(|i| i.get("ts"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+        };
+        let conditional = failed
+            .as_service_error()
+            .and_then(|e| match e {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => Some(c),
+                _ => None,
+            });
+        let Some(conditional) = conditional else {
+            return Err(super::classify(failed));
+        };
+        if let Some(ts) = old_ts(conditional.item.as_ref()) {
+            return Ok(ts);
+        }
+        // An endpoint that does not return the old item on a failed condition: read it.
+        let read = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(PK, AttributeValue::S(pk))
+            .key(SK, AttributeValue::S("eid".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(super::classify)?;
+        old_ts(read.item()).ok_or_else(|| {
+            StoreError::Unavailable(format!("the claim of event {} has no time", event.id).into())
+        })
+    }
+
+    /// `events` with every client-chosen id claimed and set to its claimed time; the ids
+    /// whose claim failed are left out and returned with the last error.
+    async fn settle(&self, events: &[Event]) -> (Vec<Event>, Vec<String>, Option<StoreError>) {
+        let Some(table) = self.claims.as_deref() else {
+            return (events.to_vec(), Vec::new(), None);
+        };
+        let now = chrono::Utc::now().timestamp();
+        let claims: Vec<_> = events
+            .iter()
+            .map(|e| async move {
+                let ts = if e.supplied_id {
+                    self.claim(table, e, now).await
+                } else {
+                    Ok(e.timestamp_ms)
+                };
+                (e.clone(), ts)
+            })
+            .collect();
+        let settled: Vec<(Event, Result<i64, StoreError>)> = futures::stream::iter(claims)
+            .buffered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        let (mut ok, mut failed, mut last) = (Vec::new(), Vec::new(), None);
+        for (mut event, ts) in settled {
+            match ts {
+                Ok(ts) => {
+                    event.timestamp_ms = ts;
+                    ok.push(event);
+                }
+                Err(e) => {
+                    failed.push(event.id.clone());
+                    last = Some(e);
+                }
+            }
+        }
+        (ok, failed, last)
     }
 }
 
@@ -215,8 +333,9 @@ impl EventReader for DynamoEvents {
 #[async_trait]
 impl EventWriter for DynamoEvents {
     async fn write_events(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
+        let (settled, unclaimed, claim_error) = self.settle(events).await;
         let now = chrono::Utc::now().timestamp();
-        let requests: Vec<WriteRequest> = events
+        let requests: Vec<WriteRequest> = settled
             .iter()
             .filter_map(|e| {
                 let put = PutRequest::builder()
@@ -232,8 +351,8 @@ impl EventWriter for DynamoEvents {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let mut unstored = Vec::new();
-        let mut last_error = None;
+        let mut unstored = unclaimed;
+        let mut last_error = claim_error;
         for (ids, err) in outcomes {
             unstored.extend(ids);
             last_error = last_error.or(err);
@@ -274,6 +393,7 @@ mod tests {
             tags: Default::default(),
             visitor: None,
             correlation_id: None,
+            supplied_id: false,
             body: Body::Metric {
                 value: 1.0,
                 unit: None,

@@ -134,7 +134,9 @@ impl DynamoMetrics {
         frozen.freeze();
         let state =
             postcard::to_allocvec(&frozen).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        let n = |v: f64| AttributeValue::N(v.to_string());
+        // A sum of storable values can still pass DynamoDB's range: saturate the plain
+        // figures (the exact state is in `state`), so a bucket write never fails on a number.
+        let n = |v: f64| AttributeValue::N(crate::events::saturate(v).to_string());
         let s = AttributeValue::S;
         let now = chrono::Utc::now().timestamp();
         let (pk, sk) = bucket_key(at);

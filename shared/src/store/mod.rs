@@ -52,6 +52,38 @@ pub enum StoreError {
     /// A conditional write lost to a concurrent one: read again and retry.
     #[error("the item changed since it was read")]
     Conflict,
+    /// Storage refused the request as it is (DynamoDB's `ValidationException`: a number out
+    /// of range, an item too large). Permanent: retrying can never succeed.
+    #[error("storage refused the request as invalid")]
+    Rejected(#[source] Source),
+}
+
+impl StoreError {
+    /// Whether the same call could succeed later (throttling, an outage, a lost race); a
+    /// permanent failure is set aside instead of retried.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StoreError::Rejected(_))
+    }
+}
+
+/// The one place an SDK error becomes a [`StoreError`]: throttling that outlasted the SDK's
+/// retries is `Throttled`, a request DynamoDB refuses as invalid is `Rejected` (permanent),
+/// anything else `Unavailable`.
+pub(crate) fn classify<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    match err.code() {
+        Some(
+            "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded",
+        ) => StoreError::Throttled(Box::new(err)),
+        Some("ValidationException") => StoreError::Rejected(Box::new(err)),
+        _ => StoreError::Unavailable(Box::new(err)),
+    }
 }
 
 /// Checks that a table exists and accepts reads and writes (health checks).
