@@ -120,3 +120,96 @@ async fn an_undeclared_route_is_404_problem_json() {
         .expect("response");
     problem(res, 404).await;
 }
+
+/// A signed token of tenant `acme-roles` whose groups claim is `groups` (`None`: no claim).
+fn token_with(groups: Option<Value>) -> String {
+    let c = cloud();
+    let mut claims = json!({
+        "sub": "role-walker",
+        "iss": c.authorizer.issuer,
+        "aud": c.authorizer.audience.first().cloned().unwrap_or_default(),
+        "token_use": "id",
+        "iat": now(),
+        "exp": now() + 600,
+        "custom:tenant": "acme-roles",
+    });
+    if let Some(g) = groups {
+        claims["cognito:groups"] = g;
+    }
+    c.issuer.sign(&claims).expect("signed")
+}
+
+#[tokio::test]
+async fn every_route_admits_exactly_its_declared_roles() {
+    use pulse_shared::identity::Role;
+    use pulse_shared::routes::{Access, access};
+    let c = cloud();
+    let callers: Vec<(&str, String, Option<Role>)> = vec![
+        ("no role", token_with(None), None),
+        ("an empty group list", token_with(Some(json!([]))), None),
+        (
+            "an unknown group",
+            token_with(Some(json!(["superuser"]))),
+            None,
+        ),
+        (
+            "viewer",
+            token_with(Some(json!(["viewer"]))),
+            Some(Role::Viewer),
+        ),
+        (
+            "analyst",
+            token_with(Some(json!(["analyst"]))),
+            Some(Role::Analyst),
+        ),
+        (
+            "admin",
+            token_with(Some(json!(["admin"]))),
+            Some(Role::Admin),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    for route in &c.model.routes {
+        let key = format!("{} {}", route.method, route.path);
+        // Given a route of template.yaml, which the one table must declare
+        let declared =
+            access(&key).unwrap_or_else(|| panic!("{key} is not declared in pulse_shared::routes"));
+        if route.authorizer.is_none() {
+            assert_eq!(declared, Access::Public, "{key} has no authorizer");
+            continue;
+        }
+        let path = route
+            .path
+            .replace("{id}", "s_missing")
+            .replace("{name}", "missing.metric")
+            .replace("{view}", "overview");
+        for (who, token, role) in &callers {
+            // When each kind of caller calls it
+            let method = reqwest::Method::from_bytes(route.method.as_bytes()).expect("method");
+            let res = http
+                .request(method, format!("{}{path}", c.http))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("response");
+            let status = res.status().as_u16();
+            // Then no known role is 403 everywhere, and a known one is 403 exactly below the
+            // route's declared role
+            let admitted = match (declared, role) {
+                (_, None) => false,
+                (Access::Role(min), Some(r)) => *r >= min,
+                (Access::Ingest, Some(r)) => *r == Role::Admin,
+                (Access::Public, Some(_)) => true,
+            };
+            if admitted {
+                assert_ne!(status, 403, "{who} on {key}");
+                assert_ne!(status, 401, "{who} on {key}");
+                assert!(status < 500, "{who} on {key}: {status}");
+            } else {
+                assert_eq!(status, 403, "{who} on {key}");
+            }
+        }
+    }
+}

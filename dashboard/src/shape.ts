@@ -84,10 +84,16 @@ export function label(name: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). */
+/**
+ * A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). Text a spreadsheet
+ * would run as a formula (starting with =, +, -, @, tab or CR: a page path or an event name from
+ * a public beacon) is prefixed with ' so it stays text (OWASP's CSV injection advice); numbers
+ * stay numbers.
+ */
 function csvField(v: unknown): string {
   if (v === null || v === undefined) return "";
-  const s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  let s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  if (typeof v === "string" && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

@@ -32,6 +32,18 @@ describe("CSV", () => {
     expect(csv).toBe('path,visitors,extra\r\n"/a,b",3,\r\n"say ""hi""",,x\r\n');
   });
 
+  it("keeps text a spreadsheet would run as a formula as text, and numbers as numbers", () => {
+    const csv = toCsv([
+      { name: '=HYPERLINK("http://evil.example","x")', value: -3 },
+      { name: "+1", value: 2 },
+      { name: "@sum", value: 0 },
+      { name: "-x", value: 1 },
+    ]);
+    expect(csv).toBe(
+      'name,value\r\n"\'=HYPERLINK(""http://evil.example"",""x"")",-3\r\n\'+1,2\r\n\'@sum,0\r\n\'-x,1\r\n',
+    );
+  });
+
   it("takes a view's rows, steps, timeseries or figures", () => {
     expect(viewRows({ rows: [{ path: "/", visitors: 1 }], timeseries: [{ t: 1 }] })).toEqual([{ path: "/", visitors: 1 }]);
     // A breakdown's dimension leads, whatever order the API's keys come in

@@ -2,7 +2,10 @@
 //! records in order per shard, in batches of up to `BatchSize`, waiting up to
 //! `MaximumBatchingWindowInSeconds` to fill a batch, and with `ReportBatchItemFailures` a
 //! response's `batchItemFailures` checkpoints before the first failed record and retries from
-//! it. A failed invocation retries the whole batch, with backoff, as on AWS.
+//! it. A failed invocation retries the whole batch, with backoff, as on AWS. As on AWS too,
+//! `BisectBatchOnFunctionError` splits a failing batch until the failing record is alone,
+//! `MaximumRetryAttempts` bounds the retries, and a batch that exhausts them is recorded in the
+//! `DestinationConfig.OnFailure` bucket and skipped, so one bad record never stalls a stream.
 //!
 //! It speaks the DynamoDB Streams JSON protocol to the emulator directly, so the records reach
 //! the function in the wire shape Lambda forwards.
@@ -96,6 +99,8 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
     let window = Duration::from_secs(u64::from(mapping.batching_window_secs));
     let batch_size = mapping.batch_size.max(1) as usize;
     let mut attempt: u32 = 0;
+    // Records per invocation: the batch size, smaller while bisecting a failing batch.
+    let mut limit = batch_size;
     loop {
         discover_shards(api, &stream_arn, &mut shards).await?;
         for shard in shards.iter_mut() {
@@ -136,21 +141,37 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
         }
         let window_over = batch_started.is_some_and(|t| t.elapsed() >= window);
         if pending.len() >= batch_size || (!pending.is_empty() && window_over) {
-            let batch: Vec<Value> = pending.iter().take(batch_size).cloned().collect();
-            match deliver(mapping, invoke, &batch).await {
-                Ok(done) => {
-                    let succeeded = done.unwrap_or(batch.len());
-                    pending.drain(..succeeded);
-                    if succeeded < batch.len() {
-                        attempt += 1;
-                        backoff(attempt).await;
-                    } else {
-                        attempt = 0;
-                    }
-                }
+            let batch: Vec<Value> = pending.iter().take(limit).cloned().collect();
+            let outcome = deliver(mapping, invoke, &batch).await;
+            let succeeded = match &outcome {
+                Ok(done) => done.unwrap_or(batch.len()),
                 Err(e) => {
-                    attempt += 1;
-                    tracing::error!(function = %mapping.function, attempt, error = %e, "stream batch failed; retrying");
+                    tracing::error!(function = %mapping.function, attempt, error = %e, "stream batch failed");
+                    0
+                }
+            };
+            pending.drain(..succeeded);
+            let rest = batch.len() - succeeded;
+            if rest == 0 {
+                attempt = 0;
+                limit = batch_size;
+            } else if mapping.bisect && rest > 1 {
+                // Split the failing records in two and retry the first half: a bad record is
+                // isolated in a few steps. Splitting does not count as a retry, as on AWS.
+                limit = rest.div_ceil(2);
+                backoff(attempt.max(1)).await;
+            } else {
+                attempt += 1;
+                if mapping.max_retries.is_some_and(|max| attempt > max) {
+                    let failed: Vec<Value> = pending.drain(..rest).collect();
+                    tracing::error!(function = %mapping.function, records = failed.len(), "retries exhausted; batch sent to the on-failure destination and skipped");
+                    if let Err(e) = discard(api, mapping, &stream_arn, &failed, &outcome).await {
+                        tracing::error!(function = %mapping.function, error = %e, "on-failure destination unavailable; the batch is dropped");
+                    }
+                    attempt = 0;
+                    limit = batch_size;
+                } else {
+                    tracing::warn!(function = %mapping.function, attempt, records = rest, "retrying from the first failed record");
                     backoff(attempt).await;
                 }
             }
@@ -235,6 +256,75 @@ async fn deliver(
         .unwrap_or(0);
     tracing::warn!(function = %mapping.function, failed = failed.len(), "partial batch failure; retrying from the first failed record");
     Ok(Some(first))
+}
+
+/// Records a batch that exhausted its retries where the mapping's `DestinationConfig` says:
+/// an object in the S3 bucket, in the shape Lambda writes (the invocation record with the
+/// batch's `DDBStreamBatchInfo` and the records as payload).
+async fn discard(
+    api: &Api,
+    mapping: &StreamMapping,
+    stream_arn: &str,
+    records: &[Value],
+    outcome: &Result<Option<usize>, String>,
+) -> Result<(), String> {
+    let Some(bucket) = &mapping.on_failure else {
+        return Ok(());
+    };
+    let seq = |r: Option<&Value>| {
+        r.and_then(|r| r.pointer("/dynamodb/SequenceNumber"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let now = chrono::Utc::now();
+    let record = json!({
+        "version": "1.0",
+        "timestamp": now.to_rfc3339(),
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": format!("arn:aws:lambda:{REGION}:000000000000:function:{}", mapping.function),
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": mapping.max_retries.unwrap_or(0) + 1,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": outcome.as_ref().err(),
+        },
+        "DDBStreamBatchInfo": {
+            "shardId": "local",
+            "startSequenceNumber": seq(records.first()),
+            "endSequenceNumber": seq(records.last()),
+            "batchSize": records.len(),
+            "streamArn": stream_arn,
+        },
+        "payload": {"Records": records},
+    });
+    let key = format!(
+        "aws/lambda/{}/local/{}/{}-{}",
+        mapping.function,
+        now.format("%Y/%m/%d"),
+        now.format("%Y-%m-%dT%H.%M.%S"),
+        uuid::Uuid::new_v4()
+    );
+    let base = api.endpoint.trim_end_matches('/');
+    let res = api
+        .http
+        .put(format!("{base}/{bucket}/{key}"))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=local/20260101/{REGION}/s3/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(record.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("PutObject: {e}"))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("PutObject: {}", res.status()))
+    }
 }
 
 async fn backoff(attempt: u32) {

@@ -163,6 +163,13 @@ pub struct StreamMapping {
     pub report_batch_item_failures: bool,
     /// `FilterCriteria` on `eventName`: only these records reach the function (all if empty).
     pub event_names: Vec<String>,
+    /// `MaximumRetryAttempts` (`None`: retry until the records expire, Lambda's default).
+    pub max_retries: Option<u32>,
+    /// `BisectBatchOnFunctionError`: a failing batch is split in two and each half retried.
+    pub bisect: bool,
+    /// The bucket of `DestinationConfig.OnFailure`: where a batch that exhausted its retries
+    /// is recorded before the mapping moves past it.
+    pub on_failure: Option<String>,
 }
 
 /// A WebSocket API route.
@@ -905,6 +912,38 @@ impl<'a> Resolver<'a> {
                 })?;
             event_names.extend(names.iter().map(scalar));
         }
+        let known = [
+            "Stream",
+            "StartingPosition",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "MaximumRetryAttempts",
+            "BisectBatchOnFunctionError",
+            "DestinationConfig",
+            "FunctionResponseTypes",
+            "FilterCriteria",
+        ];
+        if let Some(k) = p
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+        {
+            return Err(invalid(format!(
+                "{function}.{event}: {k} is not emulated for DynamoDB streams"
+            )));
+        }
+        // On-failure destination: an S3 bucket of this template (SQS and SNS are not emulated).
+        let on_failure = match p.pointer("/DestinationConfig/OnFailure/Destination") {
+            None => None,
+            Some(d) => {
+                let arn = scalar(d);
+                let bucket = arn.strip_prefix("arn:aws:s3:::").ok_or_else(|| {
+                    invalid(format!(
+                        "{function}.{event}: only an S3 bucket is emulated as the on-failure destination, not {arn}"
+                    ))
+                })?;
+                Some(bucket.to_owned())
+            }
+        };
         Ok(StreamMapping {
             function: function.to_owned(),
             table: table.name.clone(),
@@ -912,6 +951,16 @@ impl<'a> Resolver<'a> {
             batching_window_secs: number("MaximumBatchingWindowInSeconds", 0),
             report_batch_item_failures: failures,
             event_names,
+            // Lambda's default for streams is -1: retry until the record expires.
+            max_retries: p
+                .get("MaximumRetryAttempts")
+                .map(scalar)
+                .and_then(|s| s.parse::<i64>().ok())
+                .and_then(|n| u32::try_from(n).ok()),
+            bisect: p
+                .get("BisectBatchOnFunctionError")
+                .is_some_and(|v| scalar(v) == "true"),
+            on_failure,
         })
     }
 

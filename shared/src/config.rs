@@ -31,6 +31,9 @@ pub struct Config {
     pub jwt: Option<JwtSettings>,
     /// The WebSocket API's management endpoint (`WS_ENDPOINT`,
     /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}`) for PostToConnection.
+    /// The bucket where stream records that can never succeed are kept (the stream's
+    /// on-failure destination), for the functions that consume a stream.
+    pub dead_letter_bucket: Option<String>,
     pub ws_endpoint: Option<String>,
 }
 
@@ -165,6 +168,7 @@ impl Config {
                     jwks_url: get("JWKS_URL").filter(|v| !v.trim().is_empty()),
                 }),
             ws_endpoint: get("WS_ENDPOINT").filter(|v| !v.trim().is_empty()),
+            dead_letter_bucket: get("DEAD_LETTER_BUCKET").filter(|v| !v.trim().is_empty()),
         }
     }
 }

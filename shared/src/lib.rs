@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod store;
 pub mod telemetry;
 pub mod track;
+pub mod watermark;
 
 pub use config::Config;
 pub use error::ApiError;

@@ -133,8 +133,13 @@ impl BucketStore for Memory {
     ) -> Result<Vec<SeriesKey>, StoreError> {
         Ok(Vec::new())
     }
-    async fn merge_bucket(&self, _key: &BucketKey, _bucket: &Bucket) -> Result<(), StoreError> {
-        Ok(())
+    async fn merge_bucket(
+        &self,
+        _key: &BucketKey,
+        _bucket: &Bucket,
+        _span: &pulse_shared::watermark::Span,
+    ) -> Result<pulse_shared::store::Merged, StoreError> {
+        Ok(pulse_shared::store::Merged::Written)
     }
 }
 

@@ -1,12 +1,20 @@
-//! The Events stream consumer: folds each batch of new events into live 1-minute buckets.
+//! The Events stream consumer: folds each batch of new events into live 1-minute buckets,
+//! each stream record exactly once.
 //!
-//! Only INSERT records count (a retried event overwrites its item: MODIFY, so it is counted
-//! once). A batch becomes one write per (tenant, metric, series, minute); series past their
-//! metric's cap fold into `__other__`. A record whose event cannot be read, or whose bucket
-//! cannot be written, is reported in `batchItemFailures`, so Lambda retries it rather than
-//! dropping it. Every minute a batch wrote is then marked for the rollup job, which seals it
-//! exactly from the raw events once it is closed (a mark that fails fails the minute's
-//! records, so a minute is never left unsealed).
+//! Only INSERT records count (a resent event overwrites its item: MODIFY). A batch becomes one
+//! write per (tenant, metric, series, minute); series past their metric's cap fold into
+//! `__other__`. Each write carries the bucket's marks of applied records ([`watermark`]), so
+//! a retried, bisected or redelivered batch adds none of its records twice: a bucket that has
+//! them all writes nothing, one that has some is rebuilt from the rest.
+//!
+//! Failures are classified. A record that can never succeed (its event does not parse, storage
+//! refuses its bucket as invalid) is kept in the dead-letter bucket, counted and logged, and
+//! the batch goes on: it never holds up other records or tenants. A record whose write may
+//! succeed later (throttling, an outage) is reported in `batchItemFailures` for Lambda to
+//! retry, within the mapping's `MaximumRetryAttempts`, after which Lambda sends the batch to
+//! the same bucket (`DestinationConfig.OnFailure`). Every minute a batch wrote is then marked
+//! for the rollup job, which seals it exactly from the raw events (a mark that fails fails the
+//! minute's records, so a minute is never left unsealed).
 //!
 //! Events of minutes that ended more than [`LIVE_SECS`] ago (late senders, history imports)
 //! are only marked, not merged: the job seals those minutes from the raw events within a
@@ -18,21 +26,34 @@ pub mod fanout;
 use fanout::Fanout;
 use futures::StreamExt;
 use pulse_shared::Config;
-use pulse_shared::aggregate::Aggregation;
+use pulse_shared::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
+use pulse_shared::events::Event;
 use pulse_shared::identity::TenantId;
 use pulse_shared::rollup::Pending;
 use pulse_shared::store::events::shard_of;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::stream::{BatchResponse, StreamBatch};
-use pulse_shared::store::{BucketStore, PendingWindows};
-use std::collections::{BTreeMap, BTreeSet};
+use pulse_shared::store::{BucketStore, DeadLetters, Discarded, Merged, PendingWindows};
+use pulse_shared::watermark::{Position, Span};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// A bucket merge's minute and its records: written (`Ok`) or to retry (`Err`).
-type MergeOutcome = (TenantId, i64, Result<Vec<String>, Vec<String>>);
+/// A bucket merge's minute and its records: written, to retry, or to set aside (with why).
+type MergeOutcome = (TenantId, i64, Outcome);
+
+#[derive(Debug)]
+enum Outcome {
+    Done(Vec<String>),
+    Retry(Vec<String>),
+    Discard(Vec<String>, String),
+}
 
 /// Bucket merges in flight at once.
 const CONCURRENCY: usize = 16;
+/// Rebuilds of a partly applied bucket before its records are retried instead.
+const REBUILDS: usize = 3;
+/// The name records are set aside under.
+const SOURCE: &str = "stream-aggregator";
 /// Minutes that ended longer ago than this (seconds) are left to sealing.
 pub use pulse_shared::live::LIVE_SECS;
 
@@ -44,6 +65,9 @@ pub struct Aggregator<S> {
     clock: fn() -> i64,
     /// Live updates to WebSocket subscribers (wired where the WebSocket API exists).
     fanout: Option<Arc<dyn Fanout>>,
+    /// Where records that can never succeed are kept; without one they are retried (and
+    /// Lambda's on-failure destination takes them after the mapping's retries).
+    dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 fn now_secs() -> i64 {
@@ -52,10 +76,15 @@ fn now_secs() -> i64 {
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
 pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMetrics> {
-    let aggregator = Aggregator::new(
+    let mut aggregator = Aggregator::new(
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         config.series_cap,
     );
+    if let Some(bucket) = &config.dead_letter_bucket {
+        aggregator = aggregator.with_dead_letters(Arc::new(
+            pulse_shared::store::deadletters::S3DeadLetters::new(aws, bucket),
+        ));
+    }
     match &config.ws_endpoint {
         Some(endpoint) => aggregator.with_fanout(Arc::new(fanout::LivePush::new(
             pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
@@ -67,6 +96,9 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
     }
 }
 
+/// The records of a batch that were read: each one's position and event.
+type Read = HashMap<String, (Position, Event)>;
+
 impl<S: BucketStore + PendingWindows> Aggregator<S> {
     pub fn new(store: S, series_cap: usize) -> Self {
         Self {
@@ -74,6 +106,7 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             series_cap,
             clock: now_secs,
             fanout: None,
+            dead_letters: None,
         }
     }
 
@@ -81,6 +114,14 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
     pub fn with_fanout(self, fanout: Arc<dyn Fanout>) -> Self {
         Self {
             fanout: Some(fanout),
+            ..self
+        }
+    }
+
+    /// The same aggregator keeping records that can never succeed in `dead_letters`.
+    pub fn with_dead_letters(self, dead_letters: Arc<dyn DeadLetters>) -> Self {
+        Self {
+            dead_letters: Some(dead_letters),
             ..self
         }
     }
@@ -93,7 +134,9 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
     /// Aggregates one batch; answers the records to retry.
     pub async fn handle(&self, batch: StreamBatch) -> BatchResponse {
         let mut failed = Vec::new();
+        let mut discarded: Vec<Discarded> = Vec::new();
         let mut agg = Aggregation::new();
+        let mut read: Read = HashMap::new();
         let mut inserts = 0usize;
         // The Events shards each minute's events are in: sealing reads only those.
         let mut shards: BTreeMap<(TenantId, i64), BTreeSet<u32>> = BTreeMap::new();
@@ -105,6 +148,8 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                 continue;
             }
             inserts += 1;
+            let position = record.position();
+            let sequence = record.dynamodb.sequence_number.clone();
             match record.event() {
                 Ok(event) => {
                     let minute = event.timestamp_ms.div_euclid(60_000);
@@ -113,16 +158,22 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                         .entry(key.clone())
                         .or_default()
                         .insert(shard_of(&event.id));
-                    let sequence = record.dynamodb.sequence_number.clone();
                     if (minute + 1) * 60 < live_after {
                         old.entry(key).or_default().push(sequence);
                     } else {
-                        agg.add(&event, sequence);
+                        agg.add(&event, sequence.clone());
+                        read.insert(sequence, (position, event));
                     }
                 }
                 Err(reason) => {
-                    tracing::error!(sequence = %record.dynamodb.sequence_number, %reason, "unreadable stream record");
-                    failed.push(record.dynamodb.sequence_number.clone());
+                    // It will never parse: keep it aside rather than stall the stream on it.
+                    tracing::error!(sequence = %sequence, %reason, "unreadable stream record set aside");
+                    discarded.push(Discarded {
+                        sequence,
+                        partition: position.partition,
+                        tenant: None,
+                        reason,
+                    });
                 }
             }
         }
@@ -131,15 +182,19 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             .iter()
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
-        match self.store.register_series(&series, self.series_cap).await {
-            Ok(refused) => agg.fold_into_other(&refused),
+        let refused = match self.store.register_series(&series, self.series_cap).await {
+            Ok(refused) => {
+                agg.fold_into_other(&refused);
+                refused
+            }
             Err(e) => {
                 // Without the registry no bucket can be trusted to its series: retry them all.
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), "series registry unavailable");
                 failed.extend(agg.buckets.into_values().flat_map(|(_, records)| records));
-                return BatchResponse::failed(failed);
+                failed.extend(old.into_values().flatten());
+                return self.answer(failed, discarded).await;
             }
-        }
+        };
         let buckets = agg.buckets.len();
         // What changed live, by tenant: what subscribers are told after the batch.
         let mut changed: BTreeMap<TenantId, BTreeSet<String>> = BTreeMap::new();
@@ -149,28 +204,51 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                 .or_default()
                 .insert(key.metric.clone());
         }
-        let outcomes: Vec<MergeOutcome> =
-            futures::stream::iter(agg.buckets)
-                .map(|(key, (bucket, records))| async move {
-                    let outcome = match self.store.merge_bucket(&key, &bucket).await {
-                        Ok(()) => Ok(records),
-                        Err(e) => {
-                            tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
-                            Err(records)
-                        }
-                    };
-                    (key.tenant, key.minute, outcome)
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
+        let (read, refused) = (&read, &refused);
+        let merges: Vec<_> = agg
+            .buckets
+            .into_iter()
+            .map(|(key, (bucket, records))| async move {
+                let outcome = self.merge(&key, bucket, records, read, refused).await;
+                (key.tenant, key.minute, outcome)
+            })
+            .collect();
+        let outcomes: Vec<MergeOutcome> = futures::stream::iter(merges)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         // The minutes written (or left to sealing), each with the records that wrote it.
         let mut minutes: BTreeMap<(TenantId, i64), Vec<String>> = old;
+        let mut set_aside: BTreeMap<String, (TenantId, String)> = BTreeMap::new();
         for (tenant, minute, outcome) in outcomes {
             match outcome {
-                Ok(records) => minutes.entry((tenant, minute)).or_default().extend(records),
-                Err(records) => failed.extend(records),
+                Outcome::Done(records) => {
+                    minutes.entry((tenant, minute)).or_default().extend(records)
+                }
+                Outcome::Retry(records) => failed.extend(records),
+                Outcome::Discard(records, reason) => {
+                    // Its raw event is stored: sealing still counts what it can.
+                    minutes
+                        .entry((tenant.clone(), minute))
+                        .or_default()
+                        .extend(records.iter().cloned());
+                    for r in records {
+                        set_aside.insert(r, (tenant.clone(), reason.clone()));
+                    }
+                }
             }
+        }
+        for (sequence, (tenant, reason)) in set_aside {
+            let partition = read
+                .get(&sequence)
+                .map(|(p, _)| p.partition.clone())
+                .unwrap_or_default();
+            discarded.push(Discarded {
+                sequence,
+                partition,
+                tenant: Some(tenant.to_string()),
+                reason,
+            });
         }
         let marks: Vec<Pending> = minutes
             .keys()
@@ -188,6 +266,7 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             inserts,
             buckets,
             failed = failed.len(),
+            discarded = discarded.len(),
             "stream batch aggregated"
         );
         if let Some(fanout) = &self.fanout {
@@ -195,27 +274,120 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                 fanout.changed(tenant, metrics).await;
             }
         }
+        self.answer(failed, discarded).await
+    }
+
+    /// Merges one bucket, rebuilding it from the records past the stored marks when some were
+    /// applied before.
+    async fn merge(
+        &self,
+        key: &BucketKey,
+        mut bucket: Bucket,
+        records: Vec<String>,
+        read: &Read,
+        refused: &[SeriesKey],
+    ) -> Outcome {
+        let mut pending = records.clone();
+        for _ in 0..=REBUILDS {
+            let span = Span::of(pending.iter().filter_map(|r| read.get(r).map(|(p, _)| p)));
+            match self.store.merge_bucket(key, &bucket, &span).await {
+                Ok(Merged::Written | Merged::AlreadyApplied | Merged::Sealed) => {
+                    return Outcome::Done(records);
+                }
+                Ok(Merged::Partly(marks)) => {
+                    pending.retain(|r| read.get(r).is_some_and(|(p, _)| !marks.covers(p)));
+                    pending.dedup();
+                    bucket = rebuild(key, &pending, read, refused);
+                    tracing::info!(metric = %key.metric, minute = key.minute, rest = pending.len(), "bucket had some of these records; merging the rest");
+                }
+                Err(e) if !e.is_retryable() => {
+                    tracing::error!(metric = %key.metric, minute = key.minute, error = %e, source = ?std::error::Error::source(&e), "bucket refused by storage; its records are set aside");
+                    return Outcome::Discard(records, e.to_string());
+                }
+                Err(e) => {
+                    tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
+                    return Outcome::Retry(records);
+                }
+            }
+        }
+        Outcome::Retry(records)
+    }
+
+    /// The batch response: discarded records are kept aside (or retried if that fails).
+    async fn answer(&self, mut failed: Vec<String>, discarded: Vec<Discarded>) -> BatchResponse {
+        if !discarded.is_empty() {
+            match &self.dead_letters {
+                Some(dl) => match dl.keep(SOURCE, &discarded).await {
+                    Ok(()) => {
+                        tracing::warn!(
+                            discarded = discarded.len(),
+                            "records that can never succeed kept in the dead-letter bucket"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "dead-letter bucket unavailable; retrying the records");
+                        failed.extend(discarded.into_iter().map(|d| d.sequence));
+                    }
+                },
+                None => failed.extend(discarded.into_iter().map(|d| d.sequence)),
+            }
+        }
         BatchResponse::failed(failed)
     }
+}
+
+/// The bucket `key` made of only `records` (each event once, with the batch's refusals).
+fn rebuild(key: &BucketKey, records: &[String], read: &Read, refused: &[SeriesKey]) -> Bucket {
+    let mut agg: Aggregation<()> = Aggregation::new();
+    let mut seen = BTreeSet::new();
+    for r in records {
+        if seen.insert(r.as_str())
+            && let Some((_, event)) = read.get(r)
+        {
+            agg.add(event, ());
+        }
+    }
+    agg.fold_into_other(refused);
+    agg.buckets
+        .remove(key)
+        .map(|(bucket, _)| bucket)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use pulse_shared::aggregate::{Bucket, BucketKey, OTHER_SERIES, SeriesKey};
+    use pulse_shared::aggregate::OTHER_SERIES;
     use pulse_shared::store::StoreError;
+    use pulse_shared::watermark::{Check, Watermarks};
     use serde_json::json;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    /// Buckets in memory; refuses every series past `cap` and fails writes to `broken`.
+    /// Buckets in memory with their marks, as the DynamoDB adapter keeps them; refuses every
+    /// series past `cap`, fails writes to `broken` (retryably) and refuses writes to
+    /// `invalid` (permanently).
     #[derive(Default)]
     struct Memory {
         buckets: Mutex<BTreeMap<BucketKey, Bucket>>,
+        marks: Mutex<BTreeMap<BucketKey, Watermarks>>,
         series: Mutex<Vec<SeriesKey>>,
-        broken: Option<String>,
+        broken: Mutex<Option<String>>,
+        invalid: Option<String>,
         marked: Mutex<Vec<(String, i64)>>,
+    }
+
+    /// Kept records in memory.
+    #[derive(Debug, Default)]
+    struct Kept(Mutex<Vec<Discarded>>);
+
+    #[async_trait]
+    impl DeadLetters for Kept {
+        async fn keep(&self, _source: &str, records: &[Discarded]) -> Result<(), StoreError> {
+            self.0.lock().expect("lock").extend(records.iter().cloned());
+            Ok(())
+        }
     }
 
     #[async_trait]
@@ -240,17 +412,33 @@ mod tests {
             Ok(refused)
         }
 
-        async fn merge_bucket(&self, key: &BucketKey, bucket: &Bucket) -> Result<(), StoreError> {
-            if self.broken.as_deref() == Some(key.metric.as_str()) {
+        async fn merge_bucket(
+            &self,
+            key: &BucketKey,
+            bucket: &Bucket,
+            span: &Span,
+        ) -> Result<Merged, StoreError> {
+            if self.broken.lock().expect("lock").as_deref() == Some(key.metric.as_str()) {
                 return Err(StoreError::Unavailable("down".into()));
             }
+            if self.invalid.as_deref() == Some(key.metric.as_str()) {
+                return Err(StoreError::Rejected("Number overflow".into()));
+            }
+            let mut marks = self.marks.lock().expect("lock");
+            let current = marks.entry(key.clone()).or_default();
+            match current.check(span) {
+                Check::Applied => return Ok(Merged::AlreadyApplied),
+                Check::Partly => return Ok(Merged::Partly(current.clone())),
+                Check::New => {}
+            }
+            *current = span.applied_over(current);
             self.buckets
                 .lock()
                 .expect("lock")
                 .entry(key.clone())
                 .or_default()
                 .merge(bucket);
-            Ok(())
+            Ok(Merged::Written)
         }
     }
 
@@ -278,7 +466,8 @@ mod tests {
     }
 
     fn record(seq: &str, name: &str, event: serde_json::Value) -> serde_json::Value {
-        json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": {"data": {"S": event.to_string()}}}})
+        json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": {
+            "pk": {"S": "acme#29922360#00"}, "data": {"S": event.to_string()}}}})
     }
 
     /// A minute after the test events.
@@ -334,9 +523,107 @@ mod tests {
         );
     }
 
+    fn count(agg: &Aggregator<Memory>, metric: &str) -> u64 {
+        agg.store
+            .buckets
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(k, _)| {
+                k.metric == metric && k.series == pulse_shared::aggregate::TOTAL_SERIES
+            })
+            .map(|(_, b)| b.count)
+            .sum()
+    }
+
     #[tokio::test]
-    async fn a_poisoned_record_is_reported_alone() {
+    async fn a_retried_stream_batch_counts_each_record_once() {
+        // Given a batch aggregated once
         let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
+        let first: Vec<_> = (1..=3)
+            .map(|i| {
+                record(
+                    &i.to_string(),
+                    "INSERT",
+                    metric(&format!("e{i}"), "cpu", 1.0, "h"),
+                )
+            })
+            .collect();
+        agg.handle(batch(first.clone())).await;
+        // When Lambda delivers it again, and then a batch that overlaps it and goes further
+        agg.handle(batch(first)).await;
+        let overlapping: Vec<_> = (2..=5)
+            .map(|i| {
+                record(
+                    &i.to_string(),
+                    "INSERT",
+                    metric(&format!("e{i}"), "cpu", 1.0, "h"),
+                )
+            })
+            .collect();
+        let res = agg.handle(batch(overlapping)).await;
+        // Then every record is counted once
+        assert!(res.batch_item_failures.is_empty());
+        assert_eq!(count(&agg, "cpu"), 5);
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_after_a_partial_failure_adds_only_what_failed() {
+        // Given a batch whose `mem` bucket fails while `cpu` is written
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
+        *agg.store.broken.lock().expect("lock") = Some("mem".into());
+        let records = vec![
+            record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
+            record("2", "INSERT", metric("b", "mem", 1.0, "h")),
+            record("3", "INSERT", metric("c", "cpu", 1.0, "h")),
+        ];
+        let res = agg.handle(batch(records.clone())).await;
+        assert_eq!(res, BatchResponse::failed(["2".to_owned()]));
+        // When Lambda retries from the failed record (with the ones after it) once storage is back
+        *agg.store.broken.lock().expect("lock") = None;
+        let res = agg.handle(batch(records[1..].to_vec())).await;
+        // Then `cpu` keeps 2 (record 3 is not added again) and `mem` gets its 1
+        assert!(res.batch_item_failures.is_empty());
+        assert_eq!((count(&agg, "cpu"), count(&agg, "mem")), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_record_storage_refuses_is_set_aside_and_the_rest_flow() {
+        // Given a batch where storage refuses one metric's bucket as invalid (permanent)
+        let kept = Arc::new(Kept::default());
+        let agg = Aggregator::new(
+            Memory {
+                invalid: Some("huge".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .with_clock(|| NOW)
+        .with_dead_letters(kept.clone());
+        let res = agg
+            .handle(batch(vec![
+                record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
+                record("2", "INSERT", metric("b", "huge", 1.0, "h")),
+                record("3", "INSERT", metric("c", "cpu", 1.0, "h")),
+            ]))
+            .await;
+        // Then nothing is retried, the refused record is kept with why, and the rest counted
+        assert!(res.batch_item_failures.is_empty());
+        let kept = kept.0.lock().expect("lock").clone();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].sequence, "2");
+        assert_eq!(kept[0].tenant.as_deref(), Some("acme"));
+        assert_eq!(count(&agg, "cpu"), 2);
+        // And its minute is still marked, so sealing counts what it can from the raw events
+        assert!(!agg.store.marked.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_record_is_set_aside_alone() {
+        let kept = Arc::new(Kept::default());
+        let agg = Aggregator::new(Memory::default(), 100)
+            .with_clock(|| NOW)
+            .with_dead_letters(kept.clone());
         let res = agg
             .handle(batch(vec![
                 record("1", "INSERT", metric("a", "cpu", 1.0, "h")),
@@ -344,7 +631,8 @@ mod tests {
                 record("3", "INSERT", metric("c", "cpu", 1.0, "h")),
             ]))
             .await;
-        assert_eq!(res, BatchResponse::failed(["2".to_owned()]));
+        assert!(res.batch_item_failures.is_empty());
+        assert_eq!(kept.0.lock().expect("lock")[0].sequence, "2");
         assert_eq!(
             agg.store
                 .buckets
@@ -362,7 +650,7 @@ mod tests {
     async fn a_failed_bucket_reports_exactly_its_records() {
         let agg = Aggregator::new(
             Memory {
-                broken: Some("mem".into()),
+                broken: Mutex::new(Some("mem".into())),
                 ..Default::default()
             },
             100,

@@ -27,11 +27,13 @@
 
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
-    BucketStore, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
+    BucketStore, Merged, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals,
+    TrailStore,
 };
 use crate::aggregate::{Bucket, BucketKey, SeriesKey, TOTAL_SERIES};
 use crate::identity::TenantId;
 use crate::rollup::{BucketAt, Pending, Resolution, Retention, Window};
+use crate::watermark::{Check, Sequence, Span, Watermarks};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -346,14 +348,17 @@ impl RollupBuckets for DynamoMetrics {
         // A fresh version: a live merge that read the replaced bucket fails its condition and
         // merges into this one instead (and marks the minute for sealing again).
         let version = chrono::Utc::now().timestamp_micros();
-        let item = self.bucket_item(at, bucket, version)?;
+        let mut item = self.bucket_item(at, bucket, version)?;
+        // Sealed: exact from the raw events, so no live merge may add to it any more (a late
+        // record marks the minute and the next seal includes it).
+        item.insert(SEALED.to_owned(), AttributeValue::Bool(true));
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(super::classify)?;
         Ok(())
     }
 
@@ -532,6 +537,25 @@ impl SeriesCatalog for DynamoMetrics {
     }
 }
 
+/// The attribute holding a live bucket's [`Watermarks`]: partition → sequence.
+const APPLIED: &str = "applied";
+/// Set on a bucket sealing wrote.
+const SEALED: &str = "sealed";
+
+/// The marks stored on a bucket item (none on a bucket written before marks existed).
+fn watermarks(item: &HashMap<String, AttributeValue>) -> Watermarks {
+    Watermarks(
+        item.get(APPLIED)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(p, s)| Some((p.clone(), Sequence::new(s.as_s().ok()?.clone()))))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
 fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -630,7 +654,12 @@ impl BucketStore for DynamoMetrics {
         Ok(refused)
     }
 
-    async fn merge_bucket(&self, key: &BucketKey, bucket: &Bucket) -> Result<(), StoreError> {
+    async fn merge_bucket(
+        &self,
+        key: &BucketKey,
+        bucket: &Bucket,
+        span: &Span,
+    ) -> Result<Merged, StoreError> {
         let start = key.minute * 60;
         let at = BucketAt {
             series: SeriesKey {
@@ -653,7 +682,17 @@ impl BucketStore for DynamoMetrics {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            let (mut merged, version) = match current.item() {
+            let item = current.item();
+            if item.is_some_and(|i| i.get(SEALED).is_some_and(|v| v.as_bool() == Ok(&true))) {
+                return Ok(Merged::Sealed);
+            }
+            let marks = item.map(watermarks).unwrap_or_default();
+            match marks.check(span) {
+                Check::New => {}
+                Check::Applied => return Ok(Merged::AlreadyApplied),
+                Check::Partly => return Ok(Merged::Partly(marks)),
+            }
+            let (mut merged, version) = match item {
                 Some(item) => {
                     let state = item.get("state").and_then(|v| v.as_b().ok());
                     let version: i64 = item
@@ -673,7 +712,18 @@ impl BucketStore for DynamoMetrics {
                 None => (Bucket::default(), 0),
             };
             merged.merge(bucket);
-            let item = self.bucket_item(&at, &merged, version + 1)?;
+            let mut item = self.bucket_item(&at, &merged, version + 1)?;
+            let applied = span.applied_over(&marks);
+            item.insert(
+                APPLIED.to_owned(),
+                AttributeValue::M(
+                    applied
+                        .0
+                        .into_iter()
+                        .map(|(p, s)| (p, AttributeValue::S(s.as_str().to_owned())))
+                        .collect(),
+                ),
+            );
             let mut put = self
                 .client
                 .put_item()
@@ -686,9 +736,9 @@ impl BucketStore for DynamoMetrics {
                     .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
             };
             match put.send().await {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Merged::Written),
                 Err(e) if conditional_failed(&e) => continue,
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(super::classify(e)),
             }
         }
         Err(StoreError::Throttled(

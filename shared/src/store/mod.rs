@@ -10,6 +10,7 @@
 //! smallest trait it needs; DynamoDB attribute values never leave [`dynamo`].
 
 pub mod app;
+pub mod deadletters;
 pub mod dynamo;
 pub mod events;
 pub mod keys;
@@ -129,12 +130,51 @@ pub trait BucketStore: Send + Sync {
         cap: usize,
     ) -> Result<Vec<crate::aggregate::SeriesKey>, StoreError>;
 
-    /// Merges `bucket` into the stored minute bucket `key`.
+    /// Merges `bucket`, made of the stream records spanning `span`, into the stored minute
+    /// bucket `key` with the marks of the records it applies, in one conditional write; unless
+    /// the bucket's marks show them applied ([`crate::watermark`]), or sealing owns the bucket.
     async fn merge_bucket(
         &self,
         key: &crate::aggregate::BucketKey,
         bucket: &crate::aggregate::Bucket,
-    ) -> Result<(), StoreError>;
+        span: &crate::watermark::Span,
+    ) -> Result<Merged, StoreError>;
+}
+
+/// A stream record that can never be processed (its event does not parse, storage refuses
+/// its bucket as invalid): kept for an operator instead of retried, so it never holds up the
+/// records behind it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Discarded {
+    /// The record's sequence number and Events partition.
+    pub sequence: String,
+    pub partition: String,
+    /// The event's tenant, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Why it can never succeed.
+    pub reason: String,
+}
+
+/// Where records that can never succeed are kept: the stream's on-failure destination.
+#[async_trait]
+pub trait DeadLetters: Send + Sync + std::fmt::Debug {
+    /// Keeps `records` (one object per call); an error means they must be retried instead.
+    async fn keep(&self, source: &str, records: &[Discarded]) -> Result<(), StoreError>;
+}
+
+/// What a live merge did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged {
+    /// The contribution was added.
+    Written,
+    /// Every record of it was applied before (a retried or redelivered batch): nothing written.
+    AlreadyApplied,
+    /// Some records were applied before: merge again with only the records past these marks.
+    Partly(crate::watermark::Watermarks),
+    /// The minute is sealed: only sealing (from the raw events, which hold these records)
+    /// changes it now.
+    Sealed,
 }
 
 /// Reads raw events back: one minute of one tenant (the rollup job's sealing).

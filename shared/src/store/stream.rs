@@ -30,6 +30,7 @@ pub struct Change {
 #[derive(Debug, Deserialize)]
 struct Image {
     data: Option<StringAttribute>,
+    pk: Option<StringAttribute>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,21 @@ impl StreamRecord {
     /// Whether the record is a new item (retries overwrite in place: MODIFY, not counted).
     pub fn is_insert(&self) -> bool {
         self.event_name == "INSERT"
+    }
+
+    /// Where the record sits in the stream: its item's Events partition and its sequence
+    /// number ([`crate::watermark`]). A record without a partition key is its own partition.
+    pub fn position(&self) -> crate::watermark::Position {
+        let partition = self
+            .dynamodb
+            .new_image
+            .as_ref()
+            .and_then(|i| i.pk.as_ref())
+            .map_or_else(String::new, |pk| pk.s.clone());
+        crate::watermark::Position {
+            partition,
+            sequence: crate::watermark::Sequence::new(self.dynamodb.sequence_number.clone()),
+        }
     }
 
     /// The event the record's new image holds.
