@@ -319,3 +319,36 @@ async fn a_query_subscription_gets_the_new_points_of_its_groups() {
     assert!(data["range"]["start"].as_str() < Some(since));
     cloud.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_inside_the_interval_reaches_the_subscriber_when_the_interval_ends() {
+    let cloud = start().await;
+    let url = cloud.ws_url().expect("a WebSocket API");
+    // Given a 5 s subscriber whose snapshot has just been sent
+    let mut ws = connect(&url, &cloud.token("push-i", "viewer").expect("token")).await;
+    subscribe(&mut ws, "5s").await;
+    let subscribed = std::time::Instant::now();
+    // When a page view is ingested at once, and nothing follows it
+    view(&cloud, "push-i").await;
+    // Then it arrives when the interval ends (not before it, and at most a second or two after)
+    let update = frame_within(&mut ws, 9)
+        .await
+        .expect("the change within the interval + delivery");
+    let waited = subscribed.elapsed();
+    assert_eq!(
+        (update["type"].as_str(), update["seq"].as_u64()),
+        (Some("metrics_update"), Some(2)),
+        "{update}"
+    );
+    assert!(
+        update["data"]["page_view"]["count"].as_u64() >= Some(1),
+        "{update}"
+    );
+    assert!(
+        waited >= Duration::from_millis(4_000) && waited < Duration::from_secs(8),
+        "waited {waited:?}"
+    );
+    // And it is sent once: nothing else follows without a new change
+    assert!(frame_within(&mut ws, 6).await.is_none());
+    cloud.stop().await;
+}

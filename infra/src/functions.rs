@@ -94,9 +94,9 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         }
         "stream-aggregator" => {
             let aggregator = Arc::new(stream_aggregator::wire(config, aws));
-            Some(event(move |batch| {
+            Some(event(move |trigger| {
                 let aggregator = aggregator.clone();
-                async move { aggregator.handle(batch).await }
+                async move { aggregator.handle_any(trigger).await }
             }))
         }
         "job-rollup" => {

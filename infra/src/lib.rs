@@ -14,6 +14,7 @@ pub mod functions;
 pub mod http_api;
 pub mod jwt;
 pub mod publish;
+pub mod queues;
 pub mod resources;
 pub mod schedules;
 pub mod streams;
@@ -293,6 +294,15 @@ impl LocalCloud {
                 mapping.clone(),
                 invoke,
                 emulator.endpoint().to_owned(),
+                stopped.clone(),
+            ));
+        }
+        for mapping in &model.queue_mappings {
+            let invoke = functions[&mapping.function].clone();
+            tasks.push(queues::spawn(
+                mapping.clone(),
+                invoke,
+                aws.clone(),
                 stopped.clone(),
             ));
         }

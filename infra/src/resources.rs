@@ -26,7 +26,7 @@ fn fail<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// Creates every table, bucket and topic of `model`.
+/// Creates every table, bucket, queue and topic of `model`.
 pub async fn provision(model: &Model, aws: &aws_config::SdkConfig) -> Result<(), ProvisionError> {
     let dynamo = aws_sdk_dynamodb::Client::new(aws);
     for table in &model.tables {
@@ -39,6 +39,14 @@ pub async fn provision(model: &Model, aws: &aws_config::SdkConfig) -> Result<(),
             .send()
             .await
             .map_err(fail(bucket))?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    for queue in &model.queues {
+        sqs.create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .map_err(fail(queue))?;
     }
     let sns = aws_sdk_sns::Client::new(aws);
     for topic in &model.topics {

@@ -58,6 +58,7 @@ const KNOWN_TYPES: &[&str] = &[
     "AWS::S3::BucketPolicy",
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
+    "AWS::SQS::Queue",
     "AWS::ApiGatewayV2::Api",
     "AWS::ApiGatewayV2::Stage",
     "AWS::ApiGatewayV2::Route",
@@ -172,6 +173,16 @@ pub struct StreamMapping {
     pub on_failure: Option<String>,
 }
 
+/// An SQS event source mapping: a queue's messages delivered to a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMapping {
+    pub function: String,
+    /// The queue's name.
+    pub queue: String,
+    pub batch_size: u32,
+    pub report_batch_item_failures: bool,
+}
+
 /// A WebSocket API route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsRoute {
@@ -195,6 +206,9 @@ pub struct Model {
     pub lambda_authorizers: BTreeMap<String, LambdaAuthorizer>,
     pub schedules: Vec<Schedule>,
     pub streams: Vec<StreamMapping>,
+    /// SQS queues (names) and their event source mappings.
+    pub queues: Vec<String>,
+    pub queue_mappings: Vec<QueueMapping>,
     pub ws_routes: Vec<WsRoute>,
     /// The WebSocket API's route selection expression; `None` when the template has no
     /// WebSocket API.
@@ -442,6 +456,8 @@ impl<'a> Resolver<'a> {
             }
             ("AWS::CloudFront::Distribution", "DomainName") => "127.0.0.1".to_owned(),
             ("AWS::SNS::Topic", "TopicArn") => name.to_owned(),
+            ("AWS::SQS::Queue", "Arn") => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
+            ("AWS::SQS::Queue", "QueueName") => name.to_owned(),
             (_, "Id") => name.to_owned(),
             _ => return Err(invalid(format!("GetAtt {id}.{attr} is not emulated"))),
         };
@@ -600,6 +616,11 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|id| self.reference(id).map(|v| scalar(&v)))
             .collect::<Result<_, _>>()?;
+        let queues = self
+            .ids_of("AWS::SQS::Queue")?
+            .iter()
+            .map(|id| self.reference(id).map(|v| scalar(&v)))
+            .collect::<Result<_, _>>()?;
 
         let http_apis = self.ids_of("AWS::Serverless::HttpApi")?;
         let mut authorizers = BTreeMap::new();
@@ -638,6 +659,7 @@ impl<'a> Resolver<'a> {
         let mut routes = Vec::new();
         let mut schedules = Vec::new();
         let mut streams = Vec::new();
+        let mut queue_mappings = Vec::new();
         let globals_env = self.globals_environment()?;
         for id in self.ids_of("AWS::Serverless::Function")? {
             let res = &self.resources[&id];
@@ -700,6 +722,7 @@ impl<'a> Resolver<'a> {
                             input: ep.get("Input").map(scalar),
                         }),
                         "DynamoDB" => streams.push(self.stream(&id, name, &ep, &tables)?),
+                        "SQS" => queue_mappings.push(self.queue_mapping(&id, name, &ep)?),
                         other => {
                             return Err(TemplateError::UnknownEvent {
                                 function: id.clone(),
@@ -740,6 +763,8 @@ impl<'a> Resolver<'a> {
             lambda_authorizers,
             schedules,
             streams,
+            queues,
+            queue_mappings,
             ws_routes,
             ws_route_selection,
             ws_stage,
@@ -961,6 +986,51 @@ impl<'a> Resolver<'a> {
                 .get("BisectBatchOnFunctionError")
                 .is_some_and(|v| scalar(v) == "true"),
             on_failure,
+        })
+    }
+
+    fn queue_mapping(
+        &self,
+        function: &str,
+        event: &str,
+        p: &Value,
+    ) -> Result<QueueMapping, TemplateError> {
+        let known = [
+            "Queue",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "FunctionResponseTypes",
+            "Enabled",
+        ];
+        if let Some(k) = p
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+        {
+            return Err(invalid(format!(
+                "{function}.{event}: {k} is not emulated for SQS event sources"
+            )));
+        }
+        let arn = p.get("Queue").map(scalar).unwrap_or_default();
+        let queue = arn
+            .strip_prefix(&format!("arn:aws:sqs:{REGION}:{ACCOUNT}:"))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{function}.{event}: Queue is not a queue of this template"
+                ))
+            })?
+            .to_owned();
+        Ok(QueueMapping {
+            function: function.to_owned(),
+            queue,
+            batch_size: p
+                .get("BatchSize")
+                .map(scalar)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(10),
+            report_batch_item_failures: p
+                .get("FunctionResponseTypes")
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures")),
         })
     }
 
@@ -1193,20 +1263,20 @@ Resources:
 
     #[test]
     fn unknown_resource_types_are_refused() {
-        let text = format!("{BASE}  Queue:\n    Type: AWS::SQS::Queue\n");
-        let err = parse(&text, &BTreeMap::new()).expect_err("SQS is not emulated");
+        let text = format!("{BASE}  Stream:\n    Type: AWS::Kinesis::Stream\n");
+        let err = parse(&text, &BTreeMap::new()).expect_err("Kinesis is not emulated");
         assert!(
-            matches!(err, TemplateError::UnknownResource { ref kind, .. } if kind == "AWS::SQS::Queue"),
+            matches!(err, TemplateError::UnknownResource { ref kind, .. } if kind == "AWS::Kinesis::Stream"),
             "{err}"
         );
     }
 
     #[test]
     fn unknown_event_types_are_refused() {
-        let text = BASE.replace("Type: Schedule,", "Type: SQS,");
-        let err = parse(&text, &BTreeMap::new()).expect_err("SQS events are not emulated");
+        let text = BASE.replace("Type: Schedule,", "Type: Kinesis,");
+        let err = parse(&text, &BTreeMap::new()).expect_err("Kinesis events are not emulated");
         assert!(
-            matches!(err, TemplateError::UnknownEvent { ref kind, .. } if kind == "SQS"),
+            matches!(err, TemplateError::UnknownEvent { ref kind, .. } if kind == "Kinesis"),
             "{err}"
         );
     }

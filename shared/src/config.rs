@@ -33,6 +33,8 @@ pub struct Config {
     /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}`) for PostToConnection.
     /// The bucket where stream records that can never succeed are kept (the stream's
     /// on-failure destination), for the functions that consume a stream.
+    /// The delay queue of live pushes waiting for a subscriber's interval (URL or name).
+    pub live_push_queue: Option<String>,
     pub dead_letter_bucket: Option<String>,
     pub ws_endpoint: Option<String>,
 }
@@ -169,6 +171,7 @@ impl Config {
                 }),
             ws_endpoint: get("WS_ENDPOINT").filter(|v| !v.trim().is_empty()),
             dead_letter_bucket: get("DEAD_LETTER_BUCKET").filter(|v| !v.trim().is_empty()),
+            live_push_queue: get("LIVE_PUSH_QUEUE").filter(|v| !v.trim().is_empty()),
         }
     }
 }

@@ -340,6 +340,17 @@ impl FrameError {
     }
 }
 
+impl ClientMessage {
+    /// The client's id of the request, echoed on every answer to it.
+    pub fn id(&self) -> &str {
+        match self {
+            ClientMessage::Ping { id }
+            | ClientMessage::Subscribe { id, .. }
+            | ClientMessage::Unsubscribe { id, .. } => id,
+        }
+    }
+}
+
 /// Parses a client frame.
 pub fn parse(body: &str) -> Result<ClientMessage, FrameError> {
     let value: Value = serde_json::from_str(body)

@@ -1,6 +1,8 @@
 //! Live updates after each stream batch: the WebSocket subscriptions of the tenants a batch
-//! wrote get a `metrics_update` frame once their interval has elapsed, if a metric they watch
-//! changed.
+//! wrote get a `metrics_update` frame if a metric they watch changed since they were last told:
+//! at once if their interval has elapsed, otherwise when it ends. The wait is a delayed
+//! message ([`PushLater`]) that brings the same change back to this function, so a change
+//! reaches every subscriber within its interval (+ ≤ 1 s) even when no other event follows.
 //!
 //! Per tenant with changes: one gsi1 Query for its connections; nothing more if none is due.
 //! Otherwise one read of the tenant's totals (the current minute, the last 5 minutes, today)
@@ -17,11 +19,13 @@ use pulse_shared::identity::TenantId;
 use pulse_shared::live::{self, Connection, LiveQuery};
 use pulse_shared::read::Reader;
 use pulse_shared::rollup::{Resolution, Retention};
+use pulse_shared::store::deferred::{DeferredPush, PushLater};
 use pulse_shared::store::{
     ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Posts in flight at once.
 const CONCURRENCY: usize = 16;
@@ -29,7 +33,8 @@ const CONCURRENCY: usize = 16;
 /// What the aggregator tells after a batch: which metrics of a tenant changed.
 #[async_trait]
 pub trait Fanout: Send + Sync + std::fmt::Debug {
-    async fn changed(&self, tenant: &TenantId, metrics: &BTreeSet<String>);
+    /// `metrics` of `tenant` changed, aggregated at `changed_ms` (epoch ms).
+    async fn changed(&self, tenant: &TenantId, metrics: &BTreeSet<String>, changed_ms: i64);
 }
 
 /// The WebSocket fan-out with its stores.
@@ -41,6 +46,8 @@ pub struct LivePush<C, M, P> {
     retention: Retention,
     /// Epoch ms.
     clock: fn() -> i64,
+    /// Brings back a change for subscribers whose interval has not ended yet.
+    later: Option<Arc<dyn PushLater>>,
 }
 
 fn now_ms() -> i64 {
@@ -55,6 +62,15 @@ impl<C, M, P> LivePush<C, M, P> {
             push,
             retention,
             clock: now_ms,
+            later: None,
+        }
+    }
+
+    /// The same fan-out scheduling pushes for subscribers not yet due through `later`.
+    pub fn with_later(self, later: Arc<dyn PushLater>) -> Self {
+        Self {
+            later: Some(later),
+            ..self
         }
     }
 
@@ -82,13 +98,40 @@ where
     M: RollupBuckets + SeriesCatalog + Totals,
     P: ConnectionPush,
 {
-    async fn run(&self, tenant: &TenantId, changed: &BTreeSet<String>) -> Result<(), StoreError> {
+    async fn run(
+        &self,
+        tenant: &TenantId,
+        changed: &BTreeSet<String>,
+        changed_ms: i64,
+    ) -> Result<(), StoreError> {
         let connections = self.connections.connections(tenant).await?;
         let now = (self.clock)();
+        // Subscribers not told of this change (told before it) whose interval has not ended:
+        // the earliest end, and the metrics they wait for.
+        let mut wait: Option<(i64, BTreeSet<String>)> = None;
+        for s in connections.iter().flat_map(|c| c.subscriptions.iter()) {
+            let due_at = s.sent_ms + s.interval.millis();
+            if s.sent_ms < changed_ms && now < due_at {
+                let watched: BTreeSet<String> = s
+                    .metrics
+                    .iter()
+                    .filter(|m| changed.contains(*m))
+                    .cloned()
+                    .collect();
+                if !watched.is_empty() {
+                    let w = wait.get_or_insert_with(|| (due_at, BTreeSet::new()));
+                    w.0 = w.0.min(due_at);
+                    w.1.extend(watched);
+                }
+            }
+        }
+        if let Some((due_at, metrics)) = wait {
+            self.later(tenant, metrics, changed_ms, due_at).await;
+        }
         let due = |c: &Connection| -> Vec<Due> {
             c.subscriptions
                 .iter()
-                .filter(|s| now - s.sent_ms >= s.interval.millis())
+                .filter(|s| s.sent_ms < changed_ms && now - s.sent_ms >= s.interval.millis())
                 .filter_map(|s| {
                     let watched: Vec<String> = s
                         .metrics
@@ -215,6 +258,28 @@ where
         Ok(())
     }
 
+    /// Schedules the change for subscribers whose interval ends at `due_ms`.
+    async fn later(
+        &self,
+        tenant: &TenantId,
+        metrics: BTreeSet<String>,
+        changed_ms: i64,
+        due_ms: i64,
+    ) {
+        let Some(later) = &self.later else {
+            tracing::warn!(tenant = %tenant, "no delay queue: subscribers not yet due wait for the next change");
+            return;
+        };
+        let push = DeferredPush {
+            tenant: tenant.clone(),
+            metrics,
+            changed_ms,
+        };
+        if let Err(e) = later.push_later(&push, due_ms).await {
+            tracing::warn!(tenant = %tenant, error = %e, "a deferred live update could not be scheduled");
+        }
+    }
+
     /// A query subscription's answer over the windows live events can change, as frame data;
     /// `None` when the query no longer parses (the tenant's retention changed) or has no data.
     async fn tail_answer(
@@ -271,9 +336,9 @@ where
     M: RollupBuckets + SeriesCatalog + Totals + std::fmt::Debug,
     P: ConnectionPush + std::fmt::Debug,
 {
-    async fn changed(&self, tenant: &TenantId, metrics: &BTreeSet<String>) {
+    async fn changed(&self, tenant: &TenantId, metrics: &BTreeSet<String>, changed_ms: i64) {
         // Live updates never fail a batch: the data is stored; a client resyncs on reconnect.
-        if let Err(e) = self.run(tenant, metrics).await {
+        if let Err(e) = self.run(tenant, metrics, changed_ms).await {
             tracing::warn!(tenant = %tenant, error = %e, "live updates skipped for this batch");
         }
     }

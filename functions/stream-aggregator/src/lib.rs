@@ -30,6 +30,7 @@ use pulse_shared::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
 use pulse_shared::events::Event;
 use pulse_shared::identity::TenantId;
 use pulse_shared::rollup::Pending;
+use pulse_shared::store::deferred::{DeferredPush, QueueBatch};
 use pulse_shared::store::events::shard_of;
 use pulse_shared::store::metrics::DynamoMetrics;
 use pulse_shared::store::stream::{BatchResponse, StreamBatch};
@@ -63,6 +64,8 @@ pub struct Aggregator<S> {
     store: S,
     series_cap: usize,
     clock: fn() -> i64,
+    /// Epoch ms, for the time changes are aggregated.
+    clock_ms: fn() -> i64,
     /// Live updates to WebSocket subscribers (wired where the WebSocket API exists).
     fanout: Option<Arc<dyn Fanout>>,
     /// Where records that can never succeed are kept; without one they are retried (and
@@ -86,14 +89,31 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
         ));
     }
     match &config.ws_endpoint {
-        Some(endpoint) => aggregator.with_fanout(Arc::new(fanout::LivePush::new(
-            pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
-            DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
-            pulse_shared::store::push::ManagementApi::new(aws, Some(endpoint)),
-            config.retention,
-        ))),
+        Some(endpoint) => {
+            let mut push = fanout::LivePush::new(
+                pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
+                DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+                pulse_shared::store::push::ManagementApi::new(aws, Some(endpoint)),
+                config.retention,
+            );
+            if let Some(queue) = &config.live_push_queue {
+                push = push.with_later(Arc::new(pulse_shared::store::deferred::SqsPushLater::new(
+                    aws, queue,
+                )));
+            }
+            aggregator.with_fanout(Arc::new(push))
+        }
         None => aggregator,
     }
+}
+
+/// What invokes the function: a batch of the Events stream, or of the delay queue (an SQS
+/// record has a `body`, a stream record none).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Trigger {
+    Deferred(QueueBatch),
+    Stream(StreamBatch),
 }
 
 /// The records of a batch that were read: each one's position and event.
@@ -105,6 +125,7 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             store,
             series_cap,
             clock: now_secs,
+            clock_ms: || chrono::Utc::now().timestamp_millis(),
             fanout: None,
             dead_letters: None,
         }
@@ -270,11 +291,42 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             "stream batch aggregated"
         );
         if let Some(fanout) = &self.fanout {
+            // After the writes: a subscriber told from now on sees these changes.
+            let changed_ms = (self.clock_ms)();
             for (tenant, metrics) in &changed {
-                fanout.changed(tenant, metrics).await;
+                fanout.changed(tenant, metrics, changed_ms).await;
             }
         }
         self.answer(failed, discarded).await
+    }
+
+    /// Pushes that waited for their subscribers' interval (the delay queue's messages).
+    pub async fn handle_deferred(&self, batch: QueueBatch) -> BatchResponse {
+        for message in &batch.records {
+            match serde_json::from_str::<DeferredPush>(&message.body) {
+                Ok(push) => {
+                    if let Some(fanout) = &self.fanout {
+                        fanout
+                            .changed(&push.tenant, &push.metrics, push.changed_ms)
+                            .await;
+                    }
+                }
+                // Only this function writes the queue: a body it cannot read is a bug, logged
+                // and dropped (a live update is never worth blocking the queue).
+                Err(e) => {
+                    tracing::error!(message = %message.message_id, error = %e, "unreadable deferred push dropped");
+                }
+            }
+        }
+        BatchResponse::default()
+    }
+
+    /// Either trigger of the function: the Events stream, or the delay queue.
+    pub async fn handle_any(&self, trigger: Trigger) -> BatchResponse {
+        match trigger {
+            Trigger::Deferred(batch) => self.handle_deferred(batch).await,
+            Trigger::Stream(batch) => self.handle(batch).await,
+        }
     }
 
     /// Merges one bucket, rebuilding it from the records past the stored marks when some were

@@ -1,5 +1,4 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use pulse_shared::store::stream::StreamBatch;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -7,8 +6,10 @@ async fn main() -> Result<(), Error> {
     let config = pulse_shared::Config::from_env()?;
     let aws = pulse_shared::aws::load().await;
     let aggregator = stream_aggregator::wire(&config, &aws);
-    run(service_fn(|event: LambdaEvent<StreamBatch>| async {
-        Ok::<_, Error>(aggregator.handle(event.payload).await)
-    }))
+    run(service_fn(
+        |event: LambdaEvent<stream_aggregator::Trigger>| async {
+            Ok::<_, Error>(aggregator.handle_any(event.payload).await)
+        },
+    ))
     .await
 }

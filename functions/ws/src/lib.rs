@@ -79,6 +79,9 @@ impl WsResponse {
 }
 
 /// What makes an invocation fail (API Gateway then answers "Internal server error").
+/// Seconds a client waits before retrying a frame that storage failed.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
 #[derive(Debug, Error)]
 pub enum LiveError {
     #[error("the connection store is unavailable")]
@@ -172,7 +175,25 @@ where
             }
             _ => {
                 let frame = match live::parse(event.body.as_deref().unwrap_or("")) {
-                    Ok(message) => self.message_retrying(&id, message).await?,
+                    Ok(message) => {
+                        let client_id = message.id().to_owned();
+                        match self.message_retrying(&id, message).await {
+                            Ok(frame) => frame,
+                            // The client learns which request failed and when to retry, instead
+                            // of API Gateway's generic "Internal server error".
+                            Err(LiveError::Store(e)) => {
+                                tracing::warn!(connection = %id, error = %e, source = ?std::error::Error::source(&e), "storage failed a frame");
+                                let mut frame = FrameError::new(
+                                    Some(client_id),
+                                    503,
+                                    "storage is busy; retry this request in a few seconds",
+                                )
+                                .frame();
+                                frame["retry_after"] = json!(RETRY_AFTER_SECS);
+                                frame
+                            }
+                        }
+                    }
                     Err(e) => e.frame(),
                 };
                 Ok(WsResponse::frame(&frame))
@@ -258,13 +279,7 @@ where
                 resume,
                 ..
             } => {
-                let now = (self.clock)();
-                let (metrics, query, data) = match self.follow(&connection, target, now).await? {
-                    Ok(followed) => followed,
-                    Err((status, detail)) => {
-                        return Ok(FrameError::new(Some(client_id), status, detail).frame());
-                    }
-                };
+                // Limits before work: a flood of subscribes past the cap costs one read each.
                 if connection.subscriptions.len() >= MAX_SUBSCRIPTIONS {
                     return Ok(FrameError::new(
                         Some(client_id),
@@ -273,6 +288,15 @@ where
                     )
                     .frame());
                 }
+                // Seconds, rounded down: the subscriber counts as told no later than the
+                // snapshot's read, so a change aggregated after it is always pushed.
+                let now = (self.clock)();
+                let (metrics, query, data) = match self.follow(&connection, target, now).await? {
+                    Ok(followed) => followed,
+                    Err((status, detail)) => {
+                        return Ok(FrameError::new(Some(client_id), status, detail).frame());
+                    }
+                };
                 let n = connection
                     .subscriptions
                     .iter()

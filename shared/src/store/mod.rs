@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod deadletters;
+pub mod deferred;
 pub mod dynamo;
 pub mod events;
 pub mod keys;
