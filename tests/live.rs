@@ -352,3 +352,67 @@ async fn a_change_inside_the_interval_reaches_the_subscriber_when_the_interval_e
     assert!(frame_within(&mut ws, 6).await.is_none());
     cloud.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_the_socket_with_1009() {
+    let cloud = start().await;
+    let url = cloud.ws_url().expect("a WebSocket API");
+    let mut ws = connect(&url, &cloud.token("push-big", "viewer").expect("token")).await;
+    // When a client sends a 200 KB frame
+    let big = format!(r#"{{"action":"ping","id":"{}"}}"#, "x".repeat(200 * 1024));
+    let _ = ws.send(Message::text(big)).await;
+    // Then the socket is closed with 1009, as API Gateway does
+    let mut code = None;
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match frame {
+            Ok(Message::Close(Some(c))) => {
+                code = Some(u16::from(c.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(code, Some(1009));
+    cloud.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscription_flood_is_refused_cheaply_and_pings_are_still_answered() {
+    let cloud = start().await;
+    let url = cloud.ws_url().expect("a WebSocket API");
+    let mut ws = connect(&url, &cloud.token("push-flood", "viewer").expect("token")).await;
+    // When a client sends 200 subscribes, then a ping
+    for i in 0..200 {
+        let frame = format!(
+            r#"{{"action":"subscribe","id":"f{i}","metrics":["page_view"],"interval":"1s"}}"#
+        );
+        ws.send(Message::text(frame)).await.expect("sent");
+    }
+    ws.send(Message::text(r#"{"action":"ping","id":"still-there"}"#))
+        .await
+        .expect("sent");
+    // Then 20 are acknowledged, every other one is refused with 409 naming its id, and the
+    // ping is answered
+    let started = std::time::Instant::now();
+    let (mut acks, mut refused) = (0, 0);
+    loop {
+        let frame = frame_within(&mut ws, 30).await.expect("frames keep coming");
+        match (frame["type"].as_str(), frame["status"].as_u64()) {
+            (Some("ack"), _) => acks += 1,
+            (Some("error"), Some(409)) => {
+                assert!(frame["id"].as_str().is_some_and(|id| id.starts_with('f')));
+                refused += 1;
+            }
+            (Some("pong"), _) => break,
+            _ => {}
+        }
+    }
+    assert_eq!((acks, refused), (20, 180));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    cloud.stop().await;
+}

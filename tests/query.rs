@@ -127,3 +127,47 @@ async fn bad_queries_are_precise_problems() {
     .await;
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn the_history_refuses_parameters_it_does_not_take() {
+    let c = cloud();
+    let get = |q: &'static str| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/metrics/history?{q}", c.http))
+            .bearer_auth(c.token("q-hist", "admin"))
+            .send()
+    };
+    // Given a history call with a filter it does not take (a misspelt filter must not silently
+    // return unfiltered data)
+    for (q, pointer) in [
+        ("metric=api_request&range=1h&route=/r1", "#/route"),
+        ("metric=api_request&range=1h&filters=x", "#/filters"),
+    ] {
+        let res = get(q).await.expect("response");
+        // Then it is a 400 naming the parameter
+        assert_eq!(res.status(), 400, "{q}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["errors"][0]["pointer"], pointer, "{body}");
+    }
+    // And multi-byte ranges are a 400, never a 500
+    for range in ["1%C3%A9", "1%E2%82%AC", "%C3%A9"] {
+        let url = format!(
+            "{}/api/v1/metrics/history?metric=page_view&range={range}",
+            c.http
+        );
+        let res = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(c.token("q-hist", "admin"))
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 400, "{range}");
+    }
+    assert_eq!(
+        get("metric=api_request&range=1h&aggregation=count")
+            .await
+            .expect("response")
+            .status(),
+        200
+    );
+}

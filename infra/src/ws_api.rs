@@ -310,6 +310,23 @@ async fn connection(
                 break;
             }
             Ok(_) => continue,
+            // A message past the limit: API Gateway closes with 1009 (message too big).
+            Err(e) if e.to_string().contains("too long") => {
+                close_code = 1009;
+                api.send(
+                    &id,
+                    Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1009,
+                        reason: "message too big: at most 128 KB".into(),
+                    })),
+                );
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    closed_rx.wait_for(|closed| *closed),
+                )
+                .await;
+                break;
+            }
             Err(_) => {
                 close_code = 1006;
                 break;

@@ -78,32 +78,8 @@ impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
                 "send the beacon as text/plain or application/json, not {media:?}"
             )));
         }
-        let bytes: &[u8] = match req.body() {
-            Body::Text(t) => t.as_bytes(),
-            Body::Binary(b) => b,
-            _ => b"",
-        };
-        let beacon = parse_beacon(bytes)?;
-        let site = self
-            .app
-            .site(&beacon.site)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                detail: "sites are unavailable".into(),
-                source: Some(Box::new(e)),
-            })?
-            .ok_or_else(|| ApiError::NotFound(format!("no site {:?}", beacon.site)))?;
-        let origin = header(ORIGIN);
-        if !site.allows(origin) {
-            return Err(ApiError::Forbidden(format!(
-                "origin {origin:?} may not send traffic for this site"
-            )));
-        }
-        let user_agent = header(USER_AGENT);
-        let Some(agent) = agent(user_agent) else {
-            tracing::debug!(site = %site.id, "bot dropped");
-            return Ok(empty(StatusCode::NO_CONTENT));
-        };
+        // The limit comes first: every beacon of a client counts, refused ones too, so a
+        // flood of bad beacons costs one counter write each and nothing more.
         let ip = match req.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => {
                 ctx.http.source_ip.clone().unwrap_or_default()
@@ -134,6 +110,32 @@ impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
                     .max(1),
             });
         }
+        let bytes: &[u8] = match req.body() {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+            _ => b"",
+        };
+        let beacon = parse_beacon(bytes)?;
+        let site = self
+            .app
+            .site(&beacon.site)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                detail: "sites are unavailable".into(),
+                source: Some(Box::new(e)),
+            })?
+            .ok_or_else(|| ApiError::NotFound(format!("no site {:?}", beacon.site)))?;
+        let origin = header(ORIGIN);
+        if !site.allows(origin) {
+            return Err(ApiError::Forbidden(format!(
+                "origin {origin:?} may not send traffic for this site"
+            )));
+        }
+        let user_agent = header(USER_AGENT);
+        let Some(agent) = agent(user_agent) else {
+            tracing::debug!(site = %site.id, "bot dropped");
+            return Ok(empty(StatusCode::NO_CONTENT));
+        };
         let visitor = visitor_id(&salt, &site.id, &ip, user_agent);
         let client = Client {
             ip: &ip,
@@ -346,5 +348,56 @@ mod tests {
             "the clock is 30 s into its minute"
         );
         assert_eq!(t.writer.0.lock().expect("lock").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn refused_beacons_count_against_the_rate_limit_too() {
+        // Given a limit of 2 and a client sending beacons from an origin the site refuses
+        let t = track(2);
+        for _ in 0..2 {
+            let res = t
+                .handle(beacon("https://evil.example", CHROME, page()))
+                .await
+                .expect("response");
+            assert_eq!(res.status(), 403);
+        }
+        // When it goes on, with bad origins, unknown sites or malformed bodies
+        for body in [
+            page(),
+            json!({"site": "nope", "url": "https://x/"}),
+            json!("oops"),
+        ] {
+            let res = t
+                .handle(beacon("https://evil.example", CHROME, body))
+                .await
+                .expect("response");
+            // Then it is limited before any lookup
+            assert_eq!(res.status(), 429);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_custom_event_name_follows_the_api_rules() {
+        let t = track(100);
+        for name in [
+            "x#y|z",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "sign\u{0}up",
+            "注册\nsignup",
+            "page_view#1m#0000000000000000",
+            "__totals__",
+        ] {
+            let body =
+                json!({"site": "s1", "kind": "event", "name": name, "url": "https://example.com/"});
+            let res = t
+                .handle(beacon("https://example.com", CHROME, body))
+                .await
+                .expect("response");
+            assert_eq!(res.status(), 400, "{name}");
+        }
+        assert!(
+            t.writer.0.lock().expect("lock").is_empty(),
+            "nothing stored"
+        );
     }
 }
