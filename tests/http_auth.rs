@@ -213,3 +213,46 @@ async fn every_route_admits_exactly_its_declared_roles() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_stage_throttles_like_api_gateway() {
+    // Given a local cloud whose stage allows bursts of 20 and 10 requests a second
+    let cloud = pulse_tests::start_with(|mut opts| {
+        opts.parameters
+            .insert("ApiThrottlingRateLimit".into(), "10".into());
+        opts.parameters
+            .insert("ApiThrottlingBurstLimit".into(), "20".into());
+        opts
+    })
+    .await;
+    let http = reqwest::Client::new();
+    // When 60 requests arrive at once
+    let calls = (0..60).map(|_| {
+        http.get(format!("{}/api/v1/health", cloud.http_url()))
+            .send()
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut statuses: Vec<u16> = Vec::new();
+    for a in answers {
+        let res = a.expect("response");
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            // Then those past the burst are 429 with API Gateway's own body
+            let body: Value = res.json().await.expect("json");
+            assert_eq!(body, json!({"message": "Too Many Requests"}));
+        }
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!((20..=25).contains(&ok), "{statuses:?}");
+    assert_eq!(ok + limited, 60, "{statuses:?}");
+    // And after a second the bucket has refilled
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let res = http
+        .get(format!("{}/api/v1/health", cloud.http_url()))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(res.status(), 200);
+    cloud.stop().await;
+}

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { can, type Api, type Me } from "./api";
 import { Chart } from "./charts";
 import type { Interval, LiveClient, ServerFrame } from "./live";
-import { changeTone, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, type Card, type QueryPoint } from "./shape";
+import { changeTone, formatChange, formatValue, fillSteps, heatmap, mergeSince, pointRange, seriesByTags, type Card, type QueryPoint } from "./shape";
 import { Exports, RangeBar, lineOption, heatmapOption, gaugeOption } from "./widgets";
 import { routeHash } from "./route";
 
@@ -145,7 +145,7 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
             <Exports id="live-minutes" rows={() => minutes.map((p) => ({ timestamp: p.timestamp, page_views: p.value }))} name="page-views-last-hour" />
           </figcaption>
           <Chart id="live-minutes" title="Page views per minute over the last hour" option={lineOption(
-              seriesByTags(minutes).map((s) => ({ ...s, name: "page views" })),
+              seriesByTags(hour.start && hour.end ? fillSteps(minutes, hour.start, hour.end, 60_000) : minutes).map((s) => ({ ...s, name: "page views" })),
               { zoom: false, area: true, min: hour.start ? Date.parse(hour.start) : undefined, max: hour.end ? Date.parse(hour.end) : undefined },
             )} />
         </figure>

@@ -201,6 +201,24 @@ export function mergeSince(
   return all.sort((a, b) => key(a).localeCompare(key(b)) || Date.parse(a.timestamp) - Date.parse(b.timestamp));
 }
 
+/**
+ * A count series with every step of `[start, end)` present: a minute without events is 0, so a
+ * per-minute chart is a line, not dots where traffic happened. Untagged points only (a count's
+ * total); nothing is filled when there are no points at all (the empty state says so instead).
+ */
+export function fillSteps(points: QueryPoint[], start: string, end: string, stepMs: number): QueryPoint[] {
+  const from = Date.parse(start);
+  const to = Date.parse(end);
+  if (points.length === 0 || !Number.isFinite(from) || !Number.isFinite(to) || stepMs <= 0) return points;
+  if (points.some((p) => Object.keys(p.tags).length > 0)) return points;
+  const byTime = new Map(points.map((p) => [Date.parse(p.timestamp), p]));
+  const out: QueryPoint[] = [];
+  for (let t = Math.ceil(from / stepMs) * stepMs; t < to; t += stepMs) {
+    out.push(byTime.get(t) ?? { timestamp: new Date(t).toISOString().replace(".000Z", "Z"), value: 0, tags: {} });
+  }
+  return out;
+}
+
 /** Series for a line chart: one per group of tags, each `[time ms, value]` in time order. */
 export function seriesByTags(points: QueryPoint[]): { name: string; data: [number, number | null][] }[] {
   const groups = new Map<string, [number, number | null][]>();

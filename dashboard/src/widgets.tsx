@@ -92,7 +92,9 @@ export function gaugeOption(name: string, value: number | null, target: number, 
         name,
         min: 0,
         max,
-        progress: { show: true, width: 14 },
+        // No progress arc: drawn over the axis line it hid the target zone; the pointer shows
+        // the value against both zones.
+        progress: { show: false },
         axisLine: { lineStyle: { width: 14, color: [[split, lowerIsBetter ? good : bad], [1, lowerIsBetter ? bad : good]] } },
         axisTick: { show: false },
         splitLine: { length: 8 },

@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { changeTone, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, toCsv, viewRows } from "../src/shape";
+import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -30,6 +30,22 @@ describe("CSV", () => {
       { path: 'say "hi"', visitors: null, extra: "x" },
     ]);
     expect(csv).toBe('path,visitors,extra\r\n"/a,b",3,\r\n"say ""hi""",,x\r\n');
+  });
+
+  it("fills the minutes without views with 0 so the last hour is a line", () => {
+    const points = [
+      { timestamp: "2026-12-02T07:01:00Z", value: 3, tags: {} },
+      { timestamp: "2026-12-02T07:04:00Z", value: 1, tags: {} },
+    ];
+    const filled = fillSteps(points, "2026-12-02T07:00:30Z", "2026-12-02T07:05:00Z", 60_000);
+    expect(filled.map((p) => [p.timestamp, p.value])).toEqual([
+      ["2026-12-02T07:01:00Z", 3],
+      ["2026-12-02T07:02:00Z", 0],
+      ["2026-12-02T07:03:00Z", 0],
+      ["2026-12-02T07:04:00Z", 1],
+    ]);
+    // Nothing to fill: the empty state speaks instead of a line of zeros
+    expect(fillSteps([], "2026-12-02T07:00:00Z", "2026-12-02T08:00:00Z", 60_000)).toEqual([]);
   });
 
   it("keeps text a spreadsheet would run as a formula as text, and numbers as numbers", () => {

@@ -66,10 +66,21 @@ enum Segment {
     Greedy(String),
 }
 
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
 /// The HTTP API: every route of the template bound to its function.
 pub struct HttpApi {
     routes: Vec<Bound>,
     issuer: Arc<LocalIssuer>,
+    /// The stage's throttling, as API Gateway applies it before anything else.
+    throttle: Option<Mutex<Bucket>>,
     /// Lambda authorizer answers by authorizer and identity-source values, until they expire.
     cache: Mutex<HashMap<CacheKey, (Instant, Decision)>>,
 }
@@ -137,8 +148,44 @@ impl HttpApi {
         Ok(Self {
             routes: bound,
             issuer,
+            throttle: None,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The same API throttled like the stage's `DefaultRouteSettings`: a token bucket of
+    /// `burst` requests refilled at `rate` per second; a request with no token left is 429.
+    pub fn throttled(self, throttling: Option<crate::template::Throttling>) -> Self {
+        Self {
+            throttle: throttling.map(|t| {
+                Mutex::new(Bucket {
+                    rate: t.rate,
+                    burst: t.burst,
+                    tokens: t.burst,
+                    at: Instant::now(),
+                })
+            }),
+            ..self
+        }
+    }
+
+    /// Whether a request may pass the stage's throttling now.
+    fn admit(&self) -> bool {
+        let Some(bucket) = &self.throttle else {
+            return true;
+        };
+        let Ok(mut b) = bucket.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate).min(b.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// The route keys served.
@@ -225,6 +272,15 @@ async fn dispatch(
         }
         to_axum(res)
     };
+    // API Gateway throttles the stage before routing or authorizing, with its own body.
+    if !api.admit() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            r#"{"message":"Too Many Requests"}"#,
+        )
+            .into_response();
+    }
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
     let Some((bound, path_params)) = api.find(&method, &path) else {

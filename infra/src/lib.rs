@@ -220,7 +220,8 @@ impl LocalCloud {
             &functions,
             issuer.clone(),
         )
-        .map_err(StartError::Routes)?;
+        .map_err(StartError::Routes)?
+        .throttled(model.http_throttle);
         let tracker = opts.root.join("tracker").join("dist").join("pulse.js");
         let jwks = issuer.jwks();
         let client_ws_url = match &ws_listener {

@@ -173,6 +173,13 @@ pub struct StreamMapping {
     pub on_failure: Option<String>,
 }
 
+/// A stage's throttling: a token bucket of `burst` requests refilled at `rate` per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttling {
+    pub rate: f64,
+    pub burst: f64,
+}
+
 /// An SQS event source mapping: a queue's messages delivered to a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMapping {
@@ -206,6 +213,8 @@ pub struct Model {
     pub lambda_authorizers: BTreeMap<String, LambdaAuthorizer>,
     pub schedules: Vec<Schedule>,
     pub streams: Vec<StreamMapping>,
+    /// The HTTP API stage's `DefaultRouteSettings` throttling, if declared.
+    pub http_throttle: Option<Throttling>,
     /// SQS queues (names) and their event source mappings.
     pub queues: Vec<String>,
     pub queue_mappings: Vec<QueueMapping>,
@@ -626,8 +635,23 @@ impl<'a> Resolver<'a> {
         let mut authorizers = BTreeMap::new();
         let mut lambda_authorizers = BTreeMap::new();
         let mut default_authorizer: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut http_throttle = None;
         for api in &http_apis {
             let props = self.props(api)?;
+            if let Some(settings) = props.get("DefaultRouteSettings") {
+                let number = |k: &str| {
+                    settings
+                        .get(k)
+                        .map(scalar)
+                        .and_then(|v| v.parse::<f64>().ok())
+                };
+                if let (Some(rate), Some(burst)) = (
+                    number("ThrottlingRateLimit"),
+                    number("ThrottlingBurstLimit"),
+                ) {
+                    http_throttle = Some(Throttling { rate, burst });
+                }
+            }
             let auth = props.get("Auth");
             default_authorizer.insert(
                 api.clone(),
@@ -765,6 +789,7 @@ impl<'a> Resolver<'a> {
             streams,
             queues,
             queue_mappings,
+            http_throttle,
             ws_routes,
             ws_route_selection,
             ws_stage,
