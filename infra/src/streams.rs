@@ -93,16 +93,25 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
         .and_then(Value::as_str)
         .ok_or_else(|| format!("table {} has no stream", mapping.table))?
         .to_owned();
+    // ParallelizationFactor: that many batches of a shard in flight at once, each lane
+    // keeping the records of one partition key in order, as Lambda does.
+    let lanes: Vec<tokio::sync::mpsc::UnboundedSender<Value>> = (0..mapping.parallelization.max(1))
+        .map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (api, mapping, invoke, arn) = (
+                api.clone(),
+                mapping.clone(),
+                invoke.clone(),
+                stream_arn.clone(),
+            );
+            tokio::spawn(async move { lane(&api, &mapping, &invoke, &arn, rx).await });
+            tx
+        })
+        .collect();
     let mut shards: Vec<Shard> = Vec::new();
-    let mut pending: VecDeque<Value> = VecDeque::new();
-    let mut batch_started: Option<Instant> = None;
-    let window = Duration::from_secs(u64::from(mapping.batching_window_secs));
-    let batch_size = mapping.batch_size.max(1) as usize;
-    let mut attempt: u32 = 0;
-    // Records per invocation: the batch size, smaller while bisecting a failing batch.
-    let mut limit = batch_size;
     loop {
         discover_shards(api, &stream_arn, &mut shards).await?;
+        let mut received = 0;
         for shard in shards.iter_mut() {
             let Some(iterator) = shard.iterator.clone() else {
                 continue;
@@ -133,8 +142,51 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
                     continue;
                 }
                 record["eventSourceARN"] = json!(stream_arn);
-                pending.push_back(record);
+                // The partition key alone: its records must stay in one lane, in order.
+                let key = record
+                    .pointer("/dynamodb/Keys")
+                    .and_then(|k| k.get(&mapping.partition_key))
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                let lane =
+                    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % lanes.len() as u64) as usize;
+                if lanes[lane].send(record).is_err() {
+                    return Err("a delivery lane stopped".into());
+                }
+                received += 1;
             }
+        }
+        if received == 0 {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// Delivers one lane's records in batches, with the mapping's retry, bisection and
+/// on-failure semantics.
+async fn lane(
+    api: &Api,
+    mapping: &StreamMapping,
+    invoke: &Invoke,
+    stream_arn: &str,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
+    let mut pending: VecDeque<Value> = VecDeque::new();
+    let mut batch_started: Option<Instant> = None;
+    let window = Duration::from_secs(u64::from(mapping.batching_window_secs));
+    let batch_size = mapping.batch_size.max(1) as usize;
+    let mut attempt: u32 = 0;
+    // Records per invocation: the batch size, smaller while bisecting a failing batch.
+    let mut limit = batch_size;
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(record) => pending.push_back(record),
+                None => return,
+            }
+        }
+        while let Ok(record) = rx.try_recv() {
+            pending.push_back(record);
         }
         if !pending.is_empty() && batch_started.is_none() {
             batch_started = Some(Instant::now());
@@ -165,7 +217,7 @@ async fn run(api: &Api, mapping: &StreamMapping, invoke: &Invoke) -> Result<(), 
                 if mapping.max_retries.is_some_and(|max| attempt > max) {
                     let failed: Vec<Value> = pending.drain(..rest).collect();
                     tracing::error!(function = %mapping.function, records = failed.len(), "retries exhausted; batch sent to the on-failure destination and skipped");
-                    if let Err(e) = discard(api, mapping, &stream_arn, &failed, &outcome).await {
+                    if let Err(e) = discard(api, mapping, stream_arn, &failed, &outcome).await {
                         tracing::error!(function = %mapping.function, error = %e, "on-failure destination unavailable; the batch is dropped");
                     }
                     attempt = 0;

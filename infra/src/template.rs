@@ -166,6 +166,11 @@ pub struct StreamMapping {
     pub event_names: Vec<String>,
     /// `MaximumRetryAttempts` (`None`: retry until the records expire, Lambda's default).
     pub max_retries: Option<u32>,
+    /// `ParallelizationFactor`: batches of one shard in flight at once (1–10), records of one
+    /// partition key kept in order.
+    pub parallelization: u32,
+    /// The table's partition key attribute: records of one value stay in one lane, in order.
+    pub partition_key: String,
     /// `BisectBatchOnFunctionError`: a failing batch is split in two and each half retried.
     pub bisect: bool,
     /// The bucket of `DestinationConfig.OnFailure`: where a batch that exhausted its retries
@@ -969,6 +974,7 @@ impl<'a> Resolver<'a> {
             "MaximumBatchingWindowInSeconds",
             "MaximumRetryAttempts",
             "BisectBatchOnFunctionError",
+            "ParallelizationFactor",
             "DestinationConfig",
             "FunctionResponseTypes",
             "FilterCriteria",
@@ -1007,6 +1013,13 @@ impl<'a> Resolver<'a> {
                 .map(scalar)
                 .and_then(|s| s.parse::<i64>().ok())
                 .and_then(|n| u32::try_from(n).ok()),
+            parallelization: number("ParallelizationFactor", 1).clamp(1, 10),
+            partition_key: table
+                .key_schema
+                .iter()
+                .find(|(_, kind)| kind == "HASH")
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default(),
             bisect: p
                 .get("BisectBatchOnFunctionError")
                 .is_some_and(|v| scalar(v) == "true"),

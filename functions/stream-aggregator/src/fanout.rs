@@ -148,11 +148,16 @@ where
                 })
                 .collect()
         };
-        let plan: Vec<(&Connection, Vec<Due>)> = connections
-            .iter()
-            .map(|c| (c, due(c)))
-            .filter(|(_, d)| !d.is_empty())
-            .collect();
+        // Claim before posting: the subscriptions' next sequence numbers and send time are
+        // written first, on the condition that nobody wrote the connection since it was read.
+        // Of concurrent pushes (lanes of a shard, shards, the ws function) exactly one sends
+        // each update, so a client never gets two frames with one sequence number.
+        let mut plan: Vec<(Connection, Vec<Due>)> = Vec::new();
+        for c in connections {
+            if let Some(claimed) = self.claim(c, &due, now).await? {
+                plan.push(claimed);
+            }
+        }
         if plan.is_empty() {
             return Ok(());
         }
@@ -232,11 +237,10 @@ where
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let mut delivered: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
         let mut gone = BTreeSet::new();
-        for ((conn, sub, seq, _), outcome) in sent {
+        for ((conn, _, _, _), outcome) in sent {
             match outcome {
-                Ok(()) => delivered.entry(conn).or_default().push((sub, seq)),
+                Ok(()) => {}
                 Err(PushError::Gone) => {
                     gone.insert(conn);
                 }
@@ -251,9 +255,6 @@ where
         for conn in &gone {
             self.connections.delete_connection(conn).await?;
             tracing::info!(connection = %conn, "connection gone; forgotten");
-        }
-        for (conn, subs) in delivered.into_iter().filter(|(c, _)| !gone.contains(c)) {
-            self.record(&conn, &subs, now).await?;
         }
         Ok(())
     }
@@ -308,21 +309,34 @@ where
         Ok(answer.map(|a| live::answer_data(&a, &q, Some(since))))
     }
 
-    /// Writes back the sequence numbers sent, re-reading the connection on a conflict.
-    async fn record(&self, id: &str, sent: &[(String, u64)], now: i64) -> Result<(), StoreError> {
+    /// Claims `c`'s due subscriptions ([`Due`] by `due`): writes their next sequence number
+    /// and send time, re-reading the connection when another writer won. `None` when nothing
+    /// is due any more (another push took it) or the connection is gone.
+    async fn claim(
+        &self,
+        mut c: Connection,
+        due: &(dyn Fn(&Connection) -> Vec<Due> + Sync),
+        now: i64,
+    ) -> Result<Option<(Connection, Vec<Due>)>, StoreError> {
         for _ in 0..5 {
-            let Some(mut c) = self.connections.connection(id).await? else {
-                return Ok(());
-            };
-            for s in &mut c.subscriptions {
-                if let Some((_, seq)) = sent.iter().find(|(sub, _)| *sub == s.id) {
+            let d = due(&c);
+            if d.is_empty() {
+                return Ok(None);
+            }
+            let mut claimed = c.clone();
+            for s in &mut claimed.subscriptions {
+                if let Some((_, _, seq)) = d.iter().find(|(sub, _, _)| *sub == s.id) {
                     s.seq = s.seq.max(*seq);
                     s.sent_ms = now;
                 }
             }
-            match self.connections.put_connection(&c).await {
-                Err(StoreError::Conflict) => continue,
-                other => return other,
+            match self.connections.put_connection(&claimed).await {
+                Ok(()) => return Ok(Some((claimed, d))),
+                Err(StoreError::Conflict) => match self.connections.connection(&c.id).await? {
+                    Some(fresh) => c = fresh,
+                    None => return Ok(None),
+                },
+                Err(e) => return Err(e),
             }
         }
         Err(StoreError::Conflict)

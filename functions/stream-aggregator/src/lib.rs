@@ -39,9 +39,7 @@ use pulse_shared::watermark::{Position, Span};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// A bucket merge's minute and its records: written, to retry, or to set aside (with why).
-type MergeOutcome = (TenantId, i64, Outcome);
-
+/// A bucket merge's records: written, to retry, or to set aside (with why).
 #[derive(Debug)]
 enum Outcome {
     Done(Vec<String>),
@@ -114,6 +112,14 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
 pub enum Trigger {
     Deferred(QueueBatch),
     Stream(StreamBatch),
+}
+
+/// What one tenant's part of a batch left: records to retry, records set aside, buckets.
+#[derive(Debug, Default)]
+struct TenantPart {
+    failed: Vec<String>,
+    discarded: Vec<Discarded>,
+    buckets: usize,
 }
 
 /// The records of a batch that were read: each one's position and event.
@@ -198,6 +204,62 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
                 }
             }
         }
+        // Each tenant's part goes its own way: a burst of one tenant (thousands of new series
+        // and buckets) never holds up another tenant's writes, marks and live push.
+        let mut tenants: BTreeMap<TenantId, Aggregation<String>> = BTreeMap::new();
+        for (key, contribution) in agg.buckets {
+            tenants
+                .entry(key.tenant.clone())
+                .or_default()
+                .buckets
+                .insert(key, contribution);
+        }
+        for (key, tags) in agg.series {
+            tenants
+                .entry(key.tenant.clone())
+                .or_default()
+                .series
+                .insert(key, tags);
+        }
+        for (tenant, _) in old.keys() {
+            tenants.entry(tenant.clone()).or_default();
+        }
+        let (read, old, shards) = (&read, &old, &shards);
+        let parts = futures::future::join_all(
+            tenants
+                .into_iter()
+                .map(|(tenant, agg)| self.tenant_part(tenant, agg, read, old, shards)),
+        )
+        .await;
+        let mut buckets = 0;
+        for part in parts {
+            failed.extend(part.failed);
+            discarded.extend(part.discarded);
+            buckets += part.buckets;
+        }
+        tracing::info!(
+            records = batch.records.len(),
+            inserts,
+            buckets,
+            failed = failed.len(),
+            discarded = discarded.len(),
+            "stream batch aggregated"
+        );
+        self.answer(failed, discarded).await
+    }
+
+    /// One tenant's part of a batch: its series, its buckets, its minutes' marks, then its
+    /// subscribers' live push.
+    async fn tenant_part(
+        &self,
+        tenant: TenantId,
+        mut agg: Aggregation<String>,
+        read: &Read,
+        old: &BTreeMap<(TenantId, i64), Vec<String>>,
+        shards: &BTreeMap<(TenantId, i64), BTreeSet<u32>>,
+    ) -> TenantPart {
+        let mut part = TenantPart::default();
+        let old_minutes = old.iter().filter(|((t, _), _)| *t == tenant);
         let series: Vec<_> = agg
             .series
             .iter()
@@ -210,61 +272,57 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             }
             Err(e) => {
                 // Without the registry no bucket can be trusted to its series: retry them all.
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "series registry unavailable");
-                failed.extend(agg.buckets.into_values().flat_map(|(_, records)| records));
-                failed.extend(old.into_values().flatten());
-                return self.answer(failed, discarded).await;
+                tracing::error!(tenant = %tenant, error = %e, source = ?std::error::Error::source(&e), "series registry unavailable");
+                part.failed
+                    .extend(agg.buckets.into_values().flat_map(|(_, records)| records));
+                part.failed
+                    .extend(old_minutes.flat_map(|(_, records)| records.iter().cloned()));
+                return part;
             }
         };
-        let buckets = agg.buckets.len();
-        // What changed live, by tenant: what subscribers are told after the batch.
-        let mut changed: BTreeMap<TenantId, BTreeSet<String>> = BTreeMap::new();
-        for key in agg.buckets.keys() {
-            changed
-                .entry(key.tenant.clone())
-                .or_default()
-                .insert(key.metric.clone());
-        }
-        let (read, refused) = (&read, &refused);
+        part.buckets = agg.buckets.len();
+        // What changed live: what subscribers are told after the writes.
+        let changed: BTreeSet<String> = agg.buckets.keys().map(|k| k.metric.clone()).collect();
+        let refused = &refused;
         let merges: Vec<_> = agg
             .buckets
             .into_iter()
             .map(|(key, (bucket, records))| async move {
                 let outcome = self.merge(&key, bucket, records, read, refused).await;
-                (key.tenant, key.minute, outcome)
+                (key.minute, outcome)
             })
             .collect();
-        let outcomes: Vec<MergeOutcome> = futures::stream::iter(merges)
+        let outcomes: Vec<(i64, Outcome)> = futures::stream::iter(merges)
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
         // The minutes written (or left to sealing), each with the records that wrote it.
-        let mut minutes: BTreeMap<(TenantId, i64), Vec<String>> = old;
-        let mut set_aside: BTreeMap<String, (TenantId, String)> = BTreeMap::new();
-        for (tenant, minute, outcome) in outcomes {
+        let mut minutes: BTreeMap<i64, Vec<String>> = old_minutes
+            .map(|((_, minute), records)| (*minute, records.clone()))
+            .collect();
+        let mut set_aside: BTreeMap<String, String> = BTreeMap::new();
+        for (minute, outcome) in outcomes {
             match outcome {
-                Outcome::Done(records) => {
-                    minutes.entry((tenant, minute)).or_default().extend(records)
-                }
-                Outcome::Retry(records) => failed.extend(records),
+                Outcome::Done(records) => minutes.entry(minute).or_default().extend(records),
+                Outcome::Retry(records) => part.failed.extend(records),
                 Outcome::Discard(records, reason) => {
                     // Its raw event is stored: sealing still counts what it can.
                     minutes
-                        .entry((tenant.clone(), minute))
+                        .entry(minute)
                         .or_default()
                         .extend(records.iter().cloned());
                     for r in records {
-                        set_aside.insert(r, (tenant.clone(), reason.clone()));
+                        set_aside.insert(r, reason.clone());
                     }
                 }
             }
         }
-        for (sequence, (tenant, reason)) in set_aside {
+        for (sequence, reason) in set_aside {
             let partition = read
                 .get(&sequence)
                 .map(|(p, _)| p.partition.clone())
                 .unwrap_or_default();
-            discarded.push(Discarded {
+            part.discarded.push(Discarded {
                 sequence,
                 partition,
                 tenant: Some(tenant.to_string()),
@@ -273,31 +331,23 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         }
         let marks: Vec<Pending> = minutes
             .keys()
-            .map(|key| {
-                let written = shards.get(key).cloned().unwrap_or_default();
-                Pending::minute(key.0.clone(), key.1, written)
+            .map(|minute| {
+                let key = (tenant.clone(), *minute);
+                let written = shards.get(&key).cloned().unwrap_or_default();
+                Pending::minute(tenant.clone(), *minute, written)
             })
             .collect();
         if let Err(e) = self.store.mark(&marks).await {
-            tracing::error!(error = %e, "rollup marks failed; the minutes' records will be retried");
-            failed.extend(minutes.into_values().flatten());
+            tracing::error!(tenant = %tenant, error = %e, "rollup marks failed; the minutes' records will be retried");
+            part.failed.extend(minutes.into_values().flatten());
         }
-        tracing::info!(
-            records = batch.records.len(),
-            inserts,
-            buckets,
-            failed = failed.len(),
-            discarded = discarded.len(),
-            "stream batch aggregated"
-        );
-        if let Some(fanout) = &self.fanout {
+        if let Some(fanout) = &self.fanout
+            && !changed.is_empty()
+        {
             // After the writes: a subscriber told from now on sees these changes.
-            let changed_ms = (self.clock_ms)();
-            for (tenant, metrics) in &changed {
-                fanout.changed(tenant, metrics, changed_ms).await;
-            }
+            fanout.changed(&tenant, &changed, (self.clock_ms)()).await;
         }
-        self.answer(failed, discarded).await
+        part
     }
 
     /// Pushes that waited for their subscribers' interval (the delay queue's messages).

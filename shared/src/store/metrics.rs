@@ -568,6 +568,93 @@ fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
+impl DynamoMetrics {
+    /// Registers one series; `true` if its metric is at the cap (it folds into `__other__`).
+    async fn register_one(
+        &self,
+        key: &SeriesKey,
+        tags: &BTreeMap<String, String>,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        if self.known.lock().map(|k| k.contains(key)).unwrap_or(false) {
+            return Ok(false);
+        }
+        let pk = registry_pk(key.tenant.as_str(), &key.metric);
+        // Claim the series first: of concurrent writers (shards, the rollup job) exactly
+        // one creates it, so each series is counted once against the cap.
+        let tag_map = tags
+            .iter()
+            .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+            .collect();
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(pk.clone()))
+            .item(SK, AttributeValue::S(key.series.clone()))
+            .item("tags", AttributeValue::M(tag_map))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {
+                let counted = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PK, AttributeValue::S(pk.clone()))
+                    .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+                    .update_expression("ADD series_count :one")
+                    .condition_expression(
+                        "attribute_not_exists(series_count) OR series_count < :cap",
+                    )
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
+                    .send()
+                    .await;
+                match counted {
+                    Ok(_) => {}
+                    Err(e) if conditional_failed(&e) => {
+                        // At the cap: release the claim and count the overflow, so it is
+                        // visible, never silent.
+                        self.client
+                            .delete_item()
+                            .table_name(&self.table)
+                            .key(PK, AttributeValue::S(pk.clone()))
+                            .key(SK, AttributeValue::S(key.series.clone()))
+                            .send()
+                            .await
+                            .map_err(unavailable)?;
+                        self.client
+                            .update_item()
+                            .table_name(&self.table)
+                            .key(PK, AttributeValue::S(pk))
+                            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+                            .update_expression("ADD overflow_series :one")
+                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                            .send()
+                            .await
+                            .map_err(unavailable)?;
+                        tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
+                        return Ok(true);
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            // Already registered by someone else.
+            Err(e) if conditional_failed(&e) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(key.clone());
+        }
+        Ok(false)
+    }
+}
+
+/// Series registered at once by one batch.
+const REGISTRY_CONCURRENCY: usize = 16;
+
 #[async_trait]
 impl BucketStore for DynamoMetrics {
     async fn register_series(
@@ -575,80 +662,26 @@ impl BucketStore for DynamoMetrics {
         series: &[(SeriesKey, BTreeMap<String, String>)],
         cap: usize,
     ) -> Result<Vec<SeriesKey>, StoreError> {
-        let mut refused = Vec::new();
-        for (key, tags) in series {
-            if self.known.lock().map(|k| k.contains(key)).unwrap_or(false) {
-                continue;
-            }
-            let pk = registry_pk(key.tenant.as_str(), &key.metric);
-            // Claim the series first: of concurrent writers (shards, the rollup job) exactly
-            // one creates it, so each series is counted once against the cap.
-            let tag_map = tags
-                .iter()
-                .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
-                .collect();
-            let claimed = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item(PK, AttributeValue::S(pk.clone()))
-                .item(SK, AttributeValue::S(key.series.clone()))
-                .item("tags", AttributeValue::M(tag_map))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
+        // Series register independently (the cap is one conditional counter), so a batch of
+        // many new tag sets costs a few round trips, not two per series in a row.
+        let registrations: Vec<_> = series
+            .iter()
+            .map(|(key, tags)| async move {
+                self.register_one(key, tags, cap)
+                    .await
+                    .map(|refused| (key.clone(), refused))
+            })
+            .collect();
+        let outcomes: Vec<Result<(SeriesKey, bool), StoreError>> =
+            futures::stream::iter(registrations)
+                .buffer_unordered(REGISTRY_CONCURRENCY)
+                .collect()
                 .await;
-            match claimed {
-                Ok(_) => {
-                    let counted = self
-                        .client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key(PK, AttributeValue::S(pk.clone()))
-                        .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                        .update_expression("ADD series_count :one")
-                        .condition_expression(
-                            "attribute_not_exists(series_count) OR series_count < :cap",
-                        )
-                        .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                        .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
-                        .send()
-                        .await;
-                    match counted {
-                        Ok(_) => {}
-                        Err(e) if conditional_failed(&e) => {
-                            // At the cap: release the claim and count the overflow, so it is
-                            // visible, never silent.
-                            self.client
-                                .delete_item()
-                                .table_name(&self.table)
-                                .key(PK, AttributeValue::S(pk.clone()))
-                                .key(SK, AttributeValue::S(key.series.clone()))
-                                .send()
-                                .await
-                                .map_err(unavailable)?;
-                            self.client
-                                .update_item()
-                                .table_name(&self.table)
-                                .key(PK, AttributeValue::S(pk))
-                                .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                                .update_expression("ADD overflow_series :one")
-                                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                                .send()
-                                .await
-                                .map_err(unavailable)?;
-                            tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
-                            refused.push(key.clone());
-                            continue;
-                        }
-                        Err(e) => return Err(unavailable(e)),
-                    }
-                }
-                // Already registered by someone else.
-                Err(e) if conditional_failed(&e) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-            if let Ok(mut known) = self.known.lock() {
-                known.insert(key.clone());
+        let mut refused = Vec::new();
+        for outcome in outcomes {
+            let (key, was_refused) = outcome?;
+            if was_refused {
+                refused.push(key);
             }
         }
         Ok(refused)
