@@ -24,7 +24,6 @@
 pub mod fanout;
 
 use fanout::Fanout;
-use futures::StreamExt;
 use pulse_shared::Config;
 use pulse_shared::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
 use pulse_shared::events::Event;
@@ -47,8 +46,8 @@ enum Outcome {
     Discard(Vec<String>, String),
 }
 
-/// Bucket merges in flight at once.
-const CONCURRENCY: usize = 16;
+/// Buckets of a tenant's part that make it small: written before the large parts.
+const SMALL_PART: usize = 64;
 /// Rebuilds of a partly applied bucket before its records are retried instead.
 const REBUILDS: usize = 3;
 /// The name records are set aside under.
@@ -225,12 +224,22 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
             tenants.entry(tenant.clone()).or_default();
         }
         let (read, old, shards) = (&read, &old, &shards);
-        let parts = futures::future::join_all(
-            tenants
-                .into_iter()
-                .map(|(tenant, agg)| self.tenant_part(tenant, agg, read, old, shards)),
-        )
-        .await;
+        // Small parts first, all at once, then the large ones: a tenant with a few events is
+        // written and pushed before a burst's thousands of buckets take the store's capacity.
+        let (small, large): (Vec<_>, Vec<_>) = tenants
+            .into_iter()
+            .partition(|(_, agg)| agg.buckets.len() <= SMALL_PART);
+        let mut parts = Vec::new();
+        for group in [small, large] {
+            parts.extend(
+                futures::future::join_all(
+                    group
+                        .into_iter()
+                        .map(|(tenant, agg)| self.tenant_part(tenant, agg, read, old, shards)),
+                )
+                .await,
+            );
+        }
         let mut buckets = 0;
         for part in parts {
             failed.extend(part.failed);
@@ -283,19 +292,7 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         part.buckets = agg.buckets.len();
         // What changed live: what subscribers are told after the writes.
         let changed: BTreeSet<String> = agg.buckets.keys().map(|k| k.metric.clone()).collect();
-        let refused = &refused;
-        let merges: Vec<_> = agg
-            .buckets
-            .into_iter()
-            .map(|(key, (bucket, records))| async move {
-                let outcome = self.merge(&key, bucket, records, read, refused).await;
-                (key.minute, outcome)
-            })
-            .collect();
-        let outcomes: Vec<(i64, Outcome)> = futures::stream::iter(merges)
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+        let outcomes = self.merge_all(agg.buckets, read, &refused).await;
         // The minutes written (or left to sealing), each with the records that wrote it.
         let mut minutes: BTreeMap<i64, Vec<String>> = old_minutes
             .map(|((_, minute), records)| (*minute, records.clone()))
@@ -379,40 +376,62 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         }
     }
 
-    /// Merges one bucket, rebuilding it from the records past the stored marks when some were
-    /// applied before.
-    async fn merge(
+    /// Merges a tenant's buckets together (the store may read them in one go); a bucket that
+    /// has some of its records already is rebuilt from the rest and merged again.
+    async fn merge_all(
         &self,
-        key: &BucketKey,
-        mut bucket: Bucket,
-        records: Vec<String>,
+        buckets: HashMap<BucketKey, (Bucket, Vec<String>)>,
         read: &Read,
         refused: &[SeriesKey],
-    ) -> Outcome {
-        let mut pending = records.clone();
+    ) -> Vec<(i64, Outcome)> {
+        let mut outcomes = Vec::with_capacity(buckets.len());
+        // (key, bucket to merge, every record of the bucket, the records still to apply)
+        let mut work: Vec<(BucketKey, Bucket, Vec<String>, Vec<String>)> = buckets
+            .into_iter()
+            .map(|(key, (bucket, records))| (key, bucket, records.clone(), records))
+            .collect();
         for _ in 0..=REBUILDS {
-            let span = Span::of(pending.iter().filter_map(|r| read.get(r).map(|(p, _)| p)));
-            match self.store.merge_bucket(key, &bucket, &span).await {
-                Ok(Merged::Written | Merged::AlreadyApplied | Merged::Sealed) => {
-                    return Outcome::Done(records);
-                }
-                Ok(Merged::Partly(marks)) => {
-                    pending.retain(|r| read.get(r).is_some_and(|(p, _)| !marks.covers(p)));
-                    pending.dedup();
-                    bucket = rebuild(key, &pending, read, refused);
-                    tracing::info!(metric = %key.metric, minute = key.minute, rest = pending.len(), "bucket had some of these records; merging the rest");
-                }
-                Err(e) if !e.is_retryable() => {
-                    tracing::error!(metric = %key.metric, minute = key.minute, error = %e, source = ?std::error::Error::source(&e), "bucket refused by storage; its records are set aside");
-                    return Outcome::Discard(records, e.to_string());
-                }
-                Err(e) => {
-                    tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
-                    return Outcome::Retry(records);
+            if work.is_empty() {
+                break;
+            }
+            let merges: Vec<_> = work
+                .iter()
+                .map(|(key, bucket, _, pending)| {
+                    let span = Span::of(pending.iter().filter_map(|r| read.get(r).map(|(p, _)| p)));
+                    (key.clone(), bucket.clone(), span)
+                })
+                .collect();
+            let results = self.store.merge_buckets(&merges).await;
+            let mut again = Vec::new();
+            for ((key, _, records, mut pending), result) in work.into_iter().zip(results) {
+                match result {
+                    Ok(Merged::Written | Merged::AlreadyApplied | Merged::Sealed) => {
+                        outcomes.push((key.minute, Outcome::Done(records)));
+                    }
+                    Ok(Merged::Partly(marks)) => {
+                        pending.retain(|r| read.get(r).is_some_and(|(p, _)| !marks.covers(p)));
+                        pending.dedup();
+                        let bucket = rebuild(&key, &pending, read, refused);
+                        tracing::info!(metric = %key.metric, minute = key.minute, rest = pending.len(), "bucket had some of these records; merging the rest");
+                        again.push((key, bucket, records, pending));
+                    }
+                    Err(e) if !e.is_retryable() => {
+                        tracing::error!(metric = %key.metric, minute = key.minute, error = %e, source = ?std::error::Error::source(&e), "bucket refused by storage; its records are set aside");
+                        outcomes.push((key.minute, Outcome::Discard(records, e.to_string())));
+                    }
+                    Err(e) => {
+                        tracing::error!(metric = %key.metric, minute = key.minute, error = %e, "bucket write failed; its records will be retried");
+                        outcomes.push((key.minute, Outcome::Retry(records)));
+                    }
                 }
             }
+            work = again;
         }
-        Outcome::Retry(records)
+        outcomes.extend(
+            work.into_iter()
+                .map(|(key, _, records, _)| (key.minute, Outcome::Retry(records))),
+        );
+        outcomes
     }
 
     /// The batch response: discarded records are kept aside (or retried if that fails).

@@ -569,19 +569,12 @@ fn conditional_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 impl DynamoMetrics {
-    /// Registers one series; `true` if its metric is at the cap (it folds into `__other__`).
-    async fn register_one(
+    /// Claims `key` in the registry: `true` if this call created it, `false` if it existed.
+    async fn claim_series(
         &self,
         key: &SeriesKey,
         tags: &BTreeMap<String, String>,
-        cap: usize,
     ) -> Result<bool, StoreError> {
-        if self.known.lock().map(|k| k.contains(key)).unwrap_or(false) {
-            return Ok(false);
-        }
-        let pk = registry_pk(key.tenant.as_str(), &key.metric);
-        // Claim the series first: of concurrent writers (shards, the rollup job) exactly
-        // one creates it, so each series is counted once against the cap.
         let tag_map = tags
             .iter()
             .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
@@ -590,108 +583,99 @@ impl DynamoMetrics {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, AttributeValue::S(pk.clone()))
+            .item(
+                PK,
+                AttributeValue::S(registry_pk(key.tenant.as_str(), &key.metric)),
+            )
             .item(SK, AttributeValue::S(key.series.clone()))
             .item("tags", AttributeValue::M(tag_map))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match claimed {
-            Ok(_) => {
-                let counted = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(PK, AttributeValue::S(pk.clone()))
-                    .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                    .update_expression("ADD series_count :one")
-                    .condition_expression(
-                        "attribute_not_exists(series_count) OR series_count < :cap",
-                    )
-                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                    .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()))
-                    .send()
-                    .await;
-                match counted {
-                    Ok(_) => {}
-                    Err(e) if conditional_failed(&e) => {
-                        // At the cap: release the claim and count the overflow, so it is
-                        // visible, never silent.
-                        self.client
-                            .delete_item()
-                            .table_name(&self.table)
-                            .key(PK, AttributeValue::S(pk.clone()))
-                            .key(SK, AttributeValue::S(key.series.clone()))
-                            .send()
-                            .await
-                            .map_err(unavailable)?;
-                        self.client
-                            .update_item()
-                            .table_name(&self.table)
-                            .key(PK, AttributeValue::S(pk))
-                            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-                            .update_expression("ADD overflow_series :one")
-                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                            .send()
-                            .await
-                            .map_err(unavailable)?;
-                        tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
-                        return Ok(true);
-                    }
-                    Err(e) => return Err(unavailable(e)),
-                }
-            }
-            // Already registered by someone else.
-            Err(e) if conditional_failed(&e) => {}
-            Err(e) => return Err(unavailable(e)),
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(super::classify(e)),
         }
+    }
+
+    /// Adds `n` to the metric's series count if the total stays within `cap`; `false` if it
+    /// would not.
+    async fn count_series(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        n: usize,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        let Some(room) = cap.checked_sub(n) else {
+            return Ok(false);
+        };
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(registry_pk(tenant.as_str(), metric)))
+            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+            .update_expression("ADD series_count :n")
+            .condition_expression("attribute_not_exists(series_count) OR series_count <= :room")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(super::classify(e)),
+        }
+    }
+
+    /// Gives back the claim of a series refused at the cap, and counts the overflow, so it is
+    /// visible, never silent.
+    async fn release_series(&self, key: &SeriesKey, cap: usize) -> Result<(), StoreError> {
+        let pk = registry_pk(key.tenant.as_str(), &key.metric);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk.clone()))
+            .key(SK, AttributeValue::S(key.series.clone()))
+            .send()
+            .await
+            .map_err(super::classify)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk))
+            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+            .update_expression("ADD overflow_series :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .map_err(super::classify)?;
+        tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
+        Ok(())
+    }
+
+    /// Remembers a registered series, so a warm function skips the registry for it.
+    fn remember(&self, key: &SeriesKey) {
         if let Ok(mut known) = self.known.lock() {
             known.insert(key.clone());
         }
-        Ok(false)
     }
 }
 
 /// Series registered at once by one batch.
-const REGISTRY_CONCURRENCY: usize = 16;
+const REGISTRY_CONCURRENCY: usize = 8;
 
-#[async_trait]
-impl BucketStore for DynamoMetrics {
-    async fn register_series(
-        &self,
-        series: &[(SeriesKey, BTreeMap<String, String>)],
-        cap: usize,
-    ) -> Result<Vec<SeriesKey>, StoreError> {
-        // Series register independently (the cap is one conditional counter), so a batch of
-        // many new tag sets costs a few round trips, not two per series in a row.
-        let registrations: Vec<_> = series
-            .iter()
-            .map(|(key, tags)| async move {
-                self.register_one(key, tags, cap)
-                    .await
-                    .map(|refused| (key.clone(), refused))
-            })
-            .collect();
-        let outcomes: Vec<Result<(SeriesKey, bool), StoreError>> =
-            futures::stream::iter(registrations)
-                .buffer_unordered(REGISTRY_CONCURRENCY)
-                .collect()
-                .await;
-        let mut refused = Vec::new();
-        for outcome in outcomes {
-            let (key, was_refused) = outcome?;
-            if was_refused {
-                refused.push(key);
-            }
-        }
-        Ok(refused)
-    }
-
-    async fn merge_bucket(
+impl DynamoMetrics {
+    /// [`BucketStore::merge_bucket`], starting from `prefetched` (the item as a batch read
+    /// found it, `Some(None)` for no item) instead of reading it; a lost race reads again.
+    async fn merge_from(
         &self,
         key: &BucketKey,
         bucket: &Bucket,
         span: &Span,
+        mut prefetched: Option<Option<Item>>,
     ) -> Result<Merged, StoreError> {
         let start = key.minute * 60;
         let at = BucketAt {
@@ -705,17 +689,22 @@ impl BucketStore for DynamoMetrics {
         };
         let (pk, sk) = bucket_key(&at);
         for _ in 0..MERGE_ATTEMPTS {
-            let current = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(PK, AttributeValue::S(pk.clone()))
-                .key(SK, AttributeValue::S(sk.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            let item = current.item();
+            let current = match prefetched.take() {
+                Some(item) => item,
+                None => {
+                    self.client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key(PK, AttributeValue::S(pk.clone()))
+                        .key(SK, AttributeValue::S(sk.clone()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(super::classify)?
+                        .item
+                }
+            };
+            let item = current.as_ref();
             if item.is_some_and(|i| i.get(SEALED).is_some_and(|v| v.as_bool() == Ok(&true))) {
                 return Ok(Merged::Sealed);
             }
@@ -777,5 +766,175 @@ impl BucketStore for DynamoMetrics {
         Err(StoreError::Throttled(
             format!("bucket {pk}/{sk} stayed contended after {MERGE_ATTEMPTS} attempts").into(),
         ))
+    }
+
+    /// The items at `keys` (pk, sk), read consistently 100 at a time, retrying what DynamoDB
+    /// leaves unprocessed.
+    async fn batch_get(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Item>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut request =
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder().consistent_read(true);
+            for (pk, sk) in chunk.iter().collect::<HashSet<_>>() {
+                request = request.keys(HashMap::from([
+                    (PK.to_owned(), AttributeValue::S(pk.clone())),
+                    (SK.to_owned(), AttributeValue::S(sk.clone())),
+                ]));
+            }
+            let mut pending = Some(
+                request
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            );
+            for _ in 0..MERGE_ATTEMPTS {
+                let Some(request) = pending.take() else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(super::classify)?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let key = |k: &str| {
+                        item.get(k)
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    found.insert((key(PK), key(SK)), item);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+            }
+            if pending.is_some() {
+                return Err(StoreError::Throttled(
+                    "bucket reads stayed unprocessed".into(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The minute bucket `key` names.
+fn minute_at(key: &BucketKey) -> BucketAt {
+    BucketAt {
+        series: SeriesKey {
+            tenant: key.tenant.clone(),
+            metric: key.metric.clone(),
+            series: key.series.clone(),
+        },
+        resolution: Resolution::Minute,
+        start: key.minute * 60,
+    }
+}
+
+/// Bucket writes in flight at once for one batch.
+const MERGE_CONCURRENCY: usize = 8;
+
+#[async_trait]
+impl BucketStore for DynamoMetrics {
+    async fn register_series(
+        &self,
+        series: &[(SeriesKey, BTreeMap<String, String>)],
+        cap: usize,
+    ) -> Result<Vec<SeriesKey>, StoreError> {
+        // Claim every new series at once (of concurrent writers exactly one creates each),
+        // then count each metric's new claims with one conditional ADD: a batch of many new tag
+        // sets costs about one write per series, not two in a row.
+        let unknown: Vec<&(SeriesKey, BTreeMap<String, String>)> = series
+            .iter()
+            .filter(|(key, _)| !self.known.lock().map(|k| k.contains(key)).unwrap_or(false))
+            .collect();
+        let claims: Vec<_> = unknown
+            .iter()
+            .map(|(key, tags)| async move { self.claim_series(key, tags).await.map(|c| (key, c)) })
+            .collect();
+        let outcomes: Vec<Result<(&SeriesKey, bool), StoreError>> = futures::stream::iter(claims)
+            .buffer_unordered(REGISTRY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claimed: BTreeMap<(TenantId, String), Vec<SeriesKey>> = BTreeMap::new();
+        for outcome in outcomes {
+            let (key, new) = outcome?;
+            if new {
+                claimed
+                    .entry((key.tenant.clone(), key.metric.clone()))
+                    .or_default()
+                    .push(key.clone());
+            } else {
+                self.remember(key);
+            }
+        }
+        let mut refused = Vec::new();
+        for ((tenant, metric), keys) in claimed {
+            if self.count_series(&tenant, &metric, keys.len(), cap).await? {
+                keys.iter().for_each(|k| self.remember(k));
+                continue;
+            }
+            // Not all fit under the cap: count them one by one, refusing the rest.
+            for key in keys {
+                if self.count_series(&tenant, &metric, 1, cap).await? {
+                    self.remember(&key);
+                } else {
+                    self.release_series(&key, cap).await?;
+                    refused.push(key);
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    async fn merge_bucket(
+        &self,
+        key: &BucketKey,
+        bucket: &Bucket,
+        span: &Span,
+    ) -> Result<Merged, StoreError> {
+        self.merge_from(key, bucket, span, None).await
+    }
+
+    async fn merge_buckets(
+        &self,
+        merges: &[(BucketKey, Bucket, Span)],
+    ) -> Vec<Result<Merged, StoreError>> {
+        // One consistent BatchGetItem per 100 buckets instead of a GetItem each; the writes
+        // stay one conditional PutItem each (DynamoDB batches no conditions).
+        let keys: Vec<(String, String)> = merges
+            .iter()
+            .map(|(k, _, _)| bucket_key(&minute_at(k)))
+            .collect();
+        let found = match self.batch_get(&keys).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::warn!(error = %e, "batch read of buckets failed; reading them one by one");
+                None
+            }
+        };
+        let writes: Vec<_> = merges
+            .iter()
+            .zip(&keys)
+            .map(|((key, bucket, span), k)| {
+                let prefetched = found.as_ref().map(|f| f.get(k).cloned());
+                async move { self.merge_from(key, bucket, span, prefetched).await }
+            })
+            .collect();
+        futures::stream::iter(writes)
+            .buffered(MERGE_CONCURRENCY)
+            .collect()
+            .await
     }
 }

@@ -140,6 +140,23 @@ pub trait BucketStore: Send + Sync {
         bucket: &crate::aggregate::Bucket,
         span: &crate::watermark::Span,
     ) -> Result<Merged, StoreError>;
+
+    /// [`BucketStore::merge_bucket`] for many buckets, each with its own outcome, in order; an
+    /// adapter may read them together.
+    async fn merge_buckets(
+        &self,
+        merges: &[(
+            crate::aggregate::BucketKey,
+            crate::aggregate::Bucket,
+            crate::watermark::Span,
+        )],
+    ) -> Vec<Result<Merged, StoreError>> {
+        let mut out = Vec::with_capacity(merges.len());
+        for (key, bucket, span) in merges {
+            out.push(self.merge_bucket(key, bucket, span).await);
+        }
+        out
+    }
 }
 
 /// A stream record that can never be processed (its event does not parse, storage refuses
