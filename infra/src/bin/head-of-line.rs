@@ -60,6 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    // RUST_LOG=info prints the local cloud's JSON logs, to see where the time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        pulse_shared::telemetry::init();
+    }
     let tag_sets = args.first().copied().unwrap_or(1_200);
     let rounds = args.get(1).copied().unwrap_or(5);
     let state = std::env::temp_dir().join(format!("pulse-hol-{}", std::process::id()));

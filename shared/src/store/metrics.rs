@@ -630,29 +630,59 @@ impl DynamoMetrics {
         }
     }
 
-    /// Gives back the claim of a series refused at the cap, and counts the overflow, so it is
-    /// visible, never silent.
-    async fn release_series(&self, key: &SeriesKey, cap: usize) -> Result<(), StoreError> {
-        let pk = registry_pk(key.tenant.as_str(), &key.metric);
+    /// The number of series registered for a metric.
+    async fn series_count(&self, tenant: &TenantId, metric: &str) -> Result<usize, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(registry_pk(tenant.as_str(), metric)))
+            .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(super::classify)?;
+        Ok(item
+            .item()
+            .and_then(|i| i.get("series_count"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Gives back the claim of a series that lost the room under the cap to another writer.
+    async fn release_series(&self, key: &SeriesKey) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(pk.clone()))
+            .key(
+                PK,
+                AttributeValue::S(registry_pk(key.tenant.as_str(), &key.metric)),
+            )
             .key(SK, AttributeValue::S(key.series.clone()))
             .send()
             .await
             .map_err(super::classify)?;
+        Ok(())
+    }
+
+    /// Counts samples of `n` series folded into `__other__` (visible, never silent).
+    async fn count_overflow(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        n: usize,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(pk))
+            .key(PK, AttributeValue::S(registry_pk(tenant.as_str(), metric)))
             .key(SK, AttributeValue::S(COUNT_SK.to_owned()))
-            .update_expression("ADD overflow_series :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .update_expression("ADD overflow_series :n")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
             .send()
             .await
             .map_err(super::classify)?;
-        tracing::warn!(tenant = %key.tenant, metric = %key.metric, cap, "series cap reached; folding into __other__");
         Ok(())
     }
 
@@ -665,7 +695,7 @@ impl DynamoMetrics {
 }
 
 /// Series registered at once by one batch.
-const REGISTRY_CONCURRENCY: usize = 8;
+const REGISTRY_CONCURRENCY: usize = 4;
 
 impl DynamoMetrics {
     /// [`BucketStore::merge_bucket`], starting from `prefetched` (the item as a batch read
@@ -843,7 +873,7 @@ fn minute_at(key: &BucketKey) -> BucketAt {
 }
 
 /// Bucket writes in flight at once for one batch.
-const MERGE_CONCURRENCY: usize = 8;
+const MERGE_CONCURRENCY: usize = 4;
 
 #[async_trait]
 impl BucketStore for DynamoMetrics {
@@ -852,47 +882,82 @@ impl BucketStore for DynamoMetrics {
         series: &[(SeriesKey, BTreeMap<String, String>)],
         cap: usize,
     ) -> Result<Vec<SeriesKey>, StoreError> {
-        // Claim every new series at once (of concurrent writers exactly one creates each),
-        // then count each metric's new claims with one conditional ADD: a batch of many new tag
-        // sets costs about one write per series, not two in a row.
+        // Unknown to this function: look them up together (one read per 100), then claim only
+        // the truly new ones that fit under each metric's cap (of concurrent writers exactly one
+        // creates each), and count each metric's claims with one conditional ADD. A batch of
+        // many new tag sets costs about one write per series; past the cap, none.
         let unknown: Vec<&(SeriesKey, BTreeMap<String, String>)> = series
             .iter()
             .filter(|(key, _)| !self.known.lock().map(|k| k.contains(key)).unwrap_or(false))
             .collect();
-        let claims: Vec<_> = unknown
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<(String, String)> = unknown
             .iter()
-            .map(|(key, tags)| async move { self.claim_series(key, tags).await.map(|c| (key, c)) })
+            .map(|(k, _)| (registry_pk(k.tenant.as_str(), &k.metric), k.series.clone()))
             .collect();
-        let outcomes: Vec<Result<(&SeriesKey, bool), StoreError>> = futures::stream::iter(claims)
-            .buffer_unordered(REGISTRY_CONCURRENCY)
-            .collect()
-            .await;
-        let mut claimed: BTreeMap<(TenantId, String), Vec<SeriesKey>> = BTreeMap::new();
-        for outcome in outcomes {
-            let (key, new) = outcome?;
-            if new {
-                claimed
-                    .entry((key.tenant.clone(), key.metric.clone()))
-                    .or_default()
-                    .push(key.clone());
+        let registered = self.batch_get(&keys).await?;
+        let mut new: BTreeMap<(TenantId, String), Vec<&(SeriesKey, BTreeMap<String, String>)>> =
+            BTreeMap::new();
+        for (entry, key) in unknown.into_iter().zip(&keys) {
+            if registered.contains_key(key) {
+                self.remember(&entry.0);
             } else {
-                self.remember(key);
+                new.entry((entry.0.tenant.clone(), entry.0.metric.clone()))
+                    .or_default()
+                    .push(entry);
             }
         }
         let mut refused = Vec::new();
-        for ((tenant, metric), keys) in claimed {
-            if self.count_series(&tenant, &metric, keys.len(), cap).await? {
-                keys.iter().for_each(|k| self.remember(k));
-                continue;
-            }
-            // Not all fit under the cap: count them one by one, refusing the rest.
-            for key in keys {
-                if self.count_series(&tenant, &metric, 1, cap).await? {
-                    self.remember(&key);
+        for ((tenant, metric), entries) in new {
+            let room = cap.saturating_sub(self.series_count(&tenant, &metric).await?);
+            let (fit, over) = entries.split_at(room.min(entries.len()));
+            let claims: Vec<_> =
+                fit.iter()
+                    .map(|(key, tags)| async move {
+                        self.claim_series(key, tags).await.map(|c| (key, c))
+                    })
+                    .collect();
+            let outcomes: Vec<Result<(&SeriesKey, bool), StoreError>> =
+                futures::stream::iter(claims)
+                    .buffer_unordered(REGISTRY_CONCURRENCY)
+                    .collect()
+                    .await;
+            let mut claimed = Vec::new();
+            for outcome in outcomes {
+                let (key, created) = outcome?;
+                if created {
+                    claimed.push(key.clone());
                 } else {
-                    self.release_series(&key, cap).await?;
-                    refused.push(key);
+                    self.remember(key);
                 }
+            }
+            if !claimed.is_empty()
+                && self
+                    .count_series(&tenant, &metric, claimed.len(), cap)
+                    .await?
+            {
+                claimed.iter().for_each(|k| self.remember(k));
+            } else {
+                // A concurrent writer took the room: count them one by one, refusing the rest.
+                for key in claimed {
+                    if self.count_series(&tenant, &metric, 1, cap).await? {
+                        self.remember(&key);
+                    } else {
+                        self.release_series(&key).await?;
+                        refused.push(key);
+                    }
+                }
+            }
+            refused.extend(over.iter().map(|(k, _)| k.clone()));
+            let overflow = refused
+                .iter()
+                .filter(|k| k.tenant == tenant && k.metric == metric)
+                .count();
+            if overflow > 0 {
+                self.count_overflow(&tenant, &metric, overflow).await?;
+                tracing::warn!(tenant = %tenant, metric = %metric, cap, overflow, "series cap reached; folding into __other__");
             }
         }
         Ok(refused)
