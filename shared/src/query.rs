@@ -107,9 +107,24 @@ pub enum Filter {
     Prefix(String, String),
 }
 
+/// The value of tag `k` in a series' `tags`. The series that tag sets past a metric's cap fold
+/// into ([`crate::aggregate::OTHER_SERIES`], listed with the tag [`FOLDED`]) reads
+/// `__other__` for every tag: a `group_by` labels it as the folded series, and a filter
+/// selects it with `__other__` (an equality on a real value never matches it, a `neq` does).
+pub fn tag<'a>(tags: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    if tags.contains_key(FOLDED) {
+        crate::aggregate::OTHER_SERIES
+    } else {
+        tags.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The tag the store lists the folded series with (no real tag key starts with `__`).
+pub const FOLDED: &str = "__folded__";
+
 impl Filter {
     pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
-        let get = |k: &str| tags.get(k).map(String::as_str).unwrap_or("");
+        let get = |k: &str| tag(tags, k);
         match self {
             Filter::Eq(k, v) => get(k) == v,
             Filter::Neq(k, v) => get(k) != v,
@@ -651,7 +666,7 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         let key: BTreeMap<String, String> = query
             .group_by
             .iter()
-            .map(|k| (k.clone(), tags.get(k).cloned().unwrap_or_default()))
+            .map(|k| (k.clone(), tag(tags, k).to_owned()))
             .collect();
         let points = groups.entry(key).or_default();
         let at = |start: i64| {

@@ -518,7 +518,10 @@ impl SeriesCatalog for DynamoMetrics {
             if id == COUNT_SK {
                 // The counter says whether anything overflowed into __other__.
                 if item.contains_key("overflow_series") {
-                    out.push((crate::aggregate::OTHER_SERIES.to_owned(), BTreeMap::new()));
+                    out.push((
+                        crate::aggregate::OTHER_SERIES.to_owned(),
+                        BTreeMap::from([(crate::query::FOLDED.to_owned(), "true".to_owned())]),
+                    ));
                 }
                 continue;
             }
