@@ -88,6 +88,32 @@ Resources:
             BatchSize: 10
             MaximumBatchingWindowInSeconds: 0
             FunctionResponseTypes: [ReportBatchItemFailures]
+  Strict:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Failures:
+    Type: AWS::S3::Bucket
+  StrictFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: test-strict}}
+    Properties:
+      CodeUri: .
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Strict.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 10
+            MaximumBatchingWindowInSeconds: 1
+            MaximumRetryAttempts: 2
+            BisectBatchOnFunctionError: true
+            DestinationConfig: {OnFailure: {Destination: !GetAtt Failures.Arn}}
+            FunctionResponseTypes: [ReportBatchItemFailures]
 "#;
 
 /// What the test functions saw.
@@ -97,6 +123,9 @@ struct Seen {
     disconnected: Vec<String>,
     stream_keys: Vec<String>,
     poison_attempts: u32,
+    /// What the strict function processed, and how often it was handed "never".
+    strict_keys: Vec<String>,
+    never_attempts: u32,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -171,6 +200,25 @@ fn registry(
                             }
                         }
                         s.stream_keys.push(key);
+                    }
+                    Ok(json!({"batchItemFailures": failures}))
+                })
+            })),
+            // Fails the record keyed "never" on every delivery (and so the records after it).
+            "test-strict" => Some(Arc::new(move |event: Value| {
+                let seen = seen.clone();
+                Box::pin(async move {
+                    let mut failures = Vec::new();
+                    let mut s = seen.lock().expect("lock");
+                    for r in event["Records"].as_array().into_iter().flatten() {
+                        let key = r["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap_or("");
+                        if key == "never" {
+                            s.never_attempts += 1;
+                            failures
+                                .push(json!({"itemIdentifier": r["dynamodb"]["SequenceNumber"]}));
+                            break;
+                        }
+                        s.strict_keys.push(key.to_owned());
                     }
                     Ok(json!({"batchItemFailures": failures}))
                 })
@@ -318,7 +366,14 @@ async fn stream_records_reach_the_function_and_a_failed_record_is_retried() {
     // Given the stream function, which fails "poison" once
     let seen: Shared = Arc::default();
     let cloud = start(seen.clone()).await;
-    let table = cloud.model().tables[0].name.clone();
+    let table = cloud
+        .model()
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "Things")
+        .expect("Things")
+        .name
+        .clone();
     let dynamo = aws_sdk_dynamodb::Client::new(cloud.sdk_config());
     // When three items are written
     for key in ["first", "poison", "last"] {
@@ -341,5 +396,85 @@ async fn stream_records_reach_the_function_and_a_failed_record_is_retried() {
     };
     assert_eq!(keys, ["first", "poison", "last"]);
     assert_eq!(poison_attempts, 2);
+    cloud.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_that_always_fails_is_isolated_retried_a_bounded_number_of_times_and_set_aside() {
+    // Given a mapping with 2 retries, bisection and an S3 on-failure destination, and a
+    // function that always fails the record keyed "never"
+    let seen: Shared = Arc::default();
+    let cloud = start(seen.clone()).await;
+    let table = cloud
+        .model()
+        .tables
+        .iter()
+        .find(|t| t.logical_id == "Strict")
+        .expect("Strict")
+        .name
+        .clone();
+    let dynamo = aws_sdk_dynamodb::Client::new(cloud.sdk_config());
+    // When five items are written, the third of them "never"
+    for key in ["a1", "a2", "never", "a3", "a4"] {
+        dynamo
+            .put_item()
+            .table_name(&table)
+            .item(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(key.to_owned()),
+            )
+            .send()
+            .await
+            .expect("put");
+    }
+    // Then every other record is processed once, in order, and the stream moves past "never"
+    wait_until(|| seen.lock().expect("lock").strict_keys.len() >= 4).await;
+    let (keys, attempts) = {
+        let s = seen.lock().expect("lock");
+        (s.strict_keys.clone(), s.never_attempts)
+    };
+    assert_eq!(keys, ["a1", "a2", "a3", "a4"]);
+    // And "never" was delivered a bounded number of times: alone once and retried twice
+    // (MaximumRetryAttempts: 2), after at most two deliveries in the larger batches it was
+    // split out of (splits are not retries)
+    assert!((3..=5).contains(&attempts), "{attempts}");
+    // And it alone was recorded in the on-failure bucket, as Lambda records a batch
+    let bucket = cloud
+        .model()
+        .buckets
+        .iter()
+        .find(|b| b.contains("failures"))
+        .expect("the failures bucket")
+        .clone();
+    let s3 = pulse_local::s3_client(cloud.sdk_config());
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("listed");
+    assert_eq!(listed.contents().len(), 1);
+    let key = listed.contents()[0].key().unwrap_or_default().to_owned();
+    assert!(key.starts_with("aws/lambda/"), "{key}");
+    let body = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("object")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    let record: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 1);
+    let payload = record["payload"]["Records"].as_array().expect("records");
+    assert_eq!(payload[0]["dynamodb"]["Keys"]["pk"]["S"], "never");
     cloud.stop().await;
 }

@@ -275,27 +275,36 @@ fn the_series_folded_past_the_cap_is_labelled_and_filterable() {
         (tags(&[("host", "web-1")]), vec![(h, bucket(&[1.0]))]),
         (tags(&[(FOLDED, "true")]), vec![(h, bucket(&[1.0, 1.0]))]),
     ];
-    let query = |body: serde_json::Value| {
-        parse(&body, NOW, &Retention::default()).expect("valid")
-    };
+    let query = |body: serde_json::Value| parse(&body, NOW, &Retention::default()).expect("valid");
     // When grouped by host
     let answer = compute(
-        &query(json!({"metric_name": "cpu", "time_range": "1h", "interval": "1h",
-            "aggregations": ["count"], "group_by": ["host"]})),
+        &query(
+            json!({"metric_name": "cpu", "time_range": "1h", "interval": "1h",
+            "aggregations": ["count"], "group_by": ["host"]}),
+        ),
         &series,
     );
     // Then the folded series is its own group, labelled __other__
-    assert!(answer.tags.contains(&tags(&[("host", "__other__")])), "{:?}", answer.tags);
+    assert!(
+        answer.tags.contains(&tags(&[("host", "__other__")])),
+        "{:?}",
+        answer.tags
+    );
     assert!(answer.tags.contains(&tags(&[("host", "web-1")])));
     // And a filter on a real value leaves it out, one on __other__ selects it alone
     let only = |filters: serde_json::Value| {
         compute(
-            &query(json!({"metric_name": "cpu", "time_range": "1h", "interval": "1h",
-                "aggregations": ["count"], "group_by": ["host"], "filters": filters})),
+            &query(
+                json!({"metric_name": "cpu", "time_range": "1h", "interval": "1h",
+                "aggregations": ["count"], "group_by": ["host"], "filters": filters}),
+            ),
             &series,
         )
         .tags
     };
     assert_eq!(only(json!({"host": "web-1"})), [tags(&[("host", "web-1")])]);
-    assert_eq!(only(json!({"host": "__other__"})), [tags(&[("host", "__other__")])]);
+    assert_eq!(
+        only(json!({"host": "__other__"})),
+        [tags(&[("host", "__other__")])]
+    );
 }
