@@ -248,30 +248,11 @@ async fn a_record_that_can_never_succeed_is_set_aside_and_every_other_is_counted
         .find(|b| b.to_ascii_lowercase().contains("deadletter"))
         .expect("the dead-letter bucket")
         .clone();
-    let s3 = pulse_local::s3_client(&sdk);
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
+    let kept: Vec<serde_json::Value> = pulse_tests::json_objects(&sdk, &bucket)
         .await
-        .expect("listed");
-    let mut kept = Vec::new();
-    for object in listed.contents() {
-        let body = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(object.key().unwrap_or_default())
-            .send()
-            .await
-            .expect("object")
-            .body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes();
-        let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        kept.extend(doc["records"].as_array().cloned().unwrap_or_default());
-    }
+        .into_iter()
+        .flat_map(|(_, doc)| doc["records"].as_array().cloned().unwrap_or_default())
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(
         kept[0]["partition"]

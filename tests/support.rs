@@ -148,3 +148,35 @@ pub async fn scan(sdk: &aws_config::SdkConfig, table: &str, tenant: Option<&str>
         }
     }
 }
+
+/// Every object of `bucket` as JSON, with its key, in key order.
+pub async fn json_objects(
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let s3 = pulse_local::s3_client(sdk);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("listed");
+    let mut out = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().unwrap_or_default().to_owned();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("object")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        out.push((key, serde_json::from_slice(&body).expect("JSON")));
+    }
+    out
+}

@@ -446,29 +446,10 @@ async fn a_record_that_always_fails_is_isolated_retried_a_bounded_number_of_time
         .find(|b| b.contains("failures"))
         .expect("the failures bucket")
         .clone();
-    let s3 = pulse_local::s3_client(cloud.sdk_config());
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("listed");
-    assert_eq!(listed.contents().len(), 1);
-    let key = listed.contents()[0].key().unwrap_or_default().to_owned();
+    let objects = pulse_tests::json_objects(cloud.sdk_config(), &bucket).await;
+    assert_eq!(objects.len(), 1);
+    let (key, record) = &objects[0];
     assert!(key.starts_with("aws/lambda/"), "{key}");
-    let body = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("object")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes();
-    let record: Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(
         record["requestContext"]["condition"],
         "RetryAttemptsExhausted"

@@ -7,6 +7,7 @@
 //! standing in for Cognito) and WebSocket API, fires its schedules, and delivers its DynamoDB
 //! streams to their functions. Integration tests start the same thing in-process.
 
+pub mod bench;
 pub mod dashboard;
 pub mod demo;
 pub mod emulator;

@@ -51,6 +51,56 @@ fn shaped(fields: &'static [&'static str]) -> impl Strategy<Value = Value> {
     .prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
+/// An event-shaped object: a known kind with arbitrary fields, often the kind's own.
+fn any_event() -> impl Strategy<Value = Value> {
+    const FIELDS: &[&str] = &[
+        "name",
+        "value",
+        "id",
+        "timestamp",
+        "tags",
+        "path",
+        "items",
+        "properties",
+        "route",
+        "status",
+        "latency_ms",
+        "revenue",
+        "currency",
+        "price",
+        "quantity",
+        "start",
+        "end",
+    ];
+    (
+        prop::sample::select(pulse_shared::events::KINDS),
+        prop::collection::btree_map(
+            prop_oneof![prop::sample::select(FIELDS).prop_map(str::to_owned), ".*"],
+            any_json(),
+            0..10,
+        ),
+    )
+        .prop_map(|(kind, mut fields)| {
+            fields.insert("kind".into(), json!(kind));
+            Value::Object(fields.into_iter().collect())
+        })
+}
+
+/// `events` as a batch body through the ingest parser.
+fn parse_events(
+    events: Vec<Value>,
+) -> Result<Vec<pulse_shared::events::Event>, pulse_shared::ApiError> {
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let limits = Limits::default();
+    let ctx = Context {
+        tenant: &tenant,
+        now_ms: NOW * 1000,
+        correlation_id: None,
+        limits: &limits,
+    };
+    pulse_shared::events::parse_batch(json!({ "events": events }).to_string().as_bytes(), &ctx)
+}
+
 const QUERY_FIELDS: &[&str] = &[
     "metric_name",
     "time_range",
@@ -64,6 +114,30 @@ const QUERY_FIELDS: &[&str] = &[
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_body_panics_the_batch_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let limits = Limits::default();
+        let ctx = Context { tenant: &tenant, now_ms: NOW * 1000, correlation_id: None, limits: &limits };
+        let _ = pulse_shared::events::parse_batch(&bytes, &ctx);
+    }
+
+    #[test]
+    fn no_json_panics_the_batch_parser(events in prop::collection::vec(prop_oneof![any_event(), any_json()], 0..6)) {
+        let _ = parse_events(events);
+    }
+
+    #[test]
+    fn every_accepted_value_is_storable(events in prop::collection::vec(any_event(), 1..6)) {
+        if let Ok(parsed) = parse_events(events) {
+            for e in &parsed {
+                for s in pulse_shared::aggregate::samples(e) {
+                    prop_assert!(pulse_shared::events::storable(s.value), "{:?}", s.value);
+                }
+            }
+        }
+    }
 
     #[test]
     fn relative_ranges_never_panic(text in ".*") {

@@ -644,6 +644,19 @@ mod tests {
         );
     }
 
+    /// Records `i` of `range`, each a `cpu` sample with sequence number `i`.
+    fn cpu_records(range: std::ops::RangeInclusive<u32>) -> Vec<serde_json::Value> {
+        range
+            .map(|i| {
+                record(
+                    &i.to_string(),
+                    "INSERT",
+                    metric(&format!("e{i}"), "cpu", 1.0, "h"),
+                )
+            })
+            .collect()
+    }
+
     fn count(agg: &Aggregator<Memory>, metric: &str) -> u64 {
         agg.store
             .buckets
@@ -661,27 +674,11 @@ mod tests {
     async fn a_retried_stream_batch_counts_each_record_once() {
         // Given a batch aggregated once
         let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
-        let first: Vec<_> = (1..=3)
-            .map(|i| {
-                record(
-                    &i.to_string(),
-                    "INSERT",
-                    metric(&format!("e{i}"), "cpu", 1.0, "h"),
-                )
-            })
-            .collect();
+        let first = cpu_records(1..=3);
         agg.handle(batch(first.clone())).await;
         // When Lambda delivers it again, and then a batch that overlaps it and goes further
         agg.handle(batch(first)).await;
-        let overlapping: Vec<_> = (2..=5)
-            .map(|i| {
-                record(
-                    &i.to_string(),
-                    "INSERT",
-                    metric(&format!("e{i}"), "cpu", 1.0, "h"),
-                )
-            })
-            .collect();
+        let overlapping = cpu_records(2..=5);
         let res = agg.handle(batch(overlapping)).await;
         // Then every record is counted once
         assert!(res.batch_item_failures.is_empty());

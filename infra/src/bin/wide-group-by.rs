@@ -9,13 +9,9 @@
 
 #![allow(clippy::print_stdout)]
 
+use pulse_local::bench::percentile;
 use pulse_local::{LocalCloud, Options};
 use std::time::{Duration, Instant};
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
