@@ -118,7 +118,7 @@ where
             .map_err(JobError::Marks)?;
         let sealed: Vec<bool> = futures::stream::iter(minutes)
             .map(|minute| async move {
-                match self.seal(&minute).await {
+                match self.seal(&minute, now).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
@@ -191,14 +191,27 @@ where
     }
 
     /// Seals one minute and marks its 5-minute window for every metric it holds.
-    async fn seal(&self, minute: &Pending) -> Result<(), StoreError> {
+    async fn seal(&self, minute: &Pending, now: i64) -> Result<(), StoreError> {
+        // Only the shards the mark names for an old minute (an import: sparse, sealed once).
+        // Every shard for a recent minute, whose other shards' records may still be on their
+        // way through the stream (they find the minute sealed and leave it to this seal), and
+        // for a minute sealed before, whose new mark names only the shards written since.
+        let all = BTreeSet::new();
+        let recent = minute.window.end() + pulse_shared::live::LIVE_SECS > now;
+        let shards = if !minute.shards.is_empty()
+            && (recent
+                || self
+                    .store
+                    .was_sealed(&minute.tenant, minute.window.start)
+                    .await?)
+        {
+            &all
+        } else {
+            &minute.shards
+        };
         let events = self
             .events
-            .minute_events(
-                &minute.tenant,
-                minute.window.start.div_euclid(60),
-                &minute.shards,
-            )
+            .minute_events(&minute.tenant, minute.window.start.div_euclid(60), shards)
             .await?;
         let mut sealed = seal(minute.window.start, &events);
         if !sealed.buckets.is_empty() {

@@ -95,6 +95,11 @@ impl PendingWindows for Memory {
 
 #[async_trait]
 impl RollupBuckets for Memory {
+    async fn was_sealed(&self, tenant: &TenantId, start: i64) -> Result<bool, StoreError> {
+        Ok(self.buckets.lock().expect("lock").keys().any(|at| {
+            &at.series.tenant == tenant && at.resolution == Resolution::Minute && at.start == start
+        }))
+    }
     async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
         self.buckets
             .lock()
@@ -407,4 +412,47 @@ impl TrailStore for Memory {
             .flat_map(|(_, c)| c.clone())
             .collect())
     }
+}
+
+#[tokio::test]
+async fn a_minute_marked_again_after_sealing_is_sealed_again_from_every_shard() {
+    // Given a minute of 40 events sealed from the shards its mark named
+    let events: Vec<Event> = (0..40).map(|i| latency(i, DAY + i as i64, 1.0)).collect();
+    let shards: BTreeSet<u32> = events
+        .iter()
+        .map(|e| pulse_shared::store::events::shard_of(&e.id))
+        .collect();
+    let raw = Memory {
+        events: Mutex::new(events.clone()),
+        ..Memory::default()
+    };
+    let store = Memory::default();
+    store
+        .mark(&[Pending::minute(tenant(), DAY / 60, shards)])
+        .await
+        .expect("marked");
+    let job = Rollup::new(raw, store, 1000);
+    job.run(DAY + 600).await.expect("run");
+    assert_eq!(
+        bucket_at(&job, Resolution::Minute, DAY)
+            .expect("sealed")
+            .count,
+        40
+    );
+    // When a late event arrives and its minute is marked again with its own shard only
+    let late = latency(99, DAY + 59, 1.0);
+    let shard = pulse_shared::store::events::shard_of(&late.id);
+    job.events.events.lock().expect("lock").push(late);
+    job.store
+        .mark(&[Pending::minute(tenant(), DAY / 60, [shard])])
+        .await
+        .expect("marked");
+    job.run(DAY + 3_660).await.expect("run");
+    // Then the minute counts all 41, not only the late shard's events
+    assert_eq!(
+        bucket_at(&job, Resolution::Minute, DAY)
+            .expect("sealed")
+            .count,
+        41
+    );
 }

@@ -344,6 +344,30 @@ impl PendingWindows for DynamoMetrics {
 
 #[async_trait]
 impl RollupBuckets for DynamoMetrics {
+    async fn was_sealed(&self, tenant: &TenantId, start: i64) -> Result<bool, StoreError> {
+        // Sealing writes every metric's total of the minute with `sealed`: one is enough.
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND begins_with(#s, :s)")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(totals_pk(tenant.as_str(), Resolution::Minute.as_str())),
+            )
+            .expression_attribute_values(":s", AttributeValue::S(format!("{}#", bucket_sk(start))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(super::classify)?;
+        Ok(page
+            .items()
+            .iter()
+            .any(|i| i.get(SEALED).is_some_and(|v| v.as_bool() == Ok(&true))))
+    }
+
     async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
         // A fresh version: a live merge that read the replaced bucket fails its condition and
         // merges into this one instead (and marks the minute for sealing again).

@@ -241,6 +241,14 @@ pub trait RollupBuckets: Send + Sync {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, crate::aggregate::Bucket)>, StoreError>;
+
+    /// Whether sealing has written `tenant`'s minute starting at `start` (epoch s) before: a
+    /// minute sealed again must read every Events shard, not only those its new mark names.
+    async fn was_sealed(
+        &self,
+        tenant: &crate::identity::TenantId,
+        start: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A tenant's metric totals (every metric's [`crate::aggregate::TOTAL_SERIES`]) over a range
