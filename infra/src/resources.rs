@@ -10,9 +10,11 @@ use aws_sdk_dynamodb::types::{
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-#[error("cannot create {resource} in the emulator: {source}")]
+#[error("cannot create {resource} in the emulator: {detail}")]
 pub struct ProvisionError {
     resource: String,
+    /// The error with its whole context (an SDK error's own text is only "service error").
+    detail: String,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
 }
@@ -22,7 +24,29 @@ fn fail<E: std::error::Error + Send + Sync + 'static>(
 ) -> impl FnOnce(E) -> ProvisionError + '_ {
     move |e| ProvisionError {
         resource: resource.to_owned(),
+        detail: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
         source: Box::new(e),
+    }
+}
+
+/// Runs `call` until it succeeds, a few times: the emulator's first answers, while it warms
+/// up, are sometimes errors.
+async fn patiently<T, E, F, Fut>(mut call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(e) if attempt < 4 => {
+                attempt += 1;
+                tracing::warn!(attempt, error = %e, "emulator call failed while provisioning; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            }
+            outcome => return outcome,
+        }
     }
 }
 
@@ -113,21 +137,30 @@ async fn create_table(
                 .map_err(fail(name))?,
         );
     }
-    req.send().await.map_err(fail(name))?;
+    let created = patiently(|| req.clone().send()).await;
+    match created {
+        Ok(_) => {}
+        // A retried create whose first attempt went through.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(fail(name)(e)),
+    }
     if let Some(attr) = &table.ttl_attribute {
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(attr)
-                    .enabled(true)
-                    .build()
-                    .map_err(fail(name))?,
-            )
-            .send()
-            .await
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(attr)
+            .enabled(true)
+            .build()
             .map_err(fail(name))?;
+        patiently(|| {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(ttl.clone())
+                .send()
+        })
+        .await
+        .map_err(fail(name))?;
     }
     Ok(())
 }
