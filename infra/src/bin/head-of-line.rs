@@ -52,10 +52,7 @@ async fn quiet_latency(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = pulse_local::bench::numeric_args();
     // RUST_LOG=info prints the local cloud's JSON logs, to see where the time goes.
     if std::env::var_os("RUST_LOG").is_some() {
         pulse_shared::telemetry::init();

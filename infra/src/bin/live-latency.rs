@@ -22,10 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = pulse_local::bench::numeric_args();
     let clients = args.first().copied().unwrap_or(100);
     let rounds = args.get(1).copied().unwrap_or(50);
     let state = std::env::temp_dir().join(format!("pulse-live-latency-{}", std::process::id()));

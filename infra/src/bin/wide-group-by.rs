@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args = pulse_local::bench::numeric_args();
     let series = args.first().copied().unwrap_or(1_000);
     let rounds = args.get(1).copied().unwrap_or(10);
     let state = std::env::temp_dir().join(format!("pulse-wide-{}", std::process::id()));
