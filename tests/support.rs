@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Cloud {
     pub http: String,
+    /// The WebSocket API's URL, when the template has one.
+    pub ws: Option<String>,
     pub aws_endpoint: String,
     pub issuer: Arc<LocalIssuer>,
     pub authorizer: JwtAuthorizer,
@@ -54,6 +56,7 @@ pub fn shared(cell: &'static OnceLock<Cloud>, edit: fn(Options) -> Options) -> &
                 let cloud = start_with(edit).await;
                 let shared = Cloud {
                     http: cloud.http_url(),
+                    ws: cloud.ws_url(),
                     aws_endpoint: cloud.aws_endpoint().to_owned(),
                     issuer: cloud.issuer().clone(),
                     authorizer: cloud.authorizer().cloned().expect("an authorizer"),

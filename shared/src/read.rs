@@ -5,7 +5,8 @@
 //! range that ends now would miss its last window. Each read therefore takes the windows of
 //! the recent tail (after the last bucket found, and no earlier than [`tail`] before now)
 //! from the next finer resolution, recursively down to the live 1-minute buckets, and rolls
-//! them up in memory: at most three reads per series instead of one.
+//! them up in memory: at most three reads per series instead of one. Several series of a
+//! metric (a grouped or filtered query) are read together, one read per resolution for all.
 
 use crate::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
 use crate::definitions::Derived;
@@ -13,11 +14,7 @@ use crate::identity::TenantId;
 use crate::query::{self, Answer, Filter, Query, SeriesData};
 use crate::rollup::Resolution;
 use crate::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
-use futures::StreamExt;
-use std::collections::BTreeMap;
-
-/// Series read at once.
-const CONCURRENCY: usize = 16;
+use std::collections::{BTreeMap, HashMap};
 
 /// How far back the rollup of `resolution` may lag behind now: its window, the finer
 /// windows it waits for, and the job's grace.
@@ -103,19 +100,68 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         if catalog.is_empty() {
             return Ok(None);
         }
-        let read: Vec<Result<SeriesData, StoreError>> = futures::stream::iter(
-            catalog
+        let matching: Vec<(String, BTreeMap<String, String>)> = catalog
+            .into_iter()
+            .filter(|(_, tags)| filters.iter().all(|f| f.matches(tags)))
+            .collect();
+        let ids: Vec<String> = matching.iter().map(|(id, _)| id.clone()).collect();
+        let mut read = self.many(metric, &ids, resolution, from, to).await?;
+        Ok(Some(
+            matching
                 .into_iter()
-                .filter(|(_, tags)| filters.iter().all(|f| f.matches(tags))),
-        )
-        .map(|(id, tags)| async move {
-            let buckets = self.buckets(&key(id), resolution, from, to).await?;
-            Ok((tags, buckets))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-        read.into_iter().collect::<Result<Vec<_>, _>>().map(Some)
+                .map(|(id, tags)| (tags, read.remove(&id).unwrap_or_default()))
+                .collect(),
+        ))
+    }
+
+    /// The buckets of several series of `metric` at `resolution` in `[from, to)`, each one's
+    /// open tail filled as [`Reader::buckets`] does, with one read per resolution for all.
+    async fn many(
+        &self,
+        metric: &str,
+        ids: &[String],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<HashMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        let mut out: HashMap<String, Vec<(i64, Bucket)>> =
+            ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let read = self
+            .store
+            .series_buckets(self.tenant, metric, ids, resolution, from, to)
+            .await?;
+        for (id, start, bucket) in read {
+            out.entry(id).or_default().push((start, bucket));
+        }
+        for buckets in out.values_mut() {
+            buckets.sort_by_key(|(s, _)| *s);
+        }
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        let floor = from.max(resolution.window_start(self.now - tail(resolution)));
+        let tails: HashMap<String, i64> = out
+            .iter()
+            .map(|(id, buckets)| {
+                let after_last = buckets.last().map_or(from, |(s, _)| s + resolution.secs());
+                (id.clone(), after_last.max(floor))
+            })
+            .filter(|(_, t)| *t < to && *t <= self.now)
+            .collect();
+        let Some(tail_from) = tails.values().min().copied() else {
+            return Ok(out);
+        };
+        let open: Vec<String> = tails.keys().cloned().collect();
+        let filled = Box::pin(self.many(metric, &open, finer, tail_from, to)).await?;
+        for (id, buckets) in filled {
+            let own = tails.get(&id).copied().unwrap_or(to);
+            let kept = buckets.into_iter().filter(|(s, _)| *s >= own).collect();
+            out.entry(id).or_default().extend(regroup(resolution, kept));
+        }
+        Ok(out)
     }
 
     /// Every metric's total at `resolution` in `[from, to)`, the open tail filled, by metric.

@@ -12,7 +12,7 @@
 use futures::StreamExt;
 use lambda_runtime::Diagnostic;
 use pulse_shared::Config;
-use pulse_shared::aggregate::SeriesKey;
+use pulse_shared::aggregate::{Bucket, SeriesKey};
 use pulse_shared::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
 use pulse_shared::sessions::{self, IDLE_SECS};
 use pulse_shared::store::events::DynamoEvents;
@@ -39,6 +39,9 @@ pub const WINDOWS_PER_RUN: usize = 2_500;
 pub const SESSIONS_MARK: &str = "#sessions";
 /// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
 const CONCURRENCY: usize = 8;
+
+/// Bucket puts in flight within one window (a sealed minute can hold thousands of series).
+const PUT_CONCURRENCY: usize = 4;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -224,22 +227,24 @@ where
             sealed.fold_into_other(&refused);
         }
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (key, (bucket, _)) in &sealed.buckets {
-            let at = BucketAt {
-                series: SeriesKey {
-                    tenant: key.tenant.clone(),
-                    metric: key.metric.clone(),
-                    series: key.series.clone(),
-                },
-                resolution: Resolution::Minute,
-                start: minute.window.start,
-            };
-            self.store.put_bucket(&at, bucket).await?;
+        let mut written = Vec::with_capacity(sealed.buckets.len());
+        for (key, (bucket, _)) in sealed.buckets {
             parents
                 .entry(key.metric.clone())
                 .or_default()
                 .insert(key.series.clone());
+            let at = BucketAt {
+                series: SeriesKey {
+                    tenant: key.tenant,
+                    metric: key.metric,
+                    series: key.series,
+                },
+                resolution: Resolution::Minute,
+                start: minute.window.start,
+            };
+            written.push((at, bucket));
         }
+        self.put_all(&written).await?;
         self.mark_parents(minute, parents).await?;
         let visits: BTreeSet<String> = events
             .iter()
@@ -314,20 +319,41 @@ where
                 .or_default()
                 .insert(key.series.clone());
         }
-        for (key, (bucket, _)) in &computed.buckets {
-            let at = BucketAt {
-                series: SeriesKey {
-                    tenant: key.tenant.clone(),
-                    metric: key.metric.clone(),
-                    series: key.series.clone(),
-                },
-                resolution: Resolution::Hour,
-                start: hour.window.start,
-            };
-            self.store.put_bucket(&at, bucket).await?;
-        }
+        let written: Vec<(BucketAt, Bucket)> = computed
+            .buckets
+            .into_iter()
+            .map(|(key, (bucket, _))| {
+                let at = BucketAt {
+                    series: SeriesKey {
+                        tenant: key.tenant,
+                        metric: key.metric,
+                        series: key.series,
+                    },
+                    resolution: Resolution::Hour,
+                    start: hour.window.start,
+                };
+                (at, bucket)
+            })
+            .collect();
+        self.put_all(&written).await?;
         self.mark_parents(hour, parents).await?;
         self.store.clear(hour).await
+    }
+
+    /// Writes whole buckets, several at a time (each put replaces its item, so order is free).
+    async fn put_all(&self, buckets: &[(BucketAt, Bucket)]) -> Result<(), StoreError> {
+        // The futures are made by the iterator, not by a stream combinator, so the one future
+        // this returns stays `Send` for any lifetime (a closure over `&(BucketAt, Bucket)` in
+        // `StreamExt::map` is not general enough for the runtime's spawn).
+        let puts: Vec<_> = buckets
+            .iter()
+            .map(|(at, bucket)| self.store.put_bucket(at, bucket))
+            .collect();
+        let written: Vec<Result<(), StoreError>> = futures::stream::iter(puts)
+            .buffer_unordered(PUT_CONCURRENCY)
+            .collect()
+            .await;
+        written.into_iter().collect()
     }
 
     /// Rolls one coarser window of one metric from its finer buckets, and marks the next.
@@ -335,25 +361,38 @@ where
         let (Some(metric), Some(finer)) = (&window.metric, window.window.resolution.finer()) else {
             return self.store.clear(window).await;
         };
-        for series in &window.series {
-            let key = SeriesKey {
-                tenant: window.tenant.clone(),
-                metric: metric.clone(),
-                series: series.clone(),
-            };
-            let buckets = self
-                .store
-                .buckets(&key, finer, window.window.start, window.window.end())
-                .await?;
-            if let Some(bucket) = roll(buckets.iter().map(|(_, b)| b)) {
+        let series: Vec<String> = window.series.iter().cloned().collect();
+        let finer_buckets = self
+            .store
+            .series_buckets(
+                &window.tenant,
+                metric,
+                &series,
+                finer,
+                window.window.start,
+                window.window.end(),
+            )
+            .await?;
+        let mut by_series: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
+        for (id, _, bucket) in finer_buckets {
+            by_series.entry(id).or_default().push(bucket);
+        }
+        let rolled: Vec<(BucketAt, Bucket)> = by_series
+            .into_iter()
+            .filter_map(|(id, buckets)| {
                 let at = BucketAt {
-                    series: key,
+                    series: SeriesKey {
+                        tenant: window.tenant.clone(),
+                        metric: metric.clone(),
+                        series: id,
+                    },
                     resolution: window.window.resolution,
                     start: window.window.start,
                 };
-                self.store.put_bucket(&at, &bucket).await?;
-            }
-        }
+                Some((at, roll(buckets.iter())?))
+            })
+            .collect();
+        self.put_all(&rolled).await?;
         let parents = BTreeMap::from([(metric.clone(), window.series.clone())]);
         self.mark_parents(window, parents).await?;
         self.store.clear(window).await

@@ -1,7 +1,10 @@
 //! The Metrics table adapter: live minute buckets and the series registry.
 //!
-//! Bucket item: `pk = {tenant}#{metric}#1m#{series}`, `sk` = bucket start in epoch seconds,
-//! zero-padded; `count`, `sum`, `min`, `max` as numbers for plain reads, the whole bucket
+//! Bucket item: `pk = {tenant}#{metric}#{resolution}#s{shard}`, `sk = {start}#{series}` (start
+//! in epoch seconds, zero-padded), where the shard is one of [`SERIES_SHARDS`] picked by the
+//! series id: a metric's series share a few partitions, so a grouped query reads a range of all
+//! of them in one Query per shard instead of one per series, and writes still spread over
+//! several partitions. `count`, `sum`, `min`, `max` as numbers for plain reads, the whole bucket
 //! (sketch and HyperLogLog included) as `state` (postcard bytes) for merging, a `version` for
 //! optimistic concurrency, and the TTL `expires_at`. DynamoDB cannot take a min, max or
 //! sketch merge in an update expression, so a merge reads, merges and writes back on the
@@ -77,9 +80,22 @@ impl DynamoMetrics {
     }
 }
 
-/// The partition key of a series at a resolution.
+/// Partitions a metric's series are spread over at each resolution. A grouped read costs one
+/// Query per shard holding a matching series; a one-series read filters its shard's range.
+pub const SERIES_SHARDS: u32 = 8;
+
+/// The shard of a series: a stable function of its id (ids are stored in keys, so this never
+/// changes).
+pub fn series_shard(series: &str) -> u32 {
+    series
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % SERIES_SHARDS
+}
+
+/// The partition key of a series' shard of a metric at a resolution.
 pub fn bucket_pk(tenant: &str, metric: &str, resolution: &str, series: &str) -> String {
-    format!("{tenant}#{metric}#{resolution}#{series}")
+    format!("{tenant}#{metric}#{resolution}#s{}", series_shard(series))
 }
 
 /// The partition of a tenant's metric totals at a resolution: every metric's
@@ -100,7 +116,7 @@ fn bucket_key(at: &BucketAt) -> (String, String) {
     } else {
         (
             bucket_pk(tenant, metric, at.resolution.as_str(), &at.series.series),
-            bucket_sk(at.start),
+            format!("{}#{}", bucket_sk(at.start), at.series.series),
         )
     }
 }
@@ -176,14 +192,15 @@ impl DynamoMetrics {
 type Item = HashMap<String, AttributeValue>;
 
 impl DynamoMetrics {
-    /// Every item of partition `pk` with sort key in `[from, to]` (all pages), only those of
-    /// `metric` when given (the totals partition holds every metric).
+    /// Every item of partition `pk` with sort key in `[from, to]` (all pages), only those whose
+    /// attribute `only.0` is `only.1` when given (a totals partition holds every metric, a
+    /// series shard many series).
     async fn range(
         &self,
         pk: String,
         from: String,
         to: String,
-        metric: Option<&str>,
+        only: Option<(&str, &str)>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut query = self
             .client
@@ -195,10 +212,11 @@ impl DynamoMetrics {
             .expression_attribute_values(":p", AttributeValue::S(pk))
             .expression_attribute_values(":from", AttributeValue::S(from))
             .expression_attribute_values(":to", AttributeValue::S(to));
-        if let Some(m) = metric {
+        if let Some((name, value)) = only {
             query = query
-                .filter_expression("metric = :m")
-                .expression_attribute_values(":m", AttributeValue::S(m.to_owned()));
+                .filter_expression("#f = :f")
+                .expression_attribute_names("#f", name)
+                .expression_attribute_values(":f", AttributeValue::S(value.to_owned()));
         }
         query
             .into_paginator()
@@ -399,21 +417,79 @@ impl RollupBuckets for DynamoMetrics {
             start: from,
         };
         let (pk, from_sk) = bucket_key(&first);
-        let total = series.series == TOTAL_SERIES;
-        // Totals of every metric share a partition: the range ends after the last start's
-        // `{start}#{metric}` keys (metric names sort below '~'), and a filter keeps this one.
-        let to_sk = if total {
-            format!("{}#~", bucket_sk(to - 1))
+        // Every key of a start is `{start}#…` (metric names and series ids sort below '~'),
+        // and a filter keeps this series' (or, in the totals partition, this metric's).
+        let to_sk = format!("{}#~", bucket_sk(to - 1));
+        let only = if series.series == TOTAL_SERIES {
+            ("metric", series.metric.as_str())
         } else {
-            bucket_sk(to - 1)
+            ("series", series.series.as_str())
         };
-        let items = self
-            .range(pk, from_sk, to_sk, total.then_some(series.metric.as_str()))
-            .await?;
+        let items = self.range(pk, from_sk, to_sk, Some(only)).await?;
         Ok(items
             .iter()
             .filter_map(|item| Some((bucket_start(item)?, bucket_state(item)?)))
             .collect())
+    }
+
+    async fn series_buckets(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        series: &[String],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        let wanted: HashSet<&str> = series.iter().map(String::as_str).collect();
+        let mut shards: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for id in &wanted {
+            if *id == TOTAL_SERIES {
+                let key = SeriesKey {
+                    tenant: tenant.clone(),
+                    metric: metric.to_owned(),
+                    series: (*id).to_owned(),
+                };
+                let buckets = self.buckets(&key, resolution, from, to).await?;
+                out.extend(buckets.into_iter().map(|(s, b)| ((*id).to_owned(), s, b)));
+            } else {
+                *shards.entry(series_shard(id)).or_default() += 1;
+            }
+        }
+        let (from_sk, to_sk) = (bucket_sk(from), format!("{}#~", bucket_sk(to - 1)));
+        let read: Vec<Result<Vec<Item>, StoreError>> =
+            futures::stream::iter(shards.into_iter().map(|(shard, wanted_here)| {
+                let pk = format!("{tenant}#{metric}#{}#s{shard}", resolution.as_str());
+                let (from_sk, to_sk) = (from_sk.clone(), to_sk.clone());
+                async move {
+                    // One series of a shard: let DynamoDB filter, as a one-series read does.
+                    let only = (wanted_here == 1).then(|| {
+                        series
+                            .iter()
+                            .find(|id| series_shard(id) == shard && *id != TOTAL_SERIES)
+                            .map(|id| ("series", id.as_str()))
+                    });
+                    self.range(pk, from_sk, to_sk, only.flatten()).await
+                }
+            }))
+            .buffer_unordered(SERIES_SHARDS as usize)
+            .collect()
+            .await;
+        for items in read {
+            for item in items? {
+                let Some(id) = item.get("series").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                if !wanted.contains(id.as_str()) {
+                    continue;
+                }
+                if let (Some(start), Some(bucket)) = (bucket_start(&item), bucket_state(&item)) {
+                    out.push((id.clone(), start, bucket));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -242,6 +242,33 @@ pub trait RollupBuckets: Send + Sync {
         to: i64,
     ) -> Result<Vec<(i64, crate::aggregate::Bucket)>, StoreError>;
 
+    /// The buckets of several series of one metric at `resolution` with start in `[from, to)`,
+    /// as `(series, start, bucket)` in no particular order: what a grouped query and a rollup
+    /// read. An adapter whose layout keeps a metric's series together reads them at once; this
+    /// default reads one series after another.
+    async fn series_buckets(
+        &self,
+        tenant: &crate::identity::TenantId,
+        metric: &str,
+        series: &[String],
+        resolution: crate::rollup::Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, crate::aggregate::Bucket)>, StoreError> {
+        let mut out = Vec::new();
+        for id in series {
+            let key = crate::aggregate::SeriesKey {
+                tenant: tenant.clone(),
+                metric: metric.to_owned(),
+                series: id.clone(),
+            };
+            for (start, bucket) in self.buckets(&key, resolution, from, to).await? {
+                out.push((id.clone(), start, bucket));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether sealing has written `tenant`'s minute starting at `start` (epoch s) before: a
     /// minute sealed again must read every Events shard, not only those its new mark names.
     async fn was_sealed(
