@@ -91,7 +91,7 @@ bench-cold-start: build-release
 
 ## Ingest CPU path (parse, validate, enrich, build items) on one core.
 bench-ingest:
-	$(CARGO) bench -p pulse-shared --bench ingest_cpu
+	$(CARGO) bench -p pulse-store --bench ingest_cpu
 
 ## DynamoDB write requests per 1,000 ingested events, counted on the local cloud.
 bench-write-cost: setup
@@ -99,15 +99,15 @@ bench-write-cost: setup
 
 ## Stream aggregation throughput and DDSketch / HyperLogLog accuracy.
 bench-aggregate:
-	$(CARGO) bench -p pulse-shared --bench aggregate
+	$(CARGO) bench -p pulse-metrics --bench aggregate
 
 ## The rollup of one day holding 1,000,000 events: time and peak memory.
 bench-rollup:
-	$(CARGO) bench -p pulse-shared --bench rollup
+	$(CARGO) bench -p pulse-metrics --bench rollup
 
 ## Query compute: 30 days at 1 h over 50 series.
 bench-query:
-	$(CARGO) bench -p pulse-shared --bench query
+	$(CARGO) bench -p pulse-metrics --bench query
 
 ## DynamoDB requests per dashboard summary and key-cards call, counted on the local cloud.
 bench-summary: setup

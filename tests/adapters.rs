@@ -1,10 +1,10 @@
 //! Store adapters against the emulator: what the functions' handler tests take on trust from
 //! their in-memory stores.
 
-use pulse_shared::apikeys::{self, ApiKey};
-use pulse_shared::identity::TenantId;
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::{KeyLookup, KeyStore, TrackStore};
+use pulse_core::apikeys::{self, ApiKey};
+use pulse_core::identity::TenantId;
+use pulse_store::app::DynamoApp;
+use pulse_store::{KeyLookup, KeyStore, TrackStore};
 use pulse_tests::cloud;
 
 fn app_table() -> String {
@@ -93,9 +93,9 @@ async fn the_daily_salt_is_created_once_and_rate_counters_count() {
 
 #[tokio::test]
 async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() {
-    use pulse_shared::aggregate::{OTHER_SERIES, SeriesKey};
-    use pulse_shared::store::metrics::DynamoMetrics;
-    use pulse_shared::store::{BucketStore, SeriesCatalog};
+    use pulse_metrics::aggregate::{OTHER_SERIES, SeriesKey};
+    use pulse_store::metrics::DynamoMetrics;
+    use pulse_store::{BucketStore, SeriesCatalog};
     use std::collections::BTreeMap;
     let table = cloud().table("MetricsTable");
     let sdk = cloud().sdk().await;
@@ -109,7 +109,7 @@ async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() 
             SeriesKey {
                 tenant: tenant.clone(),
                 metric: "cpu".into(),
-                series: pulse_shared::aggregate::series_id(&tags),
+                series: pulse_metrics::aggregate::series_id(&tags),
             },
             tags,
         )

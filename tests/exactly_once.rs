@@ -4,9 +4,9 @@
 //! is counted once, live and sealed.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use pulse_core::identity::TenantId;
+use pulse_ingest::events::{Body, Event};
 use pulse_local::LocalCloud;
-use pulse_shared::events::{Body, Event};
-use pulse_shared::identity::TenantId;
 use pulse_tests::{Item, scan, start};
 use serde_json::json;
 use std::time::Duration;
@@ -182,24 +182,21 @@ async fn a_record_that_can_never_succeed_is_set_aside_and_every_other_is_counted
     // ingest, as a corrupted item would be), between ten events of each of two tenants
     let mut items = Vec::new();
     for i in 0..10 {
-        items.push(pulse_shared::store::events::item(
+        items.push(pulse_store::events::item(
             &event("fault-a", &format!("a{i}"), now_ms),
             86_400,
             now_ms / 1000,
         ));
     }
-    let mut poison = pulse_shared::store::events::item(
-        &event("fault-a", "poison", now_ms),
-        86_400,
-        now_ms / 1000,
-    );
+    let mut poison =
+        pulse_store::events::item(&event("fault-a", "poison", now_ms), 86_400, now_ms / 1000);
     poison.insert(
         "data".into(),
         aws_sdk_dynamodb::types::AttributeValue::S("{not json".into()),
     );
     items.push(poison);
     for i in 0..10 {
-        items.push(pulse_shared::store::events::item(
+        items.push(pulse_store::events::item(
             &event("fault-b", &format!("b{i}"), now_ms),
             86_400,
             now_ms / 1000,

@@ -141,8 +141,8 @@ fn token_with(groups: Option<Value>) -> String {
 
 #[tokio::test]
 async fn every_route_admits_exactly_its_declared_roles() {
-    use pulse_shared::identity::Role;
-    use pulse_shared::routes::{Access, access};
+    use pulse_core::identity::Role;
+    use pulse_core::routes::{Access, access};
     let c = cloud();
     let callers: Vec<(&str, String, Option<Role>)> = vec![
         ("no role", token_with(None), None),
@@ -173,7 +173,7 @@ async fn every_route_admits_exactly_its_declared_roles() {
         let key = format!("{} {}", route.method, route.path);
         // Given a route of template.yaml, which the one table must declare
         let declared =
-            access(&key).unwrap_or_else(|| panic!("{key} is not declared in pulse_shared::routes"));
+            access(&key).unwrap_or_else(|| panic!("{key} is not declared in pulse_core::routes"));
         if route.authorizer.is_none() {
             assert_eq!(declared, Access::Public, "{key} has no authorizer");
             continue;

@@ -251,7 +251,10 @@ async fn a_batch_becomes_a_live_minute_bucket_with_exact_count_sum_min_max_count
         ),
         (4.0, 18.0, 1.0, 9.0)
     );
-    assert_eq!(s(&bucket, "sk"), format!("{minute_start:012}"));
+    assert_eq!(
+        s(&bucket, "sk"),
+        format!("{minute_start:012}#{}", s(&bucket, "series"))
+    );
     // And the same batch sent again changes nothing (retries overwrite: no INSERT records)
     assert_eq!(post_json("ingest-live", &batch).await.status(), 202);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;

@@ -258,24 +258,24 @@ async fn a_connection_gone_without_closing_is_forgotten_at_the_next_push() {
     let cloud = start().await;
     // Given a connection item whose socket no longer exists (a client that vanished), with a
     // 1 s subscription to page views
-    let app = pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), &app_table(&cloud));
-    let ghost = pulse_shared::live::Connection {
+    let app = pulse_store::app::DynamoApp::new(cloud.sdk_config(), &app_table(&cloud));
+    let ghost = pulse_metrics::live::Connection {
         id: "ghost-connection".into(),
-        tenant: pulse_shared::identity::TenantId::parse("push-g").expect("tenant"),
+        tenant: pulse_core::identity::TenantId::parse("push-g").expect("tenant"),
         subject: "u".into(),
-        roles: vec![pulse_shared::identity::Role::Viewer],
+        roles: vec![pulse_core::identity::Role::Viewer],
         connected_at: chrono::Utc::now().timestamp(),
-        subscriptions: vec![pulse_shared::live::Subscription {
+        subscriptions: vec![pulse_metrics::live::Subscription {
             id: "s1".into(),
             metrics: vec!["page_view".into()],
             query: None,
-            interval: pulse_shared::live::Interval::OneSecond,
+            interval: pulse_metrics::live::Interval::OneSecond,
             seq: 1,
             sent_ms: 0,
         }],
         version: 0,
     };
-    use pulse_shared::store::ConnectionStore;
+    use pulse_store::ConnectionStore;
     app.put_connection(&ghost).await.expect("stored");
     assert_eq!(connections(&cloud, "push-g").await, 1);
     // When an event of its tenant is ingested

@@ -115,7 +115,7 @@ impl Cloud {
 }
 
 /// Whether a raw event item is Pulse's record of a request to its own API (an `api_request`
-/// tagged `service=pulse`, see `pulse_shared::selfmon`): tests counting what they sent leave
+/// tagged `service=pulse`, see `pulse_http::selfmon`): tests counting what they sent leave
 /// those out; `tests/views.rs` checks them.
 pub fn own_record(item: &Item) -> bool {
     item.get("data")

@@ -9,9 +9,9 @@
 use futures::{SinkExt, StreamExt};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use pulse_http::HttpHandler;
 use pulse_local::functions::{Invoke, http};
 use pulse_local::{LocalCloud, Options};
-use pulse_shared::http::HttpHandler;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -170,7 +170,7 @@ impl HttpHandler for Live {
 
 fn registry(
     seen: Shared,
-) -> impl Fn(&str, &pulse_shared::Config, &aws_config::SdkConfig) -> Option<Invoke> {
+) -> impl Fn(&str, &pulse_core::Config, &aws_config::SdkConfig) -> Option<Invoke> {
     move |binary, _, _| {
         let seen = seen.clone();
         match binary {

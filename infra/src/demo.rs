@@ -119,7 +119,7 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                     "referrer": referrer,
                     "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
                     "tags": {
-                        "source": pulse_shared::track::source(Some(referrer), None, "demo.pulse.local"),
+                        "source": pulse_ingest::track::source(Some(referrer), None, "demo.pulse.local"),
                         "device": (["desktop", "mobile", "tablet"][rng.usize(..3)]),
                         "country": (["US", "DE", "GB", "FR", "IN", "BR"][rng.usize(..6)]),
                     },
@@ -325,22 +325,22 @@ mod tests {
         let events = history(&mut fastrand::Rng::with_seed(1), now);
         assert!(events.len() > 90 * 24 * 4, "{}", events.len());
         let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
-        let tenant = pulse_shared::identity::TenantId::parse("demo").expect("tenant");
-        let limits = pulse_shared::events::Limits {
+        let tenant = pulse_core::identity::TenantId::parse("demo").expect("tenant");
+        let limits = pulse_ingest::events::Limits {
             max_events: 100_000,
             max_body_bytes: 64 * 1024 * 1024,
             max_past_ms: 1825 * 86_400_000,
             ..Default::default()
         };
-        let ctx = pulse_shared::events::Context {
+        let ctx = pulse_ingest::events::Context {
             tenant: &tenant,
             now_ms: now.timestamp_millis(),
             correlation_id: None,
             limits: &limits,
         };
-        let parsed = pulse_shared::imports::parse_import(
+        let parsed = pulse_ingest::imports::parse_import(
             ndjson.as_bytes(),
-            pulse_shared::imports::Format::Ndjson,
+            pulse_ingest::imports::Format::Ndjson,
             &ctx,
         )
         .expect("valid history");
@@ -363,15 +363,15 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(1);
         let now = Utc::now();
         let body = json!({"events": events(&mut rng, 500, now)}).to_string();
-        let tenant = pulse_shared::identity::TenantId::parse("demo").expect("tenant");
-        let limits = pulse_shared::events::Limits::default();
-        let ctx = pulse_shared::events::Context {
+        let tenant = pulse_core::identity::TenantId::parse("demo").expect("tenant");
+        let limits = pulse_ingest::events::Limits::default();
+        let ctx = pulse_ingest::events::Context {
             tenant: &tenant,
             now_ms: now.timestamp_millis(),
             correlation_id: None,
             limits: &limits,
         };
-        let parsed = pulse_shared::events::parse_batch(body.as_bytes(), &ctx)
+        let parsed = pulse_ingest::events::parse_batch(body.as_bytes(), &ctx)
             .expect("every demo event is valid");
         let kinds: std::collections::BTreeSet<&str> = parsed.iter().map(|e| e.kind()).collect();
         assert!(

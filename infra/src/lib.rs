@@ -22,8 +22,7 @@ pub mod streams;
 pub mod template;
 pub mod ws_api;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use axum::response::IntoResponse;
 use functions::Invoke;
 use std::collections::{BTreeMap, HashMap};
@@ -162,7 +161,7 @@ impl LocalCloud {
     /// configuration, SDK configuration); tests use it to run a template of their own.
     pub async fn start_with(
         opts: Options,
-        registry: impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
+        registry: impl Fn(&str, &pulse_core::Config, &SdkConfig) -> Option<Invoke>,
     ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&opts.state_dir)
             .map_err(io(opts.state_dir.display().to_string()))?;
@@ -435,13 +434,13 @@ fn serve_on(
 fn wire_functions(
     model: &Model,
     aws: &SdkConfig,
-    registry: &impl Fn(&str, &pulse_shared::Config, &SdkConfig) -> Option<Invoke>,
+    registry: &impl Fn(&str, &pulse_core::Config, &SdkConfig) -> Option<Invoke>,
     jwks_url: &str,
     ws_endpoint: Option<&str>,
 ) -> Result<HashMap<String, Invoke>, StartError> {
     let mut out = HashMap::new();
     for (id, function) in &model.functions {
-        let config = pulse_shared::Config::from_lookup(|k| match k {
+        let config = pulse_core::Config::from_lookup(|k| match k {
             "JWKS_URL" => Some(jwks_url.to_owned()),
             "WS_ENDPOINT" => ws_endpoint.map(str::to_owned),
             _ => function.environment.get(k).cloned(),
@@ -469,20 +468,7 @@ fn wire_functions(
 
 /// SDK configuration for the emulator at `endpoint`, with Pulse's retry policy.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(template::REGION))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "pulse-local",
-        ))
-        .retry_config(pulse_shared::aws::retry_config())
-        .timeout_config(pulse_shared::aws::timeout_config())
-        .load()
-        .await
+    pulse_store::aws::at_endpoint(endpoint, template::REGION).await
 }
 
 /// An S3 client for `aws`: path-style addressing, which the emulator on 127.0.0.1 needs.

@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             stack.client_id = client_id.or(stack.client_id);
             let config = stack.dashboard_config()?;
             let bucket = stack.bucket;
-            let aws = pulse_shared::aws::load().await;
+            let aws = pulse_store::aws::load().await;
             let s3 = aws_sdk_s3::Client::new(&aws);
             let keys =
                 pulse_local::publish::publish(&s3, &bucket, &opts.root, Some(&config)).await?;
@@ -84,8 +84,8 @@ fn token(
     role: &str,
     ttl: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    pulse_shared::identity::TenantId::parse(tenant)?;
-    if pulse_shared::identity::Role::parse(role).is_none() {
+    pulse_core::identity::TenantId::parse(tenant)?;
+    if pulse_core::identity::Role::parse(role).is_none() {
         return Err(format!("unknown role {role}: use admin, analyst or viewer").into());
     }
     let model = template::load(&opts.template, &opts.parameters)?;

@@ -177,10 +177,7 @@ fn query_maps(raw: Option<&str>) -> (BTreeMap<String, String>, BTreeMap<String, 
     let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (
-            pulse_shared::http::percent_decode(k),
-            pulse_shared::http::percent_decode(v),
-        );
+        let (k, v) = (pulse_http::percent_decode(k), pulse_http::percent_decode(v));
         single.insert(k.clone(), v.clone());
         multi.entry(k).or_default().push(v);
     }

@@ -5,11 +5,11 @@
 use futures::future::join_all;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pulse_shared::config::Tables;
-use pulse_shared::http::{HttpHandler, json, serve};
-use pulse_shared::store::dynamo::DynamoStore;
-use pulse_shared::store::{StoreError, TableProbe};
-use pulse_shared::{ApiError, Config};
+use pulse_core::config::Tables;
+use pulse_core::{ApiError, Config};
+use pulse_http::{HttpHandler, json, serve};
+use pulse_store::dynamo::DynamoStore;
+use pulse_store::{StoreError, TableProbe};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

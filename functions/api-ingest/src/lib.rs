@@ -3,7 +3,7 @@
 //! `POST /api/v1/imports` (admin): history as NDJSON or CSV, up to 50,000 events (5 MB) as old
 //! as the daily rollups are kept; the rollup job seals and rolls the windows they touch.
 //!
-//! All or nothing: the batch is parsed whole ([`pulse_shared::events::parse_batch`]) and any
+//! All or nothing: the batch is parsed whole ([`pulse_ingest::events::parse_batch`]) and any
 //! invalid event rejects it with every problem listed, before anything is written. A valid
 //! batch is written with BatchWriteItem; what DynamoDB leaves unprocessed is retried until the
 //! write budget runs out, and then the 503 names the ids stored and not stored.
@@ -11,16 +11,17 @@
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request, Response};
-use pulse_shared::config::ClaimNames;
-use pulse_shared::events::{Context, Event, Limits, parse_batch};
-use pulse_shared::http::{CORRELATION_ID, HttpHandler, json};
-use pulse_shared::identity::Caller;
-use pulse_shared::imports::{Format, parse_import};
-use pulse_shared::otlp::{self, Encoding};
-use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
-use pulse_shared::store::events::DynamoEvents;
-use pulse_shared::store::{DefinitionStore, EventWriter, Incomplete};
-use pulse_shared::{ApiError, Config};
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::Caller;
+use pulse_core::{ApiError, Config};
+use pulse_http::FromRequest;
+use pulse_http::selfmon::{RequestRecorder, serve_recorded};
+use pulse_http::{CORRELATION_ID, HttpHandler, json};
+use pulse_ingest::events::{Context, Event, Limits, parse_batch};
+use pulse_ingest::imports::{Format, parse_import};
+use pulse_ingest::otlp::{self, Encoding};
+use pulse_store::events::DynamoEvents;
+use pulse_store::{DefinitionStore, EventWriter, Incomplete};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,14 +71,14 @@ pub struct Accepted {
 pub fn wire(
     config: &Config,
     aws: &aws_config::SdkConfig,
-) -> Ingest<DynamoEvents, pulse_shared::store::app::DynamoApp> {
+) -> Ingest<DynamoEvents, pulse_store::app::DynamoApp> {
     Ingest::new(
         DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days)
             .with_claims(&config.tables.app),
-        pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
+        pulse_store::app::DynamoApp::new(aws, &config.tables.app),
         config,
     )
-    .recording(pulse_shared::selfmon::recorder(config, aws))
+    .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
 fn now_ms() -> i64 {
@@ -118,7 +119,7 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
         if req.uri().path().ends_with("/imports") {
-            caller.require(pulse_shared::identity::Role::Admin)?;
+            caller.require(pulse_core::identity::Role::Admin)?;
             return self.import(&req, &caller).await;
         }
         caller.require_ingest()?;
@@ -172,7 +173,12 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
         }
         let request = otlp::decode(bytes, encoding)?;
         let mut converted = otlp::to_events(&request, &self.context(req, caller));
-        converted.enforce(&self.definitions_of(caller).await?);
+        let definitions = self.definitions_of(caller).await?;
+        converted.leave_out(&pulse_metrics::definitions::check(
+            &definitions,
+            &converted.events,
+            |i| i,
+        ));
         if !converted.events.is_empty() {
             self.write(&converted.events).await?;
         }
@@ -242,16 +248,9 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
     async fn definitions_of(
         &self,
         caller: &Caller,
-    ) -> Result<std::collections::HashMap<String, pulse_shared::definitions::Definition>, ApiError>
+    ) -> Result<std::collections::HashMap<String, pulse_metrics::definitions::Definition>, ApiError>
     {
-        let defs = self
-            .definitions
-            .definitions(&caller.tenant)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                detail: "metric definitions are unavailable".into(),
-                source: Some(Box::new(e)),
-            })?;
+        let defs = self.definitions.definitions(&caller.tenant).await?;
         Ok(defs.into_iter().map(|d| (d.name.clone(), d)).collect())
     }
 
@@ -263,7 +262,7 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
         index: impl Fn(usize) -> usize,
     ) -> Result<(), ApiError> {
         let defs = self.definitions_of(caller).await?;
-        let errors = pulse_shared::definitions::check(&defs, events, index);
+        let errors = pulse_metrics::definitions::check(&defs, events, index);
         if errors.is_empty() {
             return Ok(());
         }
@@ -333,8 +332,8 @@ impl<W: EventWriter + 'static, D: DefinitionStore + 'static> HttpHandler for Ing
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use pulse_shared::config::Tables;
-    use pulse_shared::events::Event;
+    use pulse_core::config::Tables;
+    use pulse_ingest::events::Event;
     use serde_json::{Value, json};
     use std::sync::Mutex;
 
@@ -377,23 +376,22 @@ mod tests {
     impl DefinitionStore for NoDefinitions {
         async fn definitions(
             &self,
-            _: &pulse_shared::identity::TenantId,
-        ) -> Result<Vec<pulse_shared::definitions::Definition>, pulse_shared::store::StoreError>
-        {
+            _: &pulse_core::identity::TenantId,
+        ) -> Result<Vec<pulse_metrics::definitions::Definition>, pulse_store::StoreError> {
             Ok(Vec::new())
         }
         async fn put_definition(
             &self,
-            _: &pulse_shared::identity::TenantId,
-            _: &pulse_shared::definitions::Definition,
-        ) -> Result<(), pulse_shared::store::StoreError> {
+            _: &pulse_core::identity::TenantId,
+            _: &pulse_metrics::definitions::Definition,
+        ) -> Result<(), pulse_store::StoreError> {
             Ok(())
         }
         async fn delete_definition(
             &self,
-            _: &pulse_shared::identity::TenantId,
+            _: &pulse_core::identity::TenantId,
             _: &str,
-        ) -> Result<bool, pulse_shared::store::StoreError> {
+        ) -> Result<bool, pulse_store::StoreError> {
             Ok(false)
         }
     }

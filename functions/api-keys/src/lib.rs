@@ -8,15 +8,16 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::apikeys::{self, ApiKey, SCOPE_INGEST};
-use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, empty, json};
-use pulse_shared::identity::{Caller, Role};
-use pulse_shared::problem::FieldError;
-use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
-use pulse_shared::store::KeyStore;
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::{ApiError, Config};
+use pulse_core::apikeys::{self, ApiKey, SCOPE_INGEST};
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::{Caller, Role};
+use pulse_core::problem::FieldError;
+use pulse_core::{ApiError, Config};
+use pulse_http::FromRequest;
+use pulse_http::selfmon::{RequestRecorder, serve_recorded};
+use pulse_http::{HttpHandler, empty, json};
+use pulse_store::KeyStore;
+use pulse_store::app::DynamoApp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Keys<DynamoApp> {
         DynamoApp::new(aws, &config.tables.app),
         config.claims.clone(),
     )
-    .recording(pulse_shared::selfmon::recorder(config, aws))
+    .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
 impl KeyInput {
@@ -122,23 +123,19 @@ impl<S: KeyStore> Keys<S> {
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
         caller.require(Role::Admin)?;
-        let unavailable = |e: pulse_shared::store::StoreError| ApiError::Unavailable {
-            detail: "API keys are unavailable".into(),
-            source: Some(Box::new(e)),
-        };
         let id = req
             .path_parameters_ref()
             .and_then(|p| p.first("id"))
             .map(str::to_owned);
         match (req.method().clone(), id) {
             (Method::GET, None) => {
-                let mut keys = self.store.keys(&caller.tenant).await.map_err(unavailable)?;
+                let mut keys = self.store.keys(&caller.tenant).await?;
                 keys.sort_by(|a, b| a.created_at.cmp(&b.created_at));
                 Ok(json(StatusCode::OK, &serde_json::json!({"keys": keys})))
             }
             (Method::POST, None) => {
                 let (name, scopes) = KeyInput::parse(&req)?;
-                let held = self.store.keys(&caller.tenant).await.map_err(unavailable)?;
+                let held = self.store.keys(&caller.tenant).await?;
                 if held.len() >= MAX_KEYS {
                     return Err(ApiError::Conflict(format!(
                         "a tenant holds at most {MAX_KEYS} keys; revoke one first"
@@ -153,10 +150,7 @@ impl<S: KeyStore> Keys<S> {
                     created_at: chrono::Utc::now()
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 };
-                self.store
-                    .put_key(&apikeys::hash(&secret), &key)
-                    .await
-                    .map_err(unavailable)?;
+                self.store.put_key(&apikeys::hash(&secret), &key).await?;
                 tracing::info!(tenant = %caller.tenant, key = %key.id, "API key created");
                 Ok(json(
                     StatusCode::CREATED,
@@ -167,12 +161,7 @@ impl<S: KeyStore> Keys<S> {
                 ))
             }
             (Method::DELETE, Some(id)) => {
-                if self
-                    .store
-                    .delete_key(&caller.tenant, &id)
-                    .await
-                    .map_err(unavailable)?
-                {
+                if self.store.delete_key(&caller.tenant, &id).await? {
                     tracing::info!(tenant = %caller.tenant, key = %id, "API key revoked");
                     Ok(empty(StatusCode::NO_CONTENT))
                 } else {

@@ -2,8 +2,8 @@
 
 use super::*;
 use async_trait::async_trait;
-use pulse_shared::identity::TenantId;
-use pulse_shared::store::StoreError;
+use pulse_core::identity::TenantId;
+use pulse_store::StoreError;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;

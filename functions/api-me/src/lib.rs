@@ -3,10 +3,11 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json, serve};
-use pulse_shared::identity::{Caller, Role};
-use pulse_shared::{ApiError, Config};
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::{Caller, Role};
+use pulse_core::{ApiError, Config};
+use pulse_http::FromRequest;
+use pulse_http::{HttpHandler, json, serve};
 use serde::Serialize;
 
 /// The `/me` endpoint.

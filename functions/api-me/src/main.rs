@@ -1,10 +1,10 @@
 use lambda_http::{Error, run, service_fn};
-use pulse_shared::http::HttpHandler;
+use pulse_http::HttpHandler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    pulse_shared::telemetry::init();
-    let config = pulse_shared::Config::from_env()?;
+    pulse_http::telemetry::init();
+    let config = pulse_core::Config::from_env()?;
     let me = api_me::wire(&config);
     run(service_fn(|req| me.handle(req))).await
 }

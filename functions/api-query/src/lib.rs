@@ -1,16 +1,16 @@
 //! Pulse's read API, one function for every route that reads rollups:
 //! - `POST /api/v1/metrics/query`: the points of one metric over a range, from the rollup
-//!   buckets of the resolution the range calls for ([`pulse_shared::query`]), and
+//!   buckets of the resolution the range calls for ([`pulse_metrics::query`]), and
 //!   `GET /api/v1/metrics/history`, the same query in query-string form;
 //! - `GET /api/v1/{web|business|health|ml}/{view}` ([`views`]);
 //! - `GET /api/v1/metrics` (the key cards) and `GET /api/v1/dashboard/summary` ([`summary`]);
-//! - `POST /api/v1/funnels/query` ([`pulse_shared::funnels`], from hourly visitor trails).
+//! - `POST /api/v1/funnels/query` ([`pulse_metrics::funnels`], from hourly visitor trails).
 //!
 //! A query without filters or groups reads the metric's total (one Query); otherwise the
 //! metric's series from the registry (one Query), then each series' buckets in the range
 //! (one Query per series, 16 at a time), and computes groups, filters, aggregations and top-k
-//! in memory ([`pulse_shared::read`]). Every role may query; business metrics need analyst and system
-//! metrics admin ([`pulse_shared::query::required_role`]), and so do their views. A tenant
+//! in memory ([`pulse_store::read`]). Every role may query; business metrics need analyst and system
+//! metrics admin ([`pulse_metrics::query::required_role`]), and so do their views. A tenant
 //! only ever reads keys that start with its own id.
 
 pub mod summary;
@@ -18,19 +18,20 @@ pub mod views;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, json, json_body};
-use pulse_shared::identity::Caller;
-use pulse_shared::query::{self, required_role};
-use pulse_shared::read::Reader;
-use pulse_shared::rollup::{Resolution, Retention};
-use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{
-    CardSettings, DefinitionStore, RollupBuckets, SeriesCatalog, StoreError, Totals, TrailStore,
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::Caller;
+use pulse_core::{ApiError, Config};
+use pulse_http::FromRequest;
+use pulse_http::selfmon::{RequestRecorder, serve_recorded};
+use pulse_http::{HttpHandler, json, json_body};
+use pulse_metrics::query::{self, required_role};
+use pulse_metrics::rollup::{Resolution, Retention};
+use pulse_store::app::DynamoApp;
+use pulse_store::metrics::DynamoMetrics;
+use pulse_store::read::Reader;
+use pulse_store::{
+    CardSettings, DefinitionStore, RollupBuckets, SeriesCatalog, Totals, TrailStore,
 };
-use pulse_shared::{ApiError, Config};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -62,18 +63,11 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Query<DynamoMetrics
         DynamoApp::new(aws, &config.tables.app),
         config,
     )
-    .recording(pulse_shared::selfmon::recorder(config, aws))
+    .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-pub(crate) fn unavailable(e: StoreError) -> ApiError {
-    ApiError::Unavailable {
-        detail: "metrics are unavailable".into(),
-        source: Some(Box::new(e)),
-    }
 }
 
 impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore + CardSettings>
@@ -173,23 +167,19 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
     /// `POST /api/v1/funnels/query`: the steps matched against the range's hourly trails.
     async fn funnel(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
         let body = json_body(req)?;
-        let f = pulse_shared::funnels::parse(&body, (self.clock)())?;
+        let f = pulse_metrics::funnels::parse(&body, (self.clock)())?;
         // A step on a business or system event shows that data: the same role as its metric.
         for step in &f.steps {
-            if let pulse_shared::funnels::Step::Event(name) = step {
+            if let pulse_metrics::funnels::Step::Event(name) = step {
                 caller.require(required_role(name))?;
             }
         }
-        let chunks = self
-            .store
-            .trails(&caller.tenant, f.start, f.end)
-            .await
-            .map_err(unavailable)?;
-        let trails: Vec<pulse_shared::funnels::Trail> = chunks
+        let chunks = self.store.trails(&caller.tenant, f.start, f.end).await?;
+        let trails: Vec<pulse_metrics::funnels::Trail> = chunks
             .iter()
-            .filter_map(|c| pulse_shared::funnels::Trail::decode(c))
+            .filter_map(|c| pulse_metrics::funnels::Trail::decode(c))
             .collect();
-        let answer = pulse_shared::funnels::compute(&f, &trails);
+        let answer = pulse_metrics::funnels::compute(&f, &trails);
         tracing::info!(tenant = %caller.tenant, steps = f.steps.len(), hours = trails.len(), entered = answer.entered, "funnel answered");
         let range = serde_json::json!({
             "start": views::rfc3339(f.start),
@@ -216,8 +206,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             None => self
                 .definitions
                 .cards(&caller.tenant)
-                .await
-                .map_err(unavailable)?
+                .await?
                 .unwrap_or_else(|| {
                     summary::DEFAULT_CARDS
                         .iter()
@@ -226,9 +215,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
                 }),
         };
         summary::check_cards(&ids)?;
-        let snapshot = summary::Snapshot::for_cards(&self.reader(caller))
-            .await
-            .map_err(unavailable)?;
+        let snapshot = summary::Snapshot::for_cards(&self.reader(caller)).await?;
         let body = snapshot.cards(caller, &ids)?;
         Ok(json(StatusCode::OK, &body))
     }
@@ -239,7 +226,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         req: &Request,
         caller: &Caller,
     ) -> Result<Response<Body>, ApiError> {
-        caller.require(pulse_shared::identity::Role::Admin)?;
+        caller.require(pulse_core::identity::Role::Admin)?;
         let body = json_body(req)?;
         let ids: Vec<String> = body
             .get("cards")
@@ -252,10 +239,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             })
             .ok_or_else(|| ApiError::invalid_field(&["cards"], "required: an array of card ids"))?;
         summary::check_cards(&ids)?;
-        self.definitions
-            .put_cards(&caller.tenant, &ids)
-            .await
-            .map_err(unavailable)?;
+        self.definitions.put_cards(&caller.tenant, &ids).await?;
         Ok(json(StatusCode::OK, &serde_json::json!({ "cards": ids })))
     }
 
@@ -305,9 +289,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         let (at, mut body) = match cached {
             Some(hit) => hit,
             None => {
-                let snapshot = summary::Snapshot::for_summary(&self.reader(caller), days)
-                    .await
-                    .map_err(unavailable)?;
+                let snapshot = summary::Snapshot::for_summary(&self.reader(caller), days).await?;
                 let body = snapshot.summary(caller, &visible, days);
                 if let Ok(mut c) = self.summaries.lock() {
                     c.retain(|_, (t, _)| now - *t < SUMMARY_CACHE_SECS);
@@ -345,8 +327,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         let derived = self
             .definitions
             .definitions(&caller.tenant)
-            .await
-            .map_err(unavailable)?
+            .await?
             .into_iter()
             .find(|d| d.name == q.metric)
             .and_then(|d| d.derived);
@@ -354,14 +335,9 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             return self.derived(caller, &q, &derived).await;
         }
         caller.require(required_role(&q.metric))?;
-        let answer = self
-            .reader(caller)
-            .answer(&q)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("no metric {:?} has data for this tenant", q.metric))
-            })?;
+        let answer = self.reader(caller).answer(&q).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("no metric {:?} has data for this tenant", q.metric))
+        })?;
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, resolution = %q.resolution, points = answer.points.len(), "query answered");
         Ok(json(StatusCode::OK, &answer))
     }
@@ -375,7 +351,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         &self,
         caller: &Caller,
         q: &query::Query,
-        derived: &pulse_shared::definitions::Derived,
+        derived: &pulse_metrics::definitions::Derived,
     ) -> Result<Response<Body>, ApiError> {
         if q.compare.is_some() {
             return Err(ApiError::invalid_field(
@@ -386,11 +362,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         for metric in &derived.of {
             caller.require(required_role(metric))?;
         }
-        let answer = self
-            .reader(caller)
-            .derived_answer(q, derived)
-            .await
-            .map_err(unavailable)?;
+        let answer = self.reader(caller).derived_answer(q, derived).await?;
         tracing::info!(tenant = %caller.tenant, metric = %q.metric, points = answer.points.len(), "derived query answered");
         Ok(json(StatusCode::OK, &answer))
     }

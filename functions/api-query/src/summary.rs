@@ -1,19 +1,19 @@
 //! The dashboard's one-call reads: the key metric cards (`GET /api/v1/metrics`) and the
 //! summary of every section a role may see (`GET /api/v1/dashboard/summary`).
 //!
-//! Both read only metric totals ([`pulse_shared::aggregate::TOTAL_SERIES`]), which the store
+//! Both read only metric totals ([`pulse_metrics::aggregate::TOTAL_SERIES`]), which the store
 //! keeps in one partition per tenant and resolution: one Query of hourly (or daily) totals for
 //! the range and the period before it, the open tail from 5-minute and 1-minute totals, and
 //! one Query of the last 30 minutes: a handful of requests whatever the number of series.
 
 use crate::views::{Figure, figure, ratio, rfc3339};
-use pulse_shared::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
-use pulse_shared::error::ApiError;
-use pulse_shared::identity::{Caller, Role};
-use pulse_shared::read::Reader;
-use pulse_shared::rollup::Resolution;
-use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use pulse_core::error::ApiError;
+use pulse_core::identity::{Caller, Role};
+use pulse_metrics::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
+use pulse_metrics::rollup::Resolution;
+use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_store::read::Reader;
+use pulse_store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 

@@ -16,14 +16,14 @@
 //! are computed hourly, so they trail the live page views by up to 90 minutes; the realtime
 //! view reads the live minutes.
 
-use pulse_shared::aggregate::{self, Bucket};
-use pulse_shared::error::ApiError;
-use pulse_shared::identity::{Caller, Role};
-use pulse_shared::query::{self, Filter, Query, SeriesData};
-use pulse_shared::read::Reader;
-use pulse_shared::rollup::{Resolution, Retention};
-use pulse_shared::sessions::{SESSION_SECONDS, SESSIONS};
-use pulse_shared::store::{RollupBuckets, SeriesCatalog, Totals};
+use pulse_core::error::ApiError;
+use pulse_core::identity::{Caller, Role};
+use pulse_metrics::aggregate::{self, Bucket};
+use pulse_metrics::query::{self, Filter, Query, SeriesData};
+use pulse_metrics::rollup::{Resolution, Retention};
+use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_store::read::Reader;
+use pulse_store::{RollupBuckets, SeriesCatalog, Totals};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -321,7 +321,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
             .reader
             .series(metric, grouped, filters, resolution, from, to)
             .await
-            .map_err(crate::unavailable)?
+            .map_err(ApiError::from)?
             .unwrap_or_default())
     }
 

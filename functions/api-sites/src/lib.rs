@@ -6,15 +6,16 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::config::ClaimNames;
-use pulse_shared::http::{HttpHandler, empty, json};
-use pulse_shared::identity::{Caller, Role, TenantId};
-use pulse_shared::problem::FieldError;
-use pulse_shared::selfmon::{RequestRecorder, serve_recorded};
-use pulse_shared::store::SiteStore;
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::track::Site;
-use pulse_shared::{ApiError, Config};
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::{Caller, Role, TenantId};
+use pulse_core::problem::FieldError;
+use pulse_core::{ApiError, Config};
+use pulse_http::FromRequest;
+use pulse_http::selfmon::{RequestRecorder, serve_recorded};
+use pulse_http::{HttpHandler, empty, json};
+use pulse_ingest::track::Site;
+use pulse_store::SiteStore;
+use pulse_store::app::DynamoApp;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Sites<DynamoApp> {
         DynamoApp::new(aws, &config.tables.app),
         config.claims.clone(),
     )
-    .recording(pulse_shared::selfmon::recorder(config, aws))
+    .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
 fn valid_host(host: &str) -> bool {
@@ -145,10 +146,6 @@ impl<S: SiteStore> Sites<S> {
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(&req, &self.claims)?;
         caller.require(Role::Admin)?;
-        let unavailable = |e: pulse_shared::store::StoreError| ApiError::Unavailable {
-            detail: "sites are unavailable".into(),
-            source: Some(Box::new(e)),
-        };
         let id = req
             .path_parameters_ref()
             .and_then(|p| p.first("id"))
@@ -156,40 +153,31 @@ impl<S: SiteStore> Sites<S> {
         let owned = |site: Option<Site>| site.filter(|s| s.tenant == caller.tenant);
         match (req.method().clone(), id) {
             (Method::GET, None) => {
-                let sites = self
-                    .store
-                    .sites(&caller.tenant)
-                    .await
-                    .map_err(unavailable)?;
+                let sites = self.store.sites(&caller.tenant).await?;
                 Ok(json(StatusCode::OK, &serde_json::json!({"sites": sites})))
             }
             (Method::POST, None) => {
                 let input = SiteInput::parse(&req)?;
                 let simple = uuid::Uuid::new_v4().simple().to_string();
                 let site = input.into_site(format!("s_{}", &simple[..16]), caller.tenant.clone());
-                self.store.put_site(&site).await.map_err(unavailable)?;
+                self.store.put_site(&site).await?;
                 Ok(json(StatusCode::CREATED, &site))
             }
             (Method::GET, Some(id)) => {
-                let site = owned(self.store.site(&id).await.map_err(unavailable)?)
+                let site = owned(self.store.site(&id).await?)
                     .ok_or_else(|| ApiError::NotFound(format!("no site {id}")))?;
                 Ok(json(StatusCode::OK, &site))
             }
             (Method::PUT, Some(id)) => {
                 let input = SiteInput::parse(&req)?;
-                owned(self.store.site(&id).await.map_err(unavailable)?)
+                owned(self.store.site(&id).await?)
                     .ok_or_else(|| ApiError::NotFound(format!("no site {id}")))?;
                 let site = input.into_site(id, caller.tenant.clone());
-                self.store.put_site(&site).await.map_err(unavailable)?;
+                self.store.put_site(&site).await?;
                 Ok(json(StatusCode::OK, &site))
             }
             (Method::DELETE, Some(id)) => {
-                if self
-                    .store
-                    .delete_site(&caller.tenant, &id)
-                    .await
-                    .map_err(unavailable)?
-                {
+                if self.store.delete_site(&caller.tenant, &id).await? {
                     Ok(empty(StatusCode::NO_CONTENT))
                 } else {
                     Err(ApiError::NotFound(format!("no site {id}")))

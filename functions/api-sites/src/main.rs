@@ -1,11 +1,11 @@
 use lambda_http::{Error, run, service_fn};
-use pulse_shared::http::HttpHandler;
+use pulse_http::HttpHandler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    pulse_shared::telemetry::init();
-    let config = pulse_shared::Config::from_env()?;
-    let aws = pulse_shared::aws::load().await;
+    pulse_http::telemetry::init();
+    let config = pulse_core::Config::from_env()?;
+    let aws = pulse_store::aws::load().await;
     let sites = api_sites::wire(&config, &aws);
     run(service_fn(|req| sites.handle(req))).await
 }

@@ -10,12 +10,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CONTENT_TYPE, ORIGIN, USER_AGENT};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use pulse_shared::http::{HttpHandler, empty, serve};
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::events::DynamoEvents;
-use pulse_shared::store::{EventWriter, Incomplete, SiteStore, TrackStore};
-use pulse_shared::track::{Client, agent, enrich, parse_beacon, visitor_id};
-use pulse_shared::{ApiError, Config};
+use pulse_core::{ApiError, Config};
+use pulse_http::{HttpHandler, empty, serve};
+use pulse_ingest::track::{Client, agent, enrich, parse_beacon, visitor_id};
+use pulse_store::app::DynamoApp;
+use pulse_store::events::DynamoEvents;
+use pulse_store::{EventWriter, Incomplete, SiteStore, TrackStore};
 use std::time::Duration;
 
 const WINDOW_SECS: i64 = 60;
@@ -90,19 +90,14 @@ impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
         let day = chrono::DateTime::from_timestamp_millis(now_ms)
             .map(|t| t.format("%Y-%m-%d").to_string())
             .unwrap_or_default();
-        let unavailable = |e: pulse_shared::store::StoreError| ApiError::Unavailable {
-            detail: "tracking storage is unavailable".into(),
-            source: Some(Box::new(e)),
-        };
-        let salt = self.app.daily_salt(&day).await.map_err(unavailable)?;
+        let salt = self.app.daily_salt(&day).await?;
         let now_s = now_ms.div_euclid(1000);
         let window = now_s - now_s.rem_euclid(WINDOW_SECS);
         let client_key = visitor_id(&salt, "rate-limit", &ip, "");
         let hits = self
             .app
             .count_request(&client_key, window, WINDOW_SECS)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         if hits > self.rate_limit {
             return Err(ApiError::RateLimited {
                 retry_after_secs: u64::try_from(window + WINDOW_SECS - now_s)
@@ -119,11 +114,7 @@ impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
         let site = self
             .app
             .site(&beacon.site)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                detail: "sites are unavailable".into(),
-                source: Some(Box::new(e)),
-            })?
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("no site {:?}", beacon.site)))?;
         let origin = header(ORIGIN);
         if !site.allows(origin) {
@@ -175,10 +166,10 @@ impl<A: SiteStore + TrackStore + 'static, W: EventWriter + 'static> HttpHandler 
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use pulse_shared::events::Event;
-    use pulse_shared::identity::TenantId;
-    use pulse_shared::store::StoreError;
-    use pulse_shared::track::Site;
+    use pulse_core::identity::TenantId;
+    use pulse_ingest::events::Event;
+    use pulse_ingest::track::Site;
+    use pulse_store::StoreError;
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};

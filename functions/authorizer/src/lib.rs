@@ -13,12 +13,12 @@
 pub mod jwks;
 
 use jwks::{JwtVerifier, TokenError};
-use pulse_shared::apikeys;
-use pulse_shared::config::ClaimNames;
-use pulse_shared::identity::Caller;
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::{KeyLookup, StoreError};
-use pulse_shared::{ApiError, Config};
+use pulse_core::apikeys;
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::Caller;
+use pulse_core::{ApiError, Config};
+use pulse_store::app::DynamoApp;
+use pulse_store::{KeyLookup, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;

@@ -6,9 +6,9 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
-use pulse_shared::apikeys::ApiKey;
-use pulse_shared::config::JwtSettings;
-use pulse_shared::identity::TenantId;
+use pulse_core::apikeys::ApiKey;
+use pulse_core::config::JwtSettings;
+use pulse_core::identity::TenantId;
 use serde_json::json;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,14 +11,14 @@
 
 use futures::StreamExt;
 use lambda_runtime::Diagnostic;
-use pulse_shared::Config;
-use pulse_shared::aggregate::{Bucket, SeriesKey};
-use pulse_shared::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
-use pulse_shared::sessions::{self, IDLE_SECS};
-use pulse_shared::store::events::DynamoEvents;
-use pulse_shared::store::events::shard_of;
-use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{
+use pulse_core::Config;
+use pulse_metrics::aggregate::{Bucket, SeriesKey};
+use pulse_metrics::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
+use pulse_metrics::sessions::{self, IDLE_SECS};
+use pulse_store::events::DynamoEvents;
+use pulse_store::events::shard_of;
+use pulse_store::metrics::DynamoMetrics;
+use pulse_store::{
     BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError, TrailStore,
 };
 use serde::Serialize;
@@ -200,7 +200,7 @@ where
         // way through the stream (they find the minute sealed and leave it to this seal), and
         // for a minute sealed before, whose new mark names only the shards written since.
         let all = BTreeSet::new();
-        let recent = minute.window.end() + pulse_shared::live::LIVE_SECS > now;
+        let recent = minute.window.end() + pulse_metrics::live::LIVE_SECS > now;
         let shards = if !minute.shards.is_empty()
             && (recent
                 || self
@@ -282,7 +282,7 @@ where
             }
         }
         let tenant = &hour.tenant;
-        let read: Vec<Result<Vec<pulse_shared::events::Event>, StoreError>> =
+        let read: Vec<Result<Vec<pulse_ingest::events::Event>, StoreError>> =
             futures::stream::iter(minutes)
                 .map(|(m, shards)| async move {
                     self.events
@@ -296,7 +296,7 @@ where
         for r in read {
             events.extend(r?);
         }
-        let trail = pulse_shared::funnels::Trail::build(hour.window.start, &events);
+        let trail = pulse_metrics::funnels::Trail::build(hour.window.start, &events);
         if !trail.visitors.is_empty() {
             self.store
                 .put_trail(&hour.tenant, hour.window.start, &trail.encode())

@@ -2,9 +2,9 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    pulse_shared::telemetry::init();
-    let config = pulse_shared::Config::from_env()?;
-    let aws = pulse_shared::aws::load().await;
+    pulse_http::telemetry::init();
+    let config = pulse_core::Config::from_env()?;
+    let aws = pulse_store::aws::load().await;
     let job = job_rollup::wire(&config, &aws);
     run(service_fn(|_: LambdaEvent<serde_json::Value>| job.handle())).await
 }

@@ -3,9 +3,9 @@
 
 use super::*;
 use async_trait::async_trait;
-use pulse_shared::aggregate::{Bucket, BucketKey};
-use pulse_shared::events::{Body, Event};
-use pulse_shared::identity::TenantId;
+use pulse_core::identity::TenantId;
+use pulse_ingest::events::{Body, Event};
+use pulse_metrics::aggregate::{Bucket, BucketKey};
 use std::sync::Mutex;
 
 type MarkKey = (Resolution, i64, String, Option<String>);
@@ -35,9 +35,7 @@ impl EventReader for Memory {
             .expect("lock")
             .iter()
             .filter(|e| &e.tenant == tenant && e.timestamp_ms.div_euclid(60_000) == minute)
-            .filter(|e| {
-                shards.is_empty() || shards.contains(&pulse_shared::store::events::shard_of(&e.id))
-            })
+            .filter(|e| shards.is_empty() || shards.contains(&pulse_store::events::shard_of(&e.id)))
             .cloned()
             .collect())
     }
@@ -142,9 +140,9 @@ impl BucketStore for Memory {
         &self,
         _key: &BucketKey,
         _bucket: &Bucket,
-        _span: &pulse_shared::watermark::Span,
-    ) -> Result<pulse_shared::store::Merged, StoreError> {
-        Ok(pulse_shared::store::Merged::Written)
+        _span: &pulse_core::watermark::Span,
+    ) -> Result<pulse_store::Merged, StoreError> {
+        Ok(pulse_store::Merged::Written)
     }
 }
 
@@ -342,7 +340,7 @@ fn total_at(
         .iter()
         .find(|(at, _)| {
             at.series.metric == metric
-                && at.series.series == pulse_shared::aggregate::TOTAL_SERIES
+                && at.series.series == pulse_metrics::aggregate::TOTAL_SERIES
                 && at.resolution == resolution
                 && at.start == start
         })
@@ -420,7 +418,7 @@ async fn a_minute_marked_again_after_sealing_is_sealed_again_from_every_shard() 
     let events: Vec<Event> = (0..40).map(|i| latency(i, DAY + i as i64, 1.0)).collect();
     let shards: BTreeSet<u32> = events
         .iter()
-        .map(|e| pulse_shared::store::events::shard_of(&e.id))
+        .map(|e| pulse_store::events::shard_of(&e.id))
         .collect();
     let raw = Memory {
         events: Mutex::new(events.clone()),
@@ -441,7 +439,7 @@ async fn a_minute_marked_again_after_sealing_is_sealed_again_from_every_shard() 
     );
     // When a late event arrives and its minute is marked again with its own shard only
     let late = latency(99, DAY + 59, 1.0);
-    let shard = pulse_shared::store::events::shard_of(&late.id);
+    let shard = pulse_store::events::shard_of(&late.id);
     job.events.events.lock().expect("lock").push(late);
     job.store
         .mark(&[Pending::minute(tenant(), DAY / 60, [shard])])

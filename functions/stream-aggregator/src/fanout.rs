@@ -15,12 +15,12 @@
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use pulse_shared::identity::TenantId;
-use pulse_shared::live::{self, Connection, LiveQuery};
-use pulse_shared::read::Reader;
-use pulse_shared::rollup::{Resolution, Retention};
-use pulse_shared::store::deferred::{DeferredPush, PushLater};
-use pulse_shared::store::{
+use pulse_core::identity::TenantId;
+use pulse_metrics::live::{self, Connection, LiveQuery};
+use pulse_metrics::rollup::{Resolution, Retention};
+use pulse_store::deferred::{DeferredPush, PushLater};
+use pulse_store::read::Reader;
+use pulse_store::{
     ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
 };
 use serde_json::Value;
@@ -297,7 +297,7 @@ where
             }
         };
         let since = live::tail_start(&q, now);
-        let tail = pulse_shared::query::Query {
+        let tail = pulse_metrics::query::Query {
             start: since,
             compare: None,
             ..q.clone()

@@ -24,17 +24,17 @@
 pub mod fanout;
 
 use fanout::Fanout;
-use pulse_shared::Config;
-use pulse_shared::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
-use pulse_shared::events::Event;
-use pulse_shared::identity::TenantId;
-use pulse_shared::rollup::Pending;
-use pulse_shared::store::deferred::{DeferredPush, QueueBatch};
-use pulse_shared::store::events::shard_of;
-use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::stream::{BatchResponse, StreamBatch};
-use pulse_shared::store::{BucketStore, DeadLetters, Discarded, Merged, PendingWindows};
-use pulse_shared::watermark::{Position, Span};
+use pulse_core::Config;
+use pulse_core::identity::TenantId;
+use pulse_core::watermark::{Position, Span};
+use pulse_ingest::events::Event;
+use pulse_metrics::aggregate::{Aggregation, Bucket, BucketKey, SeriesKey};
+use pulse_metrics::rollup::Pending;
+use pulse_store::deferred::{DeferredPush, QueueBatch};
+use pulse_store::events::shard_of;
+use pulse_store::metrics::DynamoMetrics;
+use pulse_store::stream::{BatchResponse, StreamBatch};
+use pulse_store::{BucketStore, DeadLetters, Discarded, Merged, PendingWindows};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ const REBUILDS: usize = 3;
 /// The name records are set aside under.
 const SOURCE: &str = "stream-aggregator";
 /// Minutes that ended longer ago than this (seconds) are left to sealing.
-pub use pulse_shared::live::LIVE_SECS;
+pub use pulse_metrics::live::LIVE_SECS;
 
 /// The aggregator with its store.
 #[derive(Debug)]
@@ -82,19 +82,19 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Aggregator<DynamoMe
     );
     if let Some(bucket) = &config.dead_letter_bucket {
         aggregator = aggregator.with_dead_letters(Arc::new(
-            pulse_shared::store::deadletters::S3DeadLetters::new(aws, bucket),
+            pulse_store::deadletters::S3DeadLetters::new(aws, bucket),
         ));
     }
     match &config.ws_endpoint {
         Some(endpoint) => {
             let mut push = fanout::LivePush::new(
-                pulse_shared::store::app::DynamoApp::new(aws, &config.tables.app),
+                pulse_store::app::DynamoApp::new(aws, &config.tables.app),
                 DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
-                pulse_shared::store::push::ManagementApi::new(aws, Some(endpoint)),
+                pulse_store::push::ManagementApi::new(aws, Some(endpoint)),
                 config.retention,
             );
             if let Some(queue) = &config.live_push_queue {
-                push = push.with_later(Arc::new(pulse_shared::store::deferred::SqsPushLater::new(
+                push = push.with_later(Arc::new(pulse_store::deferred::SqsPushLater::new(
                     aws, queue,
                 )));
             }
@@ -479,9 +479,9 @@ fn rebuild(key: &BucketKey, records: &[String], read: &Read, refused: &[SeriesKe
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use pulse_shared::aggregate::OTHER_SERIES;
-    use pulse_shared::store::StoreError;
-    use pulse_shared::watermark::{Check, Watermarks};
+    use pulse_core::watermark::{Check, Watermarks};
+    use pulse_metrics::aggregate::OTHER_SERIES;
+    use pulse_store::StoreError;
     use serde_json::json;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -575,7 +575,7 @@ mod tests {
         }
         async fn pending(
             &self,
-            _resolution: pulse_shared::rollup::Resolution,
+            _resolution: pulse_metrics::rollup::Resolution,
             _before: i64,
             _limit: usize,
         ) -> Result<Vec<Pending>, StoreError> {
@@ -664,7 +664,7 @@ mod tests {
             .expect("lock")
             .iter()
             .filter(|(k, _)| {
-                k.metric == metric && k.series == pulse_shared::aggregate::TOTAL_SERIES
+                k.metric == metric && k.series == pulse_metrics::aggregate::TOTAL_SERIES
             })
             .map(|(_, b)| b.count)
             .sum()
@@ -801,7 +801,7 @@ mod tests {
         let mut buckets = agg.store.buckets.lock().expect("lock").clone();
         let total = buckets
             .iter()
-            .find(|(k, _)| k.series == pulse_shared::aggregate::TOTAL_SERIES)
+            .find(|(k, _)| k.series == pulse_metrics::aggregate::TOTAL_SERIES)
             .map(|(k, b)| (k.clone(), b.count))
             .expect("the metric's total");
         assert_eq!(total.1, 5, "the total counts every sample");

@@ -1,5 +1,5 @@
 //! The WebSocket API's function (`$connect`, `$disconnect`, `subscribe`, `unsubscribe`,
-//! `ping`, `$default`), see [`pulse_shared::live`].
+//! `ping`, `$default`), see [`pulse_metrics::live`].
 //!
 //! `$connect` verifies the JWT in the `token` query parameter as the HTTP API's authorizer
 //! does and stores the connection with its tenant and roles (TTL: API Gateway's two-hour
@@ -9,24 +9,24 @@
 //! with a status; a bad frame never closes the connection. A subscription to a metric the
 //! caller's role may not see is refused with 403. A new subscription is acknowledged (posted
 //! through the management API) and answered with a `snapshot` — the metrics' current values
-//! ([`pulse_shared::live::current_values`]) or the query's answer — so the client never waits
+//! ([`pulse_metrics::live::current_values`]) or the query's answer — so the client never waits
 //! for the next event. A query naming a derived metric is resolved here, once: the
 //! subscription keeps the definition, so the push needs no definitions.
 
 use authorizer::jwks::JwtVerifier;
 use lambda_runtime::Diagnostic;
-use pulse_shared::Config;
-use pulse_shared::config::ClaimNames;
-use pulse_shared::identity::Caller;
-use pulse_shared::live::{
+use pulse_core::Config;
+use pulse_core::config::ClaimNames;
+use pulse_core::identity::Caller;
+use pulse_metrics::live::{
     self, ClientMessage, Connection, FrameError, LiveQuery, MAX_SUBSCRIPTIONS, Subscription, Target,
 };
-use pulse_shared::query::required_role;
-use pulse_shared::read::Reader;
-use pulse_shared::rollup::{Resolution, Retention};
-use pulse_shared::store::app::DynamoApp;
-use pulse_shared::store::metrics::DynamoMetrics;
-use pulse_shared::store::{
+use pulse_metrics::query::required_role;
+use pulse_metrics::rollup::{Resolution, Retention};
+use pulse_store::app::DynamoApp;
+use pulse_store::metrics::DynamoMetrics;
+use pulse_store::read::Reader;
+use pulse_store::{
     ConnectionPush, ConnectionStore, DefinitionStore, PushError, RollupBuckets, SeriesCatalog,
     StoreError, Totals,
 };
@@ -114,11 +114,11 @@ pub struct Live<S, M, P> {
 pub fn wire(
     config: &Config,
     aws: &aws_config::SdkConfig,
-) -> Live<DynamoApp, DynamoMetrics, pulse_shared::store::push::ManagementApi> {
+) -> Live<DynamoApp, DynamoMetrics, pulse_store::push::ManagementApi> {
     Live::new(
         DynamoApp::new(aws, &config.tables.app),
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
-        pulse_shared::store::push::ManagementApi::new(aws, config.ws_endpoint.as_deref()),
+        pulse_store::push::ManagementApi::new(aws, config.ws_endpoint.as_deref()),
         config.jwt.clone().map(JwtVerifier::new),
         config.claims.clone(),
     )
@@ -429,7 +429,7 @@ where
                     None => reader
                         .answer(&q)
                         .await?
-                        .unwrap_or_else(|| pulse_shared::query::compute(&q, &[])),
+                        .unwrap_or_else(|| pulse_metrics::query::compute(&q, &[])),
                 };
                 let data = live::answer_data(&answer, &q, None);
                 Ok(Ok((watched, Some(live_query), data)))

@@ -3,9 +3,9 @@
 
 use super::*;
 use async_trait::async_trait;
-use pulse_shared::aggregate::{Bucket, SeriesKey};
-use pulse_shared::identity::{Role, TenantId};
-use pulse_shared::rollup::BucketAt;
+use pulse_core::identity::{Role, TenantId};
+use pulse_metrics::aggregate::{Bucket, SeriesKey};
+use pulse_metrics::rollup::BucketAt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -17,7 +17,7 @@ const NOW: i64 = 1_795_341_630;
 struct Totals;
 
 #[async_trait]
-impl pulse_shared::store::Totals for Totals {
+impl pulse_store::Totals for Totals {
     async fn totals(
         &self,
         _: &TenantId,
@@ -163,7 +163,7 @@ impl DefinitionStore for Memory {
     async fn definitions(
         &self,
         _: &TenantId,
-    ) -> Result<Vec<pulse_shared::definitions::Definition>, StoreError> {
+    ) -> Result<Vec<pulse_metrics::definitions::Definition>, StoreError> {
         Ok(vec![
             serde_json::from_value(json!({"name": "error_rate", "derived": {
                 "op": "ratio", "of": ["api_request.failed", "api_request"], "aggregation": "count"}}))
@@ -173,7 +173,7 @@ impl DefinitionStore for Memory {
     async fn put_definition(
         &self,
         _: &TenantId,
-        _: &pulse_shared::definitions::Definition,
+        _: &pulse_metrics::definitions::Definition,
     ) -> Result<(), StoreError> {
         Ok(())
     }

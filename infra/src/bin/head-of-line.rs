@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = pulse_local::bench::numeric_args();
     // RUST_LOG=info prints the local cloud's JSON logs, to see where the time goes.
     if std::env::var_os("RUST_LOG").is_some() {
-        pulse_shared::telemetry::init();
+        pulse_http::telemetry::init();
     }
     let tag_sets = args.first().copied().unwrap_or(1_200);
     let rounds = args.get(1).copied().unwrap_or(5);

@@ -17,13 +17,13 @@
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use lambda_http::Request;
+use pulse_core::identity::TenantId;
+use pulse_http::HttpHandler;
 use pulse_local::{LocalCloud, Options};
-use pulse_shared::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
-use pulse_shared::http::HttpHandler;
-use pulse_shared::identity::TenantId;
-use pulse_shared::rollup::{BucketAt, Resolution};
-use pulse_shared::store::RollupBuckets;
-use pulse_shared::store::metrics::DynamoMetrics;
+use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use pulse_metrics::rollup::{BucketAt, Resolution};
+use pulse_store::RollupBuckets;
+use pulse_store::metrics::DynamoMetrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -117,7 +117,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .ok_or("no AppTable")?
         .name
         .clone();
-    let config = pulse_shared::Config::from_lookup(|k| match k {
+    let config = pulse_core::Config::from_lookup(|k| match k {
         "METRICS_TABLE" => Some(table.clone()),
         "APP_TABLE" => Some(app.clone()),
         "EVENTS_TABLE" => Some("unused".into()),
@@ -188,7 +188,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             &table,
             config.retention,
         );
-        let definitions = pulse_shared::store::app::DynamoApp::new(cloud.sdk_config(), &app);
+        let definitions = pulse_store::app::DynamoApp::new(cloud.sdk_config(), &app);
         let handler = api_query::Query::new(store, definitions, &config);
         let t = std::time::Instant::now();
         let res = handler.handle(request(path, &query)).await?;
@@ -212,7 +212,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         &table,
         config.retention,
     );
-    let reader = pulse_shared::read::Reader {
+    let reader = pulse_store::read::Reader {
         store: &store,
         tenant: &tenant,
         now,
@@ -238,7 +238,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     for (label, days) in [("daily totals, 14 d", 13), ("daily totals, 60 d", 59)] {
         let before = count.load(Ordering::Relaxed);
-        let got = pulse_shared::store::Totals::totals(
+        let got = pulse_store::Totals::totals(
             &store,
             &tenant,
             Resolution::Day,

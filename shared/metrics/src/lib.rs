@@ -1,0 +1,12 @@
+//! `pulse-metrics`: what Pulse computes — minute aggregation with sketches and HyperLogLogs,
+//! sealing and rollups, the query model, metric definitions, sessions, funnels, and the live
+//! subscription protocol. Pure: no AWS SDK, no Lambda runtime.
+
+pub mod aggregate;
+pub mod aggregation;
+pub mod definitions;
+pub mod funnels;
+pub mod live;
+pub mod query;
+pub mod rollup;
+pub mod sessions;

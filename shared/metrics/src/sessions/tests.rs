@@ -1,0 +1,148 @@
+//! Sessions on a small fixed event set, every figure computed by hand.
+
+use super::*;
+use crate::aggregate::{Bucket, TOTAL_SERIES};
+use pulse_core::identity::TenantId;
+use pulse_ingest::events::{Body, Event};
+
+/// An hour start (epoch s).
+const H: i64 = 1_795_341_600;
+const MIN: i64 = 60;
+
+fn view(id: &str, visitor: &str, at_secs: i64, source: &str) -> Event {
+    Event {
+        id: id.into(),
+        tenant: TenantId::parse("t1").expect("tenant"),
+        timestamp_ms: at_secs * 1000,
+        name: "page_view".into(),
+        tags: BTreeMap::from([
+            ("source".to_owned(), source.to_owned()),
+            ("device".to_owned(), "desktop".to_owned()),
+        ]),
+        visitor: Some(visitor.into()),
+        correlation_id: None,
+        supplied_id: false,
+        body: Body::PageView {
+            path: "/".into(),
+            referrer: None,
+            title: None,
+        },
+    }
+}
+
+/// A: a 25-minute visit in three views (one delivered twice). B: one view (a bounce).
+/// C: a visit from Twitter begun 20 minutes before the hour, then after a 45-minute gap a
+/// second visit that goes on into the next hour. D: one view at :59, the next 30.5 minutes
+/// later (two bounces). E: an API request without a visitor.
+fn fixture() -> Vec<Event> {
+    let mut api = view("e1", "-", H + 7 * MIN, "Direct");
+    api.visitor = None;
+    vec![
+        view("a1", "A", H, "Google"),
+        view("a2", "A", H + 10 * MIN, "Direct"),
+        view("a2", "A", H + 10 * MIN, "Direct"),
+        view("a3", "A", H + 25 * MIN, "Direct"),
+        view("b1", "B", H + 5 * MIN, "Direct"),
+        view("c1", "C", H - 20 * MIN, "Twitter"),
+        view("c2", "C", H + 5 * MIN, "Direct"),
+        view("c3", "C", H + 50 * MIN, "Direct"),
+        view("c4", "C", H + 65 * MIN, "Direct"),
+        view("d1", "D", H + 59 * MIN, "Bing"),
+        view("d2", "D", H + 89 * MIN + 30, "Bing"),
+        api,
+    ]
+}
+
+fn total(agg: &Aggregation<()>, metric: &str) -> Bucket {
+    agg.buckets
+        .iter()
+        .find(|(k, _)| k.metric == metric && k.series == TOTAL_SERIES)
+        .map(|(_, (b, _))| b.clone())
+        .unwrap_or_default()
+}
+
+fn by_source(agg: &Aggregation<()>, metric: &str, source: &str) -> Bucket {
+    let mut out = Bucket::default();
+    for (k, (b, _)) in &agg.buckets {
+        let tags = agg
+            .series
+            .iter()
+            .find(|(s, _)| s.series == k.series && s.metric == k.metric && k.metric == metric);
+        if tags.is_some_and(|(_, t)| t.get("source").map(String::as_str) == Some(source)) {
+            out.merge(b);
+        }
+    }
+    out
+}
+
+#[test]
+fn visits_bounces_and_durations_match_the_hand_computed_figures() {
+    // Given the fixed events
+    let events = fixture();
+    // When the hour is sessionized
+    let agg = sessionize(H, &events);
+    // Then four visits start in it (A, B, C's second, D), two of them bounces
+    let visits = total(&agg, SESSIONS);
+    assert_eq!((visits.count, visits.sum), (4, 2.0));
+    assert_eq!(visits.sum / visits.count as f64, 0.5, "bounce rate");
+    // And the hour holds 600 + 900 s of A's visit and 1,500 s of C's first
+    let seconds = total(&agg, SESSION_SECONDS);
+    assert_eq!((seconds.count, seconds.sum), (3, 3000.0));
+    assert_eq!(
+        seconds.sum / visits.count as f64,
+        750.0,
+        "average visit duration"
+    );
+    // And each keeps its entry source: A's whole visit is Google's though its later views say Direct
+    assert_eq!(by_source(&agg, SESSIONS, "Google").count, 1);
+    assert_eq!(by_source(&agg, SESSION_SECONDS, "Google").sum, 1500.0);
+    assert_eq!(by_source(&agg, SESSION_SECONDS, "Twitter").sum, 1500.0);
+    let direct = by_source(&agg, SESSIONS, "Direct");
+    assert_eq!(
+        (direct.count, direct.sum),
+        (2, 1.0),
+        "B bounced, C's second did not"
+    );
+    let bing = by_source(&agg, SESSIONS, "Bing");
+    assert_eq!(
+        (bing.count, bing.sum),
+        (1, 1.0),
+        "D's next view is 30.5 minutes later"
+    );
+    // And the buckets sit at the hour's start
+    assert!(agg.buckets.keys().all(|k| k.minute * 60 == H));
+}
+
+#[test]
+fn the_next_hour_continues_visits_that_cross_into_it() {
+    // Given the same events, when the next hour is sessionized
+    let agg = sessionize(H + 3600, &fixture());
+    // Then C's view at :05 continues its visit (900 s, still Direct from its entry at :50)
+    let seconds = total(&agg, SESSION_SECONDS);
+    assert_eq!((seconds.count, seconds.sum), (1, 900.0));
+    assert_eq!(by_source(&agg, SESSION_SECONDS, "Direct").sum, 900.0);
+    // And D's view at 1:29:30 starts a new visit, a bounce
+    let visits = total(&agg, SESSIONS);
+    assert_eq!((visits.count, visits.sum), (1, 1.0));
+}
+
+#[test]
+fn an_event_changes_the_sessions_of_the_hours_within_thirty_minutes_of_it() {
+    assert_eq!(hours_touched(H + 10 * MIN), BTreeSet::from([H - 3600, H]));
+    assert_eq!(hours_touched(H + 40 * MIN), BTreeSet::from([H, H + 3600]));
+    assert_eq!(hours_touched(H + 30 * MIN), BTreeSet::from([H, H + 3600]));
+    assert_eq!(hours_touched(H + 29 * MIN), BTreeSet::from([H - 3600, H]));
+    for m in (0..120).map(|i| H - 3600 + i * MIN) {
+        for h in hours_touched(m) {
+            let n = needed(h);
+            assert!(n.start < m + 60 && m < n.end);
+        }
+    }
+}
+
+#[test]
+fn sessionizing_twice_gives_the_same_figures() {
+    let (a, b) = (sessionize(H, &fixture()), sessionize(H, &fixture()));
+    assert_eq!(total(&a, SESSIONS), total(&b, SESSIONS));
+    assert_eq!(total(&a, SESSION_SECONDS), total(&b, SESSION_SECONDS));
+}

@@ -1,0 +1,262 @@
+//! Reading buckets for queries, views and live snapshots: a series (or a metric's total, or every total of a
+//! tenant) at a resolution, with the still-open windows at the end filled from finer buckets.
+//!
+//! A 1h bucket exists once its hour is over and rolled, a 1d bucket once its day is, so a
+//! range that ends now would miss its last window. Each read therefore takes the windows of
+//! the recent tail (after the last bucket found, and no earlier than [`tail`] before now)
+//! from the next finer resolution, recursively down to the live 1-minute buckets, and rolls
+//! them up in memory: at most three reads per series instead of one. Several series of a
+//! metric (a grouped or filtered query) are read together, one read per resolution for all.
+
+use crate::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use pulse_core::identity::TenantId;
+use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use pulse_metrics::definitions::Derived;
+use pulse_metrics::query::{self, Answer, Filter, Query, SeriesData};
+use pulse_metrics::rollup::Resolution;
+use std::collections::{BTreeMap, HashMap};
+
+/// How far back the rollup of `resolution` may lag behind now: its window, the finer
+/// windows it waits for, and the job's grace.
+fn tail(resolution: Resolution) -> i64 {
+    match resolution {
+        Resolution::Minute => 0,
+        Resolution::FiveMinutes => 15 * 60,
+        Resolution::Hour => 3 * 3_600,
+        Resolution::Day => 2 * 86_400,
+    }
+}
+
+/// Buckets of `finer` rolled into windows of `resolution`, by start.
+fn regroup(resolution: Resolution, finer: Vec<(i64, Bucket)>) -> Vec<(i64, Bucket)> {
+    let mut out: BTreeMap<i64, Bucket> = BTreeMap::new();
+    for (start, b) in finer {
+        out.entry(resolution.window_start(start))
+            .or_default()
+            .merge(&b);
+    }
+    out.into_iter().collect()
+}
+
+/// Reads for one tenant at one `now`.
+#[derive(Debug)]
+pub struct Reader<'a, S> {
+    pub store: &'a S,
+    pub tenant: &'a TenantId,
+    /// Epoch s.
+    pub now: i64,
+}
+
+impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
+    /// One series' buckets at `resolution` in `[from, to)`, the open tail filled.
+    pub async fn buckets(
+        &self,
+        key: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        let mut out = self.store.buckets(key, resolution, from, to).await?;
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        let after_last = out.last().map_or(from, |(s, _)| s + resolution.secs());
+        let tail_from = after_last
+            .max(from)
+            .max(resolution.window_start(self.now - tail(resolution)));
+        if tail_from < to && tail_from <= self.now {
+            let filled = Box::pin(self.buckets(key, finer, tail_from, to)).await?;
+            out.extend(regroup(resolution, filled));
+        }
+        Ok(out)
+    }
+
+    /// The series of `metric` matching `filters` at `resolution` in `[from, to)`: the metric's
+    /// total alone when nothing filters or groups (one read), else every matching series.
+    /// `None` when the metric has no series at all for the tenant.
+    pub async fn series(
+        &self,
+        metric: &str,
+        grouped: bool,
+        filters: &[Filter],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<SeriesData>>, StoreError> {
+        let key = |series: String| SeriesKey {
+            tenant: self.tenant.clone(),
+            metric: metric.to_owned(),
+            series,
+        };
+        if !grouped && filters.is_empty() {
+            let total = self
+                .buckets(&key(TOTAL_SERIES.to_owned()), resolution, from, to)
+                .await?;
+            if !total.is_empty() {
+                return Ok(Some(vec![(BTreeMap::new(), total)]));
+            }
+        }
+        let catalog = self.store.series(self.tenant, metric).await?;
+        if catalog.is_empty() {
+            return Ok(None);
+        }
+        let matching: Vec<(String, BTreeMap<String, String>)> = catalog
+            .into_iter()
+            .filter(|(_, tags)| filters.iter().all(|f| f.matches(tags)))
+            .collect();
+        let ids: Vec<String> = matching.iter().map(|(id, _)| id.clone()).collect();
+        let mut read = self.many(metric, &ids, resolution, from, to).await?;
+        Ok(Some(
+            matching
+                .into_iter()
+                .map(|(id, tags)| (tags, read.remove(&id).unwrap_or_default()))
+                .collect(),
+        ))
+    }
+
+    /// The buckets of several series of `metric` at `resolution` in `[from, to)`, each one's
+    /// open tail filled as [`Reader::buckets`] does, with one read per resolution for all.
+    async fn many(
+        &self,
+        metric: &str,
+        ids: &[String],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<HashMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        let mut out: HashMap<String, Vec<(i64, Bucket)>> =
+            ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let read = self
+            .store
+            .series_buckets(self.tenant, metric, ids, resolution, from, to)
+            .await?;
+        for (id, start, bucket) in read {
+            out.entry(id).or_default().push((start, bucket));
+        }
+        for buckets in out.values_mut() {
+            buckets.sort_by_key(|(s, _)| *s);
+        }
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        let floor = from.max(resolution.window_start(self.now - tail(resolution)));
+        let tails: HashMap<String, i64> = out
+            .iter()
+            .map(|(id, buckets)| {
+                let after_last = buckets.last().map_or(from, |(s, _)| s + resolution.secs());
+                (id.clone(), after_last.max(floor))
+            })
+            .filter(|(_, t)| *t < to && *t <= self.now)
+            .collect();
+        let Some(tail_from) = tails.values().min().copied() else {
+            return Ok(out);
+        };
+        let open: Vec<String> = tails.keys().cloned().collect();
+        let filled = Box::pin(self.many(metric, &open, finer, tail_from, to)).await?;
+        for (id, buckets) in filled {
+            let own = tails.get(&id).copied().unwrap_or(to);
+            let kept = buckets.into_iter().filter(|(s, _)| *s >= own).collect();
+            out.entry(id).or_default().extend(regroup(resolution, kept));
+        }
+        Ok(out)
+    }
+
+    /// Every metric's total at `resolution` in `[from, to)`, the open tail filled, by metric.
+    pub async fn totals(
+        &self,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<(i64, Bucket)>> = BTreeMap::new();
+        for (metric, start, bucket) in self.store.totals(self.tenant, resolution, from, to).await? {
+            out.entry(metric).or_default().push((start, bucket));
+        }
+        let Some(finer) = resolution.finer() else {
+            return Ok(out);
+        };
+        // The tail is shared by every metric; windows a metric already has are kept.
+        let tail_from = from.max(resolution.window_start(self.now - tail(resolution)));
+        if tail_from < to && tail_from <= self.now {
+            let filled = Box::pin(self.totals(finer, tail_from, to)).await?;
+            for (metric, buckets) in filled {
+                let have = out.entry(metric).or_default();
+                let present: std::collections::HashSet<i64> =
+                    have.iter().map(|(s, _)| *s).collect();
+                have.extend(
+                    regroup(resolution, buckets)
+                        .into_iter()
+                        .filter(|(s, _)| !present.contains(s)),
+                );
+                have.sort_by_key(|(s, _)| *s);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
+    /// The answer to `q` with its comparison, reading each series once when the compared
+    /// range touches the queried one. `None` when the metric has no data for the tenant.
+    pub async fn answer(&self, q: &Query) -> Result<Option<Answer>, StoreError> {
+        let compared = q.comparison();
+        let contiguous = compared.as_ref().is_none_or(|c| c.end >= q.start);
+        let from = match &compared {
+            Some(c) if contiguous => c.start.min(q.start),
+            _ => q.start,
+        };
+        let grouped = !q.group_by.is_empty();
+        let Some(series) = self
+            .series(&q.metric, grouped, &q.filters, q.resolution, from, q.end)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut answer = query::compute(q, &series);
+        if let Some(c) = &compared {
+            let earlier = if contiguous {
+                query::compute(c, &series)
+            } else {
+                let series = self
+                    .series(&q.metric, grouped, &q.filters, q.resolution, c.start, c.end)
+                    .await?
+                    .unwrap_or_default();
+                query::compute(c, &series)
+            };
+            answer.comparison = Some(Box::new(earlier));
+        }
+        tracing::debug!(tenant = %self.tenant, metric = %q.metric, resolution = %q.resolution, series = series.len(), points = answer.points.len(), "query answered");
+        Ok(Some(answer))
+    }
+
+    /// The answer of a derived metric: both of its metrics queried alike (with the derived
+    /// aggregation), combined per group and point. Comparisons are not made.
+    pub async fn derived_answer(&self, q: &Query, derived: &Derived) -> Result<Answer, StoreError> {
+        let mut sides = Vec::with_capacity(2);
+        for metric in &derived.of {
+            let side = Query {
+                metric: metric.clone(),
+                aggregations: vec![derived.aggregation],
+                limit: query::MAX_GROUPS,
+                compare: None,
+                ..q.clone()
+            };
+            let series = self
+                .series(
+                    metric,
+                    !q.group_by.is_empty(),
+                    &q.filters,
+                    q.resolution,
+                    q.start,
+                    q.end,
+                )
+                .await?
+                .unwrap_or_default();
+            sides.push(query::compute(&side, &series));
+        }
+        Ok(query::combine_derived(q, derived, &sides[0], &sides[1]))
+    }
+}
