@@ -67,6 +67,45 @@ pub const BINARIES: &[&str] = &[
     "ws",
 ];
 
+/// The HTTP routes the crate of `binary` declares it serves (`None`: not an HTTP function).
+pub fn routes_of(binary: &str) -> Option<&'static [&'static str]> {
+    Some(match binary {
+        "api-health" => api_health::ROUTES,
+        "api-me" => api_me::ROUTES,
+        "api-ingest" => api_ingest::ROUTES,
+        "api-track" => api_track::ROUTES,
+        "api-sites" => api_sites::ROUTES,
+        "api-keys" => api_keys::ROUTES,
+        "api-query" => api_query::ROUTES,
+        "api-metric-definitions" => api_metric_definitions::ROUTES,
+        _ => return None,
+    })
+}
+
+/// The crate a route belongs in by its name: `/api/v1/{area}/…` in `api-{area}` when there is
+/// such a crate; otherwise the ingest API for what arrives, the read API for what is read.
+pub fn crate_named_for(route_key: &str) -> Option<&'static str> {
+    let path = route_key.split_once(' ')?.1;
+    if path == "/v1/metrics" {
+        return Some("api-ingest");
+    }
+    let area = path.strip_prefix("/api/v1/")?.split('/').next()?;
+    // `/api/v1/api-keys` is `api-keys`, not `api-api-keys`.
+    let own = if area.starts_with("api-") {
+        area.to_owned()
+    } else {
+        format!("api-{area}")
+    };
+    if let Some(name) = BINARIES.iter().find(|b| **b == own) {
+        return Some(name);
+    }
+    match area {
+        "events" | "imports" => Some("api-ingest"),
+        "metrics" | "web" | "business" | "ml" | "dashboard" | "funnels" => Some("api-query"),
+        _ => None,
+    }
+}
+
 /// Builds the function `binary` with its configuration, as its `main.rs` does on AWS.
 pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Option<Invoke> {
     match binary {
@@ -185,6 +224,46 @@ pub fn http<H: HttpHandler>(handler: H) -> Invoke {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_is_served_by_the_crate_named_for_it_and_every_declared_route_exists() {
+        // Given template.yaml's routes and each function crate's declared routes
+        let model = crate::template::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+            &Default::default(),
+        )
+        .expect("template");
+        let mut routed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for route in &model.routes {
+            let binary = &model.functions[&route.function].binary;
+            let key = route.key();
+            // Then each route goes to a crate that declares it, and that crate is the one
+            // named for it
+            let declared = routes_of(binary)
+                .unwrap_or_else(|| panic!("{key} goes to {binary}, which serves no HTTP routes"));
+            assert!(
+                declared.contains(&key.as_str()),
+                "{key} goes to {binary}, whose ROUTES do not list it (a route with no handler)"
+            );
+            assert_eq!(
+                crate_named_for(&key),
+                Some(binary.as_str()),
+                "{key} is served by {binary}, not by the crate named for it"
+            );
+            routed.entry(binary.clone()).or_default().push(key);
+        }
+        // And no crate declares a route the template does not send it (a handler with no route)
+        for binary in BINARIES {
+            for declared in routes_of(binary).unwrap_or_default() {
+                assert!(
+                    routed
+                        .get(*binary)
+                        .is_some_and(|keys| keys.iter().any(|k| k == declared)),
+                    "{binary} declares {declared}, which template.yaml does not route to it"
+                );
+            }
+        }
+    }
 
     #[tokio::test]
     async fn a_function_at_its_reserved_concurrency_is_throttled_not_queued() {

@@ -1,28 +1,48 @@
-//! `GET /api/v1/health`: public liveness. Reports the version, the build, and whether each
-//! table is reachable; any unreachable table makes the answer 503 so load balancers and
-//! uptime checks see it.
+//! Pulse's health:
+//! - `GET /api/v1/health`: public liveness. Reports the version, the build, and whether each
+//!   table is reachable; any unreachable table makes the answer 503 so load balancers and
+//!   uptime checks see it.
+//! - `GET /api/v1/health/{view}` (admin): the tenant's API health views — requests, error
+//!   rate, latency percentiles by route ([`pulse_views`], area `health`).
 
 use futures::future::join_all;
+use lambda_http::RequestExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pulse_core::config::Tables;
+use pulse_core::config::{ClaimNames, Tables};
+use pulse_core::identity::Caller;
 use pulse_core::{ApiError, Config};
-use pulse_http::{HttpHandler, json, serve};
+use pulse_http::selfmon::{RequestRecorder, serve_recorded};
+use pulse_http::{FromRequest, HttpHandler, json};
+use pulse_metrics::rollup::Retention;
 use pulse_store::dynamo::DynamoStore;
-use pulse_store::{StoreError, TableProbe};
+use pulse_store::metrics::DynamoMetrics;
+use pulse_store::{RollupBuckets, SeriesCatalog, StoreError, TableProbe, Totals};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one table may take to answer before it counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The health endpoint with its dependencies.
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &["GET /api/v1/health", "GET /api/v1/health/{view}"];
+
+/// The health endpoints with their dependencies: a table probe, and the metrics the views
+/// read.
 #[derive(Debug)]
-pub struct Health<P> {
+pub struct Health<P, S> {
     probe: P,
+    metrics: S,
     tables: Tables,
     stage: String,
+    claims: ClaimNames,
+    retention: Retention,
+    clock: fn() -> i64,
+    /// Records each request as an `api_request` event of its tenant (wired on AWS).
+    recorder: Option<Arc<dyn RequestRecorder>>,
 }
 
 /// The health document.
@@ -45,16 +65,38 @@ pub struct TableHealth {
 }
 
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Health<DynamoStore> {
-    Health::new(DynamoStore::new(aws), config)
+pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Health<DynamoStore, DynamoMetrics> {
+    Health::new(
+        DynamoStore::new(aws),
+        DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        config,
+    )
+    .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
-impl<P: TableProbe> Health<P> {
-    pub fn new(probe: P, config: &Config) -> Self {
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl<P: TableProbe, S: RollupBuckets + SeriesCatalog + Totals> Health<P, S> {
+    pub fn new(probe: P, metrics: S, config: &Config) -> Self {
         Self {
             probe,
+            metrics,
             tables: config.tables.clone(),
             stage: config.stage.clone(),
+            claims: config.claims.clone(),
+            retention: config.retention,
+            clock: now_secs,
+            recorder: None,
+        }
+    }
+
+    /// The same endpoints recording their requests with `recorder`.
+    pub fn recording(self, recorder: Arc<dyn RequestRecorder>) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
         }
     }
 
@@ -92,7 +134,41 @@ impl<P: TableProbe> Health<P> {
         }
     }
 
-    async fn respond(&self) -> Result<Response<Body>, ApiError> {
+    async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["", "api", "v1", "health"] => self.liveness().await,
+            ["", "api", "v1", "health", view] => self.view(&req, view).await,
+            _ => Err(ApiError::NotFound(format!("no route {path}"))),
+        }
+    }
+
+    /// `GET /api/v1/health/{view}`: one of the tenant's health views.
+    async fn view(&self, req: &Request, view: &str) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(req, &self.claims)?;
+        let params = req
+            .query_string_parameters_ref()
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let answer = pulse_views::answer(
+            &self.metrics,
+            &caller,
+            "health",
+            view,
+            &params,
+            (self.clock)(),
+            &self.retention,
+        )
+        .await?;
+        tracing::info!(tenant = %caller.tenant, area = "health", view, "view answered");
+        Ok(json(StatusCode::OK, &answer))
+    }
+
+    async fn liveness(&self) -> Result<Response<Body>, ApiError> {
         let report = self.report().await;
         let status = if report.status == "ok" {
             StatusCode::OK
@@ -120,9 +196,13 @@ fn reason(err: &StoreError) -> &'static str {
     }
 }
 
-impl<P: TableProbe + 'static> HttpHandler for Health<P> {
+impl<P, S> HttpHandler for Health<P, S>
+where
+    P: TableProbe + 'static,
+    S: RollupBuckets + SeriesCatalog + Totals + 'static,
+{
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-        serve(req, |_req| self.respond()).await
+        serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
 }
 
@@ -148,6 +228,60 @@ mod tests {
         }
     }
 
+    /// Metrics with no data: the liveness tests never read them.
+    struct NoMetrics;
+
+    #[async_trait]
+    impl RollupBuckets for NoMetrics {
+        async fn put_bucket(
+            &self,
+            _: &pulse_metrics::rollup::BucketAt,
+            _: &pulse_metrics::aggregate::Bucket,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn buckets(
+            &self,
+            _: &pulse_metrics::aggregate::SeriesKey,
+            _: pulse_metrics::rollup::Resolution,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<(i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn was_sealed(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            _: i64,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[async_trait]
+    impl SeriesCatalog for NoMetrics {
+        async fn series(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            _: &str,
+        ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl Totals for NoMetrics {
+        async fn totals(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            _: pulse_metrics::rollup::Resolution,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
     fn config() -> Config {
         Config {
             stage: "test".into(),
@@ -157,6 +291,12 @@ mod tests {
                 app: "ap".into(),
             })
         }
+    }
+
+    fn liveness_request() -> Request {
+        let mut req = Request::default();
+        *req.uri_mut() = "/api/v1/health".parse().expect("uri");
+        req
     }
 
     fn body(res: &Response<Body>) -> serde_json::Value {
@@ -171,10 +311,11 @@ mod tests {
         // Given three reachable tables
         let health = Health::new(
             Probe(vec![("ev", None), ("me", None), ("ap", None)]),
+            NoMetrics,
             &config(),
         );
         // When health is asked
-        let res = health.handle(Request::default()).await.expect("response");
+        let res = health.handle(liveness_request()).await.expect("response");
         // Then it is 200 with every table ok, the version and a build id
         assert_eq!(res.status(), 200);
         let v = body(&res);
@@ -193,9 +334,10 @@ mod tests {
                 ("me", Some(StoreError::TableNotFound("me".into()))),
                 ("ap", None),
             ]),
+            NoMetrics,
             &config(),
         );
-        let res = health.handle(Request::default()).await.expect("response");
+        let res = health.handle(liveness_request()).await.expect("response");
         assert_eq!(res.status(), 503);
         let v = body(&res);
         assert_eq!(v["status"], "unhealthy");
@@ -206,7 +348,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_table_that_never_answers_times_out_as_unreachable() {
-        let health = Health::new(Probe(vec![("ev", None), ("me", None)]), &config());
+        let health = Health::new(
+            Probe(vec![("ev", None), ("me", None)]),
+            NoMetrics,
+            &config(),
+        );
         let report = health.report().await;
         assert_eq!(report.status, "unhealthy");
         assert_eq!(report.tables["app"].reason.as_deref(), Some("timed out"));

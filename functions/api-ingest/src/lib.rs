@@ -26,6 +26,14 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &[
+    "POST /api/v1/events",
+    "POST /v1/metrics",
+    "POST /api/v1/imports",
+];
+
 /// How long a batch may spend writing before it answers 503.
 const WRITE_BUDGET: Duration = Duration::from_secs(6);
 /// How long an import may spend writing (the function times out at 30 s).

@@ -21,6 +21,14 @@ use pulse_store::app::DynamoApp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &[
+    "GET /api/v1/api-keys",
+    "POST /api/v1/api-keys",
+    "DELETE /api/v1/api-keys/{id}",
+];
+
 /// Keys a tenant may hold at once: enough for every sender, few enough to audit.
 pub const MAX_KEYS: usize = 50;
 

@@ -10,6 +10,10 @@ use pulse_http::FromRequest;
 use pulse_http::{HttpHandler, json, serve};
 use serde::Serialize;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &["GET /api/v1/me"];
+
 /// The `/me` endpoint.
 #[derive(Debug, Clone)]
 pub struct Me {

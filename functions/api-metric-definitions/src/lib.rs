@@ -19,6 +19,16 @@ use pulse_store::DefinitionStore;
 use pulse_store::app::DynamoApp;
 use std::sync::Arc;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &[
+    "GET /api/v1/metric-definitions",
+    "POST /api/v1/metric-definitions",
+    "GET /api/v1/metric-definitions/{name}",
+    "PUT /api/v1/metric-definitions/{name}",
+    "DELETE /api/v1/metric-definitions/{name}",
+];
+
 /// The endpoint with its store.
 #[derive(Debug)]
 pub struct Definitions<S> {

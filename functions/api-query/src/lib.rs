@@ -14,7 +14,8 @@
 //! only ever reads keys that start with its own id.
 
 pub mod summary;
-pub mod views;
+
+use pulse_views as views;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -25,7 +26,7 @@ use pulse_http::FromRequest;
 use pulse_http::selfmon::{RequestRecorder, serve_recorded};
 use pulse_http::{HttpHandler, json, json_body};
 use pulse_metrics::query::{self, required_role};
-use pulse_metrics::rollup::{Resolution, Retention};
+use pulse_metrics::rollup::Retention;
 use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::read::Reader;
@@ -35,6 +36,20 @@ use pulse_store::{
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
+
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &[
+    "POST /api/v1/metrics/query",
+    "GET /api/v1/metrics/history",
+    "GET /api/v1/metrics",
+    "PUT /api/v1/metrics/cards",
+    "GET /api/v1/web/{view}",
+    "GET /api/v1/business/{view}",
+    "GET /api/v1/ml/{view}",
+    "GET /api/v1/dashboard/summary",
+    "POST /api/v1/funnels/query",
+];
 
 /// How long a dashboard summary is reused for a tenant, sections and range.
 pub const SUMMARY_CACHE_SECS: i64 = 60;
@@ -107,13 +122,9 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             ["", "api", "v1", "metrics", "cards"] => self.choose_cards(&req, &caller).await,
             ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
             ["", "api", "v1", "funnels", "query"] => self.funnel(&req, &caller).await,
-            [
-                "",
-                "api",
-                "v1",
-                area @ ("web" | "business" | "health" | "ml"),
-                view,
-            ] => self.view(&req, &caller, area, view).await,
+            ["", "api", "v1", area @ ("web" | "business" | "ml"), view] => {
+                self.view(&req, &caller, area, view).await
+            }
             _ => self.query(req, &caller).await,
         }
     }
@@ -133,33 +144,17 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         area: &str,
         view: &str,
     ) -> Result<Response<Body>, ApiError> {
-        caller.require(views::required_role(area))?;
         let params = query_params(req);
-        let finest = match (area, view) {
-            ("web", "overview" | "sources" | "devices" | "countries") => Resolution::Hour,
-            _ => Resolution::Minute,
-        };
-        let default_range = if area == "web" && view == "realtime" {
-            "30m"
-        } else {
-            "24h"
-        };
-        let p = views::parse_params(
+        let answer = views::answer(
+            &self.store,
+            caller,
+            area,
+            view,
             &params,
             (self.clock)(),
             &self.retention,
-            finest,
-            default_range,
-        )?;
-        let v = views::Views {
-            reader: self.reader(caller),
-        };
-        let answer = match area {
-            "web" => v.web(view, &p).await,
-            "business" => v.business(view, &p).await,
-            "health" => v.health(view, &p).await,
-            _ => v.ml(view, &p).await,
-        }?;
+        )
+        .await?;
         tracing::info!(tenant = %caller.tenant, area, view, "view answered");
         Ok(json(StatusCode::OK, &answer))
     }

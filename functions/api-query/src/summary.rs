@@ -6,7 +6,6 @@
 //! the range and the period before it, the open tail from 5-minute and 1-minute totals, and
 //! one Query of the last 30 minutes: a handful of requests whatever the number of series.
 
-use crate::views::{Figure, figure, ratio, rfc3339};
 use pulse_core::error::ApiError;
 use pulse_core::identity::{Caller, Role};
 use pulse_metrics::aggregate::{API_FAILED, Bucket, ML_COST, ML_FAILED};
@@ -14,6 +13,7 @@ use pulse_metrics::rollup::Resolution;
 use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
 use pulse_store::read::Reader;
 use pulse_store::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use pulse_views::{Figure, figure, ratio, rfc3339};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 

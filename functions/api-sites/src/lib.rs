@@ -19,6 +19,16 @@ use pulse_store::app::DynamoApp;
 use serde::Deserialize;
 use std::sync::Arc;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &[
+    "GET /api/v1/sites",
+    "POST /api/v1/sites",
+    "GET /api/v1/sites/{id}",
+    "PUT /api/v1/sites/{id}",
+    "DELETE /api/v1/sites/{id}",
+];
+
 /// The sites endpoint with its store.
 #[derive(Debug)]
 pub struct Sites<S> {

@@ -18,6 +18,10 @@ use pulse_store::events::DynamoEvents;
 use pulse_store::{EventWriter, Incomplete, SiteStore, TrackStore};
 use std::time::Duration;
 
+/// The routes this crate serves (template.yaml routes them to this function, and a test
+/// checks the two agree).
+pub const ROUTES: &[&str] = &["POST /api/v1/track"];
+
 const WINDOW_SECS: i64 = 60;
 const WRITE_BUDGET: Duration = Duration::from_secs(4);
 

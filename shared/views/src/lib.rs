@@ -1,5 +1,6 @@
-//! The read views over the rollups: web analytics, business, system health and ML pipelines
-//! (`GET /api/v1/{web|business|health|ml}/{view}`).
+//! `pulse-views`: the read views over the rollups — web analytics, business, system health and
+//! ML pipelines (`GET /api/v1/{web|business|health|ml}/{view}`). api-query serves the web,
+//! business and ML areas and the dashboard summary; api-health serves the health area.
 //!
 //! Every view takes the same query string: `range` (`1h`, `24h`, `7d`, `30d`, … or `start` and
 //! `end`), `interval` (`1m`, `5m`, `1h`, `1d`; by default about 24 to 100 points), `limit`
@@ -210,7 +211,7 @@ fn figure_map(names: &[&str], now: &[Option<f64>], before: &[Option<f64>]) -> Ma
 }
 
 /// `a / b`, or `None` when `b` is 0.
-pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
     (b != 0.0).then(|| a / b)
 }
 
@@ -264,7 +265,7 @@ pub fn timeline(series: &[SeriesData], from: i64, to: i64) -> BTreeMap<i64, Buck
 }
 
 /// Epoch seconds as RFC 3339 (UTC, seconds).
-pub(crate) fn rfc3339(epoch: i64) -> String {
+pub fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -855,4 +856,43 @@ fn breakdown(p: &Params, dim: &str, rows: &mut Vec<Value>, key: &str) -> Value {
 /// Whether `caller` may see `area`'s views.
 pub fn allowed(caller: &Caller, area: &str) -> bool {
     caller.has(required_role(area))
+}
+
+/// The answer of `view` in `area` for `caller` over the query string `params`: the caller's
+/// role is checked for the area, the parameters parsed (an unknown one is a 400), and the view
+/// computed from `store` as of `now` (epoch s).
+pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
+    store: &S,
+    caller: &Caller,
+    area: &str,
+    view: &str,
+    params: &BTreeMap<String, String>,
+    now: i64,
+    retention: &Retention,
+) -> Result<Value, ApiError> {
+    caller.require(required_role(area))?;
+    let finest = match (area, view) {
+        ("web", "overview" | "sources" | "devices" | "countries") => Resolution::Hour,
+        _ => Resolution::Minute,
+    };
+    let default_range = if area == "web" && view == "realtime" {
+        "30m"
+    } else {
+        "24h"
+    };
+    let p = parse_params(params, now, retention, finest, default_range)?;
+    let v = Views {
+        reader: Reader {
+            store,
+            tenant: &caller.tenant,
+            now,
+        },
+    };
+    match area {
+        "web" => v.web(view, &p).await,
+        "business" => v.business(view, &p).await,
+        "health" => v.health(view, &p).await,
+        "ml" => v.ml(view, &p).await,
+        other => Err(ApiError::NotFound(format!("no view area {other:?}"))),
+    }
 }
