@@ -13,6 +13,7 @@ pub mod demo;
 pub mod emulator;
 pub mod functions;
 pub mod http_api;
+pub mod iam;
 pub mod jwt;
 pub mod publish;
 pub mod queues;

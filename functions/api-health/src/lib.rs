@@ -233,13 +233,6 @@ mod tests {
 
     #[async_trait]
     impl RollupBuckets for NoMetrics {
-        async fn put_bucket(
-            &self,
-            _: &pulse_metrics::rollup::BucketAt,
-            _: &pulse_metrics::aggregate::Bucket,
-        ) -> Result<(), StoreError> {
-            Ok(())
-        }
         async fn buckets(
             &self,
             _: &pulse_metrics::aggregate::SeriesKey,

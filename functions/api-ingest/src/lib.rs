@@ -388,20 +388,6 @@ mod tests {
         ) -> Result<Vec<pulse_metrics::definitions::Definition>, pulse_store::StoreError> {
             Ok(Vec::new())
         }
-        async fn put_definition(
-            &self,
-            _: &pulse_core::identity::TenantId,
-            _: &pulse_metrics::definitions::Definition,
-        ) -> Result<(), pulse_store::StoreError> {
-            Ok(())
-        }
-        async fn delete_definition(
-            &self,
-            _: &pulse_core::identity::TenantId,
-            _: &str,
-        ) -> Result<bool, pulse_store::StoreError> {
-            Ok(false)
-        }
     }
 
     fn config() -> Config {

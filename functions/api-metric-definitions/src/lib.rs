@@ -15,8 +15,8 @@ use pulse_http::FromRequest;
 use pulse_http::selfmon::{RequestRecorder, serve_recorded};
 use pulse_http::{HttpHandler, empty, json, json_body};
 use pulse_metrics::definitions::{self, MAX_DEFINITIONS};
-use pulse_store::DefinitionStore;
 use pulse_store::app::DynamoApp;
+use pulse_store::{DefinitionStore, DefinitionWriter};
 use std::sync::Arc;
 
 /// The routes this crate serves (template.yaml routes them to this function, and a test
@@ -47,7 +47,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Definitions<DynamoA
     .recording(pulse_http::selfmon::recorder(config, aws))
 }
 
-impl<S: DefinitionStore> Definitions<S> {
+impl<S: DefinitionStore + DefinitionWriter> Definitions<S> {
     pub fn new(store: S, claims: ClaimNames) -> Self {
         Self {
             store,
@@ -135,7 +135,7 @@ impl<S: DefinitionStore> Definitions<S> {
     }
 }
 
-impl<S: DefinitionStore + 'static> HttpHandler for Definitions<S> {
+impl<S: DefinitionStore + DefinitionWriter + 'static> HttpHandler for Definitions<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }

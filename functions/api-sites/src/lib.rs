@@ -14,8 +14,8 @@ use pulse_http::FromRequest;
 use pulse_http::selfmon::{RequestRecorder, serve_recorded};
 use pulse_http::{HttpHandler, empty, json};
 use pulse_ingest::track::Site;
-use pulse_store::SiteStore;
 use pulse_store::app::DynamoApp;
+use pulse_store::{SiteLookup, SiteStore};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -136,7 +136,7 @@ impl SiteInput {
     }
 }
 
-impl<S: SiteStore> Sites<S> {
+impl<S: SiteLookup + SiteStore> Sites<S> {
     pub fn new(store: S, claims: ClaimNames) -> Self {
         Self {
             store,
@@ -200,7 +200,7 @@ impl<S: SiteStore> Sites<S> {
     }
 }
 
-impl<S: SiteStore + 'static> HttpHandler for Sites<S> {
+impl<S: SiteLookup + SiteStore + 'static> HttpHandler for Sites<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }

@@ -15,7 +15,7 @@ use pulse_http::{HttpHandler, empty, serve};
 use pulse_ingest::track::{Client, agent, enrich, parse_beacon, visitor_id};
 use pulse_store::app::DynamoApp;
 use pulse_store::events::DynamoEvents;
-use pulse_store::{EventWriter, Incomplete, SiteStore, TrackStore};
+use pulse_store::{EventWriter, Incomplete, SiteLookup, TrackStore};
 use std::time::Duration;
 
 /// The routes this crate serves (template.yaml routes them to this function, and a test
@@ -48,7 +48,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
+impl<A: SiteLookup + TrackStore, W: EventWriter> Track<A, W> {
     pub fn new(app: A, writer: W, rate_limit: u64) -> Self {
         Self {
             app,
@@ -160,7 +160,7 @@ impl<A: SiteStore + TrackStore, W: EventWriter> Track<A, W> {
     }
 }
 
-impl<A: SiteStore + TrackStore + 'static, W: EventWriter + 'static> HttpHandler for Track<A, W> {
+impl<A: SiteLookup + TrackStore + 'static, W: EventWriter + 'static> HttpHandler for Track<A, W> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve(req, |req| self.respond(req)).await
     }
@@ -190,7 +190,7 @@ mod tests {
     struct Writer(Arc<Mutex<Vec<Event>>>);
 
     #[async_trait]
-    impl SiteStore for Memory {
+    impl SiteLookup for Memory {
         async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
             Ok((id == "s1").then(|| Site {
                 id: "s1".into(),
@@ -198,15 +198,6 @@ mod tests {
                 domain: "example.com".into(),
                 allowed_origins: vec!["https://example.com".into()],
             }))
-        }
-        async fn sites(&self, _: &TenantId) -> Result<Vec<Site>, StoreError> {
-            Ok(vec![])
-        }
-        async fn put_site(&self, _: &Site) -> Result<(), StoreError> {
-            Ok(())
-        }
-        async fn delete_site(&self, _: &TenantId, _: &str) -> Result<bool, StoreError> {
-            Ok(false)
         }
     }
 

@@ -19,7 +19,7 @@ use pulse_store::events::DynamoEvents;
 use pulse_store::events::shard_of;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::{
-    BucketStore, EventReader, PendingWindows, RollupBuckets, StoreError, TrailStore,
+    BucketStore, BucketWriter, EventReader, PendingWindows, RollupBuckets, StoreError, TrailWriter,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,7 +90,7 @@ pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Rollup<DynamoEvents
 impl<E, S> Rollup<E, S>
 where
     E: EventReader,
-    S: PendingWindows + RollupBuckets + BucketStore + TrailStore,
+    S: PendingWindows + RollupBuckets + BucketWriter + BucketStore + TrailWriter,
 {
     pub fn new(events: E, store: S, series_cap: usize) -> Self {
         Self {

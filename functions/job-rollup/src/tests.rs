@@ -98,13 +98,6 @@ impl RollupBuckets for Memory {
             &at.series.tenant == tenant && at.resolution == Resolution::Minute && at.start == start
         }))
     }
-    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
-        self.buckets
-            .lock()
-            .expect("lock")
-            .insert(at.clone(), bucket.clone());
-        Ok(())
-    }
     async fn buckets(
         &self,
         series: &SeriesKey,
@@ -124,6 +117,17 @@ impl RollupBuckets for Memory {
             })
             .map(|(at, b)| (at.start, b.clone()))
             .collect())
+    }
+}
+
+#[async_trait]
+impl BucketWriter for Memory {
+    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
+        self.buckets
+            .lock()
+            .expect("lock")
+            .insert(at.clone(), bucket.clone());
+        Ok(())
     }
 }
 
@@ -382,7 +386,7 @@ async fn an_hours_sessions_are_computed_once_thirty_minutes_have_passed() {
 }
 
 #[async_trait]
-impl TrailStore for Memory {
+impl TrailWriter for Memory {
     async fn put_trail(
         &self,
         tenant: &TenantId,
@@ -394,21 +398,6 @@ impl TrailStore for Memory {
             .expect("lock")
             .insert((tenant.to_string(), hour), chunks.to_vec());
         Ok(())
-    }
-    async fn trails(
-        &self,
-        tenant: &TenantId,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(self
-            .trails
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|((t, h), _)| t == tenant.as_str() && (from..to).contains(h))
-            .flat_map(|(_, c)| c.clone())
-            .collect())
     }
 }
 

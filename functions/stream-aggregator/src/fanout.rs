@@ -21,7 +21,8 @@ use pulse_metrics::rollup::{Resolution, Retention};
 use pulse_store::deferred::{DeferredPush, PushLater};
 use pulse_store::read::Reader;
 use pulse_store::{
-    ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError, Totals,
+    ConnectionPush, ConnectionStore, PushError, RollupBuckets, SeriesCatalog, StoreError,
+    TenantConnections, Totals,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,7 +95,7 @@ type Due = (String, Update, u64);
 
 impl<C, M, P> LivePush<C, M, P>
 where
-    C: ConnectionStore,
+    C: ConnectionStore + TenantConnections,
     M: RollupBuckets + SeriesCatalog + Totals,
     P: ConnectionPush,
 {
@@ -346,7 +347,7 @@ where
 #[async_trait]
 impl<C, M, P> Fanout for LivePush<C, M, P>
 where
-    C: ConnectionStore + std::fmt::Debug,
+    C: ConnectionStore + TenantConnections + std::fmt::Debug,
     M: RollupBuckets + SeriesCatalog + Totals + std::fmt::Debug,
     P: ConnectionPush + std::fmt::Debug,
 {

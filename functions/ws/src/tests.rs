@@ -5,7 +5,7 @@ use super::*;
 use async_trait::async_trait;
 use pulse_core::identity::{Role, TenantId};
 use pulse_metrics::aggregate::{Bucket, SeriesKey};
-use pulse_metrics::rollup::BucketAt;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -50,9 +50,6 @@ impl pulse_store::Totals for Totals {
 impl RollupBuckets for Totals {
     async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
         Ok(false)
-    }
-    async fn put_bucket(&self, _: &BucketAt, _: &Bucket) -> Result<(), StoreError> {
-        Ok(())
     }
     async fn buckets(
         &self,
@@ -145,16 +142,6 @@ impl ConnectionStore for Memory {
         self.0.lock().expect("lock").remove(id);
         Ok(())
     }
-    async fn connections(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .expect("lock")
-            .values()
-            .filter(|c| &c.tenant == tenant)
-            .cloned()
-            .collect())
-    }
 }
 
 /// The tenant's one definition: `error_rate = api_request.failed / api_request`.
@@ -169,16 +156,6 @@ impl DefinitionStore for Memory {
                 "op": "ratio", "of": ["api_request.failed", "api_request"], "aggregation": "count"}}))
             .expect("definition"),
         ])
-    }
-    async fn put_definition(
-        &self,
-        _: &TenantId,
-        _: &pulse_metrics::definitions::Definition,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn delete_definition(&self, _: &TenantId, _: &str) -> Result<bool, StoreError> {
-        Ok(false)
     }
 }
 

@@ -22,7 +22,7 @@ use pulse_http::HttpHandler;
 use pulse_local::{LocalCloud, Options};
 use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
 use pulse_metrics::rollup::{BucketAt, Resolution};
-use pulse_store::RollupBuckets;
+use pulse_store::BucketWriter;
 use pulse_store::metrics::DynamoMetrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

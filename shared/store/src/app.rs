@@ -17,8 +17,8 @@
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use super::{
-    CardSettings, ConnectionStore, DefinitionStore, KeyLookup, KeyStore, SiteStore, StoreError,
-    TrackStore,
+    CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, KeyLookup, KeyStore,
+    SiteLookup, SiteStore, StoreError, TenantConnections, TrackStore,
 };
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -97,28 +97,6 @@ fn site_from(item: &HashMap<String, AttributeValue>) -> Option<Site> {
 
 #[async_trait]
 impl SiteStore for DynamoApp {
-    async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
-        if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned())
-            && at.elapsed() < SITE_CACHE
-        {
-            return Ok(site);
-        }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(format!("site#{id}")))
-            .key(SK, AttributeValue::S("site".into()))
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        let site = out.item().and_then(site_from);
-        if let Ok(mut cache) = self.sites.lock() {
-            cache.insert(id.to_owned(), (Instant::now(), site.clone()));
-        }
-        Ok(site)
-    }
-
     async fn sites(&self, tenant: &TenantId) -> Result<Vec<Site>, StoreError> {
         Ok(self
             .gsi1(&format!("{tenant}#sites"))
@@ -180,6 +158,31 @@ impl SiteStore for DynamoApp {
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(crate::classify(e)),
         }
+    }
+}
+
+#[async_trait]
+impl SiteLookup for DynamoApp {
+    async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
+        if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned())
+            && at.elapsed() < SITE_CACHE
+        {
+            return Ok(site);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("site#{id}")))
+            .key(SK, AttributeValue::S("site".into()))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        let site = out.item().and_then(site_from);
+        if let Ok(mut cache) = self.sites.lock() {
+            cache.insert(id.to_owned(), (Instant::now(), site.clone()));
+        }
+        Ok(site)
     }
 }
 
@@ -399,7 +402,10 @@ impl DefinitionStore for DynamoApp {
         }
         Ok(defs)
     }
+}
 
+#[async_trait]
+impl DefinitionWriter for DynamoApp {
     async fn put_definition(
         &self,
         tenant: &TenantId,
@@ -422,7 +428,6 @@ impl DefinitionStore for DynamoApp {
         }
         Ok(())
     }
-
     async fn delete_definition(&self, tenant: &TenantId, name: &str) -> Result<bool, StoreError> {
         let out = self
             .client
@@ -541,18 +546,6 @@ impl ConnectionStore for DynamoApp {
             .and_then(|s| serde_json::from_str(s).ok()))
     }
 
-    async fn connections(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Vec<pulse_metrics::live::Connection>, StoreError> {
-        Ok(self
-            .gsi1(&format!("{tenant}#conns"))
-            .await?
-            .iter()
-            .filter_map(|i| serde_json::from_str(i.get("connection")?.as_s().ok()?).ok())
-            .collect())
-    }
-
     async fn delete_connection(&self, id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
@@ -563,5 +556,20 @@ impl ConnectionStore for DynamoApp {
             .await
             .map_err(crate::classify)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TenantConnections for DynamoApp {
+    async fn connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<pulse_metrics::live::Connection>, StoreError> {
+        Ok(self
+            .gsi1(&format!("{tenant}#conns"))
+            .await?
+            .iter()
+            .filter_map(|i| serde_json::from_str(i.get("connection")?.as_s().ok()?).ok())
+            .collect())
     }
 }

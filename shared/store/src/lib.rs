@@ -256,15 +256,22 @@ pub trait PendingWindows: Send + Sync {
     async fn clear(&self, window: &pulse_metrics::rollup::Pending) -> Result<(), StoreError>;
 }
 
-/// Whole buckets at any resolution (the rollup job writes them; queries read them).
+/// Writes whole buckets at any resolution (the rollup job's sealing and rollups: IAM
+/// `PutItem` on the Metrics table).
 #[async_trait]
-pub trait RollupBuckets: Send + Sync {
+pub trait BucketWriter: Send + Sync {
     /// Writes `bucket` at `at`, replacing what is there (sealing and rollups recompute).
     async fn put_bucket(
         &self,
         at: &pulse_metrics::rollup::BucketAt,
         bucket: &pulse_metrics::aggregate::Bucket,
     ) -> Result<(), StoreError>;
+}
+
+/// Reads whole buckets at any resolution (queries, views, live snapshots, rollups: IAM
+/// `Query` on the Metrics table).
+#[async_trait]
+pub trait RollupBuckets: Send + Sync {
     /// The buckets of one series at `resolution` with start in `[from, to)`, by start.
     async fn buckets(
         &self,
@@ -325,7 +332,7 @@ pub trait Totals: Send + Sync {
     ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError>;
 }
 
-/// A tenant's metric definitions.
+/// Reads a tenant's metric definitions (IAM `Query` on the App table).
 #[async_trait]
 pub trait DefinitionStore: Send + Sync {
     /// Every definition of `tenant`.
@@ -333,6 +340,11 @@ pub trait DefinitionStore: Send + Sync {
         &self,
         tenant: &pulse_core::identity::TenantId,
     ) -> Result<Vec<pulse_metrics::definitions::Definition>, StoreError>;
+}
+
+/// Changes a tenant's metric definitions (IAM `PutItem`, `DeleteItem` on the App table).
+#[async_trait]
+pub trait DefinitionWriter: Send + Sync {
     /// Creates or replaces a definition.
     async fn put_definition(
         &self,
@@ -347,7 +359,8 @@ pub trait DefinitionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Open WebSocket connections and their subscriptions.
+/// Open WebSocket connections and their subscriptions, one at a time (IAM `GetItem`,
+/// `PutItem`, `DeleteItem` on the App table).
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Creates or replaces a connection (with its subscriptions), expiring with API Gateway's
@@ -363,6 +376,11 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<Option<pulse_metrics::live::Connection>, StoreError>;
     /// Removes a connection and its subscriptions.
     async fn delete_connection(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Every open connection of a tenant (IAM `Query` on the App table's `gsi1`).
+#[async_trait]
+pub trait TenantConnections: Send + Sync {
     /// Every open connection of `tenant` (the push reads them after each stream batch).
     async fn connections(
         &self,
@@ -404,9 +422,10 @@ pub trait CardSettings: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Hourly visitor trails for funnels ([`pulse_metrics::funnels::Trail`], encoded in chunks).
+/// Writes hourly visitor trails for funnels ([`pulse_metrics::funnels::Trail`], encoded in
+/// chunks; IAM `PutItem` on the Metrics table).
 #[async_trait]
-pub trait TrailStore: Send + Sync {
+pub trait TrailWriter: Send + Sync {
     /// Replaces the trail of `tenant`'s hour starting at `hour` (epoch s).
     async fn put_trail(
         &self,
@@ -414,6 +433,11 @@ pub trait TrailStore: Send + Sync {
         hour: i64,
         chunks: &[Vec<u8>],
     ) -> Result<(), StoreError>;
+}
+
+/// Reads hourly visitor trails (IAM `Query` on the Metrics table).
+#[async_trait]
+pub trait TrailStore: Send + Sync {
     /// The encoded chunks of the trails of hours starting in `[from, to)`.
     async fn trails(
         &self,
@@ -434,10 +458,17 @@ pub trait SeriesCatalog: Send + Sync {
     ) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, StoreError>;
 }
 
-/// Sites: which tenant a site id belongs to, and which origins may send its traffic.
+/// A site by id: which tenant it belongs to, and which origins may send its traffic (IAM
+/// `GetItem` on the App table).
+#[async_trait]
+pub trait SiteLookup: Send + Sync {
+    async fn site(&self, id: &str) -> Result<Option<pulse_ingest::track::Site>, StoreError>;
+}
+
+/// A tenant's sites, managed (IAM `PutItem`, `DeleteItem` on the App table, `Query` on its
+/// `gsi1`).
 #[async_trait]
 pub trait SiteStore: Send + Sync {
-    async fn site(&self, id: &str) -> Result<Option<pulse_ingest::track::Site>, StoreError>;
     async fn sites(
         &self,
         tenant: &pulse_core::identity::TenantId,

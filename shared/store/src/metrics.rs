@@ -30,8 +30,8 @@
 
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
-    BucketStore, Merged, PendingWindows, RollupBuckets, SeriesCatalog, StoreError, Totals,
-    TrailStore,
+    BucketStore, BucketWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog, StoreError,
+    Totals, TrailStore, TrailWriter,
 };
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -386,24 +386,6 @@ impl RollupBuckets for DynamoMetrics {
             .any(|i| i.get(SEALED).is_some_and(|v| v.as_bool() == Ok(&true))))
     }
 
-    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
-        // A fresh version: a live merge that read the replaced bucket fails its condition and
-        // merges into this one instead (and marks the minute for sealing again).
-        let version = chrono::Utc::now().timestamp_micros();
-        let mut item = self.bucket_item(at, bucket, version)?;
-        // Sealed: exact from the raw events, so no live merge may add to it any more (a late
-        // record marks the minute and the next seal includes it).
-        item.insert(SEALED.to_owned(), AttributeValue::Bool(true));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        Ok(())
-    }
-
     async fn buckets(
         &self,
         series: &SeriesKey,
@@ -494,6 +476,27 @@ impl RollupBuckets for DynamoMetrics {
 }
 
 #[async_trait]
+impl BucketWriter for DynamoMetrics {
+    async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
+        // A fresh version: a live merge that read the replaced bucket fails its condition and
+        // merges into this one instead (and marks the minute for sealing again).
+        let version = chrono::Utc::now().timestamp_micros();
+        let mut item = self.bucket_item(at, bucket, version)?;
+        // Sealed: exact from the raw events, so no live merge may add to it any more (a late
+        // record marks the minute and the next seal includes it).
+        item.insert(SEALED.to_owned(), AttributeValue::Bool(true));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Totals for DynamoMetrics {
     async fn totals(
         &self,
@@ -522,32 +525,6 @@ impl Totals for DynamoMetrics {
 
 #[async_trait]
 impl TrailStore for DynamoMetrics {
-    async fn put_trail(
-        &self,
-        tenant: &TenantId,
-        hour: i64,
-        chunks: &[Vec<u8>],
-    ) -> Result<(), StoreError> {
-        let expires =
-            self.retention
-                .expires_at(Resolution::Hour, hour, chrono::Utc::now().timestamp());
-        for (i, chunk) in chunks.iter().enumerate() {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item(PK, AttributeValue::S(format!("{tenant}#__trails__")))
-                .item(SK, AttributeValue::S(format!("{}#{i:04}", bucket_sk(hour))))
-                .item("tenant", AttributeValue::S(tenant.to_string()))
-                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
-                .item("chunks", AttributeValue::N(chunks.len().to_string()))
-                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
-                .send()
-                .await
-                .map_err(crate::classify)?;
-        }
-        Ok(())
-    }
-
     async fn trails(
         &self,
         tenant: &TenantId,
@@ -584,6 +561,35 @@ impl TrailStore for DynamoMetrics {
                 Some(item.get("trail")?.as_b().ok()?.as_ref().to_vec())
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl TrailWriter for DynamoMetrics {
+    async fn put_trail(
+        &self,
+        tenant: &TenantId,
+        hour: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let expires =
+            self.retention
+                .expires_at(Resolution::Hour, hour, chrono::Utc::now().timestamp());
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, AttributeValue::S(format!("{tenant}#__trails__")))
+                .item(SK, AttributeValue::S(format!("{}#{i:04}", bucket_sk(hour))))
+                .item("tenant", AttributeValue::S(tenant.to_string()))
+                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
+                .item("chunks", AttributeValue::N(chunks.len().to_string()))
+                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .map_err(crate::classify)?;
+        }
+        Ok(())
     }
 }
 
