@@ -104,7 +104,9 @@ fn token(
 }
 
 async fn serve(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
+    // Colour only on a terminal: logs piped to a file or a CI console stay plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
