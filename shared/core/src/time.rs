@@ -161,3 +161,21 @@ impl Serialize for Resolution {
         s.serialize_str(self.as_str())
     }
 }
+
+/// A relative length such as `90m`, `24h`, `7d`, `2w`, in seconds: the one parser of query
+/// ranges, view ranges and funnel windows.
+/// Any text is safe here: the unit is the last *character*, so a multi-byte one is refused,
+/// never split.
+pub fn relative(text: &str) -> Option<i64> {
+    let unit = text.chars().next_back()?;
+    let n = &text[..text.len() - unit.len_utf8()];
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit = match unit {
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}

@@ -177,11 +177,6 @@ pub struct Funnel {
     pub end: i64,
 }
 
-/// A window such as `30m`, `1h`, `7d`, in seconds.
-fn duration(text: &str) -> Option<i64> {
-    crate::query::relative(text).filter(|_| !text.ends_with('w'))
-}
-
 /// Parses a funnel query at `now` (epoch s): `steps` (2 to 10 of `{"path": …}` or
 /// `{"event": …}`), `window` (default `1d`), `time_range` (relative such as `"7d"`, or
 /// `{start, end}`; at most 31 days). Every problem is listed by pointer.
@@ -228,7 +223,7 @@ pub fn parse(body: &Value, now: i64) -> Result<Funnel, ApiError> {
     }
     let window = match obj.get("window") {
         None => Some(86_400),
-        Some(Value::String(w)) => duration(w),
+        Some(Value::String(w)) => pulse_core::time::relative(w),
         _ => None,
     };
     if window.is_none() {
@@ -245,7 +240,7 @@ pub fn parse(body: &Value, now: i64) -> Result<Funnel, ApiError> {
     };
     let range = match obj.get("time_range") {
         None => Some((now - 7 * 86_400, now)),
-        Some(Value::String(r)) => duration(r).map(|len| (now - len, now)),
+        Some(Value::String(r)) => pulse_core::time::relative(r).map(|len| (now - len, now)),
         Some(Value::Object(o)) => match (o.get("start").and_then(ts), o.get("end").map(ts)) {
             (Some(s), None) => Some((s, now)),
             (Some(s), Some(Some(e))) => Some((s, e)),

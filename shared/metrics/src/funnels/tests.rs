@@ -164,3 +164,21 @@ fn bad_funnels_are_precise_problems() {
         assert_eq!(json["errors"][0]["pointer"], pointer, "{body}");
     }
 }
+
+#[test]
+fn a_week_means_the_same_in_a_funnel_as_in_a_query() {
+    // Given a funnel over the last week with a one-week window, as a query range says it
+    let funnel = |len: &str| {
+        serde_json::json!({"steps": [{"path": "/"}, {"event": "signup"}],
+            "window": len, "time_range": len})
+    };
+    // When it is parsed, and the same funnel in days
+    let weeks = crate::funnels::parse(&funnel("1w"), 1_000_000_000).expect("a week is a length");
+    let days = crate::funnels::parse(&funnel("7d"), 1_000_000_000).expect("seven days");
+    // Then both say seven days, as `relative` reads them for queries and views
+    assert_eq!(weeks.window, crate::query::relative("1w").expect("a week"));
+    assert_eq!(
+        (weeks.window, weeks.start, weeks.end),
+        (days.window, days.start, days.end)
+    );
+}
