@@ -14,6 +14,7 @@
 //! condition that nobody wrote the connection since it was read (re-read and retried).
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use pulse_core::identity::TenantId;
 use pulse_metrics::live::{self, Connection, LiveQuery};
@@ -224,15 +225,17 @@ where
             .collect();
         let sent: Vec<(Frame, Result<(), PushError>)> = futures::stream::iter(frames)
             .map(|f| async move {
-                // Throttled posts back off (50, 100, 200 ms) before giving up on this update.
-                let mut outcome = self.push.post(&f.0, &f.3).await;
-                for wait in [50, 100, 200] {
-                    if !matches!(outcome, Err(PushError::Throttled)) {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                    outcome = self.push.post(&f.0, &f.3).await;
-                }
+                // Throttled posts back off (from 50 ms, three more tries) before giving up on
+                // this update; any other outcome is final.
+                let outcome = (|| self.push.post(&f.0, &f.3))
+                    .retry(
+                        ExponentialBuilder::default()
+                            .with_min_delay(std::time::Duration::from_millis(50))
+                            .with_max_times(3),
+                    )
+                    .sleep(tokio::time::sleep)
+                    .when(|e| matches!(e, PushError::Throttled))
+                    .await;
                 (f, outcome)
             })
             .buffer_unordered(CONCURRENCY)
