@@ -4,7 +4,9 @@
 //! The SDK's standard retry strategy retries throttling and transient errors with exponential
 //! backoff and full jitter; Pulse raises its attempts and bounds its delays so a Lambda
 //! invocation stays within its timeout. Item-level retries the SDK cannot see (BatchWriteItem's
-//! UnprocessedItems) use the same policy through the store adapters.
+//! UnprocessedItems, in `events.rs`) back off with jitter too, from 25 ms to 1 s, until the
+//! request's deadline; conditional-write conflicts (`metrics.rs`) are retried a bounded number
+//! of times at once, since a conflict means the item moved on, not that DynamoDB is busy.
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
