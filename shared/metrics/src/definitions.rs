@@ -122,7 +122,9 @@ pub fn parse(body: &Value, name: Option<&str>) -> Result<Definition, ApiError> {
             String::new()
         }
     };
-    if !name.is_empty() && !valid_name(&name) {
+    // An empty name is as invalid as a malformed one (it would become an empty key); a
+    // missing one is already reported above.
+    if !valid_name(&name) && !errors.iter().any(|e| e.pointer == "#/name") {
         errors.push(FieldError::at(
             &["name"],
             "starts with a letter or '_', then letters, digits, '_', '.', ':', '/' and '-'",
@@ -363,6 +365,8 @@ mod tests {
         for (body, name, pointer) in [
             (json!({"unit": "ms"}), None, "#/name"),
             (json!({"name": "9x"}), None, "#/name"),
+            (json!({"name": ""}), None, "#/name"),
+            (json!({"unit": "ms"}), Some(""), "#/name"),
             (json!({"name": "a", "min": 5, "max": 1}), None, "#/max"),
             (json!({"name": "a", "min": "low"}), None, "#/min"),
             (
