@@ -65,17 +65,26 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
-/// An origin: `http(s)://host[:port]`, nothing after.
+/// An origin: `http(s)://host[:port]`, nothing after, written as browsers send it in the
+/// `Origin` header (a host name, an IPv4 address or a bracketed IPv6 one). Parsed by `url`,
+/// so what is accepted is what a browser's origin serialises to.
 fn valid_origin(origin: &str) -> bool {
-    let Some((scheme, rest)) = origin.split_once("://") else {
+    let Ok(url) = url::Url::parse(origin) else {
         return false;
     };
-    let (host, port) = rest
-        .split_once(':')
-        .map_or((rest, None), |(h, p)| (h, Some(p)));
-    matches!(scheme, "http" | "https")
-        && valid_host(host)
-        && port.is_none_or(|p| p.parse::<u16>().is_ok())
+    let host_ok = match url.host() {
+        Some(url::Host::Domain(d)) => valid_host(d),
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
+    };
+    matches!(url.scheme(), "http" | "https")
+        && host_ok
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.path() == "/"
+        && url.origin().ascii_serialization() == origin.trim_end_matches('/').to_ascii_lowercase()
 }
 
 impl SiteInput {
@@ -217,6 +226,14 @@ mod tests {
         assert!(!valid_origin("https://example.com/path"));
         assert!(!valid_origin("ftp://example.com"));
         assert!(!valid_origin("example.com"));
+        // IPv6 and IPv4 hosts, as a browser's Origin header writes them
+        assert!(valid_origin("http://[::1]:3000"));
+        assert!(valid_origin("https://[2001:db8::1]"));
+        assert!(valid_origin("http://127.0.0.1:8080"));
+        assert!(!valid_origin("http://[::1"));
+        assert!(!valid_origin("https://user@example.com"));
+        assert!(!valid_origin("https://example.com?x=1"));
+        assert!(!valid_origin("https://example.com:99999"));
         assert!(valid_host("shop.example.co.uk"));
         assert!(!valid_host("-bad.example"));
         assert!(!valid_host("a b.example"));
