@@ -31,8 +31,12 @@ from moto.server import main  # noqa: E402  (imported after the guard starts: mo
 # Performance only, same answers: moto answers a table Query by listing and sorting every item
 # of the table (Table.all_items), so each Query costs O(table) and the local cloud slows down
 # as data accumulates (the rollup job Queries a lot). A Query of the base table names one
-# partition; while it runs, all_items yields only that partition, which moto then filters,
-# sorts and pages exactly as before. Index queries are untouched.
+# partition; while it runs, all_items yields only that partition's items that meet the sort-key
+# condition, which moto then filters, sorts and pages exactly as before. The condition is applied
+# first because moto sizes every candidate item (for the 1 MB page) before it tests the
+# condition, which made a Query of a few items in a partition of thousands (a resolution's
+# marks, a shard of hourly buckets) cost a walk over every attribute of every item there.
+# Index queries are untouched.
 _partition = threading.local()
 _all_items = Table.all_items
 _query = Table.query
@@ -41,15 +45,24 @@ _query = Table.query
 def _partition_items(self):
     hash_key = getattr(_partition, "hash_key", None)
     if hash_key is not None and getattr(_partition, "table", None) is self:
-        return list(self.items[hash_key].values()) if hash_key in self.items else []
+        if hash_key not in self.items:
+            return []
+        items = self.items[hash_key].values()
+        comparison, objs = _partition.range_comparison, _partition.range_objs
+        if comparison:
+            return [i for i in items if i.range_key and i.range_key.compare(comparison, objs)]
+        return list(items)
     return _all_items(self)
 
 
 def _partition_query(self, hash_key, *args, **kwargs):
-    # index_name is query's 8th parameter; moto's backend passes it positionally.
+    # range_comparison, range_objs and index_name are query's 2nd, 3rd and 8th parameters;
+    # moto's backend passes them positionally.
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
     if index_name is None and hash_key is not None and self.range_key_attr:
         _partition.table, _partition.hash_key = self, hash_key
+        _partition.range_comparison = args[0] if args else kwargs.get("range_comparison")
+        _partition.range_objs = args[1] if len(args) > 1 else kwargs.get("range_objs")
         try:
             return _query(self, hash_key, *args, **kwargs)
         finally:

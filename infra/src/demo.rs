@@ -13,11 +13,11 @@
 //! The rate follows a daily curve (low at night, peaking in the afternoon) and a weekly one
 //! (weekends quieter), in UTC.
 //!
-//! First it imports [`HISTORY_DAYS`] days of history through `POST /api/v1/imports`, so every
-//! chart (and, later, every forecast) has data at once: a dozen events or so an hour, each
-//! hour's events in one minute of it, which keeps the rollup job's sealing work small (one
-//! minute per hour) while the hourly and daily rollups see the same seasonality as live
-//! traffic.
+//! First it imports [`HISTORY_DAYS`] days of history through `POST /api/v1/imports`, which
+//! merges it into the rollups of every resolution as it answers, so every chart (and, later,
+//! every forecast) has data within the first two minutes: a dozen events or so an hour, each
+//! hour's events in one minute of it, so the hourly and daily rollups see the same
+//! seasonality as live traffic.
 
 use chrono::{Datelike, Timelike, Utc};
 use serde_json::{Value, json};
@@ -253,7 +253,7 @@ pub fn spawn(
         tracing::info!(
             events = accepted,
             days = HISTORY_DAYS,
-            "demo history imported; the rollup job seals and rolls it up over the next minutes"
+            "demo history imported and rolled up at every resolution"
         );
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut carry = 0.0;
@@ -348,6 +348,11 @@ mod tests {
             parsed.iter().map(|e| e.timestamp_ms / 60_000).collect();
         assert_eq!(minutes.len() as i64, 90 * 24, "one minute an hour");
         assert!(chunks_fit(&events));
+        let rollups = pulse_metrics::history::History::of(&parsed)
+            .rollups(&Default::default(), now.timestamp());
+        let resolutions: std::collections::BTreeSet<_> =
+            rollups.iter().map(|(at, _)| at.resolution).collect();
+        assert_eq!(resolutions.len(), 4, "history at every resolution at once");
     }
 
     /// Every import chunk fits the endpoint's limits.

@@ -45,6 +45,19 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("MetricsTable", "dynamodb:DeleteItem"),
         ],
     ),
+    // Registering an import's series (as BucketStore does), the import lease (conditional
+    // put, delete), then a batch read and batched or conditional puts of buckets.
+    (
+        "HistoryWriter",
+        &[
+            ("MetricsTable", "dynamodb:BatchGetItem"),
+            ("MetricsTable", "dynamodb:BatchWriteItem"),
+            ("MetricsTable", "dynamodb:GetItem"),
+            ("MetricsTable", "dynamodb:PutItem"),
+            ("MetricsTable", "dynamodb:UpdateItem"),
+            ("MetricsTable", "dynamodb:DeleteItem"),
+        ],
+    ),
     ("RollupBuckets", &[("MetricsTable", "dynamodb:Query")]),
     ("BucketWriter", &[("MetricsTable", "dynamodb:PutItem")]),
     ("Totals", &[("MetricsTable", "dynamodb:Query")]),
@@ -142,6 +155,9 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "EventWriter",
             "EventClaims",
             "DefinitionStore",
+            "HistoryWriter",
+            "TrailStore",
+            "TrailWriter",
             "RequestRecorder",
         ],
     ),

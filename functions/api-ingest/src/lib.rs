@@ -1,7 +1,12 @@
 //! `POST /api/v1/events`: a batch of up to 1,000 events (1 MB) from a server-side sender,
 //! `POST /v1/metrics`: OTLP/HTTP metrics (protobuf or JSON) from any OpenTelemetry SDK, and
 //! `POST /api/v1/imports` (admin): history as NDJSON or CSV, up to 50,000 events (5 MB) as old
-//! as the daily rollups are kept; the rollup job seals and rolls the windows they touch.
+//! as the daily rollups are kept, merged at once into the buckets of every resolution still
+//! kept, with its hours' sessions and funnel trails ([`pulse_metrics::history`]): the charts
+//! show it when the 202 arrives. Its events young enough for live ingest are also stored raw
+//! (flagged, so the stream leaves them alone), so a later seal of their minute includes them.
+//! An event without an id gets one derived from the import's bytes and its place, and each
+//! bucket records the imports merged into it: an import sent again adds nothing twice.
 //!
 //! All or nothing: the batch is parsed whole ([`pulse_ingest::events::parse_batch`]) and any
 //! invalid event rejects it with every problem listed, before anything is written. A valid
@@ -20,8 +25,12 @@ use pulse_http::{CORRELATION_ID, HttpHandler, json};
 use pulse_ingest::events::{Context, Event, Limits, parse_batch};
 use pulse_ingest::imports::{Format, parse_import};
 use pulse_ingest::otlp::{self, Encoding};
+use pulse_metrics::funnels::Trail;
+use pulse_metrics::history::History;
 use pulse_store::events::DynamoEvents;
-use pulse_store::{DefinitionStore, EventWriter, Incomplete};
+use pulse_store::{
+    DefinitionStore, EventWriter, HistoryWriter, Incomplete, TrailStore, TrailWriter,
+};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +47,9 @@ pub const ROUTES: &[&str] = &[
 const WRITE_BUDGET: Duration = Duration::from_secs(6);
 /// How long an import may spend writing (the function times out at 30 s).
 const IMPORT_WRITE_BUDGET: Duration = Duration::from_secs(24);
+/// How long an import's lease lasts: past the function's 30 s timeout, so a crashed import
+/// holds back the next one at most this long.
+const IMPORT_LEASE_SECS: i64 = 120;
 /// Events and bytes per import.
 pub const IMPORT_MAX_EVENTS: usize = 50_000;
 pub const IMPORT_MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -45,11 +57,15 @@ pub const IMPORT_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// The ingest endpoint with its dependencies: where events go, and the tenant's metric
 /// definitions whose value ranges it enforces.
 #[derive(Debug)]
-pub struct Ingest<W, D> {
+pub struct Ingest<W, D, H> {
     /// Records each request as an `api_request` event of its tenant (wired on AWS).
     recorder: Option<Arc<dyn RequestRecorder>>,
     writer: W,
     definitions: D,
+    /// Where an import's buckets and trails are merged.
+    history: H,
+    retention: pulse_core::time::Retention,
+    series_cap: usize,
     claims: ClaimNames,
     limits: Limits,
     /// Limits of an import: more events, and as old as daily rollups are kept.
@@ -64,8 +80,10 @@ pub struct Imported {
     /// The oldest and newest event times (RFC 3339).
     pub from: String,
     pub to: String,
-    /// Distinct minutes the import touched: each is sealed and rolled up by the rollup job.
+    /// Distinct minutes the import touched.
     pub minutes: usize,
+    /// Buckets merged, over every resolution still kept.
+    pub buckets: usize,
 }
 
 /// The 202 answer.
@@ -79,11 +97,12 @@ pub struct Accepted {
 pub fn wire(
     config: &Config,
     aws: &aws_config::SdkConfig,
-) -> Ingest<DynamoEvents, pulse_store::app::DynamoApp> {
+) -> Ingest<DynamoEvents, pulse_store::app::DynamoApp, pulse_store::metrics::DynamoMetrics> {
     Ingest::new(
         DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days)
             .with_claims(&config.tables.app),
         pulse_store::app::DynamoApp::new(aws, &config.tables.app),
+        pulse_store::metrics::DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         config,
     )
     .recording(pulse_http::selfmon::recorder(config, aws))
@@ -93,12 +112,17 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
-    pub fn new(writer: W, definitions: D, config: &Config) -> Self {
+impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWriter>
+    Ingest<W, D, H>
+{
+    pub fn new(writer: W, definitions: D, history: H, config: &Config) -> Self {
         Self {
             writer,
             recorder: None,
             definitions,
+            history,
+            retention: config.retention,
+            series_cap: config.series_cap,
             claims: config.claims.clone(),
             limits: config.limits.clone(),
             import_limits: Limits {
@@ -214,9 +238,46 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
             limits: &self.import_limits,
             ..self.context(req, caller)
         };
-        let events = parse_import(body(req), format, &ctx)?;
+        let bytes = body(req);
+        let mut events = parse_import(bytes, format, &ctx)?;
         self.check(caller, &events, |i| i).await?;
-        self.write_within(&events, IMPORT_WRITE_BUDGET).await?;
+        let contribution = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes));
+        for (i, e) in events.iter_mut().enumerate() {
+            if !e.supplied_id {
+                e.id = format!("imp-{}-{i}", &contribution[..16]);
+            }
+        }
+        let now_ms = (self.clock)();
+        let live_from = now_ms - self.limits.max_past_ms;
+        let recent: Vec<Event> = events
+            .iter()
+            .filter(|e| e.timestamp_ms >= live_from)
+            .cloned()
+            .collect();
+        if !recent.is_empty() {
+            let deadline = tokio::time::Instant::now() + IMPORT_WRITE_BUDGET;
+            self.writer
+                .write_imported(&recent, deadline)
+                .await
+                .map_err(partially_stored)?;
+        }
+        let now = now_ms.div_euclid(1000);
+        if !self
+            .history
+            .lease_imports(&caller.tenant, now, now + IMPORT_LEASE_SECS)
+            .await?
+        {
+            return Err(ApiError::Conflict(
+                "another import of this tenant is being merged; send this one when it has answered"
+                    .into(),
+            ));
+        }
+        let merged = self
+            .merge(caller, &events, &contribution, now, live_from)
+            .await;
+        let released = self.history.release_imports(&caller.tenant).await;
+        let buckets = merged?;
+        released?;
         let times = events.iter().map(|e| e.timestamp_ms);
         let (from, to) = (times.clone().min(), times.max());
         let minutes: std::collections::BTreeSet<i64> = events
@@ -228,7 +289,7 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default()
         };
-        tracing::info!(tenant = %caller.tenant, events = events.len(), minutes = minutes.len(), "import accepted");
+        tracing::info!(tenant = %caller.tenant, events = events.len(), minutes = minutes.len(), buckets, raw = recent.len(), "import merged");
         Ok(json(
             StatusCode::ACCEPTED,
             &Imported {
@@ -236,8 +297,71 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
                 from: rfc3339(from),
                 to: rfc3339(to),
                 minutes: minutes.len(),
+                buckets,
             },
         ))
+    }
+
+    /// Merges an import's buckets and trails (the caller holds the tenant's import lease);
+    /// how many buckets.
+    async fn merge(
+        &self,
+        caller: &Caller,
+        events: &[Event],
+        contribution: &str,
+        now: i64,
+        live_from_ms: i64,
+    ) -> Result<usize, ApiError> {
+        let mut history = History::of(events);
+        let refused = self
+            .history
+            .register_history_series(&history.series(), self.series_cap)
+            .await?;
+        history.fold_into_other(&refused);
+        let buckets = history.rollups(&self.retention, now);
+        // Windows that end a day before what live ingest accepts: no live event, and no
+        // rollup of one still catching up, can write them.
+        let unshared_before = live_from_ms.div_euclid(1000) - 86_400;
+        self.history
+            .merge_history(&buckets, contribution, unshared_before)
+            .await?;
+        self.merge_trails(caller, history.trails()).await?;
+        Ok(buckets.len())
+    }
+
+    /// Merges an import's hourly trails into the stored ones (read in one range).
+    async fn merge_trails(&self, caller: &Caller, trails: &[Trail]) -> Result<(), ApiError> {
+        let (Some(first), Some(last)) = (trails.first(), trails.last()) else {
+            return Ok(());
+        };
+        let mut stored: std::collections::HashMap<i64, Trail> = std::collections::HashMap::new();
+        for chunk in self
+            .history
+            .trails(&caller.tenant, first.hour, last.hour + 3_600)
+            .await?
+        {
+            if let Some(t) = Trail::decode(&chunk) {
+                match stored.get_mut(&t.hour) {
+                    Some(have) => have.merge(&t),
+                    None => {
+                        stored.insert(t.hour, t);
+                    }
+                }
+            }
+        }
+        for trail in trails {
+            let merged = match stored.remove(&trail.hour) {
+                Some(mut have) => {
+                    have.merge(trail);
+                    have
+                }
+                None => trail.clone(),
+            };
+            self.history
+                .put_trail(&caller.tenant, trail.hour, &merged.encode())
+                .await?;
+        }
+        Ok(())
     }
 
     fn context<'a>(&'a self, req: &'a Request, caller: &'a Caller) -> Context<'a> {
@@ -289,24 +413,30 @@ impl<W: EventWriter, D: DefinitionStore> Ingest<W, D> {
 
     async fn write_within(&self, events: &[Event], budget: Duration) -> Result<(), ApiError> {
         let deadline = tokio::time::Instant::now() + budget;
-        self.writer.write_events(events, deadline).await.map_err(
-            |Incomplete {
-                 stored,
-                 unstored,
-                 last_error,
-             }| {
-                tracing::warn!(
-                    stored = stored.len(),
-                    unstored = unstored.len(),
-                    "batch partially stored"
-                );
-                ApiError::PartiallyStored {
-                    stored,
-                    unstored,
-                    source: last_error.map(|e| Box::new(e) as _),
-                }
-            },
-        )
+        self.writer
+            .write_events(events, deadline)
+            .await
+            .map_err(partially_stored)
+    }
+}
+
+/// The 503 naming what was stored and what not.
+fn partially_stored(
+    Incomplete {
+        stored,
+        unstored,
+        last_error,
+    }: Incomplete,
+) -> ApiError {
+    tracing::warn!(
+        stored = stored.len(),
+        unstored = unstored.len(),
+        "batch partially stored"
+    );
+    ApiError::PartiallyStored {
+        stored,
+        unstored,
+        source: last_error.map(|e| Box::new(e) as _),
     }
 }
 
@@ -330,7 +460,12 @@ fn body(req: &Request) -> &[u8] {
     }
 }
 
-impl<W: EventWriter + 'static, D: DefinitionStore + 'static> HttpHandler for Ingest<W, D> {
+impl<W, D, H> HttpHandler for Ingest<W, D, H>
+where
+    W: EventWriter + 'static,
+    D: DefinitionStore + 'static,
+    H: HistoryWriter + TrailStore + TrailWriter + 'static,
+{
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }
@@ -342,7 +477,10 @@ mod tests {
     use async_trait::async_trait;
     use pulse_core::config::Tables;
     use pulse_ingest::events::Event;
+    use pulse_metrics::aggregate::{Bucket, SeriesKey};
+    use pulse_metrics::rollup::BucketAt;
     use serde_json::{Value, json};
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;
 
     const NOW: i64 = 1_795_341_600_000;
@@ -351,6 +489,7 @@ mod tests {
     #[derive(Default)]
     struct Memory {
         written: Mutex<Vec<Event>>,
+        imported: Mutex<Vec<Event>>,
         stall: bool,
     }
 
@@ -372,6 +511,104 @@ mod tests {
                 });
             }
             w.extend_from_slice(events);
+            Ok(())
+        }
+
+        async fn write_imported(
+            &self,
+            events: &[Event],
+            _deadline: tokio::time::Instant,
+        ) -> Result<(), Incomplete> {
+            self.imported
+                .lock()
+                .expect("lock")
+                .extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    /// Buckets merged as the DynamoDB adapter merges them (an import's id once per bucket),
+    /// and trails by hour.
+    #[derive(Default)]
+    struct Histories {
+        buckets: Mutex<BTreeMap<BucketAt, (Bucket, BTreeSet<String>)>>,
+        trails: Mutex<BTreeMap<i64, Vec<Vec<u8>>>>,
+        leased: Mutex<bool>,
+    }
+
+    #[async_trait]
+    impl HistoryWriter for Histories {
+        async fn register_history_series(
+            &self,
+            _: &[(SeriesKey, BTreeMap<String, String>)],
+            _: usize,
+        ) -> Result<Vec<SeriesKey>, pulse_store::StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn lease_imports(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            _: i64,
+            _: i64,
+        ) -> Result<bool, pulse_store::StoreError> {
+            let mut leased = self.leased.lock().expect("lock");
+            Ok(!std::mem::replace(&mut *leased, true))
+        }
+
+        async fn release_imports(
+            &self,
+            _: &pulse_core::identity::TenantId,
+        ) -> Result<(), pulse_store::StoreError> {
+            *self.leased.lock().expect("lock") = false;
+            Ok(())
+        }
+
+        async fn merge_history(
+            &self,
+            buckets: &[(BucketAt, Bucket)],
+            contribution: &str,
+            _: i64,
+        ) -> Result<(), pulse_store::StoreError> {
+            let mut stored = self.buckets.lock().expect("lock");
+            for (at, bucket) in buckets {
+                let (have, imports) = stored.entry(at.clone()).or_default();
+                if imports.insert(contribution.to_owned()) {
+                    have.merge(bucket);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl TrailStore for Histories {
+        async fn trails(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            from: i64,
+            to: i64,
+        ) -> Result<Vec<Vec<u8>>, pulse_store::StoreError> {
+            let trails = self.trails.lock().expect("lock");
+            Ok(trails
+                .range(from..to)
+                .flat_map(|(_, c)| c.clone())
+                .collect())
+        }
+    }
+
+    #[async_trait]
+    impl TrailWriter for Histories {
+        async fn put_trail(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            hour: i64,
+            chunks: &[Vec<u8>],
+        ) -> Result<(), pulse_store::StoreError> {
+            self.trails
+                .lock()
+                .expect("lock")
+                .insert(hour, chunks.to_vec());
             Ok(())
         }
     }
@@ -433,8 +670,8 @@ mod tests {
         }
     }
 
-    fn ingest(writer: Memory) -> Ingest<Memory, NoDefinitions> {
-        Ingest::new(writer, NoDefinitions, &config()).with_clock(|| NOW)
+    fn ingest(writer: Memory) -> Ingest<Memory, NoDefinitions, Histories> {
+        Ingest::new(writer, NoDefinitions, Histories::default(), &config()).with_clock(|| NOW)
     }
 
     #[tokio::test]
@@ -522,14 +759,17 @@ mod tests {
             .handle(import(admin.clone(), "application/x-ndjson", &ndjson))
             .await
             .expect("response");
-        // Then both are written (a batch would refuse them as too old) and the answer says where
+        // Then both are merged into rollups (a batch would refuse them as too old), not stored
+        // raw (no seal will read them), and the answer says where
         assert_eq!(res.status(), 202);
         let v = body(&res);
         assert_eq!(
             (v["accepted"].as_u64(), v["minutes"].as_u64()),
             (Some(2), Some(1))
         );
-        assert_eq!(handler.writer.written.lock().expect("lock").len(), 2);
+        assert!(v["buckets"].as_u64().is_some_and(|n| n > 0));
+        assert!(handler.writer.written.lock().expect("lock").is_empty());
+        assert!(handler.writer.imported.lock().expect("lock").is_empty());
         // And an ingest key, or the wrong media type, is refused
         let key = json!({"lambda": {"tenant": "acme", "sub": "key:0123abcd", "roles": "", "scopes": "ingest"}});
         let res = handler
@@ -601,5 +841,128 @@ mod tests {
         let v = body(&res);
         assert_eq!(v["stored_ids"], json!(["x1"]));
         assert_eq!(v["unstored_ids"], json!(["x2"]));
+    }
+
+    fn admin() -> Value {
+        json!({"jwt": {"claims": {"sub": "u", "custom:tenant": "acme", "cognito:groups": "[admin]"}, "scopes": null}})
+    }
+
+    fn at(ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .expect("time")
+            .to_rfc3339()
+    }
+
+    /// The stored count of `metric`'s total at `resolution`, over every window.
+    fn count(
+        handler: &Ingest<Memory, NoDefinitions, Histories>,
+        metric: &str,
+        resolution: pulse_metrics::rollup::Resolution,
+    ) -> u64 {
+        handler
+            .history
+            .buckets
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(at, _)| {
+                at.series.metric == metric
+                    && at.resolution == resolution
+                    && at.series.series == pulse_metrics::aggregate::TOTAL_SERIES
+            })
+            .map(|(_, (b, _))| b.count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn an_import_is_in_every_resolution_at_once_and_sent_again_counts_once() {
+        use pulse_metrics::rollup::Resolution;
+        // Given page views from 2 hours and from 20 days ago, without ids
+        let handler = ingest(Memory::default());
+        let (recent, old) = (at(NOW - 2 * 3_600_000), at(NOW - 20 * 86_400_000));
+        let ndjson = format!(
+            "{{\"kind\":\"page_view\",\"path\":\"/\",\"visitor\":\"v1\",\"timestamp\":\"{recent}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/pricing\",\"visitor\":\"v2\",\"timestamp\":\"{old}\"}}\n"
+        );
+        // When an admin imports them, and sends the same import again
+        for _ in 0..2 {
+            let res = handler
+                .handle(import(admin(), "application/x-ndjson", &ndjson))
+                .await
+                .expect("response");
+            assert_eq!(res.status(), 202);
+        }
+        // Then each view is counted once at every resolution that still keeps its window
+        assert_eq!(count(&handler, "page_view", Resolution::Day), 2);
+        assert_eq!(count(&handler, "page_view", Resolution::Hour), 2);
+        assert_eq!(count(&handler, "page_view", Resolution::FiveMinutes), 2);
+        assert_eq!(count(&handler, "page_view", Resolution::Minute), 1);
+        // And each is a visit, with a trail for funnels
+        assert_eq!(
+            count(&handler, pulse_metrics::sessions::SESSIONS, Resolution::Day),
+            2
+        );
+        assert_eq!(handler.history.trails.lock().expect("lock").len(), 2);
+        // And only the recent one is stored raw, flagged for the stream, under the same id
+        // both times (an id derived from the import, so the resend overwrote it)
+        let raw = handler.writer.imported.lock().expect("lock");
+        assert_eq!(raw.len(), 2);
+        assert_eq!(raw[0].id, raw[1].id);
+        assert!(raw[0].id.starts_with("imp-"));
+        assert!(handler.writer.written.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_import_while_another_is_merged_is_a_409_and_the_lease_is_given_back() {
+        // Given another import of the tenant holding the lease
+        let handler = ingest(Memory::default());
+        *handler.history.leased.lock().expect("lock") = true;
+        let line = format!(
+            "{{\"kind\":\"metric\",\"name\":\"cpu\",\"value\":1,\"timestamp\":\"{}\"}}\n",
+            at(NOW - 86_400_000)
+        );
+        // When an import arrives, it is refused with nothing merged
+        let res = handler
+            .handle(import(admin(), "application/x-ndjson", &line))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 409);
+        assert!(handler.history.buckets.lock().expect("lock").is_empty());
+        // And once the lease is free it is merged, and gives the lease back
+        *handler.history.leased.lock().expect("lock") = false;
+        let res = handler
+            .handle(import(admin(), "application/x-ndjson", &line))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), 202);
+        assert!(!*handler.history.leased.lock().expect("lock"));
+    }
+
+    #[tokio::test]
+    async fn two_imports_into_one_hour_add_up_and_merge_their_trails() {
+        use pulse_metrics::rollup::Resolution;
+        // Given two different imports of views in the same hour, 3 days ago
+        let handler = ingest(Memory::default());
+        let t = NOW - 3 * 86_400_000;
+        for (path, visitor, ms) in [("/", "v1", t), ("/pricing", "v1", t + 60_000)] {
+            let line = format!(
+                "{{\"kind\":\"page_view\",\"path\":\"{path}\",\"visitor\":\"{visitor}\",\"timestamp\":\"{}\"}}\n",
+                at(ms)
+            );
+            let res = handler
+                .handle(import(admin(), "application/x-ndjson", &line))
+                .await
+                .expect("response");
+            assert_eq!(res.status(), 202);
+        }
+        // Then the hour counts both, and its trail holds the visitor's two steps in order
+        assert_eq!(count(&handler, "page_view", Resolution::Hour), 2);
+        let trails = handler.history.trails.lock().expect("lock");
+        let trail = trails
+            .values()
+            .next()
+            .and_then(|c| Trail::decode(&c[0]))
+            .expect("trail");
+        assert_eq!(trail.visitors.len(), 1);
+        assert_eq!(trail.visitors[0].1.len(), 2);
     }
 }

@@ -229,6 +229,14 @@ mod tests {
             self.0.lock().expect("lock").extend_from_slice(events);
             Ok(())
         }
+
+        async fn write_imported(
+            &self,
+            _: &[Event],
+            _: tokio::time::Instant,
+        ) -> Result<(), Incomplete> {
+            unreachable!("beacons are never imports")
+        }
     }
 
     fn beacon(origin: &str, ua: &str, body: serde_json::Value) -> Request {

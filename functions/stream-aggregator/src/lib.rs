@@ -170,7 +170,7 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         let mut old: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
         let live_after = (self.clock)() - LIVE_SECS;
         for record in &batch.records {
-            if !record.is_insert() {
+            if !record.is_insert() || record.is_imported() {
                 continue;
             }
             inserts += 1;
@@ -642,6 +642,26 @@ mod tests {
             *agg.store.marked.lock().expect("lock"),
             [("acme".to_owned(), 1_795_341_600)]
         );
+    }
+
+    #[tokio::test]
+    async fn an_imported_record_is_neither_counted_nor_marked_since_its_import_merged_it() {
+        // Given a recent event an import stored raw (flagged) beside one sent live
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
+        let mut imported = record("1", "INSERT", metric("a", "cpu", 2.0, "h"));
+        imported["dynamodb"]["NewImage"]["imported"] = json!({"BOOL": true});
+        // When their batch is aggregated
+        let res = agg
+            .handle(batch(vec![
+                imported,
+                record("2", "INSERT", metric("b", "cpu", 4.0, "h")),
+            ]))
+            .await;
+        // Then only the live one is counted
+        assert!(res.batch_item_failures.is_empty());
+        let buckets = agg.store.buckets.lock().expect("lock");
+        let b = buckets.values().next().expect("a bucket");
+        assert_eq!((b.count, b.sum), (1, 4.0));
     }
 
     /// Records `i` of `range`, each a `cpu` sample with sequence number `i`.

@@ -118,6 +118,12 @@ impl Retention {
         let keep = self.days(resolution).saturating_mul(86_400);
         (start + resolution.secs() + keep).max(now + IMPORT_GRACE_SECS)
     }
+
+    /// Whether a `resolution` bucket starting at `start` is still kept at `now` (epoch s): an
+    /// import writes no bucket that its retention has already dropped.
+    pub fn keeps(&self, resolution: Resolution, start: i64, now: i64) -> bool {
+        start + resolution.secs() + self.days(resolution).saturating_mul(86_400) > now
+    }
 }
 
 /// How long a bucket of imported history outlives its write at least.

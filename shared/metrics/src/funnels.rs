@@ -16,7 +16,7 @@ use pulse_core::problem::FieldError;
 use pulse_ingest::events::{Body, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Steps a funnel may have.
 pub const MAX_STEPS: usize = 10;
@@ -111,6 +111,40 @@ impl Trail {
         }
         chunks.extend(postcard::to_allocvec(&part).ok());
         chunks
+    }
+
+    /// Adds `other`'s steps (an import into an hour that has a trail). Funnels match steps in
+    /// order, so a step already there (same second, same key) is kept once: merging the same
+    /// trail twice changes nothing.
+    pub fn merge(&mut self, other: &Trail) {
+        let index: Vec<u32> = other
+            .keys
+            .iter()
+            .map(|k| match self.keys.iter().position(|x| x == k) {
+                Some(i) => i as u32,
+                None => {
+                    self.keys.push(k.clone());
+                    (self.keys.len() - 1) as u32
+                }
+            })
+            .collect();
+        let mut by_visitor: BTreeMap<u64, BTreeSet<(u16, u32)>> = self
+            .visitors
+            .drain(..)
+            .map(|(v, steps)| (v, steps.into_iter().collect()))
+            .collect();
+        for (v, steps) in &other.visitors {
+            let mine = by_visitor.entry(*v).or_default();
+            for (second, key) in steps {
+                if let Some(k) = index.get(*key as usize) {
+                    mine.insert((*second, *k));
+                }
+            }
+        }
+        self.visitors = by_visitor
+            .into_iter()
+            .map(|(v, steps)| (v, steps.into_iter().collect()))
+            .collect();
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Trail> {

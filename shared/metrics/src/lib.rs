@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod aggregation;
 pub mod definitions;
 pub mod funnels;
+pub mod history;
 pub mod live;
 pub mod query;
 pub mod rollup;

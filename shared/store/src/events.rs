@@ -180,6 +180,9 @@ pub fn sort_key(event: &Event) -> String {
     format!("{:013}#{}", event.timestamp_ms, event.id)
 }
 
+/// Marks an item written by a history import ([`crate::stream::StreamRecord::is_imported`]).
+const IMPORTED: &str = "imported";
+
 /// The item an event is stored as, written at `now_secs`. It expires its retention after the
 /// event's time, but never sooner than a day after the write, so the rollup job can seal
 /// imported history before DynamoDB's TTL deletes it.
@@ -333,15 +336,32 @@ impl EventReader for DynamoEvents {
 #[async_trait]
 impl EventWriter for DynamoEvents {
     async fn write_events(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
+        self.write(events, deadline, false).await
+    }
+
+    async fn write_imported(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
+        self.write(events, deadline, true).await
+    }
+}
+
+impl DynamoEvents {
+    /// Claims, then writes in batches; `imported` items carry the flag the stream skips.
+    async fn write(
+        &self,
+        events: &[Event],
+        deadline: Instant,
+        imported: bool,
+    ) -> Result<(), Incomplete> {
         let (settled, unclaimed, claim_error) = self.settle(events).await;
         let now = chrono::Utc::now().timestamp();
         let requests: Vec<WriteRequest> = settled
             .iter()
             .filter_map(|e| {
-                let put = PutRequest::builder()
-                    .set_item(Some(item(e, self.retention_secs, now)))
-                    .build()
-                    .ok()?;
+                let mut item = item(e, self.retention_secs, now);
+                if imported {
+                    item.insert(IMPORTED.to_owned(), AttributeValue::Bool(true));
+                }
+                let put = PutRequest::builder().set_item(Some(item)).build().ok()?;
                 Some(WriteRequest::builder().put_request(put).build())
             })
             .collect();

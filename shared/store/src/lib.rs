@@ -147,6 +147,59 @@ pub trait EventWriter: Send + Sync {
         events: &[pulse_ingest::events::Event],
         deadline: tokio::time::Instant,
     ) -> Result<(), Incomplete>;
+
+    /// Writes a history import's recent events ([`EventWriter::write_events`]), flagged so the
+    /// stream leaves them alone: the import merged their buckets itself.
+    async fn write_imported(
+        &self,
+        events: &[pulse_ingest::events::Event],
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Incomplete>;
+}
+
+/// Imported history merged into buckets at every resolution (`POST /api/v1/imports`).
+#[async_trait]
+pub trait HistoryWriter: Send + Sync {
+    /// Registers series not yet known; returns those refused because their metric already has
+    /// `cap` series ([`BucketStore::register_series`]).
+    async fn register_history_series(
+        &self,
+        series: &[(
+            pulse_metrics::aggregate::SeriesKey,
+            std::collections::BTreeMap<String, String>,
+        )],
+        cap: usize,
+    ) -> Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>;
+
+    /// Takes `tenant`'s import lease until `until` (epoch s): `false` when another import
+    /// holds it. Under the lease, buckets no live event can reach are this import's alone.
+    async fn lease_imports(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease back.
+    async fn release_imports(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> Result<(), StoreError>;
+
+    /// Merges each bucket into the stored one, unless `contribution` (the import's id) was
+    /// merged there before: an import sent again, whole or after a partial failure, adds
+    /// each bucket once. Buckets whose window ends before `unshared_before` (epoch s), which
+    /// no live event can reach, are written in batches (the caller holds the lease); the rest
+    /// in a conditional write each, as the stream and the rollup job may write them too.
+    async fn merge_history(
+        &self,
+        buckets: &[(
+            pulse_metrics::rollup::BucketAt,
+            pulse_metrics::aggregate::Bucket,
+        )],
+        contribution: &str,
+        unshared_before: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Live minute buckets and the series registry (stream aggregation).

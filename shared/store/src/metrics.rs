@@ -30,8 +30,8 @@
 
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
-    BucketStore, BucketWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog, StoreError,
-    Totals, TrailStore, TrailWriter,
+    BucketStore, BucketWriter, HistoryWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog,
+    StoreError, Totals, TrailStore, TrailWriter,
 };
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -849,22 +849,7 @@ impl DynamoMetrics {
                 Check::Partly => return Ok(Merged::Partly(marks)),
             }
             let (mut merged, version) = match item {
-                Some(item) => {
-                    let state = item.get("state").and_then(|v| v.as_b().ok());
-                    let version: i64 = item
-                        .get("version")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    let decoded = state
-                        .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok())
-                        .ok_or_else(|| {
-                            StoreError::Unavailable(
-                                format!("bucket {pk}/{sk} has no readable state").into(),
-                            )
-                        })?;
-                    (decoded, version)
-                }
+                Some(item) => stored(item, &pk, &sk)?,
                 None => (Bucket::default(), 0),
             };
             merged.merge(bucket);
@@ -978,6 +963,256 @@ fn minute_at(key: &BucketKey) -> BucketAt {
 
 /// Bucket writes in flight at once for one batch.
 const MERGE_CONCURRENCY: usize = 4;
+
+/// The imports merged into a bucket (a string set of their ids).
+const IMPORTS: &str = "imports";
+
+impl DynamoMetrics {
+    /// [`HistoryWriter::merge_history`] for one bucket, starting from `prefetched` when a batch
+    /// read found it (`Some(None)`: no item); a lost race reads again.
+    async fn merge_imported(
+        &self,
+        at: &BucketAt,
+        bucket: &Bucket,
+        contribution: &str,
+        mut prefetched: Option<Option<Item>>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = bucket_key(at);
+        for _ in 0..MERGE_ATTEMPTS {
+            let current = match prefetched.take() {
+                Some(item) => item,
+                None => {
+                    self.client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key(PK, AttributeValue::S(pk.clone()))
+                        .key(SK, AttributeValue::S(sk.clone()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(crate::classify)?
+                        .item
+                }
+            };
+            let Some(item) = self.merged_item(at, bucket, contribution, current.as_ref())? else {
+                return Ok(());
+            };
+            let version = current.as_ref().map_or(0, version_of);
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            put = if current.is_none() {
+                put.condition_expression("attribute_not_exists(pk)")
+            } else {
+                put.condition_expression("version = :v")
+                    .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            };
+            match put.send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if conditional_failed(&e) => continue,
+                Err(e) => return Err(super::classify(e)),
+            }
+        }
+        Err(StoreError::Throttled(
+            format!("bucket {pk}/{sk} stayed contended after {MERGE_ATTEMPTS} attempts").into(),
+        ))
+    }
+}
+
+/// A stored bucket's state and version.
+fn stored(item: &Item, pk: &str, sk: &str) -> Result<(Bucket, i64), StoreError> {
+    let version = version_of(item);
+    let bucket = item
+        .get("state")
+        .and_then(|v| v.as_b().ok())
+        .and_then(|b| postcard::from_bytes::<Bucket>(b.as_ref()).ok())
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!("bucket {pk}/{sk} has no readable state").into())
+        })?;
+    Ok((bucket, version))
+}
+
+/// A stored bucket's version (0 for none).
+fn version_of(item: &Item) -> i64 {
+    item.get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// History merges in flight at once for one import.
+const HISTORY_CONCURRENCY: usize = 8;
+
+#[async_trait]
+impl HistoryWriter for DynamoMetrics {
+    async fn register_history_series(
+        &self,
+        series: &[(SeriesKey, BTreeMap<String, String>)],
+        cap: usize,
+    ) -> Result<Vec<SeriesKey>, StoreError> {
+        BucketStore::register_series(self, series, cap).await
+    }
+
+    async fn lease_imports(
+        &self,
+        tenant: &TenantId,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#imports")))
+            .item(SK, AttributeValue::S(LEASE_SK.to_owned()))
+            .item(EXPIRES_AT, AttributeValue::N(until.to_string()))
+            .condition_expression("attribute_not_exists(pk) OR #e < :now")
+            .expression_attribute_names("#e", EXPIRES_AT)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(crate::classify(e)),
+        }
+    }
+
+    async fn release_imports(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#imports")))
+            .key(SK, AttributeValue::S(LEASE_SK.to_owned()))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(())
+    }
+
+    async fn merge_history(
+        &self,
+        buckets: &[(BucketAt, Bucket)],
+        contribution: &str,
+        unshared_before: i64,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<(String, String)> = buckets.iter().map(|(at, _)| bucket_key(at)).collect();
+        let found = self.batch_get(&keys).await?;
+        let mut batched = Vec::new();
+        let mut shared = Vec::new();
+        for ((at, bucket), k) in buckets.iter().zip(&keys) {
+            let current = found.get(k);
+            if at.start + at.resolution.secs() <= unshared_before {
+                if let Some(item) = self.merged_item(at, bucket, contribution, current)? {
+                    batched.push(item);
+                }
+            } else {
+                shared.push((at, bucket, Some(current.cloned())));
+            }
+        }
+        let chunks: Vec<Vec<Item>> = batched.chunks(25).map(<[_]>::to_vec).collect();
+        let written: Vec<Result<(), StoreError>> = futures::stream::iter(chunks)
+            .map(|chunk| self.put_batch(chunk))
+            .buffer_unordered(HISTORY_CONCURRENCY)
+            .collect()
+            .await;
+        written.into_iter().collect::<Result<(), StoreError>>()?;
+        let writes: Vec<_> = shared
+            .into_iter()
+            .map(|(at, bucket, prefetched)| {
+                self.merge_imported(at, bucket, contribution, prefetched)
+            })
+            .collect();
+        let merged: Vec<Result<(), StoreError>> = futures::stream::iter(writes)
+            .buffer_unordered(HISTORY_CONCURRENCY)
+            .collect()
+            .await;
+        merged.into_iter().collect()
+    }
+}
+
+/// The sort key of a tenant's import lease.
+const LEASE_SK: &str = "#lease";
+
+impl DynamoMetrics {
+    /// The item of `bucket` merged into `current` with `contribution` marked, or `None` when
+    /// `current` already has it.
+    fn merged_item(
+        &self,
+        at: &BucketAt,
+        bucket: &Bucket,
+        contribution: &str,
+        current: Option<&Item>,
+    ) -> Result<Option<Item>, StoreError> {
+        let (pk, sk) = bucket_key(at);
+        let mut imports: Vec<String> = current
+            .and_then(|i| i.get(IMPORTS))
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        if imports.iter().any(|i| i == contribution) {
+            return Ok(None);
+        }
+        let (mut merged, version) = match current {
+            Some(item) => stored(item, &pk, &sk)?,
+            None => (Bucket::default(), 0),
+        };
+        merged.merge(bucket);
+        let mut item = self.bucket_item(at, &merged, version + 1)?;
+        // What the stream and the job wrote stays: the live marks of applied records and the
+        // sealed flag.
+        for kept in [APPLIED, SEALED] {
+            if let Some(v) = current.and_then(|c| c.get(kept)) {
+                item.insert(kept.to_owned(), v.clone());
+            }
+        }
+        imports.push(contribution.to_owned());
+        item.insert(IMPORTS.to_owned(), AttributeValue::Ss(imports));
+        Ok(Some(item))
+    }
+
+    /// Puts `items` with BatchWriteItem, retrying what DynamoDB leaves unprocessed.
+    async fn put_batch(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut pending: Vec<WriteRequest> = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))
+            })
+            .collect::<Result<_, _>>()?;
+        for attempt in 0..MERGE_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            pending = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(crate::classify)?
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Throttled(
+                "bucket writes stayed unprocessed".into(),
+            ))
+        }
+    }
+}
 
 #[async_trait]
 impl BucketStore for DynamoMetrics {

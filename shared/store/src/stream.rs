@@ -31,6 +31,13 @@ pub struct Change {
 struct Image {
     data: Option<StringAttribute>,
     pk: Option<StringAttribute>,
+    imported: Option<BoolAttribute>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BoolAttribute {
+    #[serde(rename = "BOOL")]
+    value: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +50,17 @@ impl StreamRecord {
     /// Whether the record is a new item (retries overwrite in place: MODIFY, not counted).
     pub fn is_insert(&self) -> bool {
         self.event_name == "INSERT"
+    }
+
+    /// Whether the item was written by a history import, which merged its buckets itself: the
+    /// stream neither counts nor marks it (a live event in its minute still marks it, and
+    /// that seal reads it with the rest).
+    pub fn is_imported(&self) -> bool {
+        self.dynamodb
+            .new_image
+            .as_ref()
+            .and_then(|i| i.imported.as_ref())
+            .is_some_and(|b| b.value)
     }
 
     /// Where the record sits in the stream: its item's Events partition and its sequence

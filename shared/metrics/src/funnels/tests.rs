@@ -182,3 +182,38 @@ fn a_week_means_the_same_in_a_funnel_as_in_a_query() {
         (days.window, days.start, days.end)
     );
 }
+
+#[test]
+fn merging_two_halves_of_an_hour_gives_the_trail_of_the_whole_and_merging_again_changes_nothing() {
+    // Given an hour's events split in two parts (one visitor's journey across both)
+    let first = vec![
+        page("1", "a", H + 60, "/"),
+        page("2", "b", H + 120, "/blog"),
+    ];
+    let second = vec![
+        page("3", "a", H + 600, "/pricing"),
+        custom("4", "a", H + 900, "signup"),
+    ];
+    let whole: Vec<Event> = first.iter().chain(&second).cloned().collect();
+    // When the second part's trail is merged into the first's, twice
+    let mut merged = Trail::build(H, &first);
+    merged.merge(&Trail::build(H, &second));
+    let once = merged.clone();
+    merged.merge(&Trail::build(H, &second));
+    // Then a funnel over it answers as over the whole hour, and the second merge changed nothing
+    let funnel = parse(
+        &json!({"steps": [{"path": "/"}, {"path": "/pricing"}, {"event": "signup"}], "time_range": "1h"}),
+        H + 3_600,
+    )
+    .expect("funnel");
+    let counts = |t: &Trail| -> Vec<u64> {
+        compute(&funnel, std::slice::from_ref(t))
+            .steps
+            .iter()
+            .map(|s| s.visitors)
+            .collect()
+    };
+    assert_eq!(counts(&merged), counts(&Trail::build(H, &whole)));
+    assert_eq!(counts(&merged), vec![1, 1, 1]);
+    assert_eq!(merged, once);
+}
