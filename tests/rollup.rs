@@ -232,6 +232,9 @@ async fn an_imported_csv_history_is_in_its_hours_and_days_when_the_import_answer
     }
     // And the rollup job, run now, changes none of it
     run_job(&cloud).await;
-    assert_eq!(buckets(&cloud, "roll-import", "api_request").await["1d"], b["1d"]);
+    assert_eq!(
+        buckets(&cloud, "roll-import", "api_request").await["1d"],
+        b["1d"]
+    );
     cloud.stop().await;
 }

@@ -209,12 +209,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
 
     /// Answers for each table from a fixed list; used to drive the handler in-process.
     struct Probe(Vec<(&'static str, Option<StoreError>)>);
 
-    #[async_trait]
     impl TableProbe for Probe {
         async fn probe(&self, table: &str) -> Result<(), StoreError> {
             match self.0.iter().find(|(t, _)| *t == table) {
@@ -231,7 +229,6 @@ mod tests {
     /// Metrics with no data: the liveness tests never read them.
     struct NoMetrics;
 
-    #[async_trait]
     impl RollupBuckets for NoMetrics {
         async fn buckets(
             &self,
@@ -251,7 +248,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl SeriesCatalog for NoMetrics {
         async fn series(
             &self,
@@ -262,7 +258,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl Totals for NoMetrics {
         async fn totals(
             &self,

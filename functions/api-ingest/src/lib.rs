@@ -474,7 +474,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use pulse_core::config::Tables;
     use pulse_ingest::events::Event;
     use pulse_metrics::aggregate::{Bucket, SeriesKey};
@@ -493,7 +492,6 @@ mod tests {
         stall: bool,
     }
 
-    #[async_trait]
     impl EventWriter for Memory {
         async fn write_events(
             &self,
@@ -536,7 +534,6 @@ mod tests {
         leased: Mutex<bool>,
     }
 
-    #[async_trait]
     impl HistoryWriter for Histories {
         async fn register_history_series(
             &self,
@@ -581,7 +578,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl TrailStore for Histories {
         async fn trails(
             &self,
@@ -597,7 +593,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl TrailWriter for Histories {
         async fn put_trail(
             &self,
@@ -617,7 +612,6 @@ mod tests {
     #[derive(Debug)]
     struct NoDefinitions;
 
-    #[async_trait::async_trait]
     impl DefinitionStore for NoDefinitions {
         async fn definitions(
             &self,

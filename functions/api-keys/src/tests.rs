@@ -1,7 +1,6 @@
 //! The API keys endpoint against an in-memory store.
 
 use super::*;
-use async_trait::async_trait;
 use pulse_core::identity::TenantId;
 use pulse_store::StoreError;
 use serde_json::{Value, json};
@@ -13,7 +12,6 @@ struct Memory {
     keys: Mutex<HashMap<String, ApiKey>>,
 }
 
-#[async_trait]
 impl KeyStore for Memory {
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         Ok(self

@@ -169,7 +169,6 @@ impl<A: SiteLookup + TrackStore + 'static, W: EventWriter + 'static> HttpHandler
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use pulse_core::identity::TenantId;
     use pulse_ingest::events::Event;
     use pulse_ingest::track::Site;
@@ -189,7 +188,6 @@ mod tests {
     #[derive(Default, Clone)]
     struct Writer(Arc<Mutex<Vec<Event>>>);
 
-    #[async_trait]
     impl SiteLookup for Memory {
         async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
             Ok((id == "s1").then(|| Site {
@@ -201,7 +199,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl TrackStore for Memory {
         async fn daily_salt(&self, day: &str) -> Result<Vec<u8>, StoreError> {
             Ok(day.as_bytes().to_vec())
@@ -219,7 +216,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl EventWriter for Writer {
         async fn write_events(
             &self,

@@ -1,7 +1,6 @@
 //! The authorizer against an in-memory key store and a JWKS served on loopback.
 
 use super::*;
-use async_trait::async_trait;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,7 +18,6 @@ struct MemoryKeys {
     down: bool,
 }
 
-#[async_trait]
 impl KeyLookup for MemoryKeys {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         if self.down {

@@ -2,7 +2,6 @@
 //! them: marks cleared only if unchanged, buckets replaced whole, range reads by start.
 
 use super::*;
-use async_trait::async_trait;
 use pulse_core::identity::TenantId;
 use pulse_ingest::events::{Body, Event};
 use pulse_metrics::aggregate::{Bucket, BucketKey};
@@ -20,7 +19,6 @@ struct Memory {
     trails: Mutex<Trails>,
 }
 
-#[async_trait]
 impl EventReader for Memory {
     async fn minute_events(
         &self,
@@ -50,7 +48,6 @@ fn mark_key(p: &Pending) -> MarkKey {
     )
 }
 
-#[async_trait]
 impl PendingWindows for Memory {
     async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
         let mut marks = self.marks.lock().expect("lock");
@@ -91,7 +88,6 @@ impl PendingWindows for Memory {
     }
 }
 
-#[async_trait]
 impl RollupBuckets for Memory {
     async fn was_sealed(&self, tenant: &TenantId, start: i64) -> Result<bool, StoreError> {
         Ok(self.buckets.lock().expect("lock").keys().any(|at| {
@@ -120,7 +116,6 @@ impl RollupBuckets for Memory {
     }
 }
 
-#[async_trait]
 impl BucketWriter for Memory {
     async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
         self.buckets
@@ -131,7 +126,6 @@ impl BucketWriter for Memory {
     }
 }
 
-#[async_trait]
 impl BucketStore for Memory {
     async fn register_series(
         &self,
@@ -385,7 +379,6 @@ async fn an_hours_sessions_are_computed_once_thirty_minutes_have_passed() {
     );
 }
 
-#[async_trait]
 impl TrailWriter for Memory {
     async fn put_trail(
         &self,

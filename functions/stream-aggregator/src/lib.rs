@@ -511,7 +511,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl BucketStore for Memory {
         async fn register_series(
             &self,
@@ -563,7 +562,6 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl PendingWindows for Memory {
         async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
             self.marked.lock().expect("lock").extend(

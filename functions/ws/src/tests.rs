@@ -2,7 +2,6 @@
 //! a real issuer in `tests/live.rs`, through the local cloud).
 
 use super::*;
-use async_trait::async_trait;
 use pulse_core::identity::{Role, TenantId};
 use pulse_metrics::aggregate::{Bucket, SeriesKey};
 
@@ -16,7 +15,6 @@ const NOW: i64 = 1_795_341_630;
 #[derive(Debug, Default)]
 struct Totals;
 
-#[async_trait]
 impl pulse_store::Totals for Totals {
     async fn totals(
         &self,
@@ -46,7 +44,6 @@ impl pulse_store::Totals for Totals {
 
 /// Page views by minute: path `/a` 3 at 09:58 and 1 at 10:00, path `/b` 2 at 09:59; the
 /// total series holds their sum. `api_request` and `api_request.failed`: 4 and 1 at 10:00.
-#[async_trait]
 impl RollupBuckets for Totals {
     async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
         Ok(false)
@@ -84,7 +81,6 @@ impl RollupBuckets for Totals {
     }
 }
 
-#[async_trait]
 impl SeriesCatalog for Totals {
     async fn series(
         &self,
@@ -104,7 +100,6 @@ impl SeriesCatalog for Totals {
 #[derive(Debug, Default)]
 struct Posted(Mutex<Vec<(String, Value)>>);
 
-#[async_trait]
 impl ConnectionPush for Posted {
     async fn post(&self, connection: &str, frame: &str) -> Result<(), PushError> {
         self.0.lock().expect("lock").push((
@@ -118,7 +113,6 @@ impl ConnectionPush for Posted {
 #[derive(Debug, Default)]
 struct Memory(Mutex<HashMap<String, Connection>>);
 
-#[async_trait]
 impl ConnectionStore for Memory {
     async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
         let mut all = self.0.lock().expect("lock");
@@ -145,7 +139,6 @@ impl ConnectionStore for Memory {
 }
 
 /// The tenant's one definition: `error_rate = api_request.failed / api_request`.
-#[async_trait]
 impl DefinitionStore for Memory {
     async fn definitions(
         &self,

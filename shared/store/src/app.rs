@@ -20,7 +20,6 @@ use super::{
     CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, KeyLookup, KeyStore,
     SiteLookup, SiteStore, StoreError, TenantConnections, TrackStore,
 };
-use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -95,7 +94,6 @@ fn site_from(item: &HashMap<String, AttributeValue>) -> Option<Site> {
     })
 }
 
-#[async_trait]
 impl SiteStore for DynamoApp {
     async fn sites(&self, tenant: &TenantId) -> Result<Vec<Site>, StoreError> {
         Ok(self
@@ -161,7 +159,6 @@ impl SiteStore for DynamoApp {
     }
 }
 
-#[async_trait]
 impl SiteLookup for DynamoApp {
     async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
         if let Some((at, site)) = self.sites.lock().ok().and_then(|c| c.get(id).cloned())
@@ -186,7 +183,6 @@ impl SiteLookup for DynamoApp {
     }
 }
 
-#[async_trait]
 impl TrackStore for DynamoApp {
     async fn daily_salt(&self, day: &str) -> Result<Vec<u8>, StoreError> {
         if let Some(salt) = self.salts.lock().ok().and_then(|c| c.get(day).cloned()) {
@@ -282,7 +278,6 @@ fn key_from(item: &HashMap<String, AttributeValue>) -> Option<ApiKey> {
     })
 }
 
-#[async_trait]
 impl KeyLookup for DynamoApp {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let out = self
@@ -299,7 +294,6 @@ impl KeyLookup for DynamoApp {
     }
 }
 
-#[async_trait]
 impl KeyStore for DynamoApp {
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         Ok(self
@@ -364,7 +358,6 @@ impl KeyStore for DynamoApp {
     }
 }
 
-#[async_trait]
 impl DefinitionStore for DynamoApp {
     /// Cached for a minute in a warm function: ingest reads them for every batch.
     async fn definitions(
@@ -404,7 +397,6 @@ impl DefinitionStore for DynamoApp {
     }
 }
 
-#[async_trait]
 impl DefinitionWriter for DynamoApp {
     async fn put_definition(
         &self,
@@ -446,7 +438,6 @@ impl DefinitionWriter for DynamoApp {
     }
 }
 
-#[async_trait]
 impl CardSettings for DynamoApp {
     async fn cards(&self, tenant: &TenantId) -> Result<Option<Vec<String>>, StoreError> {
         let out = self
@@ -483,7 +474,6 @@ impl CardSettings for DynamoApp {
     }
 }
 
-#[async_trait]
 impl ConnectionStore for DynamoApp {
     async fn put_connection(&self, c: &pulse_metrics::live::Connection) -> Result<(), StoreError> {
         // The stored JSON carries the version the item will have.
@@ -559,7 +549,6 @@ impl ConnectionStore for DynamoApp {
     }
 }
 
-#[async_trait]
 impl TenantConnections for DynamoApp {
     async fn connections(
         &self,

@@ -2,7 +2,6 @@
 //! DynamoDB types.
 
 use super::{StoreError, TableProbe};
-use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
@@ -25,7 +24,6 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
 impl TableProbe for DynamoStore {
     async fn probe(&self, table: &str) -> Result<(), StoreError> {
         let out = self

@@ -7,7 +7,6 @@
 
 use super::keys::{EVENT_SHARDS, EXPIRES_AT, GSI1_PK, GSI1_SK, PK, SK};
 use super::{EventReader, EventWriter, Incomplete, StoreError};
-use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -307,7 +306,6 @@ impl DynamoEvents {
     }
 }
 
-#[async_trait]
 impl EventReader for DynamoEvents {
     async fn minute_events(
         &self,
@@ -333,7 +331,6 @@ impl EventReader for DynamoEvents {
     }
 }
 
-#[async_trait]
 impl EventWriter for DynamoEvents {
     async fn write_events(&self, events: &[Event], deadline: Instant) -> Result<(), Incomplete> {
         self.write(events, deadline, false).await

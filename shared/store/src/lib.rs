@@ -120,10 +120,15 @@ where
     }
 }
 
+/// A series id and its tags.
+pub type SeriesTags = (String, std::collections::BTreeMap<String, String>);
+
 /// Checks that a table exists and accepts reads and writes (health checks).
-#[async_trait]
 pub trait TableProbe: Send + Sync {
-    async fn probe(&self, table: &str) -> Result<(), StoreError>;
+    fn probe(
+        &self,
+        table: &str,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A write that did not complete before its deadline: which events are stored and which are
@@ -139,59 +144,59 @@ pub struct Incomplete {
 }
 
 /// Writes raw events (ingest).
-#[async_trait]
 pub trait EventWriter: Send + Sync {
     /// Writes every event, retrying what DynamoDB leaves unprocessed until `deadline`.
-    async fn write_events(
+    fn write_events(
         &self,
         events: &[pulse_ingest::events::Event],
         deadline: tokio::time::Instant,
-    ) -> Result<(), Incomplete>;
+    ) -> impl std::future::Future<Output = Result<(), Incomplete>> + Send;
 
     /// Writes a history import's recent events ([`EventWriter::write_events`]), flagged so the
     /// stream leaves them alone: the import merged their buckets itself.
-    async fn write_imported(
+    fn write_imported(
         &self,
         events: &[pulse_ingest::events::Event],
         deadline: tokio::time::Instant,
-    ) -> Result<(), Incomplete>;
+    ) -> impl std::future::Future<Output = Result<(), Incomplete>> + Send;
 }
 
 /// Imported history merged into buckets at every resolution (`POST /api/v1/imports`).
-#[async_trait]
 pub trait HistoryWriter: Send + Sync {
     /// Registers series not yet known; returns those refused because their metric already has
     /// `cap` series ([`BucketStore::register_series`]).
-    async fn register_history_series(
+    fn register_history_series(
         &self,
         series: &[(
             pulse_metrics::aggregate::SeriesKey,
             std::collections::BTreeMap<String, String>,
         )],
         cap: usize,
-    ) -> Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>,
+    > + Send;
 
     /// Takes `tenant`'s import lease until `until` (epoch s): `false` when another import
     /// holds it. Under the lease, buckets no live event can reach are this import's alone.
-    async fn lease_imports(
+    fn lease_imports(
         &self,
         tenant: &pulse_core::identity::TenantId,
         now: i64,
         until: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 
     /// Gives the lease back.
-    async fn release_imports(
+    fn release_imports(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 
     /// Merges each bucket into the stored one, unless `contribution` (the import's id) was
     /// merged there before: an import sent again, whole or after a partial failure, adds
     /// each bucket once. Buckets whose window ends before `unshared_before` (epoch s), which
     /// no live event can reach, are written in batches (the caller holds the lease); the rest
     /// in a conditional write each, as the stream and the rollup job may write them too.
-    async fn merge_history(
+    fn merge_history(
         &self,
         buckets: &[(
             pulse_metrics::rollup::BucketAt,
@@ -199,48 +204,51 @@ pub trait HistoryWriter: Send + Sync {
         )],
         contribution: &str,
         unshared_before: i64,
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Live minute buckets and the series registry (stream aggregation).
-#[async_trait]
 pub trait BucketStore: Send + Sync {
     /// Registers series not yet known; returns those refused because their metric already has
     /// `cap` series (the caller folds them into `__other__`).
-    async fn register_series(
+    fn register_series(
         &self,
         series: &[(
             pulse_metrics::aggregate::SeriesKey,
             std::collections::BTreeMap<String, String>,
         )],
         cap: usize,
-    ) -> Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>,
+    > + Send;
 
     /// Merges `bucket`, made of the stream records spanning `span`, into the stored minute
     /// bucket `key` with the marks of the records it applies, in one conditional write; unless
     /// the bucket's marks show them applied ([`pulse_core::watermark`]), or sealing owns the bucket.
-    async fn merge_bucket(
+    fn merge_bucket(
         &self,
         key: &pulse_metrics::aggregate::BucketKey,
         bucket: &pulse_metrics::aggregate::Bucket,
         span: &pulse_core::watermark::Span,
-    ) -> Result<Merged, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Merged, StoreError>> + Send;
 
     /// [`BucketStore::merge_bucket`] for many buckets, each with its own outcome, in order; an
     /// adapter may read them together.
-    async fn merge_buckets(
+    fn merge_buckets(
         &self,
         merges: &[(
             pulse_metrics::aggregate::BucketKey,
             pulse_metrics::aggregate::Bucket,
             pulse_core::watermark::Span,
         )],
-    ) -> Vec<Result<Merged, StoreError>> {
-        let mut out = Vec::with_capacity(merges.len());
-        for (key, bucket, span) in merges {
-            out.push(self.merge_bucket(key, bucket, span).await);
+    ) -> impl std::future::Future<Output = Vec<Result<Merged, StoreError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(merges.len());
+            for (key, bucket, span) in merges {
+                out.push(self.merge_bucket(key, bucket, span).await);
+            }
+            out
         }
-        out
     }
 }
 
@@ -281,64 +289,68 @@ pub enum Merged {
 }
 
 /// Reads raw events back: one minute of one tenant (the rollup job's sealing).
-#[async_trait]
 pub trait EventReader: Send + Sync {
     /// The events of `minute` in `shards` (every shard if empty).
-    async fn minute_events(
+    fn minute_events(
         &self,
         tenant: &pulse_core::identity::TenantId,
         minute: i64,
         shards: &std::collections::BTreeSet<u32>,
-    ) -> Result<Vec<pulse_ingest::events::Event>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_ingest::events::Event>, StoreError>> + Send;
 }
 
 /// Windows waiting for the rollup job: marked by whoever changes a window's data (the stream
 /// aggregator, the job itself for coarser windows), read oldest first, cleared when done.
-#[async_trait]
 pub trait PendingWindows: Send + Sync {
     /// Marks each window (adding to its series set); a window marked again is done again.
-    async fn mark(&self, windows: &[pulse_metrics::rollup::Pending]) -> Result<(), StoreError>;
+    fn mark(
+        &self,
+        windows: &[pulse_metrics::rollup::Pending],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
     /// Windows of `resolution` starting before `before` (epoch s), oldest first.
-    async fn pending(
+    fn pending(
         &self,
         resolution: pulse_metrics::rollup::Resolution,
         before: i64,
         limit: usize,
-    ) -> Result<Vec<pulse_metrics::rollup::Pending>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_metrics::rollup::Pending>, StoreError>> + Send;
     /// Clears `window` unless it was marked again since it was read.
-    async fn clear(&self, window: &pulse_metrics::rollup::Pending) -> Result<(), StoreError>;
+    fn clear(
+        &self,
+        window: &pulse_metrics::rollup::Pending,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Writes whole buckets at any resolution (the rollup job's sealing and rollups: IAM
 /// `PutItem` on the Metrics table).
-#[async_trait]
 pub trait BucketWriter: Send + Sync {
     /// Writes `bucket` at `at`, replacing what is there (sealing and rollups recompute).
-    async fn put_bucket(
+    fn put_bucket(
         &self,
         at: &pulse_metrics::rollup::BucketAt,
         bucket: &pulse_metrics::aggregate::Bucket,
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Reads whole buckets at any resolution (queries, views, live snapshots, rollups: IAM
 /// `Query` on the Metrics table).
-#[async_trait]
 pub trait RollupBuckets: Send + Sync {
     /// The buckets of one series at `resolution` with start in `[from, to)`, by start.
-    async fn buckets(
+    fn buckets(
         &self,
         series: &pulse_metrics::aggregate::SeriesKey,
         resolution: pulse_metrics::rollup::Resolution,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(i64, pulse_metrics::aggregate::Bucket)>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Vec<(i64, pulse_metrics::aggregate::Bucket)>, StoreError>,
+    > + Send;
 
     /// The buckets of several series of one metric at `resolution` with start in `[from, to)`,
     /// as `(series, start, bucket)` in no particular order: what a grouped query and a rollup
     /// read. An adapter whose layout keeps a metric's series together reads them at once; this
     /// default reads one series after another.
-    async fn series_buckets(
+    fn series_buckets(
         &self,
         tenant: &pulse_core::identity::TenantId,
         metric: &str,
@@ -346,99 +358,107 @@ pub trait RollupBuckets: Send + Sync {
         resolution: pulse_metrics::rollup::Resolution,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
-        let mut out = Vec::new();
-        for id in series {
-            let key = pulse_metrics::aggregate::SeriesKey {
-                tenant: tenant.clone(),
-                metric: metric.to_owned(),
-                series: id.clone(),
-            };
-            for (start, bucket) in self.buckets(&key, resolution, from, to).await? {
-                out.push((id.clone(), start, bucket));
+    ) -> impl std::future::Future<
+        Output = Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError>,
+    > + Send {
+        async move {
+            let mut out = Vec::new();
+            for id in series {
+                let key = pulse_metrics::aggregate::SeriesKey {
+                    tenant: tenant.clone(),
+                    metric: metric.to_owned(),
+                    series: id.clone(),
+                };
+                for (start, bucket) in self.buckets(&key, resolution, from, to).await? {
+                    out.push((id.clone(), start, bucket));
+                }
             }
+            Ok(out)
         }
-        Ok(out)
     }
 
     /// Whether sealing has written `tenant`'s minute starting at `start` (epoch s) before: a
     /// minute sealed again must read every Events shard, not only those its new mark names.
-    async fn was_sealed(
+    fn was_sealed(
         &self,
         tenant: &pulse_core::identity::TenantId,
         start: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A tenant's metric totals (every metric's [`pulse_metrics::aggregate::TOTAL_SERIES`]) over a range
 /// in one read: what a dashboard summary needs.
-#[async_trait]
 pub trait Totals: Send + Sync {
     /// `(metric, start, bucket)` of every metric's total at `resolution` with start in
     /// `[from, to)`.
-    async fn totals(
+    fn totals(
         &self,
         tenant: &pulse_core::identity::TenantId,
         resolution: pulse_metrics::rollup::Resolution,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError>,
+    > + Send;
 }
 
 /// Reads a tenant's metric definitions (IAM `Query` on the App table).
-#[async_trait]
 pub trait DefinitionStore: Send + Sync {
     /// Every definition of `tenant`.
-    async fn definitions(
+    fn definitions(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<Vec<pulse_metrics::definitions::Definition>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::definitions::Definition>, StoreError>,
+    > + Send;
 }
 
 /// Changes a tenant's metric definitions (IAM `PutItem`, `DeleteItem` on the App table).
-#[async_trait]
 pub trait DefinitionWriter: Send + Sync {
     /// Creates or replaces a definition.
-    async fn put_definition(
+    fn put_definition(
         &self,
         tenant: &pulse_core::identity::TenantId,
         definition: &pulse_metrics::definitions::Definition,
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
     /// Deletes a definition; whether there was one.
-    async fn delete_definition(
+    fn delete_definition(
         &self,
         tenant: &pulse_core::identity::TenantId,
         name: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Open WebSocket connections and their subscriptions, one at a time (IAM `GetItem`,
 /// `PutItem`, `DeleteItem` on the App table).
-#[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Creates or replaces a connection (with its subscriptions), expiring with API Gateway's
     /// connection limit, if its `version` is still the stored one (a new connection has
     /// version 0); otherwise [`StoreError::Conflict`]. The stored version is then one more.
-    async fn put_connection(
+    fn put_connection(
         &self,
         connection: &pulse_metrics::live::Connection,
-    ) -> Result<(), StoreError>;
-    async fn connection(
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    fn connection(
         &self,
         id: &str,
-    ) -> Result<Option<pulse_metrics::live::Connection>, StoreError>;
+    ) -> impl std::future::Future<
+        Output = Result<Option<pulse_metrics::live::Connection>, StoreError>,
+    > + Send;
     /// Removes a connection and its subscriptions.
-    async fn delete_connection(&self, id: &str) -> Result<(), StoreError>;
+    fn delete_connection(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Every open connection of a tenant (IAM `Query` on the App table's `gsi1`).
-#[async_trait]
 pub trait TenantConnections: Send + Sync {
     /// Every open connection of `tenant` (the push reads them after each stream batch).
-    async fn connections(
+    fn connections(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<Vec<pulse_metrics::live::Connection>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_metrics::live::Connection>, StoreError>> + Send;
 }
 
 /// Why a frame could not be posted to a connection.
@@ -455,128 +475,131 @@ pub enum PushError {
 }
 
 /// Posts frames to WebSocket connections (API Gateway's management API).
-#[async_trait]
 pub trait ConnectionPush: Send + Sync {
-    async fn post(&self, connection: &str, frame: &str) -> Result<(), PushError>;
+    fn post(
+        &self,
+        connection: &str,
+        frame: &str,
+    ) -> impl std::future::Future<Output = Result<(), PushError>> + Send;
 }
 
 /// A tenant's choice of key cards (`GET /api/v1/metrics`).
-#[async_trait]
 pub trait CardSettings: Send + Sync {
     /// The card ids `tenant` chose, if it chose.
-    async fn cards(
+    fn cards(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<Option<Vec<String>>, StoreError>;
-    async fn put_cards(
+    ) -> impl std::future::Future<Output = Result<Option<Vec<String>>, StoreError>> + Send;
+    fn put_cards(
         &self,
         tenant: &pulse_core::identity::TenantId,
         cards: &[String],
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Writes hourly visitor trails for funnels ([`pulse_metrics::funnels::Trail`], encoded in
 /// chunks; IAM `PutItem` on the Metrics table).
-#[async_trait]
 pub trait TrailWriter: Send + Sync {
     /// Replaces the trail of `tenant`'s hour starting at `hour` (epoch s).
-    async fn put_trail(
+    fn put_trail(
         &self,
         tenant: &pulse_core::identity::TenantId,
         hour: i64,
         chunks: &[Vec<u8>],
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Reads hourly visitor trails (IAM `Query` on the Metrics table).
-#[async_trait]
 pub trait TrailStore: Send + Sync {
     /// The encoded chunks of the trails of hours starting in `[from, to)`.
-    async fn trails(
+    fn trails(
         &self,
         tenant: &pulse_core::identity::TenantId,
         from: i64,
         to: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
 }
 
 /// The series registry as queries read it: every series of a metric with its tags.
-#[async_trait]
 pub trait SeriesCatalog: Send + Sync {
     /// The series of `metric` (ids and tags), `__other__` included when it holds data.
-    async fn series(
+    fn series(
         &self,
         tenant: &pulse_core::identity::TenantId,
         metric: &str,
-    ) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<SeriesTags>, StoreError>> + Send;
 }
 
 /// A site by id: which tenant it belongs to, and which origins may send its traffic (IAM
 /// `GetItem` on the App table).
-#[async_trait]
 pub trait SiteLookup: Send + Sync {
-    async fn site(&self, id: &str) -> Result<Option<pulse_ingest::track::Site>, StoreError>;
+    fn site(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<pulse_ingest::track::Site>, StoreError>> + Send;
 }
 
 /// A tenant's sites, managed (IAM `PutItem`, `DeleteItem` on the App table, `Query` on its
 /// `gsi1`).
-#[async_trait]
 pub trait SiteStore: Send + Sync {
-    async fn sites(
+    fn sites(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<Vec<pulse_ingest::track::Site>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_ingest::track::Site>, StoreError>> + Send;
     /// Creates or replaces a site.
-    async fn put_site(&self, site: &pulse_ingest::track::Site) -> Result<(), StoreError>;
+    fn put_site(
+        &self,
+        site: &pulse_ingest::track::Site,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
     /// Deletes a site of `tenant`; `false` if it had none of that id.
-    async fn delete_site(
+    fn delete_site(
         &self,
         tenant: &pulse_core::identity::TenantId,
         id: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// What the tracking endpoint needs besides sites: the day's salt and a rate limit.
-#[async_trait]
 pub trait TrackStore: Send + Sync {
     /// The salt of `day` (YYYY-MM-DD), created on first use and deleted 48 h later.
-    async fn daily_salt(&self, day: &str) -> Result<Vec<u8>, StoreError>;
+    fn daily_salt(
+        &self,
+        day: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, StoreError>> + Send;
     /// Counts one request of `client` in the window starting at `window_start` (epoch s) and
     /// returns the count so far.
-    async fn count_request(
+    fn count_request(
         &self,
         client: &str,
         window_start: i64,
         window_secs: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// What the authorizer needs of API keys: one lookup by hash.
-#[async_trait]
 pub trait KeyLookup: Send + Sync {
     /// The key whose hash is `hash`, if it exists (a deleted key is revoked).
-    async fn key_by_hash(
+    fn key_by_hash(
         &self,
         hash: &str,
-    ) -> Result<Option<pulse_core::apikeys::ApiKey>, StoreError>;
+    ) -> impl std::future::Future<Output = Result<Option<pulse_core::apikeys::ApiKey>, StoreError>> + Send;
 }
 
 /// API keys as admins manage them: stored by hash, listed per tenant, revoked by deletion.
-#[async_trait]
 pub trait KeyStore: Send + Sync {
-    async fn keys(
+    fn keys(
         &self,
         tenant: &pulse_core::identity::TenantId,
-    ) -> Result<Vec<pulse_core::apikeys::ApiKey>, StoreError>;
-    async fn put_key(
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_core::apikeys::ApiKey>, StoreError>> + Send;
+    fn put_key(
         &self,
         hash: &str,
         key: &pulse_core::apikeys::ApiKey,
-    ) -> Result<(), StoreError>;
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
     /// Revokes the key `id` of `tenant`; `false` if it has none of that id.
-    async fn delete_key(
+    fn delete_key(
         &self,
         tenant: &pulse_core::identity::TenantId,
         id: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 }

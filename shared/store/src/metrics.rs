@@ -33,7 +33,6 @@ use super::{
     BucketStore, BucketWriter, HistoryWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog,
     StoreError, Totals, TrailStore, TrailWriter,
 };
-use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
@@ -264,7 +263,6 @@ fn pending_from(resolution: Resolution, item: &HashMap<String, AttributeValue>) 
     })
 }
 
-#[async_trait]
 impl PendingWindows for DynamoMetrics {
     async fn mark(&self, windows: &[Pending]) -> Result<(), StoreError> {
         // Marks are atomic adds on distinct items: sent 16 at a time (an import marks
@@ -360,7 +358,6 @@ impl PendingWindows for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl RollupBuckets for DynamoMetrics {
     async fn was_sealed(&self, tenant: &TenantId, start: i64) -> Result<bool, StoreError> {
         // Sealing writes every metric's total of the minute with `sealed`: one is enough.
@@ -475,7 +472,6 @@ impl RollupBuckets for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl BucketWriter for DynamoMetrics {
     async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
         // A fresh version: a live merge that read the replaced bucket fails its condition and
@@ -496,7 +492,6 @@ impl BucketWriter for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl Totals for DynamoMetrics {
     async fn totals(
         &self,
@@ -523,7 +518,6 @@ impl Totals for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl TrailStore for DynamoMetrics {
     async fn trails(
         &self,
@@ -564,7 +558,6 @@ impl TrailStore for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl TrailWriter for DynamoMetrics {
     async fn put_trail(
         &self,
@@ -593,7 +586,6 @@ impl TrailWriter for DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl SeriesCatalog for DynamoMetrics {
     async fn series(
         &self,
@@ -1045,7 +1037,6 @@ fn version_of(item: &Item) -> i64 {
 /// History merges in flight at once for one import.
 const HISTORY_CONCURRENCY: usize = 8;
 
-#[async_trait]
 impl HistoryWriter for DynamoMetrics {
     async fn register_history_series(
         &self,
@@ -1214,7 +1205,6 @@ impl DynamoMetrics {
     }
 }
 
-#[async_trait]
 impl BucketStore for DynamoMetrics {
     async fn register_series(
         &self,
@@ -1237,8 +1227,8 @@ impl BucketStore for DynamoMetrics {
             .map(|(k, _)| (registry_pk(k.tenant.as_str(), &k.metric), k.series.clone()))
             .collect();
         let registered = self.batch_get(&keys).await?;
-        let mut new: BTreeMap<(TenantId, String), Vec<&(SeriesKey, BTreeMap<String, String>)>> =
-            BTreeMap::new();
+        type Tagged = (SeriesKey, BTreeMap<String, String>);
+        let mut new: BTreeMap<(TenantId, String), Vec<&Tagged>> = BTreeMap::new();
         for (entry, key) in unknown.into_iter().zip(&keys) {
             if registered.contains_key(key) {
                 self.remember(&entry.0);

@@ -23,7 +23,6 @@ impl ManagementApi {
     }
 }
 
-#[async_trait::async_trait]
 impl ConnectionPush for ManagementApi {
     async fn post(&self, connection: &str, frame: &str) -> Result<(), PushError> {
         let Some(client) = &self.client else {
