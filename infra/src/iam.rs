@@ -59,7 +59,13 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
         ],
     ),
     ("RollupBuckets", &[("MetricsTable", "dynamodb:Query")]),
-    ("BucketWriter", &[("MetricsTable", "dynamodb:PutItem")]),
+    (
+        "BucketWriter",
+        &[
+            ("MetricsTable", "dynamodb:PutItem"),
+            ("MetricsTable", "dynamodb:BatchWriteItem"),
+        ],
+    ),
     ("Totals", &[("MetricsTable", "dynamodb:Query")]),
     ("SeriesCatalog", &[("MetricsTable", "dynamodb:Query")]),
     ("TrailStore", &[("MetricsTable", "dynamodb:Query")]),

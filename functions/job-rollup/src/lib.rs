@@ -40,9 +40,6 @@ pub const SESSIONS_MARK: &str = "#sessions";
 /// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
 const CONCURRENCY: usize = 8;
 
-/// Bucket puts in flight within one window (a sealed minute can hold thousands of series).
-const PUT_CONCURRENCY: usize = 4;
-
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -340,20 +337,9 @@ where
         self.store.clear(hour).await
     }
 
-    /// Writes whole buckets, several at a time (each put replaces its item, so order is free).
+    /// Writes whole buckets (each put replaces its item, so the adapter may batch them).
     async fn put_all(&self, buckets: &[(BucketAt, Bucket)]) -> Result<(), StoreError> {
-        // The futures are made by the iterator, not by a stream combinator, so the one future
-        // this returns stays `Send` for any lifetime (a closure over `&(BucketAt, Bucket)` in
-        // `StreamExt::map` is not general enough for the runtime's spawn).
-        let puts: Vec<_> = buckets
-            .iter()
-            .map(|(at, bucket)| self.store.put_bucket(at, bucket))
-            .collect();
-        let written: Vec<Result<(), StoreError>> = futures::stream::iter(puts)
-            .buffer_unordered(PUT_CONCURRENCY)
-            .collect()
-            .await;
-        written.into_iter().collect()
+        self.store.put_buckets(buckets).await
     }
 
     /// Rolls one coarser window of one metric from its finer buckets, and marks the next.

@@ -322,7 +322,7 @@ pub trait PendingWindows: Send + Sync {
 }
 
 /// Writes whole buckets at any resolution (the rollup job's sealing and rollups: IAM
-/// `PutItem` on the Metrics table).
+/// `PutItem` and `BatchWriteItem` on the Metrics table).
 pub trait BucketWriter: Send + Sync {
     /// Writes `bucket` at `at`, replacing what is there (sealing and rollups recompute).
     fn put_bucket(
@@ -330,6 +330,23 @@ pub trait BucketWriter: Send + Sync {
         at: &pulse_metrics::rollup::BucketAt,
         bucket: &pulse_metrics::aggregate::Bucket,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`BucketWriter::put_bucket`] for many buckets; an adapter may write them in batches
+    /// (a replacing write needs no condition, so nothing is lost by batching).
+    fn put_buckets(
+        &self,
+        buckets: &[(
+            pulse_metrics::rollup::BucketAt,
+            pulse_metrics::aggregate::Bucket,
+        )],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for (at, bucket) in buckets {
+                self.put_bucket(at, bucket).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Reads whole buckets at any resolution (queries, views, live snapshots, rollups: IAM

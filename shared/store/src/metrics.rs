@@ -474,13 +474,7 @@ impl RollupBuckets for DynamoMetrics {
 
 impl BucketWriter for DynamoMetrics {
     async fn put_bucket(&self, at: &BucketAt, bucket: &Bucket) -> Result<(), StoreError> {
-        // A fresh version: a live merge that read the replaced bucket fails its condition and
-        // merges into this one instead (and marks the minute for sealing again).
-        let version = chrono::Utc::now().timestamp_micros();
-        let mut item = self.bucket_item(at, bucket, version)?;
-        // Sealed: exact from the raw events, so no live merge may add to it any more (a late
-        // record marks the minute and the next seal includes it).
-        item.insert(SEALED.to_owned(), AttributeValue::Bool(true));
+        let item = self.sealed_item(at, bucket)?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -489,6 +483,35 @@ impl BucketWriter for DynamoMetrics {
             .await
             .map_err(crate::classify)?;
         Ok(())
+    }
+
+    async fn put_buckets(&self, buckets: &[(BucketAt, Bucket)]) -> Result<(), StoreError> {
+        // 25 a request, 4 requests in flight: sealing a minute of 1,200 series is 48 requests
+        // instead of 1,200, which matters most where requests cost most (the local cloud).
+        let items: Vec<Item> = buckets
+            .iter()
+            .map(|(at, bucket)| self.sealed_item(at, bucket))
+            .collect::<Result<_, _>>()?;
+        let chunks: Vec<Vec<Item>> = items.chunks(25).map(<[_]>::to_vec).collect();
+        let written: Vec<Result<(), StoreError>> = futures::stream::iter(chunks)
+            .map(|chunk| self.put_batch(chunk))
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        written.into_iter().collect()
+    }
+}
+
+impl DynamoMetrics {
+    /// A sealed or rolled bucket's item. A fresh version: a live merge that read the replaced
+    /// bucket fails its condition and merges into this one instead (and marks the minute for
+    /// sealing again). Sealed: exact from the raw events, so no live merge may add to it any
+    /// more (a late record marks the minute and the next seal includes it).
+    fn sealed_item(&self, at: &BucketAt, bucket: &Bucket) -> Result<Item, StoreError> {
+        let version = chrono::Utc::now().timestamp_micros();
+        let mut item = self.bucket_item(at, bucket, version)?;
+        item.insert(SEALED.to_owned(), AttributeValue::Bool(true));
+        Ok(item)
     }
 }
 
