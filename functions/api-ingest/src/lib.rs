@@ -847,6 +847,16 @@ mod tests {
             .to_rfc3339()
     }
 
+    /// The status of an admin's NDJSON import.
+    async fn send(handler: &Ingest<Memory, NoDefinitions, Histories>, ndjson: &str) -> u16 {
+        handler
+            .handle(import(admin(), "application/x-ndjson", ndjson))
+            .await
+            .expect("response")
+            .status()
+            .as_u16()
+    }
+
     /// The stored count of `metric`'s total at `resolution`, over every window.
     fn count(
         handler: &Ingest<Memory, NoDefinitions, Histories>,
@@ -879,11 +889,7 @@ mod tests {
         );
         // When an admin imports them, and sends the same import again
         for _ in 0..2 {
-            let res = handler
-                .handle(import(admin(), "application/x-ndjson", &ndjson))
-                .await
-                .expect("response");
-            assert_eq!(res.status(), 202);
+            assert_eq!(send(&handler, &ndjson).await, 202);
         }
         // Then each view is counted once at every resolution that still keeps its window
         assert_eq!(count(&handler, "page_view", Resolution::Day), 2);
@@ -915,19 +921,11 @@ mod tests {
             at(NOW - 86_400_000)
         );
         // When an import arrives, it is refused with nothing merged
-        let res = handler
-            .handle(import(admin(), "application/x-ndjson", &line))
-            .await
-            .expect("response");
-        assert_eq!(res.status(), 409);
+        assert_eq!(send(&handler, &line).await, 409);
         assert!(handler.history.buckets.lock().expect("lock").is_empty());
         // And once the lease is free it is merged, and gives the lease back
         *handler.history.leased.lock().expect("lock") = false;
-        let res = handler
-            .handle(import(admin(), "application/x-ndjson", &line))
-            .await
-            .expect("response");
-        assert_eq!(res.status(), 202);
+        assert_eq!(send(&handler, &line).await, 202);
         assert!(!*handler.history.leased.lock().expect("lock"));
     }
 
@@ -942,11 +940,7 @@ mod tests {
                 "{{\"kind\":\"page_view\",\"path\":\"{path}\",\"visitor\":\"{visitor}\",\"timestamp\":\"{}\"}}\n",
                 at(ms)
             );
-            let res = handler
-                .handle(import(admin(), "application/x-ndjson", &line))
-                .await
-                .expect("response");
-            assert_eq!(res.status(), 202);
+            assert_eq!(send(&handler, &line).await, 202);
         }
         // Then the hour counts both, and its trail holds the visitor's two steps in order
         assert_eq!(count(&handler, "page_view", Resolution::Hour), 2);

@@ -840,18 +840,7 @@ impl DynamoMetrics {
         for _ in 0..MERGE_ATTEMPTS {
             let current = match prefetched.take() {
                 Some(item) => item,
-                None => {
-                    self.client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key(PK, AttributeValue::S(pk.clone()))
-                        .key(SK, AttributeValue::S(sk.clone()))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(crate::classify)?
-                        .item
-                }
+                None => self.item_at(&pk, &sk).await?,
             };
             let item = current.as_ref();
             if item.is_some_and(|i| i.get(SEALED).is_some_and(|v| v.as_bool() == Ok(&true))) {
@@ -880,21 +869,8 @@ impl DynamoMetrics {
                         .collect(),
                 ),
             );
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            put = if version == 0 {
-                put.condition_expression("attribute_not_exists(pk)")
-            } else {
-                put.condition_expression("version = :v")
-                    .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            };
-            match put.send().await {
-                Ok(_) => return Ok(Merged::Written),
-                Err(e) if conditional_failed(&e) => continue,
-                Err(e) => return Err(super::classify(e)),
+            if self.put_if_version(item, version).await? {
+                return Ok(Merged::Written);
             }
         }
         Err(StoreError::Throttled(
@@ -996,43 +972,57 @@ impl DynamoMetrics {
         for _ in 0..MERGE_ATTEMPTS {
             let current = match prefetched.take() {
                 Some(item) => item,
-                None => {
-                    self.client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key(PK, AttributeValue::S(pk.clone()))
-                        .key(SK, AttributeValue::S(sk.clone()))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(crate::classify)?
-                        .item
-                }
+                None => self.item_at(&pk, &sk).await?,
             };
             let Some(item) = self.merged_item(at, bucket, contribution, current.as_ref())? else {
                 return Ok(());
             };
             let version = current.as_ref().map_or(0, version_of);
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            put = if current.is_none() {
-                put.condition_expression("attribute_not_exists(pk)")
-            } else {
-                put.condition_expression("version = :v")
-                    .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            };
-            match put.send().await {
-                Ok(_) => return Ok(()),
-                Err(e) if conditional_failed(&e) => continue,
-                Err(e) => return Err(super::classify(e)),
+            if self.put_if_version(item, version).await? {
+                return Ok(());
             }
         }
         Err(StoreError::Throttled(
             format!("bucket {pk}/{sk} stayed contended after {MERGE_ATTEMPTS} attempts").into(),
         ))
+    }
+}
+
+impl DynamoMetrics {
+    /// The item at `(pk, sk)`, read consistently.
+    async fn item_at(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk.to_owned()))
+            .key(SK, AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(crate::classify)?
+            .item)
+    }
+
+    /// Puts `item` if the stored one is still at `version` (none stored, for 0); `false` when
+    /// another writer got there first (the caller reads again and retries).
+    async fn put_if_version(&self, item: Item, version: i64) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(crate::classify(e)),
+        }
     }
 }
 
