@@ -2,7 +2,8 @@
 // playwright-core; no browser download) against a running local cloud at PULSE_URL.
 //
 // Proves: the cards show what the API answers; an ingested event moves a card within 2 s; a
-// click on a chart drills down (and the breadcrumb leads back); the CSV export holds the rows of
+// click on a chart drills down (and the breadcrumb leads back); a range that loads dims the old
+// answer under a status; the CSV export holds the rows of
 // the view; a viewer does not see the business view; a 375 px viewport renders one column.
 // Measures: first load to cards with numbers, a 1,000-point line chart's render, the gzipped
 // JavaScript. Screenshots and figures go to e2e/artifacts/.
@@ -174,6 +175,45 @@ await step("a click on a time series drills into that interval", async () => {
   await page.locator('section[data-view="web/overview"][data-loading="0"]').waitFor();
   assert.match(await page.locator(".crumbs").innerText(), /from \d{4}-\d\d-\d\d \d\d:00 UTC/);
   assert.deepEqual(await page.getByRole("alert").allInnerTexts(), []);
+  await context.close();
+});
+
+await step("while another range loads, the old answer is dimmed and a status says what loads", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/pages?range=24h`);
+  await page.locator('section[data-view="web/pages"][data-loading="0"] .view-body').waitFor();
+  // Given a slow answer for the next range
+  await page.route("**/api/v1/web/pages?*range=30d*", async (route) => {
+    await new Promise((r) => setTimeout(r, 1_500));
+    await route.continue();
+  });
+  // When the user presses 30d
+  await page.getByRole("group", { name: "Date range" }).getByRole("button", { name: "30d" }).click();
+  // Then the old chart stays, dimmed, under a loading status, until the answer arrives
+  await page.locator('section[data-loading="1"]').waitFor();
+  assert.equal(await page.locator('p.loading[role="status"]').innerText(), "Loading 30d…");
+  // (dimmed within its 0.15 s transition, while the answer is still 1.5 s away)
+  await page.waitForFunction(() => Number(getComputedStyle(document.querySelector(".view-body")).opacity) < 0.5, null, { timeout: 1_000 });
+  assert.equal(await page.locator('section[data-loading="1"]').count(), 1);
+  await page.locator('section[data-loading="0"]').waitFor();
+  await page.waitForTimeout(300);
+  const shown = await page.locator(".view-body").evaluate((el) => Number(getComputedStyle(el).opacity));
+  assert.equal(shown, 1);
+  // And the same on the overview's traffic chart
+  await page.route("**/api/v1/web/overview?*range=30d*", async (route) => {
+    await new Promise((r) => setTimeout(r, 1_500));
+    await route.continue();
+  });
+  await page.goto(base);
+  const traffic = page.locator('figure:has([data-chart="traffic"])');
+  await traffic.locator('[data-chart="traffic"] canvas').waitFor();
+  await page.locator('figure[data-loading="0"] [data-chart="traffic"]').waitFor();
+  await traffic.getByRole("button", { name: "30d" }).click();
+  await page.locator('figure[data-loading="1"] [data-chart="traffic"]').waitFor();
+  assert.equal(await traffic.locator('p.loading[role="status"]').innerText(), "Loading 30d…");
+  await page.waitForFunction(() => Number(getComputedStyle(document.querySelector('[data-chart="traffic"]')).opacity) < 0.5, null, { timeout: 1_000 });
+  assert.equal(await page.locator('figure[data-loading="1"] [data-chart="traffic"]').count(), 1);
+  await page.locator('figure[data-loading="0"] [data-chart="traffic"]').waitFor();
   await context.close();
 });
 

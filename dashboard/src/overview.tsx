@@ -75,6 +75,8 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
   const [hour, setHour] = useState<{ start?: string; end?: string }>({});
   const [range, setRange] = useState("7d");
   const [traffic, setTraffic] = useState<Record<string, unknown> | null>(null);
+  /** The range the traffic chart shows; while it differs from `range`, the chart is the old one. */
+  const [shownRange, setShownRange] = useState("");
 
   // Cards: fetched once, then again whenever a live update says a watched metric moved (one
   // request in flight, the last update wins), so they always show what the API answers.
@@ -118,8 +120,22 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
   }, [interval]);
 
   useEffect(() => {
-    api.get<Record<string, unknown>>("/api/v1/web/overview", { range, interval: range === "1h" ? "1m" : "1h" }).then(setTraffic, (e: Error) => setError(e.message));
+    let cancelled = false;
+    api.get<Record<string, unknown>>("/api/v1/web/overview", { range, interval: range === "1h" ? "1m" : "1h" }).then(
+      (t) => {
+        if (cancelled) return;
+        setTraffic(t);
+        setShownRange(range);
+      },
+      (e: Error) => {
+        if (!cancelled) setError(e.message);
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
   }, [range]);
+  const trafficLoading = shownRange !== range;
 
   const series = (traffic?.timeseries ?? []) as { timestamp: string; visitors: number; pageviews: number; visits: number }[];
   const figures = (traffic?.metrics ?? {}) as Record<string, { value: number | null }>;
@@ -149,12 +165,17 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
               { zoom: false, area: true, min: hour.start ? Date.parse(hour.start) : undefined, max: hour.end ? Date.parse(hour.end) : undefined },
             )} />
         </figure>
-        <figure class="panel wide">
+        <figure class="panel wide" data-loading={trafficLoading ? "1" : "0"} aria-busy={trafficLoading}>
           <figcaption>
             <h2>Traffic</h2>
             <RangeBar value={range} onChange={setRange} presets={["24h", "7d", "30d"]} />
-            <Exports id="traffic" rows={() => series} name={`traffic-${range}`} />
+            <Exports id="traffic" rows={() => series} name={`traffic-${shownRange}`} />
           </figcaption>
+          {trafficLoading && (
+            <p class="loading" role="status">
+              Loading {range}…
+            </p>
+          )}
           <Chart
             id="traffic"
             title={`Visitors, visits and page views over ${range}; click a point to drill down`}

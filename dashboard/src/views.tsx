@@ -170,6 +170,11 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       )}
       {route.area === "explore" && <ExploreForm route={route} />}
       {error && <p role="alert">{error}</p>}
+      {loading && (
+        <p class="loading" role="status">
+          Loading {range}…
+        </p>
+      )}
       {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} />}
       {view && rows.length > 0 && (
         <details open={rows.length <= 50}>
@@ -376,5 +381,5 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
       </p>,
     );
   }
-  return <div class="grid">{parts}</div>;
+  return <div class="grid view-body">{parts}</div>;
 }
