@@ -847,7 +847,11 @@ fn sort_rows(rows: &mut Vec<Value>, key: &str, limit: usize) {
     rows.truncate(limit);
 }
 
+/// A breakdown's answer: its rows with something in the range, sorted by `key`. A row whose
+/// `key` is 0 (a series seen before the range, nothing in it) is left out: a chart of zeros
+/// (a donut of equal "0 %" slices) says less than the empty state.
 fn breakdown(p: &Params, dim: &str, rows: &mut Vec<Value>, key: &str) -> Value {
+    rows.retain(|r| r.get(key).and_then(Value::as_f64).is_some_and(|v| v > 0.0));
     let total = rows.len();
     sort_rows(rows, key, p.limit);
     json!({"range": range_json(p), "dimension": dim, "total_rows": total, "rows": rows})
@@ -894,5 +898,39 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
         "health" => v.health(view, &p).await,
         "ml" => v.ml(view, &p).await,
         other => Err(ApiError::NotFound(format!("no view area {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breakdown_leaves_out_rows_with_nothing_in_the_range() {
+        // Given sources of which two had no visitors in the range
+        let p = Params {
+            start: 0,
+            end: 3_600,
+            resolution: Resolution::Hour,
+            filters: Vec::new(),
+            limit: 10,
+        };
+        let mut rows = vec![
+            json!({"source": "google", "visitors": 0}),
+            json!({"source": "(none)", "visitors": 3}),
+            json!({"source": "t.co", "visitors": 0.0}),
+            json!({"source": "github", "visitors": 5}),
+        ];
+        // When the breakdown is answered
+        let answer = breakdown(&p, "source", &mut rows, "visitors");
+        // Then only the two with visitors are rows, largest first, and counted as the total
+        let sources: Vec<&str> = answer["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["source"].as_str())
+            .collect();
+        assert_eq!(sources, ["github", "(none)"]);
+        assert_eq!(answer["total_rows"], 2);
     }
 }
