@@ -217,6 +217,26 @@ await step("while another range loads, the old answer is dimmed and a status say
   await context.close();
 });
 
+await step("web analytics leads with Plausible's top stats, and a click on one charts it", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/overview?range=24h`);
+  await page.locator('section[data-view="web/overview"][data-loading="0"] .tiles').waitFor();
+  const order = await page.locator(".tiles .tile").evaluateAll((els) => els.map((el) => el.dataset.figure));
+  assert.deepEqual(order, ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]);
+  // The first is charted until another is chosen
+  assert.equal(await page.locator('.tile[data-figure="visitors"]').getAttribute("aria-pressed"), "true");
+  // (ECharts describes a chart in its aria-label: "… Line chart named Visitors …")
+  assert.match(await page.locator('[data-chart="web/overview-line"]').getAttribute("aria-label"), /named Visitors\./);
+  await page.locator('.tile[data-figure="bounce_rate"]').click();
+  await page.locator('[data-chart="web/overview-line-ratio"]').waitFor();
+  assert.match(await page.locator('[data-chart="web/overview-line-ratio"]').getAttribute("aria-label"), /named Bounce rate\./);
+  assert.equal(await page.locator('[data-chart="web/overview-line"]').count(), 0);
+  assert.equal(await page.locator('.tile[data-figure="bounce_rate"]').getAttribute("aria-pressed"), "true");
+  // And no change reads "– vs 0": a figure without a previous period shows none
+  assert.deepEqual((await page.locator(".tiles .delta").allInnerTexts()).filter((t) => t.startsWith("–")), []);
+  await context.close();
+});
+
 await step("the CSV export holds the rows of the view", async () => {
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);

@@ -224,8 +224,12 @@ function ExploreForm(props: { route: Route }) {
   );
 }
 
+/** Plausible's top stats, in its order. */
+const TOP_STATS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"];
+
 function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me }) {
   const { view, previous, route, compare } = props;
+  const [stat, setStat] = useState<string | null>(null);
   const key = `${route.area}/${route.view}`;
   const interval = (view.range as { interval?: string } | undefined)?.interval ?? (view.resolution as string | undefined);
   const narrow = (t: number) => {
@@ -240,7 +244,11 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   };
   const parts = [];
   const metrics = view.metrics as Record<string, { value: number | null; previous?: number | null; change: number | null }> | undefined;
-  if (metrics) parts.push(<Tiles key="tiles" metrics={metrics} compare={compare || route.area === "business"} />);
+  // Web analytics leads with Plausible's top stats, in Plausible's order; a click on one charts it.
+  const chartable = key === "web/overview" && metrics ? TOP_STATS.filter((m) => m in metrics) : [];
+  const charted = stat && chartable.includes(stat) ? stat : chartable[0];
+  const tiles = metrics && chartable.length ? Object.fromEntries(chartable.map((m) => [m, metrics[m]])) : metrics;
+  if (tiles) parts.push(<Tiles key="tiles" metrics={tiles} selected={charted} onSelect={chartable.length ? setStat : undefined} />);
   if (key === "health/overview" && metrics?.error_rate) {
     parts.push(
       <figure class="panel" key="gauge">
@@ -265,7 +273,8 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   if (timeseries?.length) {
     // Columns the API compares itself (sales: previous_period_revenue, previous_year_revenue)
     // are drawn dashed when comparing, and left out otherwise.
-    const all = numericColumns(timeseries, ["timestamp"]);
+    // A chosen top stat is charted even before it has a number (visits come hourly).
+    const all = charted ? [charted] : numericColumns(timeseries, ["timestamp"]);
     const own = all.filter((c) => c.startsWith("previous_"));
     const columns = all.filter((c) => !c.startsWith("previous_"));
     const earlier = (previous?.timeseries as Row[] | undefined) ?? [];
@@ -330,7 +339,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     // A funnel query's totals (the business funnel's steps carry their own conversions).
     const totals = { entered: view.entered, converted: view.converted, conversion_rate: view.conversion_rate } as Record<string, number | null>;
     parts.push(
-      <Tiles key="funnel-tiles" metrics={Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { value: v, change: null }]))} compare={false} />,
+      <Tiles key="funnel-tiles" metrics={Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { value: v, change: null }]))} />,
     );
     if (view.entered === 0) {
       parts.push(

@@ -193,20 +193,39 @@ export function Exports(props: { id?: string; rows: () => Row[] | unknown[]; nam
 }
 
 /** A view's headline figures, each with its change against the compared period. */
-export function Tiles(props: { metrics: Record<string, Figure & { change_year?: number | null }>; compare: boolean }) {
+/**
+ * Figures with their change against the previous period, shown whenever there is one (an empty
+ * previous period shows no change rather than "– vs 0"). With `onSelect`, each tile is a button
+ * that charts its figure; `selected` is the one charted.
+ */
+export function Tiles(props: {
+  metrics: Record<string, Figure & { change_year?: number | null }>;
+  selected?: string;
+  onSelect?: (name: string) => void;
+}) {
   return (
     <div class="tiles">
       {Object.entries(props.metrics).map(([name, f]) => {
         const tone = changeTone(name, f.change);
-        return (
-          <div class="tile" key={name} data-figure={name}>
+        const change = typeof f.change === "number" && Number.isFinite(f.change) ? formatChange(f.change) : "";
+        const body = (
+          <>
             <h3>{label(name)}</h3>
             <p class="value">{formatValue(f.value, unitOf(name))}</p>
-            {props.compare && (
+            {change && (
               <p class={`delta ${tone}`}>
-                {formatChange(f.change) || "–"} <span class="muted">vs {formatValue(f.previous ?? f.previous_period ?? null, unitOf(name))}</span>
+                {change} <span class="muted">vs {formatValue(f.previous ?? f.previous_period ?? null, unitOf(name))}</span>
               </p>
             )}
+          </>
+        );
+        return props.onSelect ? (
+          <button type="button" class="tile" key={name} data-figure={name} aria-pressed={props.selected === name} onClick={() => props.onSelect?.(name)}>
+            {body}
+          </button>
+        ) : (
+          <div class="tile" key={name} data-figure={name}>
+            {body}
           </div>
         );
       })}

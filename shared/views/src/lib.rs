@@ -379,14 +379,22 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let metrics = figure_map(&names, &now, &before);
                 let tv = timeline(&views, p.start, p.end);
                 let ts = timeline(&visits, p.start, p.end);
+                let td = timeline(&secs, p.start, p.end);
+                // Every top stat has its line, so a click on a stat can chart it.
                 let series: Vec<Value> = windows(p)
                     .map(|w| {
                         let v = tv.get(&w);
+                        let s = ts.get(&w);
+                        let n = s.map_or(0.0, |b| b.count as f64);
+                        let pageviews = v.map_or(0, |b| b.count);
                         json!({
                             "timestamp": rfc3339(w),
                             "visitors": v.map_or(0, Bucket::unique_visitors),
-                            "pageviews": v.map_or(0, |b| b.count),
-                            "visits": ts.get(&w).map_or(0, |b| b.count),
+                            "visits": s.map_or(0, |b| b.count),
+                            "pageviews": pageviews,
+                            "views_per_visit": ratio(pageviews as f64, n),
+                            "bounce_rate": s.and_then(|b| ratio(b.sum, n)),
+                            "visit_duration": td.get(&w).and_then(|d| ratio(d.sum, n)).or(s.map(|_| 0.0)),
                         })
                     })
                     .collect();
