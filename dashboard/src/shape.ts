@@ -84,6 +84,19 @@ export function label(name: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** What a source of "(none)" (no referrer, no UTM source) reads as, Plausible's wording. */
+export const DIRECT = "Direct / None";
+
+/** A dimension value as shown; `stored` maps it back for a filter. */
+export function shownValue(dimension: string, value: string): string {
+  return dimension === "source" && value === "(none)" ? DIRECT : value;
+}
+
+/** The stored value behind a shown one (a click on "Direct / None" filters on "(none)"). */
+export function stored(dimension: string, shown: string): string {
+  return dimension === "source" && shown === DIRECT ? "(none)" : shown;
+}
+
 /**
  * A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). Text a spreadsheet
  * would run as a formula (starting with =, +, -, @, tab or CR: a page path or an event name from

@@ -8,7 +8,7 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AREAS, breadcrumbs, drillTarget, filters, routeHash, type Route } from "./route";
-import { label, pointRange, seriesByTags, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
+import { label, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -240,7 +240,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   };
   const drill = (e: ChartClick) => {
     const dim = view.dimension as string | undefined;
-    if (dim && e.name && !String(e.seriesName ?? "").includes("previous")) location.hash = routeHash(drillTarget(route, dim, e.name));
+    if (dim && e.name && !String(e.seriesName ?? "").includes("previous")) location.hash = routeHash(drillTarget(route, dim, stored(dim, e.name)));
   };
   const parts = [];
   const metrics = view.metrics as Record<string, { value: number | null; previous?: number | null; change: number | null }> | undefined;
@@ -316,9 +316,9 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   const dim = view.dimension as string | undefined;
   if (rows?.length && dim) {
     const measure = numericColumns(rows, [dim])[0];
-    const names = rows.map((r) => String(r[dim] ?? "(none)"));
+    const names = rows.map((r) => shownValue(dim, String(r[dim] ?? "(none)")));
     const values = rows.map((r) => r[measure] as number | null);
-    const before = new Map(((previous?.rows as Row[] | undefined) ?? []).map((r) => [String(r[dim] ?? "(none)"), r[measure] as number | null]));
+    const before = new Map(((previous?.rows as Row[] | undefined) ?? []).map((r) => [shownValue(dim, String(r[dim] ?? "(none)")), r[measure] as number | null]));
     const option = PIES.has(key)
       ? pieOption(names.map((n, i) => ({ name: n, value: values[i] ?? 0 })), label(measure))
       : barOption(names, values, label(measure), compare ? names.map((n) => before.get(n) ?? 0) : undefined);

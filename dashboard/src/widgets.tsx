@@ -3,7 +3,7 @@
 
 import { useState } from "preact/hooks";
 import { chartPng, type Option } from "./charts";
-import { changeTone, formatChange, formatValue, label, toCsv, unitOf, type Figure, type Row } from "./shape";
+import { changeTone, formatChange, formatValue, label, shownValue, toCsv, unitOf, type Figure, type Row } from "./shape";
 
 /** A line: its name, `[epoch ms, value]` points, dashed for a compared period. */
 export type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
@@ -236,6 +236,7 @@ export function Tiles(props: {
 /** A cell as shown: numbers in their unit, timestamps as `2026-11-22 18:00`. */
 function cell(column: string, v: Row[string]): string {
   if (typeof v === "number") return formatValue(v, unitOf(column));
+  if (typeof v === "string") v = shownValue(column, v);
   if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return v.slice(0, 16).replace("T", " ");
   return String(v ?? "–");
 }

@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, toCsv, viewRows } from "../src/shape";
+import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -142,5 +142,19 @@ describe("drill-down", () => {
     expect(at("#/business/products?range=30d&compare=1", "product", "p1")).toBe("#/business/sales?range=30d&compare=1&product=p1");
     expect(at("#/health/api", "route", "GET /x")).toBe("#/health/timeseries?route=GET+%2Fx");
     expect(at("#/ml/providers", "provider", "openai")).toBe("#/ml/overview?provider=openai");
+  });
+});
+
+describe("a direct visit's source", () => {
+  it("reads as Plausible's Direct / None and filters on the stored (none)", () => {
+    // Given the source a visit without referrer or UTM source is stored under
+    // When it is shown, and a click on it is turned back into a filter
+    const shown = shownValue("source", "(none)");
+    // Then it reads Direct / None, filters on (none), and other values and dimensions are as stored
+    expect(shown).toBe("Direct / None");
+    expect(stored("source", shown)).toBe("(none)");
+    expect(shownValue("source", "google")).toBe("google");
+    expect(shownValue("path", "(none)")).toBe("(none)");
+    expect(stored("path", "Direct / None")).toBe("Direct / None");
   });
 });
