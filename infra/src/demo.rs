@@ -7,8 +7,9 @@
 //! - beacons to `/api/v1/track` from browsers of several kinds (under the per-client rate
 //!   limit: the local cloud's clients all share 127.0.0.1);
 //! - a batch to `/api/v1/events`: page views over pages, sources and devices with visitor ids,
-//!   API requests with lognormal latencies and occasional error bursts, orders across
-//!   collections, ML jobs across providers, and host CPU metrics.
+//!   API requests with lognormal latencies and occasional error bursts, shoppers' visits
+//!   (product view → cart → checkout → order, each step by fewer of them, in order), ML jobs
+//!   across providers, and host CPU metrics.
 //!
 //! The rate follows a daily curve (low at night, peaking in the afternoon) and a weekly one
 //! (weekends quieter), in UTC.
@@ -110,7 +111,8 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
     // An error burst a few minutes of every hour.
     let burst = now.minute() % 20 < 2;
     (0..count)
-        .map(|_| match rng.u32(0..100) {
+        .flat_map(|_| {
+            vec![match rng.u32(0..100) {
             0..=39 => {
                 let referrer = REFERRERS[rng.usize(..REFERRERS.len())];
                 json!({
@@ -136,28 +138,7 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                     "tags": {"service": "shop-api"},
                 })
             }
-            70..=80 => {
-                // The shop's funnel: many look, fewer add to cart, fewer check out.
-                let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
-                let (product, price) = products[rng.usize(..products.len())];
-                let visitor = format!("demo-visitor-{}", rng.u32(0..2000));
-                match rng.u32(0..10) {
-                    0..=5 => json!({"kind": "product_view", "product": product, "collection": collection, "price": price, "visitor": visitor}),
-                    6..=8 => json!({"kind": "add_to_cart", "product": product, "collection": collection, "quantity": rng.u32(1..3), "price": price, "visitor": visitor}),
-                    _ => json!({"kind": "checkout", "cart_value": price, "items": [{"product": product, "collection": collection, "quantity": 1, "price": price}], "visitor": visitor}),
-                }
-            }
-            81..=87 => {
-                let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
-                let (product, price) = products[rng.usize(..products.len())];
-                let quantity = rng.u32(1..4);
-                json!({
-                    "kind": "order", "order_id": format!("demo-{}", uuid::Uuid::new_v4().simple()),
-                    "revenue": price * f64::from(quantity), "currency": "EUR",
-                    "items": [{"product": product, "collection": collection, "quantity": quantity, "price": price}],
-                    "visitor": format!("demo-visitor-{}", rng.u32(0..2000)),
-                })
-            }
+            70..=87 => return journey(rng, now),
             88..=92 => json!({
                 "kind": "ml_job", "pipeline": (["embeddings", "summarise", "classify"][rng.usize(..3)]),
                 "provider": PROVIDERS[rng.usize(..PROVIDERS.len())],
@@ -169,8 +150,44 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                 "value": (35.0 + 25.0 * seasonality(now) * rng.f64()).min(100.0),
                 "tags": {"host": format!("web-{}", rng.u32(1..5))},
             }),
+        }]
         })
         .collect()
+}
+
+/// A shopper's visit ending at `now`: a product view, and for some shoppers a cart, a checkout
+/// and an order of that product, in that order, by the same visitor, ten seconds apart. So the
+/// shop's funnel narrows step by step as a real shop's does (about 35 % add to cart, 45 % of
+/// those check out, 75 % of those pay), instead of counting unrelated events.
+fn journey(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value> {
+    let (collection, products) = COLLECTIONS[rng.usize(..COLLECTIONS.len())];
+    let (product, price) = products[rng.usize(..products.len())];
+    let visitor = format!("demo-visitor-{}", rng.u32(0..2000));
+    let quantity = rng.u32(1..3);
+    let item =
+        json!({"product": product, "collection": collection, "quantity": quantity, "price": price});
+    let mut steps = vec![
+        json!({"kind": "product_view", "product": product, "collection": collection, "price": price, "visitor": visitor}),
+    ];
+    if rng.u32(0..100) < 35 {
+        steps.push(json!({"kind": "add_to_cart", "product": product, "collection": collection, "quantity": quantity, "price": price, "visitor": visitor}));
+        if rng.u32(0..100) < 45 {
+            steps.push(json!({"kind": "checkout", "cart_value": price * f64::from(quantity), "items": [item], "visitor": visitor}));
+            if rng.u32(0..100) < 75 {
+                steps.push(json!({
+                    "kind": "order", "order_id": format!("demo-{}", uuid::Uuid::new_v4().simple()),
+                    "revenue": price * f64::from(quantity), "currency": "EUR",
+                    "items": [item], "visitor": visitor,
+                }));
+            }
+        }
+    }
+    let last = steps.len() as i64 - 1;
+    for (i, step) in steps.iter_mut().enumerate() {
+        let at = now - chrono::Duration::seconds((last - i as i64) * 10);
+        step["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    steps
 }
 
 /// Days of demo history imported at start.
@@ -189,8 +206,11 @@ pub fn history(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value
         };
         let count = (8.0 * seasonality(t)).round() as usize;
         for mut event in events(rng, count, t) {
-            let at = t + chrono::Duration::milliseconds(i64::from(rng.u32(0..60_000)));
-            event["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            // A shopper's steps keep their order; the rest spread over the minute.
+            if event.get("timestamp").is_none() {
+                let at = t + chrono::Duration::milliseconds(i64::from(rng.u32(0..60_000)));
+                event["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            }
             out.push(event);
         }
     }
@@ -346,7 +366,10 @@ mod tests {
         .expect("valid history");
         let minutes: std::collections::BTreeSet<i64> =
             parsed.iter().map(|e| e.timestamp_ms / 60_000).collect();
-        assert_eq!(minutes.len() as i64, 90 * 24, "one minute an hour");
+        assert!(
+            minutes.len() as i64 <= 2 * 90 * 24,
+            "a minute an hour, and the half minute before it for shoppers' earlier steps"
+        );
         assert!(chunks_fit(&events));
         let rollups = pulse_metrics::history::History::of(&parsed)
             .rollups(&Default::default(), now.timestamp());
@@ -361,6 +384,51 @@ mod tests {
             let bytes: usize = c.iter().map(|e| e.to_string().len() + 1).sum();
             c.len() <= api_ingest::IMPORT_MAX_EVENTS && bytes <= api_ingest::IMPORT_MAX_BYTES
         })
+    }
+
+    #[test]
+    fn every_shopper_views_before_carting_before_checking_out_before_paying() {
+        // Given an hour of demo traffic
+        let mut rng = fastrand::Rng::with_seed(7);
+        let events = events(&mut rng, 5_000, Utc::now());
+        // When its shop events are counted, and each shopper's visit read in time order
+        // Then every step follows the one before it, and each step has fewer than the last
+        let rank = |k: &str| {
+            ["product_view", "add_to_cart", "checkout", "order"]
+                .iter()
+                .position(|x| *x == k)
+        };
+        let mut counts = [0usize; 4];
+        for e in &events {
+            if let Some(r) = e["kind"].as_str().and_then(rank) {
+                counts[r] += 1;
+            }
+        }
+        assert!(
+            counts[0] > counts[1]
+                && counts[1] > counts[2]
+                && counts[2] > counts[3]
+                && counts[3] > 0,
+            "{counts:?}"
+        );
+        let journeys: Vec<Vec<&Value>> = events
+            .chunk_by(|a, b| {
+                a["visitor"] == b["visitor"]
+                    && rank(b["kind"].as_str().unwrap_or_default()).is_some_and(|r| r > 0)
+            })
+            .filter(|c| c[0]["kind"] == "product_view")
+            .map(|c| c.iter().collect())
+            .collect();
+        assert!(!journeys.is_empty());
+        for j in journeys {
+            let times: Vec<&str> = j.iter().filter_map(|e| e["timestamp"].as_str()).collect();
+            assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+            let ranks: Vec<usize> = j
+                .iter()
+                .filter_map(|e| e["kind"].as_str().and_then(rank))
+                .collect();
+            assert_eq!(ranks, (0..ranks.len()).collect::<Vec<_>>());
+        }
     }
 
     #[test]
