@@ -1,6 +1,7 @@
 //! Historical imports: events with old timestamps, as NDJSON or CSV, validated as a whole
 //! before anything is written (the same rules as `POST /api/v1/events`, except the age limit:
-//! history reaches back as far as the daily rollups are kept).
+//! history reaches back as far as the daily rollups are kept, and every event needs its
+//! `timestamp`).
 //!
 //! NDJSON: one event object per line, exactly as in a batch. CSV: a header row naming event
 //! fields (`kind`, `name`, `value`, `timestamp`, `id`, `visitor`, and each kind's own fields
@@ -82,6 +83,16 @@ pub fn parse_import(
             &[],
             "the import holds no events",
         ));
+    }
+    // History has its times: an event stamped with the receive time would land elsewhere each
+    // time the import is sent, and so escape the import's once-only mark.
+    for (i, record) in records.iter().enumerate() {
+        if record.is_object() && record.get("timestamp").is_none_or(Value::is_null) {
+            errors.push(FieldError::at(
+                &["events", &i.to_string(), "timestamp"],
+                "an imported event needs its timestamp",
+            ));
+        }
     }
     parse_events(&records, ctx, errors)
 }
@@ -194,6 +205,25 @@ mod tests {
             max_past_ms: 400 * 86_400_000,
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn an_imported_event_without_its_timestamp_is_refused_by_pointer() {
+        // Given an import whose second event has no time
+        let body =
+            br#"{"kind":"metric","name":"cpu","value":0.5,"timestamp":"2026-08-01T10:00:00Z"}
+{"kind":"metric","name":"cpu","value":0.7}
+"#;
+        // When it is parsed
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let limits = limits();
+        let err = parse_import(body, Format::Ndjson, &ctx(&tenant, &limits)).expect_err("refused");
+        // Then the problem points at that event's timestamp
+        let ApiError::Validation { errors, .. } = err else {
+            panic!("not a validation problem: {err:?}");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].pointer, "#/events/1/timestamp");
     }
 
     #[test]
