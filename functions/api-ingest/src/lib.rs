@@ -254,13 +254,6 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             .filter(|e| e.timestamp_ms >= live_from)
             .cloned()
             .collect();
-        if !recent.is_empty() {
-            let deadline = tokio::time::Instant::now() + IMPORT_WRITE_BUDGET;
-            self.writer
-                .write_imported(&recent, deadline)
-                .await
-                .map_err(partially_stored)?;
-        }
         let now = now_ms.div_euclid(1000);
         if !self
             .history
@@ -273,7 +266,7 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             ));
         }
         let merged = self
-            .merge(caller, &events, &contribution, now, live_from)
+            .store_and_merge(caller, &events, &recent, &contribution, now, live_from)
             .await;
         let released = self.history.release_imports(&caller.tenant).await;
         let buckets = merged?;
@@ -302,16 +295,25 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
         ))
     }
 
-    /// Merges an import's buckets and trails (the caller holds the tenant's import lease);
-    /// how many buckets.
-    async fn merge(
+    /// Stores an import's `recent` events raw, then merges its buckets and trails; how many
+    /// buckets. The caller holds the tenant's import lease, so an import refused with a 409
+    /// has stored nothing.
+    async fn store_and_merge(
         &self,
         caller: &Caller,
         events: &[Event],
+        recent: &[Event],
         contribution: &str,
         now: i64,
         live_from_ms: i64,
     ) -> Result<usize, ApiError> {
+        if !recent.is_empty() {
+            let deadline = tokio::time::Instant::now() + IMPORT_WRITE_BUDGET;
+            self.writer
+                .write_imported(recent, deadline)
+                .await
+                .map_err(partially_stored)?;
+        }
         let mut history = History::of(events);
         let refused = self
             .history
