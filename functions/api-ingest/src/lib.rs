@@ -47,6 +47,9 @@ pub const ROUTES: &[&str] = &[
 const WRITE_BUDGET: Duration = Duration::from_secs(6);
 /// How long an import may spend writing (the function times out at 30 s).
 const IMPORT_WRITE_BUDGET: Duration = Duration::from_secs(24);
+/// How long after its end a window is written by no merge but an import's: the stream merges
+/// only minutes of the last [`pulse_metrics::live::LIVE_SECS`] (10 minutes), with margin.
+const UNSHARED_AFTER_SECS: i64 = 3_600;
 /// How long an import's lease lasts: past the function's 30 s timeout, so a crashed import
 /// holds back the next one at most this long.
 const IMPORT_LEASE_SECS: i64 = 120;
@@ -266,7 +269,7 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             ));
         }
         let merged = self
-            .store_and_merge(caller, &events, &recent, &contribution, now, live_from)
+            .store_and_merge(caller, &events, &recent, &contribution, now)
             .await;
         let released = self.history.release_imports(&caller.tenant).await;
         let buckets = merged?;
@@ -305,7 +308,6 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
         recent: &[Event],
         contribution: &str,
         now: i64,
-        live_from_ms: i64,
     ) -> Result<usize, ApiError> {
         if !recent.is_empty() {
             let deadline = tokio::time::Instant::now() + IMPORT_WRITE_BUDGET;
@@ -321,9 +323,11 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             .await?;
         history.fold_into_other(&refused);
         let buckets = history.rollups(&self.retention, now);
-        // Windows that end a day before what live ingest accepts: no live event, and no
-        // rollup of one still catching up, can write them.
-        let unshared_before = live_from_ms.div_euclid(1000) - 86_400;
+        // Only the stream merges into a bucket (read, add, write) besides imports, and only
+        // into minutes of the last `LIVE_SECS`; the rollup job replaces buckets, which no
+        // condition on our write would order anyway. So windows that ended an hour ago are
+        // this import's alone under its lease, and go in batches.
+        let unshared_before = now - UNSHARED_AFTER_SECS;
         self.history
             .merge_history(&buckets, contribution, unshared_before)
             .await?;

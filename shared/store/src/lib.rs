@@ -194,8 +194,8 @@ pub trait HistoryWriter: Send + Sync {
     /// Merges each bucket into the stored one, unless `contribution` (the import's id) was
     /// merged there before: an import sent again, whole or after a partial failure, adds
     /// each bucket once. Buckets whose window ends before `unshared_before` (epoch s), which
-    /// no live event can reach, are written in batches (the caller holds the lease); the rest
-    /// in a conditional write each, as the stream and the rollup job may write them too.
+    /// nothing but imports merges into, are written in batches (the caller holds the lease);
+    /// the rest in a conditional write each, as the stream merges into them too.
     fn merge_history(
         &self,
         buckets: &[(
