@@ -95,7 +95,7 @@ async fn the_daily_salt_is_created_once_and_rate_counters_count() {
 async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() {
     use pulse_metrics::aggregate::{OTHER_SERIES, SeriesKey};
     use pulse_store::metrics::DynamoMetrics;
-    use pulse_store::{BucketStore, SeriesCatalog};
+    use pulse_store::{SeriesCatalog, SeriesRegistry};
     use std::collections::BTreeMap;
     let table = cloud().table("MetricsTable");
     let sdk = cloud().sdk().await;

@@ -27,14 +27,26 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
         ],
     ),
     ("EventReader", &[("EventsTable", "dynamodb:Query")]),
+    // Unknown series read together, new ones claimed under the cap (conditional put, a count
+    // kept with ADD, a claim over the cap released), the overflow counted.
     (
-        "BucketStore",
+        "SeriesRegistry",
         &[
             ("MetricsTable", "dynamodb:BatchGetItem"),
             ("MetricsTable", "dynamodb:GetItem"),
             ("MetricsTable", "dynamodb:PutItem"),
             ("MetricsTable", "dynamodb:UpdateItem"),
             ("MetricsTable", "dynamodb:DeleteItem"),
+        ],
+    ),
+    // Live minute buckets: read together, each written with a conditional put (re-read on a
+    // lost race).
+    (
+        "BucketStore",
+        &[
+            ("MetricsTable", "dynamodb:BatchGetItem"),
+            ("MetricsTable", "dynamodb:GetItem"),
+            ("MetricsTable", "dynamodb:PutItem"),
         ],
     ),
     (
@@ -45,8 +57,8 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("MetricsTable", "dynamodb:DeleteItem"),
         ],
     ),
-    // Registering an import's series (as BucketStore does), the import lease (conditional
-    // put, delete), then a batch read and batched or conditional puts of buckets.
+    // The import lease (conditional put, delete), then a batch read and batched or
+    // conditional puts of buckets.
     (
         "HistoryWriter",
         &[
@@ -54,7 +66,6 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("MetricsTable", "dynamodb:BatchWriteItem"),
             ("MetricsTable", "dynamodb:GetItem"),
             ("MetricsTable", "dynamodb:PutItem"),
-            ("MetricsTable", "dynamodb:UpdateItem"),
             ("MetricsTable", "dynamodb:DeleteItem"),
         ],
     ),
@@ -161,6 +172,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "EventWriter",
             "EventClaims",
             "DefinitionStore",
+            "SeriesRegistry",
             "HistoryWriter",
             "TrailStore",
             "TrailWriter",
@@ -197,6 +209,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "PendingWindows",
             "RollupBuckets",
             "BucketWriter",
+            "SeriesRegistry",
             "BucketStore",
             "TrailWriter",
         ],
@@ -204,6 +217,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
     (
         "stream-aggregator",
         &[
+            "SeriesRegistry",
             "BucketStore",
             "PendingWindows",
             "RollupBuckets",

@@ -319,7 +319,7 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
         let mut history = History::of(events);
         let refused = self
             .history
-            .register_history_series(&history.series(), self.series_cap)
+            .register_series(&history.series(), self.series_cap)
             .await?;
         history.fold_into_other(&refused);
         let buckets = history.rollups(&self.retention, now);
@@ -540,15 +540,17 @@ mod tests {
         leased: Mutex<bool>,
     }
 
-    impl HistoryWriter for Histories {
-        async fn register_history_series(
+    impl pulse_store::SeriesRegistry for Histories {
+        async fn register_series(
             &self,
             _: &[(SeriesKey, BTreeMap<String, String>)],
             _: usize,
         ) -> Result<Vec<SeriesKey>, pulse_store::StoreError> {
             Ok(Vec::new())
         }
+    }
 
+    impl HistoryWriter for Histories {
         async fn lease_imports(
             &self,
             _: &pulse_core::identity::TenantId,

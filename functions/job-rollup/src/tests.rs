@@ -126,7 +126,7 @@ impl BucketWriter for Memory {
     }
 }
 
-impl BucketStore for Memory {
+impl pulse_store::SeriesRegistry for Memory {
     async fn register_series(
         &self,
         _series: &[(SeriesKey, BTreeMap<String, String>)],
@@ -134,6 +134,9 @@ impl BucketStore for Memory {
     ) -> Result<Vec<SeriesKey>, StoreError> {
         Ok(Vec::new())
     }
+}
+
+impl BucketStore for Memory {
     async fn merge_bucket(
         &self,
         _key: &BucketKey,

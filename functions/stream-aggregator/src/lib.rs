@@ -511,7 +511,7 @@ mod tests {
         }
     }
 
-    impl BucketStore for Memory {
+    impl pulse_store::SeriesRegistry for Memory {
         async fn register_series(
             &self,
             series: &[(SeriesKey, BTreeMap<String, String>)],
@@ -531,7 +531,9 @@ mod tests {
             }
             Ok(refused)
         }
+    }
 
+    impl BucketStore for Memory {
         async fn merge_bucket(
             &self,
             key: &BucketKey,

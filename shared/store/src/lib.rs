@@ -161,11 +161,12 @@ pub trait EventWriter: Send + Sync {
     ) -> impl std::future::Future<Output = Result<(), Incomplete>> + Send;
 }
 
-/// Imported history merged into buckets at every resolution (`POST /api/v1/imports`).
-pub trait HistoryWriter: Send + Sync {
+/// The series registry: each metric's series claimed once, up to a cap (stream aggregation,
+/// sealing and imports).
+pub trait SeriesRegistry: Send + Sync {
     /// Registers series not yet known; returns those refused because their metric already has
-    /// `cap` series ([`BucketStore::register_series`]).
-    fn register_history_series(
+    /// `cap` series (the caller folds them into `__other__`).
+    fn register_series(
         &self,
         series: &[(
             pulse_metrics::aggregate::SeriesKey,
@@ -175,7 +176,10 @@ pub trait HistoryWriter: Send + Sync {
     ) -> impl std::future::Future<
         Output = Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>,
     > + Send;
+}
 
+/// Imported history merged into buckets at every resolution (`POST /api/v1/imports`).
+pub trait HistoryWriter: SeriesRegistry {
     /// Takes `tenant`'s import lease until `until` (epoch s): `false` when another import
     /// holds it. Under the lease, buckets no live event can reach are this import's alone.
     fn lease_imports(
@@ -208,20 +212,7 @@ pub trait HistoryWriter: Send + Sync {
 }
 
 /// Live minute buckets and the series registry (stream aggregation).
-pub trait BucketStore: Send + Sync {
-    /// Registers series not yet known; returns those refused because their metric already has
-    /// `cap` series (the caller folds them into `__other__`).
-    fn register_series(
-        &self,
-        series: &[(
-            pulse_metrics::aggregate::SeriesKey,
-            std::collections::BTreeMap<String, String>,
-        )],
-        cap: usize,
-    ) -> impl std::future::Future<
-        Output = Result<Vec<pulse_metrics::aggregate::SeriesKey>, StoreError>,
-    > + Send;
-
+pub trait BucketStore: SeriesRegistry {
     /// Merges `bucket`, made of the stream records spanning `span`, into the stored minute
     /// bucket `key` with the marks of the records it applies, in one conditional write; unless
     /// the bucket's marks show them applied ([`pulse_core::watermark`]), or sealing owns the bucket.

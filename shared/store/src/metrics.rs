@@ -31,7 +31,7 @@
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
     BucketStore, BucketWriter, HistoryWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog,
-    StoreError, Totals, TrailStore, TrailWriter,
+    SeriesRegistry, StoreError, Totals, TrailStore, TrailWriter,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -1051,14 +1051,6 @@ fn version_of(item: &Item) -> i64 {
 const HISTORY_CONCURRENCY: usize = 8;
 
 impl HistoryWriter for DynamoMetrics {
-    async fn register_history_series(
-        &self,
-        series: &[(SeriesKey, BTreeMap<String, String>)],
-        cap: usize,
-    ) -> Result<Vec<SeriesKey>, StoreError> {
-        BucketStore::register_series(self, series, cap).await
-    }
-
     async fn lease_imports(
         &self,
         tenant: &TenantId,
@@ -1218,7 +1210,7 @@ impl DynamoMetrics {
     }
 }
 
-impl BucketStore for DynamoMetrics {
+impl SeriesRegistry for DynamoMetrics {
     async fn register_series(
         &self,
         series: &[(SeriesKey, BTreeMap<String, String>)],
@@ -1304,7 +1296,9 @@ impl BucketStore for DynamoMetrics {
         }
         Ok(refused)
     }
+}
 
+impl BucketStore for DynamoMetrics {
     async fn merge_bucket(
         &self,
         key: &BucketKey,
