@@ -59,8 +59,8 @@ pub fn hours_touched(minute_start: i64) -> BTreeSet<i64> {
 
 /// The sessions of the hour starting at `hour` (epoch s) from the raw events of
 /// [`needed`]`(hour)`: [`SESSIONS`] and [`SESSION_SECONDS`] samples in one-hour buckets
-/// (keyed by the hour's first minute). Events without a visitor take no part; an event id
-/// seen twice counts once.
+/// (keyed by the hour's first minute). Events without a visitor, and events that are not page
+/// views or custom events ([`opens_visits`]), take no part; an event id seen twice counts once.
 pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) -> Aggregation<()> {
     let window = needed(hour);
     let mut seen = HashSet::new();
@@ -69,6 +69,9 @@ pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) ->
         let Some(visitor) = e.visitor.as_deref() else {
             continue;
         };
+        if !opens_visits(e) {
+            continue;
+        }
         if !window.contains(&e.timestamp_ms.div_euclid(1000)) || !seen.insert(e.id.as_str()) {
             continue;
         }
@@ -114,6 +117,17 @@ pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) ->
         }
     }
     out
+}
+
+/// Whether `e` takes part in visits: page views and the site's own custom events, as Plausible
+/// counts them. A server-side event (an order, a product view sent by the shop's backend, an
+/// API request) with a visitor id neither opens a visit nor keeps one going, so views per visit
+/// cannot fall under one because a backend reports what visitors buy.
+pub fn opens_visits(e: &Event) -> bool {
+    matches!(
+        e.body,
+        pulse_ingest::events::Body::PageView { .. } | pulse_ingest::events::Body::Event { .. }
+    )
 }
 
 fn dimensions(e: &Event) -> BTreeMap<String, String> {

@@ -146,3 +146,31 @@ fn sessionizing_twice_gives_the_same_figures() {
     assert_eq!(total(&a, SESSIONS), total(&b, SESSIONS));
     assert_eq!(total(&a, SESSION_SECONDS), total(&b, SESSION_SECONDS));
 }
+
+#[test]
+fn a_backend_event_with_a_visitor_opens_no_visit_and_keeps_none_going() {
+    // Given X, who only has an order a backend reported, and Y, one page view followed by a
+    // server-side product view 5 minutes later
+    let mut order = view("x1", "X", H + 3 * MIN, "Direct");
+    order.name = "order".into();
+    order.body = Body::Order {
+        order_id: "o1".into(),
+        revenue: 30.0,
+        currency: "EUR".into(),
+        items: Vec::new(),
+    };
+    let mut product = view("y2", "Y", H + 9 * MIN, "Direct");
+    product.name = "product_view".into();
+    product.body = Body::ProductView {
+        product: "shoe".into(),
+        collection: None,
+        price: Some(30.0),
+    };
+    let events = vec![order, view("y1", "Y", H + 4 * MIN, "Google"), product];
+    // When the hour is sessionized
+    let agg = sessionize(H, &events);
+    // Then there is one visit, Y's, a bounce of no duration
+    let visits = total(&agg, SESSIONS);
+    assert_eq!((visits.count, visits.sum), (1, 1.0));
+    assert_eq!(total(&agg, SESSION_SECONDS).count, 0);
+}
