@@ -116,7 +116,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
         }
         burst_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        match latency? {
+        let latency = latency?;
+        eprintln!(
+            "round {round} at {}: quiet {latency:?} ms",
+            chrono::Utc::now().format("%H:%M:%S%.3f")
+        );
+        match latency {
             Some(ms) => during.push(ms),
             None => missing += 1,
         }
