@@ -1,0 +1,208 @@
+//! Streaming anomaly detection: one detector per series, fed one point at a time; a point's
+//! score uses only the points up to it. The whole state is about 4 KB and serializes with
+//! postcard, so it is stored between invocations.
+//!
+//! The detector learns what the series does as *contexts*: the last 1, 2, 3, 5 and 8 values,
+//! each quantized into levels whose width is an eighth of the range seen while it learns (levels
+//! beyond that range are new levels, not a rescaling, so what was learnt stays valid). A point's
+//! score is the weighted share of its contexts never seen before: a value at a level never
+//! visited scores 1, a familiar level in an unfamiliar sequence scores less. This is the idea
+//! behind the contextual detectors near the top of the Numenta Anomaly Benchmark (CAD OSE;
+//! ARTime's categories), made causal: the range is learnt online instead of given.
+//!
+//! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
+//! incident is reported once, at its start, rather than on every point while it lasts.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Points the detector learns from before it scores (scored 0).
+pub const WARMUP: u64 = 150;
+/// The score at which a point is an alarm.
+pub const ALARM: f64 = 0.6;
+/// Points after an alarm that are not scored again (scored 0).
+pub const REST: u64 = 70;
+/// Levels across the range seen while learning.
+const LEVELS: f64 = 8.0;
+/// The context lengths, most recent value first; shorter contexts weigh more.
+const LENGTHS: [usize; 5] = [1, 2, 3, 5, 8];
+/// Bits of the seen-context set (a 4 KB bitmap).
+const SEEN_BITS: usize = 1 << 15;
+/// Smoothing of the expected value and its deviation (about 1/α points of memory).
+const ALPHA: f64 = 0.01;
+
+/// A point's score and what explains it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// In [0, 1]; higher is more anomalous.
+    pub score: f64,
+    /// The value expected from the recent level.
+    pub expected: f64,
+    /// The usual band around it (± three mean absolute deviations).
+    pub low: f64,
+    pub high: f64,
+    /// What fired.
+    pub feature: Feature,
+}
+
+/// What made a point anomalous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Feature {
+    /// Nothing unusual (or the detector is still learning, or resting after an alarm).
+    None,
+    /// A value at a level the series has never been at.
+    NewLevel,
+    /// Familiar values in a sequence never seen.
+    NewPattern,
+}
+
+impl Feature {
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::None => "none",
+            Feature::NewLevel => "new_level",
+            Feature::NewPattern => "new_pattern",
+        }
+    }
+}
+
+/// The detector of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detector {
+    n: u64,
+    min: f64,
+    max: f64,
+    /// Level width and origin, fixed when learning ends.
+    width: f64,
+    origin: f64,
+    mean: f64,
+    deviation: f64,
+    window: VecDeque<f64>,
+    seen: Vec<u64>,
+    rest_until: u64,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self {
+            n: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            width: 0.0,
+            origin: 0.0,
+            mean: 0.0,
+            deviation: 0.0,
+            window: VecDeque::with_capacity(LENGTHS[LENGTHS.len() - 1]),
+            seen: vec![0; SEEN_BITS / 64],
+            rest_until: 0,
+        }
+    }
+}
+
+impl Detector {
+    /// Scores the next value and learns from it.
+    pub fn score(&mut self, x: f64) -> Score {
+        self.n += 1;
+        if self.n == 1 {
+            self.mean = x;
+        }
+        let expected = self.mean;
+        let band = 3.0 * self.deviation;
+        let error = x - self.mean;
+        self.mean += ALPHA * error;
+        self.deviation += ALPHA * (error.abs() - self.deviation);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.window.push_front(x);
+        self.window.truncate(LENGTHS[LENGTHS.len() - 1]);
+        let (novelty, feature) = self.novelty();
+        let (score, feature) = if self.n <= WARMUP || self.n < self.rest_until {
+            (0.0, Feature::None)
+        } else {
+            if novelty >= ALARM {
+                self.rest_until = self.n + REST;
+            }
+            (
+                novelty,
+                if novelty > 0.0 {
+                    feature
+                } else {
+                    Feature::None
+                },
+            )
+        };
+        Score {
+            score,
+            expected,
+            low: expected - band,
+            high: expected + band,
+            feature,
+        }
+    }
+
+    /// The weighted share of the current contexts not seen before (and remembers them).
+    fn novelty(&mut self) -> (f64, Feature) {
+        if self.width <= 0.0 {
+            let range = self.max - self.min;
+            if self.n < WARMUP || range <= 0.0 {
+                return (0.0, Feature::None);
+            }
+            self.width = range / LEVELS;
+            self.origin = self.min;
+        }
+        let levels: Vec<i64> = self
+            .window
+            .iter()
+            .map(|v| ((v - self.origin) / self.width).floor() as i64)
+            .collect();
+        let (mut novel, mut total) = (0.0, 0.0);
+        let mut feature = Feature::None;
+        for (i, &len) in LENGTHS.iter().enumerate() {
+            if len > levels.len() {
+                break;
+            }
+            let weight = 1.0 / (1.0 + i as f64);
+            let bit = context_bit(&levels[..len]);
+            if !self.was_seen(bit) {
+                novel += weight;
+                if feature == Feature::None {
+                    feature = if len == 1 {
+                        Feature::NewLevel
+                    } else {
+                        Feature::NewPattern
+                    };
+                }
+            }
+            self.seen[bit / 64] |= 1u64 << (bit % 64);
+            total += weight;
+        }
+        (if total > 0.0 { novel / total } else { 0.0 }, feature)
+    }
+
+    fn was_seen(&self, bit: usize) -> bool {
+        self.seen[bit / 64] & (1u64 << (bit % 64)) != 0
+    }
+
+    /// The state as bytes (postcard, whose format is stable across its 1.x versions).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// A detector from [`Detector::to_bytes`]; `None` for bytes that are not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// The bit of a context (its levels, most recent first) in the seen-context set.
+fn context_bit(levels: &[i64]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (levels.len() as u64);
+    for level in levels {
+        h ^= *level as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % SEEN_BITS as u64) as usize
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+use super::*;
+
+/// Standard normal draws (Box–Muller) from a seeded generator.
+fn normal(rng: &mut fastrand::Rng) -> f64 {
+    let u1 = rng.f64().max(1e-12);
+    let u2 = rng.f64();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+const WEEK: [f64; 7] = [1.0, 1.15, 1.2, 1.1, 1.05, 0.7, 0.6];
+
+/// Daily counts around 200 with a weekly pattern and multiplicative noise of 8 %.
+fn draw(rng: &mut fastrand::Rng, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|t| (200.0 * WEEK[t % 7] * (0.08 * normal(rng)).exp()).round())
+        .collect()
+}
+
+#[test]
+fn a_weekly_pattern_is_recovered_and_intervals_hold_their_nominal_rate() {
+    // Given many draws of a series whose truth is known
+    let mut rng = fastrand::Rng::with_seed(7);
+    let (mut inside80, mut inside95, mut total) = (0usize, 0usize, 0usize);
+    let mut pattern_error = 0.0;
+    for _ in 0..60 {
+        let series = draw(&mut rng, 365 + 7);
+        let (history, future) = series.split_at(365);
+        // When it is forecast a week ahead
+        let f = forecast(history, 7, 7).expect("a year is enough");
+        // Then the forecast follows the weekly pattern, and the truth falls inside the
+        // intervals about as often as they claim
+        for k in 0..7 {
+            let expected = 200.0 * WEEK[(365 + k) % 7];
+            pattern_error += (f.values[k] - expected).abs() / expected;
+            inside80 += usize::from(f.lo80[k] <= future[k] && future[k] <= f.hi80[k]);
+            inside95 += usize::from(f.lo95[k] <= future[k] && future[k] <= f.hi95[k]);
+            total += 1;
+            assert!(
+                f.lo95[k] <= f.lo80[k]
+                    && f.lo80[k] <= f.values[k]
+                    && f.values[k] <= f.hi80[k]
+                    && f.hi80[k] <= f.hi95[k]
+            );
+        }
+    }
+    let (c80, c95) = (
+        inside80 as f64 / total as f64,
+        inside95 as f64 / total as f64,
+    );
+    assert!(
+        pattern_error / (total as f64) < 0.04,
+        "mean relative error {}",
+        pattern_error / total as f64
+    );
+    assert!((0.72..=0.88).contains(&c80), "80 % interval covered {c80}");
+    assert!((0.90..=0.99).contains(&c95), "95 % interval covered {c95}");
+}
+
+#[test]
+fn a_short_history_falls_back_and_says_so() {
+    let f = forecast(&[3.0, 4.0, 5.0, 4.0, 3.0], 7, 7).expect("five days");
+    assert_eq!(f.values.len(), 7);
+    assert_eq!(f.model, "naive (short history)");
+    let f = forecast(&draw(&mut fastrand::Rng::with_seed(1), 20), 7, 7).expect("twenty days");
+    assert_eq!(f.model, "seasonal_naive (short history)");
+    assert_eq!(
+        forecast(&[1.0, 2.0], 7, 7),
+        Err(ForecastError::TooShort { rows: 2, needed: 3 })
+    );
+}
+
+#[test]
+fn an_outlier_in_the_history_does_not_move_the_forecast() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let clean = draw(&mut rng, 200);
+    let mut spiked = clean.clone();
+    spiked[150] *= 20.0;
+    let a = forecast(&clean, 7, 7).expect("clean");
+    let b = forecast(&spiked, 7, 7).expect("spiked");
+    for k in 0..7 {
+        assert!(
+            (a.values[k] - b.values[k]).abs() / a.values[k] < 0.05,
+            "{a:?} vs {b:?}"
+        );
+    }
+}
+
+#[test]
+fn negative_values_are_forecast_on_their_own_scale() {
+    let y: Vec<f64> = (0..120)
+        .map(|t| -50.0 + 10.0 * ((t % 7) as f64) + 0.1 * t as f64)
+        .collect();
+    let f = forecast(&y, 7, 7).expect("forecast");
+    assert!(f.values.iter().all(|v| v.is_finite()));
+    assert!(f.values.iter().any(|v| *v < 0.0));
+}
