@@ -108,16 +108,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_perfectly_weekly_series_is_forecast_without_error() {
+    fn a_clean_weekly_series_growing_by_a_rate_is_forecast_closely() {
+        // Growth by a rate, with a weekly pattern in proportion: what counts of a growing
+        // site look like, and a straight line with a season on the log scale the models use.
         let y: Vec<f64> = (0..200)
-            .map(|t| [10.0, 12.0, 14.0, 13.0, 11.0, 5.0, 4.0][t % 7])
+            .map(|t| [10.0, 12.0, 14.0, 13.0, 11.0, 5.0, 4.0][t % 7] * (0.004 * t as f64).exp())
             .collect();
         let a = backtest(&y, 7, 7, 8, 7).expect("backtest");
         assert_eq!((a.cuts, a.points), (8, 56));
-        assert!(
-            a.mase < 1e-6 && a.smape < 1e-4 && (a.accuracy - 1.0).abs() < 1e-6,
-            "{a:?}"
-        );
+        // Theta projects half the trend (its classic form), which costs it here; the ensemble
+        // still far beats the seasonal naive.
+        assert!(a.mase < 0.75 && a.smape < 1.5 && a.accuracy > 0.98, "{a:?}");
     }
 
     #[test]

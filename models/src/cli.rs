@@ -39,6 +39,21 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         cuts: usize,
     },
+    /// Trains the forecaster's network on every CSV in a directory plus synthetic series, and
+    /// writes its weights (safetensors). Offline: the weights are committed under models/weights.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        /// Synthetic series of three years added to the real ones.
+        #[arg(long, default_value_t = 300)]
+        synthetic: usize,
+    },
 }
 
 /// Why a command failed.
@@ -55,6 +70,10 @@ pub enum CliError {
     },
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    #[error("{path}: {source}")]
+    TrainingData { path: PathBuf, source: InputError },
+    #[error("training failed: {0}")]
+    Training(#[from] candle_core::Error),
 }
 
 impl CliError {
@@ -125,6 +144,60 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
                 a.cuts,
                 a.points,
                 a.model
+            );
+            out.write_all(w.as_bytes()).map_err(CliError::Output)
+        }
+        Command::Train {
+            data,
+            out: path,
+            seed,
+            epochs,
+            synthetic,
+        } => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(data)
+                .map_err(|source| CliError::Open {
+                    path: data.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+                .collect();
+            files.sort();
+            let mut series = Vec::with_capacity(files.len() + synthetic);
+            for file in &files {
+                let rows = series::read(open(file)?, Order::Strict).map_err(|source| {
+                    CliError::TrainingData {
+                        path: file.clone(),
+                        source,
+                    }
+                })?;
+                let grid = Regular::of(&rows, period_of);
+                let log = grid.values.iter().all(|v| *v >= 0.0);
+                series.push(
+                    grid.values
+                        .iter()
+                        .map(|v| if log { v.ln_1p() } else { *v })
+                        .collect(),
+                );
+            }
+            let mut rng = fastrand::Rng::with_seed(*seed);
+            for _ in 0..*synthetic {
+                series.push(crate::forecast::neural::synthetic(&mut rng, 1_095));
+            }
+            let trained = crate::forecast::neural::train(&series, *seed, *epochs)?;
+            std::fs::write(path, &trained.weights).map_err(CliError::Output)?;
+            let w = format!(
+                "series,{}\nreal,{}\nsamples,{}\nbytes,{}\nloss_by_epoch,{}\n",
+                series.len(),
+                files.len(),
+                trained.samples,
+                trained.weights.len(),
+                trained
+                    .losses
+                    .iter()
+                    .map(|l| format!("{l:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             out.write_all(w.as_bytes()).map_err(CliError::Output)
         }

@@ -20,14 +20,18 @@ pub enum Member {
     /// The Theta method: simple exponential smoothing plus half the linear trend, on the
     /// seasonally adjusted series.
     Theta,
+    /// A network trained across many daily series ([`super::neural`]); seasonal naive where it
+    /// cannot run (not daily, under eight weeks, no weights).
+    Mlp,
 }
 
 impl Member {
-    pub const ALL: [Member; 4] = [
+    pub const ALL: [Member; 5] = [
         Member::SeasonalNaive,
         Member::Ets,
         Member::EtsDamped,
         Member::Theta,
+        Member::Mlp,
     ];
 
     /// The name the CLI prints.
@@ -37,13 +41,14 @@ impl Member {
             Member::Ets => "ets",
             Member::EtsDamped => "ets_damped",
             Member::Theta => "theta",
+            Member::Mlp => "mlp",
         }
     }
 
     /// Fits the member's parameters to `z`.
     pub fn fit(self, z: &[f64], period: usize) -> Fitted {
         let params = match self {
-            Member::SeasonalNaive => Vec::new(),
+            Member::SeasonalNaive | Member::Mlp => Vec::new(),
             Member::Ets | Member::EtsDamped => {
                 let damped = self == Member::EtsDamped;
                 let x0: &[f64] = if damped {
@@ -84,6 +89,15 @@ impl Fitted {
     pub fn predict(&self, z: &[f64], period: usize, horizon: usize) -> Vec<f64> {
         let n = z.len();
         match self.member {
+            Member::Mlp => match (period == super::neural::OUTPUT)
+                .then(|| super::neural::predict(z, horizon))
+                .flatten()
+            {
+                Some(p) => p,
+                None => Member::SeasonalNaive
+                    .fit(z, period)
+                    .predict(z, period, horizon),
+            },
             Member::SeasonalNaive => {
                 let m = if n > period { period } else { 1 };
                 (0..horizon).map(|k| z[n - m + (k % m)]).collect()

@@ -5,6 +5,7 @@
 //! by on this series, not a textbook assumption.
 
 pub mod members;
+pub mod neural;
 pub mod optim;
 
 use members::{Fitted, Member};
@@ -68,10 +69,11 @@ impl Scale {
     }
 }
 
-/// The ensemble: chosen by rolling-origin backtest over real daily series (models/README.md)
-/// among the members alone and their combinations. Choosing per series from its own recent
-/// backtest did worse there (selection noise), and so did cleaning outliers before fitting.
-const ENSEMBLE: [Member; 3] = [Member::Ets, Member::EtsDamped, Member::Theta];
+/// The ensemble: every member but the naive baseline, equally weighted. Measured by
+/// rolling-origin backtest over real daily series (docs/BENCHMARKS.md): the mean beat each
+/// member alone; choosing per series from its own recent backtest did worse (selection noise),
+/// and so did cleaning outliers before fitting (the members are robust instead).
+const ENSEMBLE: [Member; 4] = [Member::Ets, Member::EtsDamped, Member::Theta, Member::Mlp];
 
 /// Forecasts `horizon` periods after `y` (regular, no gaps), with `period` its season.
 pub fn forecast(y: &[f64], period: usize, horizon: usize) -> Result<Forecast, ForecastError> {

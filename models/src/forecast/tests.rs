@@ -94,3 +94,41 @@ fn negative_values_are_forecast_on_their_own_scale() {
     assert!(f.values.iter().all(|v| v.is_finite()));
     assert!(f.values.iter().any(|v| *v < 0.0));
 }
+
+#[test]
+fn the_committed_network_loads_and_gives_its_recorded_forecast() {
+    // Given the weights compiled into the binary and a fixed input
+    assert!(
+        neural::model().is_some(),
+        "models/weights/forecast-mlp.safetensors does not load"
+    );
+    let z: Vec<f64> = (0..120)
+        .map(|t| 3.0 + 0.3 * (std::f64::consts::TAU * t as f64 / 7.0).sin() + 0.001 * t as f64)
+        .collect();
+    // When the network forecasts a week
+    let f = neural::predict(&z, 7).expect("a forecast");
+    // Then it gives the outputs recorded when the weights were committed (a silent change of
+    // weights or format fails here)
+    let recorded: [f64; 7] = [
+        3.353_492_5,
+        3.413_122_4,
+        3.247_954_9,
+        2.987_753_7,
+        2.818_769_1,
+        2.889_226_8,
+        3.125_471_7,
+    ];
+    for (got, want) in f.iter().zip(recorded) {
+        assert!((got - want).abs() < 1e-5, "{f:?}");
+    }
+}
+
+#[test]
+fn training_with_one_seed_gives_the_same_weights_twice() {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let series: Vec<Vec<f64>> = (0..3).map(|_| neural::synthetic(&mut rng, 120)).collect();
+    let a = neural::train(&series, 9, 1).expect("train");
+    let b = neural::train(&series, 9, 1).expect("train");
+    assert_eq!(a.weights, b.weights);
+    assert_eq!(a.samples, 3 * (120 - neural::INPUT - neural::OUTPUT + 1));
+}

@@ -1,0 +1,240 @@
+//! The neural member: one small network trained across many series (N-BEATS' lesson: a global
+//! model learns shapes no single series shows often enough). It reads the last eight weeks of
+//! a daily series, normalised (minus the last week's mean, over the mean distance from it), and
+//! predicts the next week as a correction to the seasonal naive. Longer horizons feed its own
+//! forecast back. Weights are trained offline by `pulse-models train` (fixed seed) and compiled
+//! into the binary; they are loaded once, on first use.
+
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::{Linear, Module, Optimizer, VarBuilder, VarMap, linear};
+use std::sync::OnceLock;
+
+/// Days of history the network reads.
+pub const INPUT: usize = 56;
+/// Days it predicts at once.
+pub const OUTPUT: usize = 7;
+const HIDDEN: usize = 128;
+/// Normalised values are clipped to this, so one wild day cannot dominate the input.
+const CLIP: f32 = 8.0;
+
+/// The committed weights (safetensors).
+static WEIGHTS: &[u8] = include_bytes!("../../weights/forecast-mlp.safetensors");
+
+/// The network: two hidden layers and a linear head.
+#[derive(Debug)]
+pub struct Mlp {
+    l1: Linear,
+    l2: Linear,
+    out: Linear,
+}
+
+impl Mlp {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            l1: linear(INPUT, HIDDEN, vb.pp("l1"))?,
+            l2: linear(HIDDEN, HIDDEN, vb.pp("l2"))?,
+            out: linear(HIDDEN, OUTPUT, vb.pp("out"))?,
+        })
+    }
+
+    /// Normalised windows `[batch, INPUT]` → normalised next weeks `[batch, OUTPUT]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.l1.forward(x)?.relu()?;
+        let h = self.l2.forward(&h)?.relu()?;
+        let naive = x.narrow(D::Minus1, INPUT - OUTPUT, OUTPUT)?;
+        naive + self.out.forward(&h)?
+    }
+}
+
+/// The committed network, or `None` if its weights cannot be read (the ensemble then goes on
+/// without it).
+pub fn model() -> Option<&'static Mlp> {
+    static MODEL: OnceLock<Option<Mlp>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let vb =
+                VarBuilder::from_buffered_safetensors(WEIGHTS.to_vec(), DType::F32, &Device::Cpu)
+                    .ok()?;
+            Mlp::new(&vb).ok()
+        })
+        .as_ref()
+}
+
+/// A window's normalisation: the last week's mean, and the mean absolute distance from it (a
+/// perfectly weekly series keeps its shape, a noisy one is not amplified).
+fn normalise(window: &[f64]) -> (f64, f64) {
+    let level = window[window.len() - OUTPUT..].iter().sum::<f64>() / OUTPUT as f64;
+    let spread = window.iter().map(|v| (v - level).abs()).sum::<f64>() / window.len() as f64;
+    (level, spread.max(1e-3 * (1.0 + level.abs())))
+}
+
+fn input(window: &[f64], level: f64, scale: f64) -> Vec<f32> {
+    window
+        .iter()
+        .map(|v| (((v - level) / scale) as f32).clamp(-CLIP, CLIP))
+        .collect()
+}
+
+/// Forecasts `horizon` steps after `z` (transformed scale), or `None` when the history is
+/// shorter than the network's input or the weights are unavailable.
+pub fn predict(z: &[f64], horizon: usize) -> Option<Vec<f64>> {
+    let mlp = model()?;
+    if z.len() < INPUT {
+        return None;
+    }
+    let mut history: Vec<f64> = z[z.len() - INPUT..].to_vec();
+    let mut out = Vec::with_capacity(horizon);
+    while out.len() < horizon {
+        let (level, scale) = normalise(&history);
+        let x = Tensor::from_vec(input(&history, level, scale), (1, INPUT), &Device::Cpu).ok()?;
+        let y: Vec<f32> = mlp.forward(&x).ok()?.flatten_all().ok()?.to_vec1().ok()?;
+        for v in y {
+            let value = level + f64::from(v) * scale;
+            out.push(value);
+            history.remove(0);
+            history.push(value);
+        }
+    }
+    out.truncate(horizon);
+    Some(out)
+}
+
+/// How a training run went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trained {
+    /// The weights, as safetensors bytes.
+    pub weights: Vec<u8>,
+    pub samples: usize,
+    /// Mean absolute error (normalised) of each epoch.
+    pub losses: Vec<f32>,
+}
+
+/// Trains the network on every window of `series` (each on the transformed scale), with a
+/// fixed seed for the initial weights and the sample order.
+pub fn train(series: &[Vec<f64>], seed: u64, epochs: usize) -> candle_core::Result<Trained> {
+    let device = Device::Cpu;
+    let mut xs: Vec<f32> = Vec::new();
+    let mut ys: Vec<f32> = Vec::new();
+    for z in series {
+        for o in INPUT..=z.len().saturating_sub(OUTPUT) {
+            let window = &z[o - INPUT..o];
+            let (level, scale) = normalise(window);
+            xs.extend(input(window, level, scale));
+            ys.extend(
+                z[o..o + OUTPUT]
+                    .iter()
+                    .map(|v| (((v - level) / scale) as f32).clamp(-CLIP, CLIP)),
+            );
+        }
+    }
+    let samples = xs.len() / INPUT;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let mlp = Mlp::new(&vb)?;
+    // Seeded initial weights (the CPU device's own generator cannot be seeded): uniform in
+    // ±1/√fan_in, as a linear layer's default, in the order of the variables' names.
+    let mut rng = fastrand::Rng::with_seed(seed);
+    {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("weights lock".into()))?;
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let dims = var.dims().to_vec();
+            let fan_in = if dims.len() == 2 { dims[1] } else { HIDDEN };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| (rng.f32() * 2.0 - 1.0) * bound).collect();
+            var.set(&Tensor::from_vec(values, dims, &device)?)?;
+        }
+    }
+    let mut opt = candle_nn::AdamW::new(
+        varmap.all_vars(),
+        candle_nn::ParamsAdamW {
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    let batch = 256;
+    let mut order: Vec<usize> = (0..samples).collect();
+    let mut losses = Vec::with_capacity(epochs);
+    for _ in 0..epochs {
+        rng.shuffle(&mut order);
+        let (mut total, mut batches) = (0.0f32, 0usize);
+        for chunk in order.chunks(batch) {
+            let mut bx = Vec::with_capacity(chunk.len() * INPUT);
+            let mut by = Vec::with_capacity(chunk.len() * OUTPUT);
+            for &i in chunk {
+                bx.extend_from_slice(&xs[i * INPUT..(i + 1) * INPUT]);
+                by.extend_from_slice(&ys[i * OUTPUT..(i + 1) * OUTPUT]);
+            }
+            let x = Tensor::from_vec(bx, (chunk.len(), INPUT), &device)?;
+            let y = Tensor::from_vec(by, (chunk.len(), OUTPUT), &device)?;
+            let loss = (mlp.forward(&x)? - y)?.abs()?.mean_all()?;
+            opt.backward_step(&loss)?;
+            total += loss.to_scalar::<f32>()?;
+            batches += 1;
+        }
+        losses.push(total / batches.max(1) as f32);
+    }
+    let path = std::env::temp_dir().join(format!(
+        "pulse-models-{}-{seed}.safetensors",
+        std::process::id()
+    ));
+    varmap.save(&path)?;
+    let weights = std::fs::read(&path)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(Trained {
+        weights,
+        samples,
+        losses,
+    })
+}
+
+/// A synthetic daily series on the log scale, to show the network shapes real corpora have
+/// few of: weekly patterns of every strength, trends, yearly waves, autocorrelated noise,
+/// level shifts and holiday-like dips.
+pub fn synthetic(rng: &mut fastrand::Rng, days: usize) -> Vec<f64> {
+    let normal = |rng: &mut fastrand::Rng| {
+        let u1 = rng.f64().max(1e-12);
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * rng.f64()).cos()
+    };
+    let mut week: Vec<f64> = (0..7).map(|_| normal(rng)).collect();
+    let mean = week.iter().sum::<f64>() / 7.0;
+    let amplitude = rng.f64() * 0.6;
+    for w in &mut week {
+        *w = (*w - mean) * amplitude;
+    }
+    let mut level = 1.0 + rng.f64() * 9.0;
+    let slope = normal(rng) * 0.002;
+    let yearly = rng.f64() * 0.3;
+    let phase = rng.f64() * std::f64::consts::TAU;
+    let phi = rng.f64() * 0.9;
+    let sigma = 0.02 + rng.f64() * 0.28;
+    let mut noise = 0.0;
+    (0..days)
+        .map(|t| {
+            if rng.f64() < 1.0 / 200.0 {
+                level += normal(rng) * 0.3;
+            }
+            noise = phi * noise + sigma * normal(rng);
+            let dip = if rng.f64() < 0.01 {
+                -(0.2 + 0.8 * rng.f64())
+            } else {
+                0.0
+            };
+            let t = t as f64;
+            (level
+                + slope * t
+                + week[(t as usize) % 7]
+                + yearly * (std::f64::consts::TAU * t / 365.25 + phase).sin()
+                + noise
+                + dip)
+                .max(0.0)
+        })
+        .collect()
+}
