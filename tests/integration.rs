@@ -10,6 +10,7 @@ mod health;
 mod hostile;
 mod http_auth;
 mod ingest;
+mod insights;
 mod live;
 mod local_cloud;
 mod openapi;

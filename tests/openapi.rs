@@ -117,6 +117,13 @@ async fn real_responses_match_the_document() {
     conforms(&doc, "GET", "/api/v1/me", res).await;
     let res = http.get(url("/api/v1/me")).send().await.expect("me");
     conforms(&doc, "GET", "/api/v1/me", res).await;
+    let res = http
+        .get(url("/api/v1/predictions/page_view?days=7"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("predictions");
+    conforms(&doc, "GET", "/api/v1/predictions/{metric}", res).await;
 
     let now = chrono::Utc::now().to_rfc3339();
     let batch = json!({"events": [{"kind": "api_request", "route": "/x", "method": "GET", "status": 200, "latency_ms": 3.0, "timestamp": now}]});

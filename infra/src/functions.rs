@@ -64,6 +64,7 @@ pub const BINARIES: &[&str] = &[
     "job-rollup",
     "api-query",
     "api-metric-definitions",
+    "api-insights",
     "ws",
 ];
 
@@ -78,6 +79,7 @@ pub fn routes_of(binary: &str) -> Option<&'static [&'static str]> {
         "api-keys" => api_keys::ROUTES,
         "api-query" => api_query::ROUTES,
         "api-metric-definitions" => api_metric_definitions::ROUTES,
+        "api-insights" => api_insights::ROUTES,
         _ => return None,
     })
 }
@@ -102,6 +104,7 @@ pub fn crate_named_for(route_key: &str) -> Option<&'static str> {
     match area {
         "events" | "imports" => Some("api-ingest"),
         "metrics" | "web" | "business" | "ml" | "dashboard" | "funnels" => Some("api-query"),
+        "predictions" | "anomalies" => Some("api-insights"),
         _ => None,
     }
 }
@@ -117,6 +120,7 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
         "api-keys" => Some(http(api_keys::wire(config, aws))),
         "api-query" => Some(http(api_query::wire(config, aws))),
         "api-metric-definitions" => Some(http(api_metric_definitions::wire(config, aws))),
+        "api-insights" => Some(http(api_insights::wire(config, aws))),
         "authorizer" => {
             let authorizer = Arc::new(authorizer::wire(config, aws));
             Some(fallible(move |req: authorizer::Request| {

@@ -166,6 +166,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
         ],
     ),
     ("api-me", &[]),
+    ("api-insights", &["Totals", "RequestRecorder"]),
     (
         "api-ingest",
         &[

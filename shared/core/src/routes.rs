@@ -60,6 +60,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /api/v1/ml/{view}", Access::Role(Role::Admin)),
     ("GET /api/v1/dashboard/summary", Access::Role(Role::Viewer)),
     ("POST /api/v1/funnels/query", Access::Role(Role::Viewer)),
+    (
+        "GET /api/v1/predictions/{metric}",
+        Access::Role(Role::Viewer),
+    ),
 ];
 
 /// What `route_key` (`METHOD /path/{param}`) admits, if it is a route of Pulse.

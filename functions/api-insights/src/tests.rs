@@ -1,0 +1,188 @@
+use super::*;
+use pulse_core::identity::TenantId;
+use pulse_metrics::aggregate::Bucket;
+use pulse_store::StoreError;
+
+const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
+
+/// Daily totals of one tenant, as the day rollups hold them.
+struct Days(Vec<(String, i64, Bucket)>);
+
+impl Totals for Days {
+    async fn totals(
+        &self,
+        _tenant: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        assert_eq!(resolution, Resolution::Day);
+        Ok(self
+            .0
+            .iter()
+            .filter(|(_, s, _)| (from..to).contains(s))
+            .cloned()
+            .collect())
+    }
+}
+
+fn bucket(count: u64) -> Bucket {
+    let mut b = Bucket::default();
+    for _ in 0..count {
+        b.add(1.0, None);
+    }
+    b
+}
+
+/// `days` days of page views up to yesterday: a weekly pattern and a little variation.
+fn page_views(days: i64) -> Days {
+    let today = NOW.div_euclid(DAY) * DAY;
+    Days(
+        (1..=days)
+            .map(|d| {
+                let start = today - d * DAY;
+                let count = 100 + 40 * ((start / DAY) % 7) as u64 + (d % 5) as u64 * 3;
+                ("page_view".to_owned(), start, bucket(count))
+            })
+            .collect(),
+    )
+}
+
+fn request(path_and_query: &str, role: &str) -> Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "GET /api/v1/predictions/{metric}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "queryStringParameters": query.split('&').filter(|p| !p.is_empty()).filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned()))).collect::<serde_json::Map<_, _>>(),
+        "headers": {"host": "api.example.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "r1", "routeKey": "GET /api/v1/predictions/{metric}", "stage": "$default",
+            "time": "24/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000i64,
+            "authorizer": {"jwt": {"claims": {"sub": "u1", "custom:tenant": "acme", "cognito:groups": format!("[{role}]")}, "scopes": null}}
+        },
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("request")
+}
+
+async fn call(days: Days, path: &str, role: &str) -> (u16, serde_json::Value) {
+    let insights = Insights::new(days, ClaimNames::default()).with_clock(|| NOW);
+    let res = insights
+        .handle(request(path, role))
+        .await
+        .expect("response");
+    let status = res.status().as_u16();
+    let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_metric_with_months_of_history_gets_a_week_of_forecasts_with_their_accuracy() {
+    let (status, body) = call(page_views(120), "/api/v1/predictions/page_view", "viewer").await;
+    assert_eq!(status, 200, "{body}");
+    let points = body["points"].as_array().expect("points");
+    assert_eq!(points.len(), 7);
+    assert_eq!(points[0]["date"], "2026-11-23");
+    assert_eq!(points[6]["date"], "2026-11-29");
+    for p in points {
+        let (f, lo80, hi80, lo95, hi95) = (
+            p["forecast"].as_f64().expect("f"),
+            p["lo80"].as_f64().expect("l"),
+            p["hi80"].as_f64().expect("h"),
+            p["lo95"].as_f64().expect("l"),
+            p["hi95"].as_f64().expect("h"),
+        );
+        assert!(
+            lo95 <= lo80 && lo80 <= f && f <= hi80 && hi80 <= hi95,
+            "{p}"
+        );
+        // The forecast follows the weekly pattern.
+        let weekday =
+            chrono::NaiveDate::parse_from_str(p["date"].as_str().expect("date"), "%Y-%m-%d")
+                .expect("date");
+        let expected = 100.0
+            + 40.0
+                * ((weekday
+                    .and_hms_opt(0, 0, 0)
+                    .expect("t")
+                    .and_utc()
+                    .timestamp()
+                    / DAY)
+                    % 7) as f64;
+        assert!((f - expected).abs() / expected < 0.1, "{f} vs {expected}");
+    }
+    assert_eq!(body["history_days"], 120);
+    assert_eq!(body["accuracy"]["cuts"], 8);
+    assert!(body["accuracy"]["mase"].is_number());
+    assert!(
+        body["model"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ensemble("))
+    );
+}
+
+#[tokio::test]
+async fn days_choose_the_horizon_and_bad_parameters_are_refused_by_name() {
+    let (status, body) = call(
+        page_views(60),
+        "/api/v1/predictions/page_view?days=30",
+        "viewer",
+    )
+    .await;
+    assert_eq!(
+        (status, body["points"].as_array().map(Vec::len)),
+        (200, Some(30))
+    );
+    for (query, pointer) in [
+        ("days=0", "#/days"),
+        ("days=31", "#/days"),
+        ("days=x", "#/days"),
+        ("aggregation=p95", "#/aggregation"),
+        ("range=7d", "#/range"),
+    ] {
+        let (status, body) = call(
+            page_views(60),
+            &format!("/api/v1/predictions/page_view?{query}"),
+            "viewer",
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["errors"][0]["pointer"], pointer, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_metric_is_404_and_too_little_history_is_422() {
+    let (status, body) = call(page_views(60), "/api/v1/predictions/nothing_here", "viewer").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = call(page_views(20), "/api/v1/predictions/page_view", "viewer").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("20 complete days, 28 needed")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_business_metric_needs_an_analyst() {
+    let mut days = page_views(60);
+    for (m, _, _) in &mut days.0 {
+        *m = "order".to_owned();
+    }
+    let (status, body) = call(days, "/api/v1/predictions/order", "viewer").await;
+    assert_eq!(status, 403);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("analyst")),
+        "{body}"
+    );
+}

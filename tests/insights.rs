@@ -1,0 +1,88 @@
+//! Predictions through the local cloud: a history imported as CSV is in the day rollups when
+//! the import answers, and `GET /api/v1/predictions/{metric}` forecasts from it.
+
+use pulse_tests::cloud;
+use serde_json::Value;
+
+/// Imports `days` days of API requests ending yesterday, with a weekly pattern (5 to 11 a day).
+async fn import_history(tenant: &str, days: i64) {
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
+    let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
+    for d in 1..=days {
+        let start = today - d * 86_400;
+        for i in 0..(5 + (start / 86_400) % 7) {
+            let at = chrono::DateTime::from_timestamp(start + 3_600 + i * 60, 0).expect("time");
+            csv.push_str(&format!(
+                "api_request,/cart,GET,200,{},{}\n",
+                10 + i,
+                at.to_rfc3339()
+            ));
+        }
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/imports", cloud().http))
+        .bearer_auth(cloud().token(tenant, "admin"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
+async fn predict(tenant: &str, path: &str, role: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{}{path}", cloud().http))
+        .bearer_auth(cloud().token(tenant, role))
+        .send()
+        .await
+        .expect("predictions");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_imported_history_is_forecast_a_week_ahead_with_its_accuracy() {
+    // Given ten weeks of a metric's history, imported
+    import_history("insights-a", 70).await;
+    // When an admin asks for its forecast
+    let (status, body) = predict(
+        "insights-a",
+        "/api/v1/predictions/api_request?days=7",
+        "admin",
+    )
+    .await;
+    // Then it has seven days from today, each inside its intervals, near the weekly pattern
+    assert_eq!(status, 200, "{body}");
+    let points = body["points"].as_array().expect("points");
+    assert_eq!(points.len(), 7);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(points[0]["date"], today.as_str());
+    for p in points {
+        let f = p["forecast"].as_f64().expect("forecast");
+        assert!((4.0..=13.0).contains(&f), "{p}");
+        assert!(
+            p["lo95"].as_f64() <= Some(f) && Some(f) <= p["hi95"].as_f64(),
+            "{p}"
+        );
+    }
+    assert_eq!(body["history_days"], 70);
+    assert_eq!(body["accuracy"]["cuts"], 8);
+}
+
+#[tokio::test]
+async fn no_data_is_404_too_little_is_422_and_a_system_metric_needs_an_admin() {
+    import_history("insights-b", 10).await;
+    let (status, _) = predict("insights-b", "/api/v1/predictions/page_view", "admin").await;
+    assert_eq!(status, 404);
+    let (status, body) = predict("insights-b", "/api/v1/predictions/api_request", "admin").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["status"], 422);
+    let (status, _) = predict("insights-b", "/api/v1/predictions/api_request", "viewer").await;
+    assert_eq!(status, 403);
+}
