@@ -91,7 +91,7 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
     match command {
         Command::Forecast { input, horizon } => {
             let rows = series::read(open(input)?, Order::Strict)?;
-            let grid = Regular::of(&rows, period_of);
+            let grid = Regular::of(&rows, period_of)?;
             let period = period_of(grid.step);
             let f = forecast(&grid.values, period, usize::from(*horizon))?;
             let mut w = String::from("timestamp,forecast,lo80,hi80,lo95,hi95,model\n");
@@ -126,7 +126,7 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
             cuts,
         } => {
             let rows = series::read(open(input)?, Order::Strict)?;
-            let grid = Regular::of(&rows, period_of);
+            let grid = Regular::of(&rows, period_of)?;
             let a = backtest(
                 &grid.values,
                 period_of(grid.step),
@@ -171,7 +171,11 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
                         source,
                     }
                 })?;
-                let grid = Regular::of(&rows, period_of);
+                let grid =
+                    Regular::of(&rows, period_of).map_err(|source| CliError::TrainingData {
+                        path: file.clone(),
+                        source,
+                    })?;
                 let log = grid.values.iter().all(|v| *v >= 0.0);
                 series.push(
                     grid.values

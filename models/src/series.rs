@@ -43,6 +43,14 @@ pub enum InputError {
     Csv { line: u64, source: csv::Error },
     #[error("too short a history: {rows} rows, at least {needed} needed")]
     TooShort { rows: usize, needed: usize },
+    #[error(
+        "the rows are too sparse for their spacing: {rows} rows span {periods} periods of {step} s (at most {MAX_FILL}× the rows, up to {MAX_PERIODS} periods)"
+    )]
+    TooSparse {
+        rows: usize,
+        periods: usize,
+        step: i64,
+    },
     #[error("cannot read the input: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -160,6 +168,11 @@ pub fn format_time(at: i64) -> String {
     )
 }
 
+/// Most periods a grid may have.
+pub const MAX_PERIODS: usize = 1_000_000;
+/// A grid may have at most this many periods per row.
+pub const MAX_FILL: usize = 10;
+
 /// Rows placed on a regular grid: the step is the commonest spacing of the rows; a missing
 /// period is filled (from one season back when there is one, else between its neighbours),
 /// rows between grid points are moved to the nearest one, and two rows on one point are
@@ -174,12 +187,22 @@ pub struct Regular {
 }
 
 impl Regular {
-    /// Places strictly ordered rows on their grid; `period` guides how gaps are filled.
-    pub fn of(rows: &[Row], period_of: impl Fn(i64) -> usize) -> Self {
+    /// Places strictly ordered rows on their grid; `period` guides how gaps are filled. Rows
+    /// so sparse that the grid would be mostly filled-in values (or huge) are refused.
+    pub fn of(rows: &[Row], period_of: impl Fn(i64) -> usize) -> Result<Self, InputError> {
         let step = step_of(rows);
         let start = rows.first().map_or(0, |r| r.at);
         let last = rows.last().map_or(0, |r| r.at);
-        let n = usize::try_from((last - start + step / 2) / step).unwrap_or(0) + 1;
+        let periods =
+            usize::try_from((last.saturating_sub(start) + step / 2) / step).unwrap_or(usize::MAX);
+        if periods >= MAX_PERIODS || periods / MAX_FILL >= rows.len() {
+            return Err(InputError::TooSparse {
+                rows: rows.len(),
+                periods,
+                step,
+            });
+        }
+        let n = periods + 1;
         let mut sums = vec![(0.0, 0u32); n];
         for r in rows {
             let i = usize::try_from((r.at - start + step / 2) / step)
@@ -213,12 +236,12 @@ impl Regular {
                 };
             }
         }
-        Self {
+        Ok(Self {
             start,
             step,
             values,
             filled,
-        }
+        })
     }
 
     /// When the period after the last value starts (epoch s).
@@ -312,6 +335,17 @@ mod tests {
     }
 
     #[test]
+    fn rows_too_sparse_for_their_spacing_are_refused_not_expanded() {
+        let r = rows(
+            "timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:00:01Z,1\n2024-01-01T00:00:02Z,1\n2034-01-01T00:00:00Z,1\n",
+            Order::Strict,
+        )
+        .expect("rows");
+        let e = Regular::of(&r, period_of).expect_err("ten years of seconds");
+        assert!(e.to_string().contains("too sparse"), "{e}");
+    }
+
+    #[test]
     fn a_missing_day_is_filled_from_the_week_before() {
         let mut text = String::from("timestamp,value\n");
         for d in 1..=20 {
@@ -320,7 +354,7 @@ mod tests {
             }
         }
         let r = rows(&text, Order::Strict).expect("rows");
-        let g = Regular::of(&r, period_of);
+        let g = Regular::of(&r, period_of).expect("a grid");
         assert_eq!((g.step, g.values.len(), g.filled), (86_400, 20, 1));
         assert_eq!(g.values[14], g.values[7]);
         assert_eq!(format_time(g.next(0)), "2024-01-21T00:00:00Z");

@@ -131,6 +131,11 @@ fn each_bad_input_is_one_message_naming_the_row_and_exit_code_2() {
             "too short a history: 2",
         ),
         (&["backtest"], &daily(10), "too short a history"),
+        (
+            &["forecast"],
+            "timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:00:01Z,1\n2024-01-01T00:00:02Z,1\n2034-01-01T00:00:00Z,1\n",
+            "too sparse",
+        ),
     ];
     for (args, input, expected) in cases {
         let out = run(args, input);
