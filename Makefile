@@ -80,14 +80,14 @@ token:
 
 ## Release binaries of every function, as `sam build` makes them (host architecture).
 build-release:
-	$(CARGO) build --release -p api-health -p api-me -p api-ingest -p authorizer
+	$(CARGO) build --release -p api-health -p api-me -p api-ingest -p authorizer -p api-insights
 
 ## Every benchmark; figures go to docs/BENCHMARKS.md.
 bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
-	$(CARGO) run -p pulse-local --bin cold-start -- api-health api-me api-ingest authorizer
+	COLD_START_EXPECT=api-insights:404 $(CARGO) run -p pulse-local --bin cold-start -- api-health api-me api-ingest authorizer api-insights
 
 ## Ingest CPU path (parse, validate, enrich, build items) on one core.
 bench-ingest:
