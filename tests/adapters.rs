@@ -129,3 +129,41 @@ async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() 
     assert_eq!(listed.len(), 4, "{ids:?}");
     assert!(ids.contains(&OTHER_SERIES));
 }
+
+#[tokio::test]
+async fn concurrent_marks_of_one_minute_are_all_kept_as_dynamodb_keeps_atomic_adds() {
+    use pulse_core::time::Resolution;
+    use pulse_metrics::rollup::Pending;
+    use pulse_store::PendingWindows;
+    use pulse_store::metrics::DynamoMetrics;
+    let table = cloud().table("MetricsTable");
+    let sdk = cloud().sdk().await;
+    // Given four writers (stream shards' batches) marking one new minute, far older than
+    // any other test's, 48 times at once, each naming its own Events shard
+    let tenant = TenantId::parse("marks-atomic").expect("tenant");
+    let minute = 3;
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let store = DynamoMetrics::new(&sdk, &table, Default::default());
+            let marks: Vec<Pending> = (0..12u32)
+                .map(|i| Pending::minute(tenant.clone(), minute, [w * 12 + i]))
+                .collect();
+            async move { store.mark(&marks).await }
+        })
+        .collect();
+    // When they all land
+    for sent in futures::future::join_all(writers).await {
+        sent.expect("mark");
+    }
+    // Then the minute's mark counts all 48 and names every shard (an add lost to a
+    // read-modify-write race would let sealing skip a shard's events for good)
+    let reader = DynamoMetrics::new(&sdk, &table, Default::default());
+    let pending = reader
+        .pending(Resolution::Minute, (minute + 1) * 60, 10)
+        .await
+        .expect("pending");
+    let ours: Vec<_> = pending.iter().filter(|p| p.tenant == tenant).collect();
+    assert_eq!(ours.len(), 1, "{pending:?}");
+    assert_eq!(ours[0].marks, 48);
+    assert_eq!(ours[0].shards, (0..48).collect());
+}

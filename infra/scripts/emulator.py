@@ -22,11 +22,15 @@ threading.Thread(target=_exit_with_parent, daemon=True).start()
 
 import base64  # noqa: E402
 import datetime  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 
 from moto.core import responses as _responses  # noqa: E402
 from moto.dynamodb.models.table import Table  # noqa: E402
+from moto.core import parse as _parse  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
 from moto.server import main  # noqa: E402  (imported after the guard starts: moto loads slowly)
+from werkzeug.serving import WSGIRequestHandler  # noqa: E402
 
 # Performance only, same answers: moto answers a table Query by listing and sorting every item
 # of the table (Table.all_items), so each Query costs O(table) and the local cloud slows down
@@ -114,5 +118,91 @@ def _fast_execute_result(self, context):
 
 
 _responses.ActionResult.execute_result = _fast_execute_result
+
+# Performance only, same answers: every request pays a fixed toll before moto's backend sees it,
+# and under a burst of small writes (a new series: a registry claim and a bucket each) that toll
+# was most of the emulator's one core, which the quiet tenants' requests queue behind.
+# 1. The backend for a host: moto matches the host against every service's URL patterns on
+#    each request (they all miss for 127.0.0.1 and it then infers the service from headers).
+#    The answer depends on the host alone, so it is kept.
+_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends: dict = {}
+
+
+def _cached_backend_for_host(self, host):
+    if host not in _backends:
+        _backends[host] = _backend_for_host(self, host)
+    return _backends[host]
+
+
+DomainDispatcherApplication.get_backend_for_host = _cached_backend_for_host
+
+
+# 2. DynamoDB's request body is JSON whose only non-JSON type is a binary attribute value
+#    (base64 text, which the model-driven parser turns into bytes while walking every member of
+#    every item against botocore's model). The body is read as JSON and only binary values are
+#    decoded: {"B": str} and {"BS": [str]} are attribute values wherever they appear, since a
+#    map attribute's values are themselves attribute values (dicts), never bare strings.
+def _blobs(node):
+    if isinstance(node, dict):
+        if len(node) == 1:
+            if isinstance(node.get("B"), str):
+                return {"B": base64.b64decode(node["B"])}
+            bs = node.get("BS")
+            if isinstance(bs, list) and all(isinstance(b, str) for b in bs):
+                return {"BS": [base64.b64decode(b) for b in bs]}
+        return {k: _blobs(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_blobs(v) for v in node]
+    return node
+
+
+_parse_json_body = _parse.JSONParser._parse_json_body
+
+
+def _fast_parse_json_body(self, raw_body, shape):
+    if self.operation_model.service_model.service_name == "dynamodb":
+        parsed = self._parse_body_as_json(raw_body)
+        if isinstance(parsed, dict) and "message" not in parsed:
+            return _blobs(parsed)
+    return _parse_json_body(self, raw_body, shape)
+
+
+_parse.JSONParser._parse_json_body = _fast_parse_json_body
+
+# 3. The names of a response class's methods, which moto lists with inspect on every request to
+#    find the action's handler; a class's methods do not change while the server runs.
+_method_names = _responses.method_names_from_class
+_responses.method_names_from_class = functools.lru_cache(maxsize=None)(_method_names)
+
+# 4. A log line per request on stderr, which nobody reads (pulse-local logs each API request).
+WSGIRequestHandler.log_request = lambda *args, **kwargs: None
+
+# Fidelity, not speed: DynamoDB applies each write to an item atomically (an UpdateItem's ADD
+# never loses a concurrent one; of two conditional puts of one key exactly one succeeds), but
+# moto's backend reads an item, computes and stores it back without a lock, while the server
+# answers requests on many threads. Two concurrent ADDs to a new item then both start from
+# nothing and the second overwrites the first: rollup marks of a minute were lost that way and
+# the minute was sealed without the shards they named. One lock around each DynamoDB and
+# Streams action makes every write atomic (and every read see whole writes); the requests are
+# still parsed and answered outside it, and the backend's own work is CPU under one interpreter
+# lock anyway.
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler  # noqa: E402
+
+_dynamodb_lock = threading.Lock()
+
+
+def _atomic(call_action):
+    @functools.wraps(call_action)
+    def wrapped(self):
+        with _dynamodb_lock:
+            return call_action(self)
+
+    return wrapped
+
+
+DynamoHandler.call_action = _atomic(DynamoHandler.call_action)
+DynamoDBStreamsHandler.call_action = _atomic(DynamoDBStreamsHandler.call_action)
 
 main(sys.argv[1:])
