@@ -218,7 +218,7 @@ pub fn history(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value
 }
 
 /// Imports `events` in chunks; how many were accepted.
-async fn import(http: &reqwest::Client, base: &str, token: &str, events: &[Value]) -> usize {
+pub async fn import(http: &reqwest::Client, base: &str, token: &str, events: &[Value]) -> usize {
     let mut accepted = 0;
     for chunk in events.chunks(IMPORT_CHUNK) {
         let ndjson: String = chunk.iter().map(|e| format!("{e}\n")).collect();

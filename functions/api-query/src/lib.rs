@@ -145,6 +145,18 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         view: &str,
     ) -> Result<Response<Body>, ApiError> {
         let params = query_params(req);
+        if (area, view) == ("business", "funnel") {
+            let answer = views::business_funnel(
+                &self.store,
+                caller,
+                &params,
+                (self.clock)(),
+                &self.retention,
+            )
+            .await?;
+            tracing::info!(tenant = %caller.tenant, area, view, entered = answer["entered"].as_u64(), "view answered");
+            return Ok(json(StatusCode::OK, &answer));
+        }
         let answer = views::answer(
             &self.store,
             caller,

@@ -14,11 +14,9 @@
 
 #![allow(clippy::print_stdout)]
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use lambda_http::Request;
 use pulse_core::identity::TenantId;
 use pulse_http::HttpHandler;
+use pulse_local::bench::{admin_get, counted_client};
 use pulse_local::{LocalCloud, Options};
 use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
 use pulse_metrics::rollup::{BucketAt, Resolution};
@@ -26,24 +24,6 @@ use pulse_store::BucketWriter;
 use pulse_store::metrics::DynamoMetrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-#[derive(Debug, Default)]
-struct Counter(Arc<AtomicUsize>);
-
-impl Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "request-counter"
-    }
-    fn read_before_attempt(
-        &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 const METRICS: &[&str] = &[
     "page_view",
@@ -75,26 +55,6 @@ fn bucket(rng: &mut fastrand::Rng) -> Bucket {
         b.add(rng.f64() * 500.0 + 1.0, Some(&visitor));
     }
     b
-}
-
-fn request(path: &str, query: &[(&str, &str)]) -> Request {
-    let params: serde_json::Map<String, serde_json::Value> = query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-        .collect();
-    let raw: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let event = serde_json::json!({
-        "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": raw.join("&"),
-        "headers": {}, "queryStringParameters": params,
-        "requestContext": {
-            "accountId": "1", "apiId": "a", "domainName": "d", "requestId": "r", "routeKey": format!("GET {path}"),
-            "stage": "$default", "time": "22/Nov/2026:10:00:00 +0000", "timeEpoch": 0,
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
-            "authorizer": {"jwt": {"claims": {"sub": "u", "custom:tenant": "bench", "cognito:groups": "[admin]"}, "scopes": null}}
-        },
-        "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("HTTP API event")
 }
 
 #[tokio::main]
@@ -180,21 +140,18 @@ async fn main() -> Result<(), lambda_http::Error> {
         ("cards", "/api/v1/metrics", vec![]),
     ] {
         let count = Arc::new(AtomicUsize::new(0));
-        let conf = aws_sdk_dynamodb::config::Builder::from(cloud.sdk_config())
-            .interceptor(Counter(count.clone()))
-            .build();
         let store = DynamoMetrics::with_client(
-            aws_sdk_dynamodb::Client::from_conf(conf),
+            counted_client(cloud.sdk_config(), &count),
             &table,
             config.retention,
         );
         let definitions = pulse_store::app::DynamoApp::new(cloud.sdk_config(), &app);
         let handler = api_query::Query::new(store, definitions, &config);
         let t = std::time::Instant::now();
-        let res = handler.handle(request(path, &query)).await?;
+        let res = handler.handle(admin_get(path, &query, "bench")).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let first = count.load(Ordering::Relaxed);
-        let again = handler.handle(request(path, &query)).await?;
+        let again = handler.handle(admin_get(path, &query, "bench")).await?;
         let cached = count.load(Ordering::Relaxed) - first;
         println!(
             "{label:<12} status {} · {first} DynamoDB requests · {ms:.0} ms on the emulator · a second call within 60 s: {cached} requests (status {})",
@@ -204,11 +161,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     // Where the requests go: each read of the summary on its own.
     let count = Arc::new(AtomicUsize::new(0));
-    let conf = aws_sdk_dynamodb::config::Builder::from(cloud.sdk_config())
-        .interceptor(Counter(count.clone()))
-        .build();
     let store = DynamoMetrics::with_client(
-        aws_sdk_dynamodb::Client::from_conf(conf),
+        counted_client(cloud.sdk_config(), &count),
         &table,
         config.retention,
     );

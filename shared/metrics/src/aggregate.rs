@@ -351,6 +351,18 @@ impl Bucket {
     pub fn unique_visitors(&self) -> usize {
         self.uniques.estimate()
     }
+
+    /// Distinct visitors in both `self` and `other` (viewers of a product who also bought
+    /// it): |A| + |B| − |A ∪ B| from the merged HyperLogLogs, kept within [0, min(|A|, |B|)],
+    /// where the true value lies, so a rate made of it over |A| is in [0, 1] by construction.
+    pub fn shared_visitors(&self, other: &Bucket) -> usize {
+        let (a, b) = (self.unique_visitors(), other.unique_visitors());
+        let mut union = self.clone();
+        union.merge(other);
+        (a + b)
+            .saturating_sub(union.unique_visitors())
+            .min(a.min(b))
+    }
 }
 
 /// Identifies a bucket.
@@ -465,6 +477,30 @@ impl<R> Aggregation<R> {
 mod tests {
     use super::*;
     use pulse_ingest::events::Body;
+
+    #[test]
+    fn shared_visitors_are_the_overlap_and_never_exceed_either_side() {
+        // Given 1,000 viewers of a product, of whom 300 bought it, and 50 buyers who never
+        // viewed it (a backend order)
+        let mut viewers = Bucket::default();
+        let mut buyers = Bucket::default();
+        for i in 0..1_000 {
+            viewers.add(1.0, Some(&format!("v{i}")));
+        }
+        for i in (0..300).chain(5_000..5_050) {
+            buyers.add(1.0, Some(&format!("v{i}")));
+        }
+        // When the overlap is estimated
+        let shared = viewers.shared_visitors(&buyers);
+        // Then it is the 300 within the sketches' error, and never above either side
+        assert!((270..=330).contains(&shared), "{shared}");
+        assert!(shared <= viewers.unique_visitors().min(buyers.unique_visitors()));
+        // And disjoint or empty sides share nobody beyond the error, never a negative count
+        let mut strangers = Bucket::default();
+        strangers.add(1.0, Some("x"));
+        assert!(viewers.shared_visitors(&strangers) <= 1);
+        assert_eq!(viewers.shared_visitors(&Bucket::default()), 0);
+    }
 
     fn event(name: &str, body: Body, ts: i64, visitor: Option<&str>) -> Event {
         Event {

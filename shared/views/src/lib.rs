@@ -24,7 +24,7 @@ use pulse_metrics::query::{self, Filter, Query, SeriesData};
 use pulse_metrics::rollup::{Resolution, Retention};
 use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
 use pulse_store::read::Reader;
-use pulse_store::{RollupBuckets, SeriesCatalog, Totals};
+use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -499,7 +499,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
         let (ps, _) = p.previous();
         let (ys, ye) = (p.start - YEAR_SECS, p.end - YEAR_SECS);
         match view {
-            "overview" | "funnel" => {
+            "overview" => {
                 let metrics = [
                     "order",
                     "product_view",
@@ -513,49 +513,24 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                     recent.insert(m, self.read(m, false, p, ps, p.end, &f).await?);
                     year.insert(m, self.read(m, false, p, ys, ye, &f).await?);
                 }
-                let visits = self.read(SESSIONS, false, p, ps, p.end, &[]).await?;
-                let visits_year = self.read(SESSIONS, false, p, ys, ye, &[]).await?;
                 let at = |m: &str, from: i64, to: i64, yearly: bool| {
                     let data = if yearly { &year[m] } else { &recent[m] };
                     merged(data, from, to)
                 };
-                if view == "funnel" {
-                    let stages = [
-                        ("visit", "page_view"),
-                        ("product_view", "product_view"),
-                        ("add_to_cart", "add_to_cart"),
-                        ("checkout", "checkout"),
-                        ("purchase", "order"),
-                    ];
-                    let first = at("page_view", p.start, p.end, false).unique_visitors() as f64;
-                    let mut prev = first;
-                    let steps: Vec<Value> = stages
-                        .iter()
-                        .map(|(name, m)| {
-                            let b = at(m, p.start, p.end, false);
-                            let v = b.unique_visitors() as f64;
-                            let step = json!({
-                                "step": name,
-                                "visitors": v,
-                                "events": b.count,
-                                "conversion_from_previous": ratio(v, prev),
-                                "conversion_from_start": ratio(v, first),
-                                "drop_off": (prev - v).max(0.0),
-                            });
-                            prev = v;
-                            step
-                        })
-                        .collect();
-                    return Ok(json!({"range": range_json(p), "steps": steps}));
-                }
                 let figures = |from: i64, to: i64, yearly: bool| {
                     let o = at("order", from, to, yearly);
-                    let v = merged(if yearly { &visits_year } else { &visits }, from, to);
+                    // Plausible's conversion rate: the share of the period's visitors who
+                    // ordered. Everyone seen (pages, products, orders) is a visitor, so the
+                    // buyers are a subset of them and the rate is within [0, 1].
+                    let mut seen = at("page_view", from, to, yearly);
+                    seen.merge(&at("product_view", from, to, yearly));
+                    seen.merge(&o);
+                    let (buyers, visitors) = (o.unique_visitors(), seen.unique_visitors());
                     [
                         Some(o.sum),
                         Some(o.count as f64),
                         ratio(o.sum, o.count as f64),
-                        ratio(o.count as f64, v.count as f64),
+                        ratio(buyers.min(visitors) as f64, visitors as f64),
                         Some(at("product_view", from, to, yearly).count as f64),
                         Some(at("add_to_cart", from, to, yearly).count as f64),
                         Some(at("checkout", from, to, yearly).count as f64),
@@ -644,15 +619,20 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let mut rows: Vec<Value> = keys
                     .into_iter()
                     .map(|k| {
-                        let views = v.get(k).map_or(0, |b| b.count);
-                        let purchases = i.get(k).map_or(0, |b| b.count);
+                        let none = Bucket::default();
+                        let (viewed, bought) = (v.get(k).unwrap_or(&none), i.get(k).unwrap_or(&none));
+                        // Of the visitors who viewed it, the share who bought it: a purchase
+                        // without a view (a backend order, a view last month) adds none, so
+                        // the rate stays within [0, 1].
+                        let viewers = viewed.unique_visitors();
                         json!({
                             dim: k,
-                            "views": views,
+                            "views": viewed.count,
+                            "viewers": viewers,
                             "add_to_carts": c.get(k).map_or(0, |b| b.count),
-                            "purchases": purchases,
-                            "revenue": i.get(k).map_or(0.0, |b| b.sum),
-                            "conversion_rate": ratio(purchases as f64, views as f64),
+                            "purchases": bought.count,
+                            "revenue": bought.sum,
+                            "conversion_rate": ratio(viewed.shared_visitors(bought) as f64, viewers as f64),
                         })
                     })
                     .collect();
@@ -870,6 +850,63 @@ pub fn allowed(caller: &Caller, area: &str) -> bool {
     caller.has(required_role(area))
 }
 
+/// The shop's steps, in the order a shopper takes them.
+pub const SHOP_STEPS: [&str; 4] = ["product_view", "add_to_cart", "checkout", "order"];
+
+/// The business funnel (`GET /api/v1/business/funnel`): how many visitors took the shop's
+/// steps ([`SHOP_STEPS`]) **in that order** within a day of their product view, matched on the
+/// hourly visitor trails exactly as a funnel query is ([`pulse_metrics::funnels::compute`]).
+/// So a step never exceeds the one before it and every conversion lies in [0, 1] by
+/// construction, which counting each step's visitors on their own cannot promise (an order
+/// sent without a cart event, a checkout by a visitor who viewed last week). Trails keep no
+/// dimensions, so the funnel takes no filters; like every funnel it reads at most
+/// [`pulse_metrics::funnels::MAX_RANGE_DAYS`] days.
+pub async fn business_funnel<S: TrailStore>(
+    store: &S,
+    caller: &Caller,
+    params: &BTreeMap<String, String>,
+    now: i64,
+    retention: &Retention,
+) -> Result<Value, ApiError> {
+    use pulse_metrics::funnels::{self, Funnel, Step, Trail};
+    caller.require(required_role("business"))?;
+    let p = parse_params(params, now, retention, Resolution::Hour, "24h")?;
+    if let Some(f) = p.filters.first() {
+        let (Filter::Eq(dimension, _)
+        | Filter::Neq(dimension, _)
+        | Filter::In(dimension, _)
+        | Filter::Prefix(dimension, _)) = f;
+        return Err(ApiError::invalid_field(
+            &[dimension.as_str()],
+            "the business funnel follows visitors, whose trails keep no dimensions: it takes no filters",
+        ));
+    }
+    if p.end - p.start > funnels::MAX_RANGE_DAYS * 86_400 {
+        return Err(ApiError::invalid_field(
+            &["range"],
+            format!("a funnel reads at most {} days", funnels::MAX_RANGE_DAYS),
+        ));
+    }
+    let funnel = Funnel {
+        steps: SHOP_STEPS
+            .iter()
+            .map(|s| Step::Event((*s).to_owned()))
+            .collect(),
+        window: 86_400,
+        start: p.start,
+        end: p.end,
+    };
+    let chunks = store.trails(&caller.tenant, p.start, p.end).await?;
+    let trails: Vec<Trail> = chunks.iter().filter_map(|c| Trail::decode(c)).collect();
+    let answer = funnels::compute(&funnel, &trails);
+    let mut out = serde_json::to_value(&answer).map_err(ApiError::internal)?;
+    if let Some(m) = out.as_object_mut() {
+        m.insert("range".into(), range_json(&p));
+        m.insert("window_seconds".into(), funnel.window.into());
+    }
+    Ok(out)
+}
+
 /// The answer of `view` in `area` for `caller` over the query string `params`: the caller's
 /// role is checked for the area, the parameters parsed (an unknown one is a 400), and the view
 /// computed from `store` as of `now` (epoch s).
@@ -912,6 +949,102 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulse_core::identity::TenantId;
+    use pulse_metrics::funnels::Trail;
+    use pulse_store::StoreError;
+
+    /// Trails in memory, as the rollup job would have written them.
+    struct Trails(Vec<Vec<u8>>);
+
+    impl TrailStore for Trails {
+        async fn trails(&self, _: &TenantId, _: i64, _: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn analyst() -> Caller {
+        Caller {
+            tenant: TenantId::parse("shop").expect("tenant"),
+            subject: "u".into(),
+            email: None,
+            roles: [Role::Analyst].into(),
+            scopes: Default::default(),
+            key_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_business_funnel_counts_only_steps_taken_in_order_so_no_step_exceeds_the_one_before()
+     {
+        // Given an hour in which A views, carts, checks out and orders; B orders with no
+        // view (a backend order); C checks out, then views, then carts; D views and orders
+        // without a cart or checkout
+        let hour = 1_800_000_000 / 3_600 * 3_600;
+        let keys = ["e:product_view", "e:add_to_cart", "e:checkout", "e:order"];
+        let (view, cart, checkout, order) = (0, 1, 2, 3);
+        let trail = Trail {
+            hour,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            visitors: vec![
+                (1, vec![(10, view), (20, cart), (30, checkout), (40, order)]),
+                (2, vec![(10, order)]),
+                (3, vec![(10, checkout), (20, view), (30, cart)]),
+                (4, vec![(10, view), (20, order)]),
+            ],
+        };
+        let store = Trails(trail.encode());
+        let params = BTreeMap::from([
+            ("start".to_owned(), rfc3339(hour)),
+            ("end".to_owned(), rfc3339(hour + 3_600)),
+        ]);
+        // When the business funnel is answered
+        let answer = business_funnel(
+            &store,
+            &analyst(),
+            &params,
+            hour + 7_200,
+            &Retention::default(),
+        )
+        .await
+        .expect("funnel");
+        // Then A, C and D entered, A and C carted, only A checked out after a cart and ordered
+        let visitors: Vec<u64> = answer["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| s["visitors"].as_u64())
+            .collect();
+        assert_eq!(visitors, [3, 2, 1, 1], "{answer}");
+        // And every conversion lies in [0, 1]
+        for step in answer["steps"].as_array().expect("steps") {
+            let c = step["conversion"].as_f64().expect("conversion");
+            assert!((0.0..=1.0).contains(&c), "{answer}");
+        }
+        assert_eq!(answer["conversion_rate"].as_f64(), Some(1.0 / 3.0));
+    }
+
+    #[tokio::test]
+    async fn the_business_funnel_refuses_filters_it_cannot_apply_and_ranges_past_a_month() {
+        // Given any trails
+        let store = Trails(Vec::new());
+        for (k, v) in [("product", "shoe"), ("range", "90d")] {
+            let params = BTreeMap::from([(k.to_owned(), v.to_owned())]);
+            // When the funnel is asked with a product filter, or over 90 days
+            let refused = business_funnel(
+                &store,
+                &analyst(),
+                &params,
+                1_800_000_000,
+                &Retention::default(),
+            )
+            .await;
+            // Then it is a 400 naming the parameter
+            match refused {
+                Err(ApiError::Validation { detail, .. }) => assert!(detail.contains(k), "{detail}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn a_breakdown_leaves_out_rows_with_nothing_in_the_range() {
