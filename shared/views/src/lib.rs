@@ -27,7 +27,7 @@ use pulse_store::read::Reader;
 use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// 52 weeks, so weekdays line up.
 const YEAR_SECS: i64 = 364 * 86_400;
@@ -297,9 +297,16 @@ pub fn required_role(area: &str) -> Role {
 }
 
 /// Reads and computes one view.
+/// Every metric's totals of one (resolution, from, to), as one read returned them.
+type TotalsRead = BTreeMap<String, Vec<(i64, Bucket)>>;
+
 #[derive(Debug)]
 pub struct Views<'a, S> {
     pub reader: Reader<'a, S>,
+    /// The totals read so far by this answer: a view reads several metrics over the same
+    /// ranges (the business overview five, over this and last year's range), and the totals
+    /// partition holds every metric of a window side by side, so one read serves them all.
+    totals: std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<TotalsRead>>>,
 }
 
 type Read = Result<Vec<SeriesData>, ApiError>;
@@ -318,6 +325,28 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
     ) -> Read {
         let resolution = p.resolution.max(query::finest(metric));
         let from = resolution.window_start(from);
+        if !grouped && filters.is_empty() {
+            let key = (resolution, from, to);
+            let known = self.totals.lock().ok().and_then(|m| m.get(&key).cloned());
+            let all = match known {
+                Some(all) => all,
+                None => {
+                    let read = std::sync::Arc::new(
+                        self.reader
+                            .totals(resolution, from, to)
+                            .await
+                            .map_err(ApiError::from)?,
+                    );
+                    if let Ok(mut m) = self.totals.lock() {
+                        m.insert(key, read.clone());
+                    }
+                    read
+                }
+            };
+            if let Some(total) = all.get(metric).filter(|t| !t.is_empty()) {
+                return Ok(vec![(BTreeMap::new(), total.clone())]);
+            }
+        }
         Ok(self
             .reader
             .series(metric, grouped, filters, resolution, from, to)
@@ -936,6 +965,7 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
             tenant: &caller.tenant,
             now,
         },
+        totals: Default::default(),
     };
     match area {
         "web" => v.web(view, &p).await,
