@@ -27,6 +27,16 @@ fn tail(resolution: Resolution) -> i64 {
     }
 }
 
+/// Where reading finer buckets starts for several series (or metrics) read together at
+/// `resolution`: the usual lag ([`tail`]), or further back when the rollup lags more, from
+/// after the newest window any of them has rolled (`ends`: each one's last window end), or
+/// from the start when none has rolled one in the range. Not from the oldest end: a series
+/// quiet for weeks would make every series read weeks of finer buckets.
+fn frontier(ends: impl Iterator<Item = i64>, resolution: Resolution, now: i64) -> i64 {
+    let usual = resolution.window_start(now - tail(resolution));
+    ends.max().map_or(i64::MIN, |rolled| rolled.min(usual))
+}
+
 /// Buckets of `finer` rolled into windows of `resolution`, by start.
 fn regroup(resolution: Resolution, finer: Vec<(i64, Bucket)>) -> Vec<(i64, Bucket)> {
     let mut out: BTreeMap<i64, Bucket> = BTreeMap::new();
@@ -60,10 +70,11 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
+        // From after the last window rolled, however far the rollup lags: a window not yet
+        // rolled is read from the finer buckets it will be rolled from, so a total never dips
+        // while the job catches up.
         let after_last = out.last().map_or(from, |(s, _)| s + resolution.secs());
-        let tail_from = after_last
-            .max(from)
-            .max(resolution.window_start(self.now - tail(resolution)));
+        let tail_from = after_last.max(from);
         if tail_from < to && tail_from <= self.now {
             let filled = Box::pin(self.buckets(key, finer, tail_from, to)).await?;
             out.extend(regroup(resolution, filled));
@@ -142,7 +153,13 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
-        let floor = from.max(resolution.window_start(self.now - tail(resolution)));
+        let floor = from.max(frontier(
+            out.values()
+                .filter_map(|b| b.last())
+                .map(|(s, _)| s + resolution.secs()),
+            resolution,
+            self.now,
+        ));
         let tails: HashMap<String, i64> = out
             .iter()
             .map(|(id, buckets)| {
@@ -179,7 +196,13 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             return Ok(out);
         };
         // The tail is shared by every metric; windows a metric already has are kept.
-        let tail_from = from.max(resolution.window_start(self.now - tail(resolution)));
+        let tail_from = from.max(frontier(
+            out.values()
+                .filter_map(|b| b.last())
+                .map(|(s, _)| s + resolution.secs()),
+            resolution,
+            self.now,
+        ));
         if tail_from < to && tail_from <= self.now {
             let filled = Box::pin(self.totals(finer, tail_from, to)).await?;
             for (metric, buckets) in filled {
@@ -258,5 +281,141 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             sides.push(query::compute(&side, &series));
         }
         Ok(query::combine_derived(q, derived, &sides[0], &sides[1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+    use pulse_metrics::aggregate::TOTAL_SERIES;
+
+    const NOW: i64 = 1_800_000_000 / 3_600 * 3_600 + 20 * 60;
+
+    /// One page view in every minute of the last `HOURS` hours, rolled up as far as a job that
+    /// lags by `lag` seconds at every resolution would have: windows that ended before
+    /// `NOW - lag` are rolled, later ones exist only as minutes.
+    struct Lagging {
+        lag: i64,
+    }
+
+    const HOURS: i64 = 12;
+
+    impl Lagging {
+        fn at(&self, resolution: Resolution, from: i64, to: i64) -> Vec<(i64, Bucket)> {
+            let first = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
+            let step = resolution.secs();
+            let mut out = Vec::new();
+            let mut start = resolution.window_start(first.max(from)).max(first);
+            while start < to && start <= NOW {
+                let rolled = resolution == Resolution::Minute || start + step <= NOW - self.lag;
+                if rolled {
+                    let mut b = Bucket::default();
+                    for _ in 0..step / 60 {
+                        b.add(1.0, Some("v"));
+                    }
+                    out.push((start, b));
+                }
+                start += step;
+            }
+            out
+        }
+    }
+
+    impl RollupBuckets for Lagging {
+        async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn buckets(
+            &self,
+            key: &SeriesKey,
+            resolution: Resolution,
+            from: i64,
+            to: i64,
+        ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+            Ok(if key.metric == "page_view" {
+                self.at(resolution, from, to)
+            } else {
+                Vec::new()
+            })
+        }
+    }
+
+    impl SeriesCatalog for Lagging {
+        async fn series(
+            &self,
+            _: &TenantId,
+            metric: &str,
+        ) -> Result<Vec<crate::SeriesTags>, StoreError> {
+            Ok(if metric == "page_view" {
+                vec![(TOTAL_SERIES.to_owned(), BTreeMap::new())]
+            } else {
+                Vec::new()
+            })
+        }
+    }
+
+    impl Totals for Lagging {
+        async fn totals(
+            &self,
+            _: &TenantId,
+            resolution: Resolution,
+            from: i64,
+            to: i64,
+        ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+            Ok(self
+                .at(resolution, from, to)
+                .into_iter()
+                .map(|(s, b)| ("page_view".to_owned(), s, b))
+                .collect())
+        }
+    }
+
+    fn count(buckets: &[(i64, Bucket)]) -> u64 {
+        buckets.iter().map(|(_, b)| b.count).sum()
+    }
+
+    #[tokio::test]
+    async fn a_total_counts_every_minute_however_far_the_rollup_lags() {
+        let tenant = TenantId::parse("lag").expect("tenant");
+        let from = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
+        // Given a page view in every minute of the last 12 hours (and 20 minutes)
+        let minutes = (NOW - from) / 60 + 1;
+        for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
+            // And a rollup job lagging by `lag` at every resolution
+            let store = Lagging { lag };
+            let reader = Reader {
+                store: &store,
+                tenant: &tenant,
+                now: NOW,
+            };
+            // When the day is read by hour, as the summary reads totals and a view one series
+            let totals = reader
+                .totals(Resolution::Hour, from, NOW + 1)
+                .await
+                .expect("totals");
+            let key = SeriesKey {
+                tenant: tenant.clone(),
+                metric: "page_view".into(),
+                series: TOTAL_SERIES.into(),
+            };
+            let one = reader
+                .buckets(&key, Resolution::Hour, from, NOW + 1)
+                .await
+                .expect("buckets");
+            let many = reader
+                .series("page_view", true, &[], Resolution::Hour, from, NOW + 1)
+                .await
+                .expect("series")
+                .expect("known");
+            // Then each counts every minute: what is not rolled yet is read from the minutes
+            assert_eq!(
+                count(&totals["page_view"]) as i64,
+                minutes,
+                "totals, lag {lag}"
+            );
+            assert_eq!(count(&one) as i64, minutes, "buckets, lag {lag}");
+            assert_eq!(count(&many[0].1) as i64, minutes, "series, lag {lag}");
+        }
     }
 }
