@@ -238,6 +238,15 @@ impl Snapshot {
         )
     }
 
+    /// The current visitors' page views: the last five minutes, within today (UTC), so that
+    /// "Current visitors" never exceeds "Unique visitors today" (just after midnight the last
+    /// five minutes are partly yesterday's).
+    fn current(&self) -> Bucket {
+        let m = Resolution::Minute.window_start(self.now);
+        let today = Resolution::Day.window_start(self.now);
+        merged(&self.minutes, "page_view", (m - 4 * 60).max(today), m + 60)
+    }
+
     fn card(&self, id: &str) -> Option<Value> {
         let hour = Resolution::Hour.window_start(self.now);
         let day = Period {
@@ -260,7 +269,7 @@ impl Snapshot {
             match id {
                 "current_visitors" => {
                     let m = Resolution::Minute.window_start(self.now);
-                    let now = merged(&self.minutes, "page_view", m - 4 * 60, m + 60);
+                    let now = self.current();
                     let before = merged(&self.minutes, "page_view", m - 9 * 60, m - 4 * 60);
                     let p = Period {
                         start: m - 29 * 60,
@@ -310,7 +319,17 @@ impl Snapshot {
                         "revenue_today" => b.sum,
                         _ => b.count as f64,
                     };
-                    let (now, full) = self.today(metric);
+                    let (mut now, full) = self.today(metric);
+                    let mut floor = 0.0;
+                    if id == "unique_visitors_today" {
+                        // Today's visitors include the current ones: the same minute buckets
+                        // merged in (a no-op for the visitor set, which holds them already,
+                        // unless a live minute moved between the two reads), and a sketch's
+                        // estimate of the superset kept at least the subset's.
+                        let current = self.current();
+                        now.merge(&current);
+                        floor = current.unique_visitors() as f64;
+                    }
                     let then = self.now - DAY;
                     let h = Resolution::Hour.window_start(then);
                     let partial = merged(&self.hours, metric, h, h + HOUR);
@@ -326,7 +345,7 @@ impl Snapshot {
                         label,
                         unit,
                         today,
-                        figure(Some(value(&now)), Some(before)),
+                        figure(Some(value(&now).max(floor)), Some(before)),
                         hourly(metric, today, &|b| Some(value(b))),
                     )
                 }
@@ -532,5 +551,84 @@ impl Snapshot {
             "interval": if period.step == DAY { "1d" } else { "1h" },
             "sections": out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitors(names: impl IntoIterator<Item = String>) -> Bucket {
+        let mut b = Bucket::default();
+        for v in names {
+            b.add(1.0, Some(&v));
+        }
+        b
+    }
+
+    fn card(s: &Snapshot, id: &str) -> Value {
+        s.card(id).unwrap_or_else(|| panic!("no card {id}"))
+    }
+
+    /// Two minutes after midnight (UTC): 40 visitors in yesterday's last minutes, 3 today.
+    fn after_midnight() -> Snapshot {
+        let midnight = 1_800_057_600 / DAY * DAY;
+        let yesterday = |n: usize| (0..n).map(|i| format!("y{i}"));
+        let today = || (0..3).map(|i| format!("t{i}"));
+        let minutes = ByMetric::from([(
+            "page_view".to_owned(),
+            vec![
+                (midnight - 180, visitors(yesterday(20))),
+                (midnight - 60, visitors(yesterday(40))),
+                (midnight, visitors(today())),
+                (midnight + 60, visitors(today().take(2))),
+            ],
+        )]);
+        let hours = ByMetric::from([(
+            "page_view".to_owned(),
+            vec![
+                (midnight - HOUR, visitors(yesterday(40))),
+                (midnight, {
+                    let mut b = visitors(today());
+                    b.merge(&visitors(today().take(2)));
+                    b
+                }),
+            ],
+        )]);
+        Snapshot {
+            now: midnight + 120,
+            hours,
+            minutes,
+            days: None,
+        }
+    }
+
+    #[test]
+    fn current_visitors_never_exceed_todays_unique_visitors_even_just_after_midnight() {
+        // Given two minutes of today after a busy end of yesterday
+        let s = after_midnight();
+        // When the cards are computed
+        let current = card(&s, "current_visitors")["value"].as_f64();
+        let today = card(&s, "unique_visitors_today")["value"].as_f64();
+        // Then the current visitors are today's three, not yesterday's forty with them
+        assert_eq!(current, Some(3.0));
+        assert_eq!(today, Some(3.0));
+    }
+
+    #[test]
+    fn a_today_card_equals_the_sum_of_its_sparkline() {
+        // Given today's page views by hour
+        let s = after_midnight();
+        // When the page views card is computed
+        let c = card(&s, "page_views_today");
+        // Then its value is the sum of the hourly points it draws
+        let points: f64 = c["sparkline"]
+            .as_array()
+            .expect("sparkline")
+            .iter()
+            .filter_map(Value::as_f64)
+            .sum();
+        assert_eq!(c["value"].as_f64(), Some(points));
+        assert_eq!(points, 5.0);
     }
 }
