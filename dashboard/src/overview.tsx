@@ -186,7 +186,7 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
                 { name: "visits", data: series.map((p) => [Date.parse(p.timestamp), p.visits]) },
                 { name: "page views", data: series.map((p) => [Date.parse(p.timestamp), p.pageviews]) },
               ],
-              { zoom: true },
+              { zoom: true, interval: (traffic?.range as { interval?: string } | undefined)?.interval },
             )}
           />
         </figure>

@@ -249,11 +249,28 @@ export function seriesByTags(points: QueryPoint[]): { name: string; data: [numbe
  * aligned; a week starts on Monday).
  */
 export function pointRange(timestamp: string | number, interval: string | undefined): { start: string; end: string } {
-  const secs: Record<string, number> = { "1m": 60, "5m": 300, "1h": 3600, "1d": 86_400, "1w": 604_800 };
   const at = typeof timestamp === "number" ? timestamp : Date.parse(timestamp);
-  const len = (secs[interval ?? "1h"] ?? 3600) * 1000;
+  const len = intervalMs(interval);
   // 1970-01-01 was a Thursday: weeks start on Mondays, four days later.
   const offset = interval === "1w" ? 4 * 86_400_000 : 0;
   const start = Math.floor((at - offset) / len) * len + offset;
   return { start: new Date(start).toISOString(), end: new Date(start + len).toISOString() };
+}
+
+/** The length of an interval (`1m` … `1w`) in ms; an hour when unknown. */
+export function intervalMs(interval: string | undefined): number {
+  const secs: Record<string, number> = { "1m": 60, "5m": 300, "1h": 3600, "1d": 86_400, "1w": 604_800 };
+  return (secs[interval ?? "1h"] ?? 3600) * 1000;
+}
+
+/**
+ * The bucket still filling at `now` (epoch ms) among series points at `interval`: the last
+ * point's bucket when it has not ended yet, else null. Its value is a partial count, so a
+ * chart greys it rather than drawing the drop as a crash.
+ */
+export function openBucket(series: { data: [number, number | null][] }[], interval: string | undefined, now: number): { start: number; end: number } | null {
+  const last = Math.max(...series.flatMap((s) => s.data.map(([t]) => t)));
+  if (!Number.isFinite(last)) return null;
+  const end = last + intervalMs(interval);
+  return end > now ? { start: last, end } : null;
 }

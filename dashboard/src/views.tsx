@@ -307,7 +307,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
             <h2>{title}</h2>
             <Exports id={id} rows={() => timeseries.map((r) => ({ timestamp: r.timestamp, ...Object.fromEntries(mine.map((c) => [c, r[c]])) }))} name={`${route.area}-${route.view}-${unit || "counts"}`} />
           </figcaption>
-          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit })} onTimeClick={narrow} height={unit ? 220 : 280} />
+          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval })} onTimeClick={narrow} height={unit ? 220 : 280} />
         </figure>,
       );
     }
@@ -377,7 +377,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
           <h2>{String(view.metric)}</h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
-        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true })} onTimeClick={narrow} />
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval })} onTimeClick={narrow} />
       </figure>,
     );
   }

@@ -3,7 +3,7 @@
 
 import { useState } from "preact/hooks";
 import { chartPng, type Option } from "./charts";
-import { changeTone, formatChange, formatValue, label, shownValue, toCsv, unitOf, type Figure, type Row } from "./shape";
+import { changeTone, formatChange, formatValue, label, openBucket, shownValue, toCsv, unitOf, type Figure, type Row } from "./shape";
 
 /** A line: its name, `[epoch ms, value]` points, dashed for a compared period. */
 export type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
@@ -11,8 +11,12 @@ export type Series = { name: string; data: [number, number | null][]; dashed?: b
 /** A time-series line chart; `min`/`max` (epoch ms) pin the time axis to the range asked for. */
 export function lineOption(
   series: Series[],
-  opts: { zoom?: boolean; area?: boolean; min?: number; max?: number; unit?: string } = {},
+  opts: { zoom?: boolean; area?: boolean; min?: number; max?: number; unit?: string; interval?: string; now?: number } = {},
 ): Option {
+  // The bucket still filling is greyed and labelled, so its partial value does not read as
+  // a drop; daily and weekly points are drawn as steps (each holds a whole period).
+  const open = opts.interval ? openBucket(series, opts.interval, opts.now ?? Date.now()) : null;
+  const steps = opts.interval === "1d" || opts.interval === "1w";
   return {
     tooltip: { trigger: "axis" },
     legend: { top: 0, type: "scroll" },
@@ -22,10 +26,15 @@ export function lineOption(
       ? { type: "value", axisLabel: { formatter: (v: number) => formatValue(v, opts.unit) } }
       : { type: "value", minInterval: 1 },
     dataZoom: opts.zoom ? [{ type: "inside" }, { type: "slider", height: 20, bottom: 8 }] : [],
-    series: series.map((s) => ({
+    series: series.map((s, i) => ({
       type: "line",
       name: s.name,
       data: s.data,
+      step: steps ? "start" : undefined,
+      markArea:
+        open && i === 0
+          ? { silent: true, itemStyle: { color: "rgba(128,128,128,0.15)" }, label: { show: true, position: "insideTop", formatter: "in progress" }, data: [[{ xAxis: open.start }, { xAxis: open.end }]] }
+          : undefined,
       showSymbol: s.data.length < 60,
       symbolSize: 6,
       sampling: "lttb",

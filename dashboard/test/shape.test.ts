@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -156,5 +156,22 @@ describe("a direct visit's source", () => {
     expect(shownValue("source", "google")).toBe("google");
     expect(shownValue("path", "(none)")).toBe("(none)");
     expect(stored("path", "Direct / None")).toBe("Direct / None");
+  });
+});
+
+describe("openBucket", () => {
+  const hour = 3_600_000;
+  const series = [{ data: [[10 * hour, 5], [11 * hour, 7], [12 * hour, 1]] as [number, number | null][] }];
+  it("greys the last point's bucket while it is still filling", () => {
+    // Given hourly points whose last hour started 20 minutes ago
+    // When the open bucket is asked for, Then it is that hour
+    expect(openBucket(series, "1h", 12 * hour + 20 * 60_000)).toEqual({ start: 12 * hour, end: 13 * hour });
+  });
+  it("greys nothing once the last bucket has ended, or when there are no points", () => {
+    expect(openBucket(series, "1h", 13 * hour)).toBeNull();
+    expect(openBucket([{ data: [] }], "1h", 0)).toBeNull();
+  });
+  it("measures the bucket by the chart's interval", () => {
+    expect(openBucket(series, "1d", 13 * hour)).toEqual({ start: 12 * hour, end: 12 * hour + 86_400_000 });
   });
 });
