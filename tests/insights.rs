@@ -1,5 +1,6 @@
-//! Predictions through the local cloud: a history imported as CSV is in the day rollups when
-//! the import answers, and `GET /api/v1/predictions/{metric}` forecasts from it.
+//! Predictions and anomalies through the local cloud: a history imported as CSV is in the
+//! rollups when the import answers, `GET /api/v1/predictions/{metric}` forecasts from it and
+//! `GET /api/v1/anomalies` finds what is unusual in it.
 
 use pulse_tests::cloud;
 use serde_json::Value;
@@ -84,5 +85,66 @@ async fn no_data_is_404_too_little_is_422_and_a_system_metric_needs_an_admin() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["status"], 422);
     let (status, _) = predict("insights-b", "/api/v1/predictions/api_request", "viewer").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_hour_of_unusual_traffic_in_an_imported_history_is_found_and_explained() {
+    // Given ten days of hourly API requests (3 to 6 an hour), and 120 in one hour two days ago
+    let hour = chrono::Utc::now().timestamp().div_euclid(3_600) * 3_600;
+    let spike = hour - 48 * 3_600;
+    let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
+    for h in 1..=240 {
+        let start = hour - h * 3_600;
+        let n = if start == spike { 120 } else { 3 + h % 4 };
+        for i in 0..n {
+            let at = chrono::DateTime::from_timestamp(start + i * 20, 0).expect("time");
+            csv.push_str(&format!(
+                "api_request,/cart,GET,200,12,{}\n",
+                at.to_rfc3339()
+            ));
+        }
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/imports", cloud().http))
+        .bearer_auth(cloud().token("insights-c", "admin"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    // When an admin asks for the last week's anomalies of the metric
+    let (status, body) = predict(
+        "insights-c",
+        "/api/v1/anomalies?metric=api_request",
+        "admin",
+    )
+    .await;
+    // Then the spike's hour is anomalous, with an expected value and band far below it
+    assert_eq!(status, 200, "{body}");
+    let found = body["anomalies"].as_array().expect("anomalies");
+    let at = chrono::DateTime::from_timestamp(spike, 0)
+        .expect("time")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let a = found
+        .iter()
+        .find(|a| a["timestamp"] == at.as_str())
+        .unwrap_or_else(|| panic!("the spike at {at} was not found: {body}"));
+    assert_eq!(a["value"], 120.0, "{a}");
+    assert!(a["high"].as_f64().expect("high") < 120.0, "{a}");
+    // And a viewer may not read a system metric's anomalies
+    let (status, _) = predict(
+        "insights-c",
+        "/api/v1/anomalies?metric=api_request",
+        "viewer",
+    )
+    .await;
     assert_eq!(status, 403);
 }

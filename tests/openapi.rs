@@ -124,6 +124,15 @@ async fn real_responses_match_the_document() {
         .await
         .expect("predictions");
     conforms(&doc, "GET", "/api/v1/predictions/{metric}", res).await;
+    for query in ["metric=page_view", "metric=page_view&from=nope"] {
+        let res = http
+            .get(url(&format!("/api/v1/anomalies?{query}")))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .expect("anomalies");
+        conforms(&doc, "GET", "/api/v1/anomalies", res).await;
+    }
 
     let now = chrono::Utc::now().to_rfc3339();
     let batch = json!({"events": [{"kind": "api_request", "route": "/x", "method": "GET", "status": 200, "latency_ms": 3.0, "timestamp": now}]});

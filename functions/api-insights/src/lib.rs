@@ -4,6 +4,10 @@
 //!   model that made it, and how accurate that model was on this metric's own past (a backtest
 //!   over its last 8 weeks: MASE, 1 − MAPE, interval coverage).
 //!
+//! - `GET /api/v1/anomalies?metric=…&from=…&to=…&aggregation=count`: the metric's anomalous
+//!   points in the range (hourly totals up to 7 days, daily beyond, at most 90 days), each with
+//!   its score, expected value, usual band, severity and what fired, and the windows they open.
+//!
 //! The forecast is made on request from the metric's daily totals (one Query of the day
 //! rollups): a year of history takes tens of milliseconds. The metric's role applies (business
 //! metrics need analyst, system metrics admin). A metric with no data is a 404; one with under
@@ -26,7 +30,7 @@ use std::sync::Arc;
 
 /// The routes this crate serves (template.yaml routes them to this function, and a test
 /// checks the two agree).
-pub const ROUTES: &[&str] = &["GET /api/v1/predictions/{metric}"];
+pub const ROUTES: &[&str] = &["GET /api/v1/predictions/{metric}", "GET /api/v1/anomalies"];
 
 /// Fewest days of history a prediction needs (four weeks: the weekly pattern seen four times).
 pub const MIN_DAYS: usize = 28;
@@ -101,11 +105,144 @@ pub struct Point {
     pub hi95: f64,
 }
 
+/// An anomalous point as the API answers it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Anomaly {
+    pub timestamp: String,
+    pub value: f64,
+    /// In [0, 1]; at or above the threshold ([`pulse_models::detect::ALARM`]).
+    pub score: f64,
+    /// The value expected from the recent level, and the usual band around it.
+    pub expected: f64,
+    pub low: f64,
+    pub high: f64,
+    /// `critical` from a score of 0.9, else `warning`.
+    pub severity: &'static str,
+    /// What fired: `new_level` (a value the series has never been at) or `new_pattern`.
+    pub feature: &'static str,
+}
+
+/// An incident: from an anomalous point while the series stays outside the band it left.
+#[derive(Debug)]
+struct Incident {
+    start: i64,
+    end: i64,
+    peak_score: f64,
+    points: usize,
+    band: (f64, f64),
+}
+
+/// The anomalies query: metric, range and what to count.
+#[derive(Debug)]
+struct AnomalyQuery {
+    metric: String,
+    aggregation: Aggregation,
+    resolution: Resolution,
+    from: i64,
+    to: i64,
+}
+
+/// The longest range scanned for anomalies.
+const MAX_ANOMALY_DAYS: i64 = 90;
+/// Ranges up to this many days are scanned by hour; longer ones by day.
+const HOURLY_ANOMALY_DAYS: i64 = 7;
+
+impl AnomalyQuery {
+    /// `metric` (required), `from` and `to` (ISO-8601; default the last 7 days up to now),
+    /// `aggregation` (`count` or `sum`). Windows are whole: `to` is cut to the last window that
+    /// has ended, so a window still filling never reads as a drop.
+    fn parse(req: &Request, now: i64) -> Result<Self, ApiError> {
+        let params = req.query_string_parameters_ref();
+        let (mut metric, mut from, mut to, mut aggregation) =
+            (None, None, None, Aggregation::Count);
+        let time = |k: &str, v: &str| {
+            pulse_models::series::parse_time(v).ok_or_else(|| {
+                ApiError::invalid_field(
+                    &[k],
+                    "must be an ISO-8601 time such as 2026-11-30T00:00:00Z",
+                )
+            })
+        };
+        for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
+            match k {
+                "metric" if !v.is_empty() => metric = Some(v.to_owned()),
+                "from" => from = Some(time(k, v)?),
+                "to" => to = Some(time(k, v)?),
+                "aggregation" => aggregation = Aggregation::parse(v)?,
+                "metric" => return Err(ApiError::invalid_field(&["metric"], "must name a metric")),
+                other => {
+                    return Err(ApiError::invalid_field(
+                        &[other],
+                        "is not a parameter of this route",
+                    ));
+                }
+            }
+        }
+        let metric = metric.ok_or_else(|| ApiError::invalid_field(&["metric"], "is required"))?;
+        let to = to.unwrap_or(now).min(now);
+        let from = from.unwrap_or(to - HOURLY_ANOMALY_DAYS * DAY);
+        if from >= to {
+            return Err(ApiError::invalid_field(
+                &["from"],
+                "must be before to (and before now)",
+            ));
+        }
+        if to - from > MAX_ANOMALY_DAYS * DAY {
+            return Err(ApiError::invalid_field(
+                &["from"],
+                format!("the range is at most {MAX_ANOMALY_DAYS} days"),
+            ));
+        }
+        let resolution = if to - from <= HOURLY_ANOMALY_DAYS * DAY {
+            Resolution::Hour
+        } else {
+            Resolution::Day
+        };
+        // Whole windows: the first that starts in the range, up to the last that has ended.
+        let step = resolution.secs();
+        let from = resolution.window_start(from + step - 1);
+        let to = resolution.window_start(to);
+        if from >= to {
+            return Err(ApiError::invalid_field(
+                &["from"],
+                "the range holds no whole window (hour or day) that has ended",
+            ));
+        }
+        Ok(Self {
+            metric,
+            aggregation,
+            resolution,
+            from,
+            to,
+        })
+    }
+}
+
 /// Which daily figure of a metric is forecast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Aggregation {
     Count,
     Sum,
+}
+
+impl Aggregation {
+    fn parse(v: &str) -> Result<Self, ApiError> {
+        match v {
+            "count" => Ok(Aggregation::Count),
+            "sum" => Ok(Aggregation::Sum),
+            _ => Err(ApiError::invalid_field(
+                &["aggregation"],
+                "must be count or sum",
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Aggregation::Count => "count",
+            Aggregation::Sum => "sum",
+        }
+    }
 }
 
 impl<S: Totals> Insights<S> {
@@ -141,8 +278,145 @@ impl<S: Totals> Insights<S> {
                     .into_owned();
                 self.predict(&req, &metric).await
             }
+            ["", "api", "v1", "anomalies"] => self.anomalies(&req).await,
             _ => Err(ApiError::NotFound(format!("no route {path}"))),
         }
+    }
+
+    /// The metric's totals at `resolution` in `[from, to)` by window start, a window without
+    /// a bucket zero (nothing happened), from its first bucket on.
+    async fn series(
+        &self,
+        caller: &Caller,
+        metric: &str,
+        aggregation: Aggregation,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, f64)>, ApiError> {
+        let step = resolution.secs();
+        let mut by_start: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+        for (m, start, b) in self
+            .metrics
+            .totals(&caller.tenant, resolution, from, to)
+            .await?
+        {
+            if m == metric {
+                *by_start.entry(start).or_default() += match aggregation {
+                    Aggregation::Count => b.count as f64,
+                    Aggregation::Sum => b.sum,
+                };
+            }
+        }
+        let Some(first) = by_start.keys().next().copied() else {
+            return Ok(Vec::new());
+        };
+        Ok((first..to)
+            .step_by(usize::try_from(step).unwrap_or(3_600))
+            .map(|w| (w, by_start.get(&w).copied().unwrap_or(0.0)))
+            .collect())
+    }
+
+    /// `GET /api/v1/anomalies`: the streaming detector run over the metric's complete windows
+    /// up to the range's end, learning from the [`pulse_models::detect::WARMUP`] windows before
+    /// it, so the same point scores the same in any range that holds it.
+    async fn anomalies(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        use pulse_models::detect::{ALARM, Detector, WARMUP};
+        let caller = Caller::from_request(req, &self.claims)?;
+        let q = AnomalyQuery::parse(req, (self.clock)())?;
+        caller.require(pulse_metrics::query::required_role(&q.metric))?;
+        let step = q.resolution.secs();
+        let learn_from = q.from - i64::try_from(WARMUP).unwrap_or(150) * step;
+        let points = self
+            .series(
+                &caller,
+                &q.metric,
+                q.aggregation,
+                q.resolution,
+                learn_from,
+                q.to,
+            )
+            .await?;
+        if points.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no data for metric {} in the range or the {WARMUP} {} before it",
+                q.metric,
+                if q.resolution == Resolution::Hour {
+                    "hours"
+                } else {
+                    "days"
+                }
+            )));
+        }
+        let mut detector = Detector::default();
+        let mut found: Vec<Anomaly> = Vec::new();
+        let mut windows: Vec<Incident> = Vec::new();
+        let mut scored = 0;
+        for (start, value) in &points {
+            let s = detector.score(*value);
+            if *start < q.from {
+                continue;
+            }
+            scored += 1;
+            if s.score >= ALARM {
+                found.push(Anomaly {
+                    timestamp: pulse_models::series::format_time(*start),
+                    value: *value,
+                    score: s.score,
+                    expected: s.expected,
+                    low: s.low,
+                    high: s.high,
+                    severity: if s.score >= 0.9 {
+                        "critical"
+                    } else {
+                        "warning"
+                    },
+                    feature: s.feature.name(),
+                });
+                windows.push(Incident {
+                    start: *start,
+                    end: start + step,
+                    peak_score: s.score,
+                    points: 1,
+                    band: (s.low, s.high),
+                });
+            } else if let Some(w) = windows.last_mut()
+                && w.end == *start
+                && (*value < w.band.0 || *value > w.band.1)
+            {
+                // The incident goes on while the series stays outside the band it left.
+                w.end = start + step;
+                w.points += 1;
+            }
+        }
+        let windows: Vec<serde_json::Value> = windows
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "start": pulse_models::series::format_time(w.start),
+                    "end": pulse_models::series::format_time(w.end),
+                    "peak_score": w.peak_score,
+                    "points": w.points,
+                })
+            })
+            .collect();
+        tracing::info!(tenant = %caller.tenant, metric = %q.metric, scored, anomalies = found.len(), "anomalies answered");
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "metric": q.metric,
+                "aggregation": q.aggregation.name(),
+                "interval": if q.resolution == Resolution::Hour { "1h" } else { "1d" },
+                "range": {
+                    "start": pulse_models::series::format_time(q.from),
+                    "end": pulse_models::series::format_time(q.to),
+                },
+                "points_scored": scored,
+                "threshold": ALARM,
+                "anomalies": found,
+                "windows": windows,
+            }),
+        ))
     }
 
     async fn predict(&self, req: &Request, metric: &str) -> Result<Response<Body>, ApiError> {
@@ -206,10 +480,7 @@ impl<S: Totals> Insights<S> {
             .collect();
         let prediction = Prediction {
             metric: metric.to_owned(),
-            aggregation: match aggregation {
-                Aggregation::Count => "count",
-                Aggregation::Sum => "sum",
-            },
+            aggregation: aggregation.name(),
             model: f.model,
             trained_at: pulse_models::series::format_time((self.clock)()),
             history_days: n,
@@ -247,18 +518,7 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
                         )
                     })?;
             }
-            "aggregation" => {
-                aggregation = match v {
-                    "count" => Aggregation::Count,
-                    "sum" => Aggregation::Sum,
-                    _ => {
-                        return Err(ApiError::invalid_field(
-                            &["aggregation"],
-                            "must be count or sum",
-                        ));
-                    }
-                };
-            }
+            "aggregation" => aggregation = Aggregation::parse(v)?,
             other => {
                 return Err(ApiError::invalid_field(
                     &[other],

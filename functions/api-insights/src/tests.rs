@@ -5,8 +5,8 @@ use pulse_store::StoreError;
 
 const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
 
-/// Daily totals of one tenant, as the day rollups hold them.
-struct Days(Vec<(String, i64, Bucket)>);
+/// Totals of one tenant at one resolution (daily unless said), as the rollups hold them.
+struct Days(Vec<(String, i64, Bucket)>, Resolution);
 
 impl Totals for Days {
     async fn totals(
@@ -16,7 +16,9 @@ impl Totals for Days {
         from: i64,
         to: i64,
     ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        assert_eq!(resolution, Resolution::Day);
+        if resolution != self.1 {
+            return Ok(Vec::new());
+        }
         Ok(self
             .0
             .iter()
@@ -45,6 +47,28 @@ fn page_views(days: i64) -> Days {
                 ("page_view".to_owned(), start, bucket(count))
             })
             .collect(),
+        Resolution::Day,
+    )
+}
+
+/// 20 days of hourly page views up to the last whole hour: a daily wave with a little jitter,
+/// and `spike` page views instead in the hour starting at `spike_at`.
+fn hourly(spike_at: Option<i64>, spike: u64) -> Days {
+    let hour = NOW.div_euclid(3_600) * 3_600;
+    Days(
+        (1..=20 * 24)
+            .map(|h| {
+                let start = hour - h * 3_600;
+                let phase = (start / 3_600 % 24) as f64 / 24.0 * std::f64::consts::TAU;
+                let count = if Some(start) == spike_at {
+                    spike
+                } else {
+                    (100.0 + 50.0 * phase.sin()).round() as u64 + (h % 3) as u64
+                };
+                ("page_view".to_owned(), start, bucket(count))
+            })
+            .collect(),
+        Resolution::Hour,
     )
 }
 
@@ -185,4 +209,79 @@ async fn a_business_metric_needs_an_analyst() {
             .is_some_and(|d| d.contains("analyst")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_spike_in_the_range_is_an_anomaly_explained_by_its_expected_value_and_band() {
+    // Given 20 days of hourly page views with a daily wave, and 1,000 in one hour yesterday
+    let spike_at = NOW.div_euclid(3_600) * 3_600 - 30 * 3_600;
+    // When the last 7 days are scanned
+    let (status, body) = call(
+        hourly(Some(spike_at), 1_000),
+        "/api/v1/anomalies?metric=page_view",
+        "viewer",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Then that hour is the one anomaly, critical, far above what was expected
+    let found = body["anomalies"].as_array().expect("anomalies");
+    assert_eq!(found.len(), 1, "{body}");
+    let a = &found[0];
+    assert_eq!(a["timestamp"], pulse_models::series::format_time(spike_at));
+    assert_eq!(a["value"], 1_000.0);
+    assert_eq!(a["feature"], "new_level");
+    assert_eq!(a["severity"], "critical");
+    assert!(a["high"].as_f64().expect("high") < 300.0, "{a}");
+    assert!(a["expected"].as_f64().expect("expected") < 200.0, "{a}");
+    // And it opens a one-hour window; the week's whole hours were scored
+    assert_eq!(body["windows"][0]["points"], 1, "{body}");
+    assert_eq!(body["interval"], "1h");
+    assert_eq!(body["points_scored"], 7 * 24, "{body}");
+}
+
+#[tokio::test]
+async fn a_series_doing_what_it_always_does_has_no_anomaly() {
+    // Given the same daily wave with no spike
+    let (status, body) = call(
+        hourly(None, 0),
+        "/api/v1/anomalies?metric=page_view",
+        "viewer",
+    )
+    .await;
+    // Then nothing is anomalous
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["anomalies"], serde_json::json!([]), "{body}");
+}
+
+#[tokio::test]
+async fn anomaly_queries_are_checked_by_name_role_and_data() {
+    for (query, role, status, pointer) in [
+        ("", "viewer", 400, Some("#/metric")),
+        (
+            "metric=page_view&from=yesterday",
+            "viewer",
+            400,
+            Some("#/from"),
+        ),
+        (
+            "metric=page_view&from=2026-01-01T00:00:00Z",
+            "viewer",
+            400,
+            Some("#/from"),
+        ),
+        (
+            "metric=page_view&colour=red",
+            "viewer",
+            400,
+            Some("#/colour"),
+        ),
+        ("metric=order", "viewer", 403, None),
+        ("metric=signup", "viewer", 404, None),
+    ] {
+        let (got, body) = call(hourly(None, 0), &format!("/api/v1/anomalies?{query}"), role).await;
+        assert_eq!(got, status, "{query}: {body}");
+        if let Some(pointer) = pointer {
+            assert_eq!(body["errors"][0]["pointer"], pointer, "{query}");
+        }
+    }
 }

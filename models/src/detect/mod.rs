@@ -80,6 +80,10 @@ pub struct Detector {
     window: VecDeque<f64>,
     seen: Vec<u64>,
     rest_until: u64,
+    /// The values seen while learning the levels, replayed into the seen contexts once the
+    /// levels are fixed (then emptied): without them the first scored points would all be
+    /// novel, their contexts never recorded.
+    learning: Vec<f64>,
 }
 
 impl Default for Detector {
@@ -95,6 +99,7 @@ impl Default for Detector {
             window: VecDeque::with_capacity(LENGTHS[LENGTHS.len() - 1]),
             seen: vec![0; SEEN_BITS / 64],
             rest_until: 0,
+            learning: Vec::new(),
         }
     }
 }
@@ -115,6 +120,9 @@ impl Detector {
         self.max = self.max.max(x);
         self.window.push_front(x);
         self.window.truncate(LENGTHS[LENGTHS.len() - 1]);
+        if self.width <= 0.0 && self.n < WARMUP {
+            self.learning.push(x);
+        }
         let (novelty, feature) = self.novelty();
         let (score, feature) = if self.n <= WARMUP || self.n < self.rest_until {
             (0.0, Feature::None)
@@ -149,12 +157,22 @@ impl Detector {
             }
             self.width = range / LEVELS;
             self.origin = self.min;
+            let learnt = std::mem::take(&mut self.learning);
+            for end in 1..=learnt.len() {
+                let recent: Vec<i64> = learnt[end.saturating_sub(LENGTHS[LENGTHS.len() - 1])..end]
+                    .iter()
+                    .rev()
+                    .map(|v| self.level(*v))
+                    .collect();
+                for &len in &LENGTHS {
+                    if len <= recent.len() {
+                        let bit = context_bit(&recent[..len]);
+                        self.seen[bit / 64] |= 1u64 << (bit % 64);
+                    }
+                }
+            }
         }
-        let levels: Vec<i64> = self
-            .window
-            .iter()
-            .map(|v| ((v - self.origin) / self.width).floor() as i64)
-            .collect();
+        let levels: Vec<i64> = self.window.iter().map(|v| self.level(*v)).collect();
         let (mut novel, mut total) = (0.0, 0.0);
         let mut feature = Feature::None;
         for (i, &len) in LENGTHS.iter().enumerate() {
@@ -177,6 +195,10 @@ impl Detector {
             total += weight;
         }
         (if total > 0.0 { novel / total } else { 0.0 }, feature)
+    }
+
+    fn level(&self, v: f64) -> i64 {
+        ((v - self.origin) / self.width).floor() as i64
     }
 
     fn was_seen(&self, bit: usize) -> bool {

@@ -114,3 +114,18 @@ fn an_alarm_says_what_fired_and_what_was_expected() {
         "{at:?}"
     );
 }
+
+#[test]
+fn the_first_points_after_learning_are_judged_against_what_was_learnt() {
+    // Given a series that repeats one daily wave of 24 values, learnt for WARMUP points
+    let wave: Vec<f64> = (0..24)
+        .map(|h| (100.0 + 50.0 * (f64::from(h) / 24.0 * std::f64::consts::TAU).sin()).round())
+        .collect();
+    let mut d = Detector::default();
+    let scores: Vec<f64> = (0..WARMUP as usize + 48)
+        .map(|i| d.score(wave[i % 24]).score)
+        .collect();
+    // When it goes on doing the same after learning, Then nothing scores as new
+    let after = &scores[WARMUP as usize..];
+    assert!(after.iter().all(|s| *s == 0.0), "{after:?}");
+}

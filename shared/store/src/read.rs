@@ -27,14 +27,26 @@ fn tail(resolution: Resolution) -> i64 {
     }
 }
 
-/// Where reading finer buckets starts for several series (or metrics) read together at
-/// `resolution`: the usual lag ([`tail`]), or further back when the rollup lags more, from
-/// after the newest window any of them has rolled (`ends`: each one's last window end), or
-/// from the start when none has rolled one in the range. Not from the oldest end: a series
-/// quiet for weeks would make every series read weeks of finer buckets.
-fn frontier(ends: impl Iterator<Item = i64>, resolution: Resolution, now: i64) -> i64 {
+/// Where reading finer buckets starts in `[from, …)` for series (or metrics) read together
+/// at `resolution` (`ends`: each one's last window end in the range): the usual lag
+/// ([`tail`]), or further back when the rollup lags more, from after the newest window any of
+/// them has rolled. Not from the oldest: a series quiet for weeks would make every series read
+/// weeks of finer buckets. With nothing rolled in the range, a read asked for by a coarser
+/// level (`nested`) fills all of it, since that level found it missing; a read the caller
+/// asked for keeps the usual lag (a range a year back holds no unrolled buckets).
+fn frontier(
+    ends: impl Iterator<Item = i64>,
+    resolution: Resolution,
+    now: i64,
+    from: i64,
+    nested: bool,
+) -> i64 {
     let usual = resolution.window_start(now - tail(resolution));
-    ends.max().map_or(i64::MIN, |rolled| rolled.min(usual))
+    match ends.max() {
+        Some(rolled) => from.max(rolled.min(usual)),
+        None if nested => from,
+        None => from.max(usual),
+    }
 }
 
 /// Buckets of `finer` rolled into windows of `resolution`, by start.
@@ -66,6 +78,17 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+        self.buckets_at(key, resolution, from, to, false).await
+    }
+
+    async fn buckets_at(
+        &self,
+        key: &SeriesKey,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        nested: bool,
+    ) -> Result<Vec<(i64, Bucket)>, StoreError> {
         let mut out = self.store.buckets(key, resolution, from, to).await?;
         let Some(finer) = resolution.finer() else {
             return Ok(out);
@@ -73,10 +96,13 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         // From after the last window rolled, however far the rollup lags: a window not yet
         // rolled is read from the finer buckets it will be rolled from, so a total never dips
         // while the job catches up.
-        let after_last = out.last().map_or(from, |(s, _)| s + resolution.secs());
-        let tail_from = after_last.max(from);
+        // One series: from after its own last window rolled, however far back.
+        let tail_from = match out.last() {
+            Some((s, _)) => (s + resolution.secs()).max(from),
+            None => frontier(std::iter::empty(), resolution, self.now, from, nested),
+        };
         if tail_from < to && tail_from <= self.now {
-            let filled = Box::pin(self.buckets(key, finer, tail_from, to)).await?;
+            let filled = Box::pin(self.buckets_at(key, finer, tail_from, to, true)).await?;
             out.extend(regroup(resolution, filled));
         }
         Ok(out)
@@ -116,7 +142,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             .filter(|(_, tags)| filters.iter().all(|f| f.matches(tags)))
             .collect();
         let ids: Vec<String> = matching.iter().map(|(id, _)| id.clone()).collect();
-        let mut read = self.many(metric, &ids, resolution, from, to).await?;
+        let mut read = self.many(metric, &ids, resolution, from, to, false).await?;
         Ok(Some(
             matching
                 .into_iter()
@@ -134,6 +160,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         resolution: Resolution,
         from: i64,
         to: i64,
+        nested: bool,
     ) -> Result<HashMap<String, Vec<(i64, Bucket)>>, StoreError> {
         let mut out: HashMap<String, Vec<(i64, Bucket)>> =
             ids.iter().map(|id| (id.clone(), Vec::new())).collect();
@@ -153,13 +180,15 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
-        let floor = from.max(frontier(
+        let floor = frontier(
             out.values()
                 .filter_map(|b| b.last())
                 .map(|(s, _)| s + resolution.secs()),
             resolution,
             self.now,
-        ));
+            from,
+            nested,
+        );
         let tails: HashMap<String, i64> = out
             .iter()
             .map(|(id, buckets)| {
@@ -172,7 +201,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             return Ok(out);
         };
         let open: Vec<String> = tails.keys().cloned().collect();
-        let filled = Box::pin(self.many(metric, &open, finer, tail_from, to)).await?;
+        let filled = Box::pin(self.many(metric, &open, finer, tail_from, to, true)).await?;
         for (id, buckets) in filled {
             let own = tails.get(&id).copied().unwrap_or(to);
             let kept = buckets.into_iter().filter(|(s, _)| *s >= own).collect();
@@ -188,6 +217,16 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         from: i64,
         to: i64,
     ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        self.totals_at(resolution, from, to, false).await
+    }
+
+    async fn totals_at(
+        &self,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        nested: bool,
+    ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
         let mut out: BTreeMap<String, Vec<(i64, Bucket)>> = BTreeMap::new();
         for (metric, start, bucket) in self.store.totals(self.tenant, resolution, from, to).await? {
             out.entry(metric).or_default().push((start, bucket));
@@ -196,15 +235,17 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             return Ok(out);
         };
         // The tail is shared by every metric; windows a metric already has are kept.
-        let tail_from = from.max(frontier(
+        let tail_from = frontier(
             out.values()
                 .filter_map(|b| b.last())
                 .map(|(s, _)| s + resolution.secs()),
             resolution,
             self.now,
-        ));
+            from,
+            nested,
+        );
         if tail_from < to && tail_from <= self.now {
-            let filled = Box::pin(self.totals(finer, tail_from, to)).await?;
+            let filled = Box::pin(self.totals_at(finer, tail_from, to, true)).await?;
             for (metric, buckets) in filled {
                 let have = out.entry(metric).or_default();
                 let present: std::collections::HashSet<i64> =
@@ -297,12 +338,15 @@ mod tests {
     /// `NOW - lag` are rolled, later ones exist only as minutes.
     struct Lagging {
         lag: i64,
+        reads: std::sync::atomic::AtomicUsize,
     }
 
     const HOURS: i64 = 12;
 
     impl Lagging {
         fn at(&self, resolution: Resolution, from: i64, to: i64) -> Vec<(i64, Bucket)> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let first = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
             let step = resolution.secs();
             let mut out = Vec::new();
@@ -383,7 +427,10 @@ mod tests {
         let minutes = (NOW - from) / 60 + 1;
         for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
             // And a rollup job lagging by `lag` at every resolution
-            let store = Lagging { lag };
+            let store = Lagging {
+                lag,
+                reads: Default::default(),
+            };
             let reader = Reader {
                 store: &store,
                 tenant: &tenant,
@@ -417,5 +464,29 @@ mod tests {
             assert_eq!(count(&one) as i64, minutes, "buckets, lag {lag}");
             assert_eq!(count(&many[0].1) as i64, minutes, "series, lag {lag}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_range_long_past_holding_nothing_is_one_read_not_one_per_resolution() {
+        // Given a store whose data is all of the last hours
+        let store = Lagging {
+            lag: 0,
+            reads: Default::default(),
+        };
+        let tenant = TenantId::parse("lag").expect("tenant");
+        let reader = Reader {
+            store: &store,
+            tenant: &tenant,
+            now: NOW,
+        };
+        // When a week a year back is read by day, as a view's year-on-year comparison does
+        let year_ago = Resolution::Day.window_start(NOW) - 364 * 86_400;
+        let got = reader
+            .totals(Resolution::Day, year_ago - 7 * 86_400, year_ago)
+            .await
+            .expect("totals");
+        // Then it is empty after one read: no finer level is asked for windows that old
+        assert!(got.is_empty());
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }
