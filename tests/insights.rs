@@ -20,6 +20,11 @@ async fn import_history(tenant: &str, days: i64) {
             ));
         }
     }
+    import_csv(tenant, csv).await;
+}
+
+/// Imports `csv` for `tenant` as an admin; the import must be accepted.
+async fn import_csv(tenant: &str, csv: String) {
     let res = reqwest::Client::new()
         .post(format!("{}/api/v1/imports", cloud().http))
         .bearer_auth(cloud().token(tenant, "admin"))
@@ -105,20 +110,7 @@ async fn an_hour_of_unusual_traffic_in_an_imported_history_is_found_and_explaine
             ));
         }
     }
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/imports", cloud().http))
-        .bearer_auth(cloud().token("insights-c", "admin"))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(
-        res.status(),
-        202,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
+    import_csv("insights-c", csv).await;
     // When an admin asks for the last week's anomalies of the metric
     let (status, body) = predict(
         "insights-c",

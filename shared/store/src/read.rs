@@ -28,20 +28,24 @@ fn tail(resolution: Resolution) -> i64 {
 }
 
 /// Where reading finer buckets starts in `[from, …)` for series (or metrics) read together
-/// at `resolution` (`ends`: each one's last window end in the range): the usual lag
+/// at `resolution` (`series`: each one's buckets in the range): the usual lag
 /// ([`tail`]), or further back when the rollup lags more, from after the newest window any of
 /// them has rolled. Not from the oldest: a series quiet for weeks would make every series read
 /// weeks of finer buckets. With nothing rolled in the range, a read asked for by a coarser
 /// level (`nested`) fills all of it, since that level found it missing; a read the caller
 /// asked for keeps the usual lag (a range a year back holds no unrolled buckets).
-fn frontier(
-    ends: impl Iterator<Item = i64>,
+fn frontier<'a>(
+    series: impl IntoIterator<Item = &'a Vec<(i64, Bucket)>>,
     resolution: Resolution,
     now: i64,
     from: i64,
     nested: bool,
 ) -> i64 {
     let usual = resolution.window_start(now - tail(resolution));
+    let ends = series
+        .into_iter()
+        .filter_map(|b| b.last())
+        .map(|(s, _)| s + resolution.secs());
     match ends.max() {
         Some(rolled) => from.max(rolled.min(usual)),
         None if nested => from,
@@ -99,7 +103,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         // One series: from after its own last window rolled, however far back.
         let tail_from = match out.last() {
             Some((s, _)) => (s + resolution.secs()).max(from),
-            None => frontier(std::iter::empty(), resolution, self.now, from, nested),
+            None => frontier([], resolution, self.now, from, nested),
         };
         if tail_from < to && tail_from <= self.now {
             let filled = Box::pin(self.buckets_at(key, finer, tail_from, to, true)).await?;
@@ -180,15 +184,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
-        let floor = frontier(
-            out.values()
-                .filter_map(|b| b.last())
-                .map(|(s, _)| s + resolution.secs()),
-            resolution,
-            self.now,
-            from,
-            nested,
-        );
+        let floor = frontier(out.values(), resolution, self.now, from, nested);
         let tails: HashMap<String, i64> = out
             .iter()
             .map(|(id, buckets)| {
@@ -235,15 +231,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             return Ok(out);
         };
         // The tail is shared by every metric; windows a metric already has are kept.
-        let tail_from = frontier(
-            out.values()
-                .filter_map(|b| b.last())
-                .map(|(s, _)| s + resolution.secs()),
-            resolution,
-            self.now,
-            from,
-            nested,
-        );
+        let tail_from = frontier(out.values(), resolution, self.now, from, nested);
         if tail_from < to && tail_from <= self.now {
             let filled = Box::pin(self.totals_at(finer, tail_from, to, true)).await?;
             for (metric, buckets) in filled {
