@@ -64,6 +64,8 @@ pub const ROUTES: &[(&str, Access)] = &[
         "GET /api/v1/predictions/{metric}",
         Access::Role(Role::Viewer),
     ),
+    // The metric's own role applies on top (a business metric needs analyst).
+    ("GET /api/v1/anomalies", Access::Role(Role::Viewer)),
 ];
 
 /// What `route_key` (`METHOD /path/{param}`) admits, if it is a route of Pulse.
