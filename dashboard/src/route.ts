@@ -22,7 +22,7 @@ export const AREAS: { area: Area; label: string; role: "viewer" | "analyst" | "a
 ];
 
 /** Parameters that are not dimension filters. */
-export const CONTROL = new Set(["range", "start", "end", "interval", "compare", "metric", "group_by", "limit"]);
+export const CONTROL = new Set(["range", "start", "end", "interval", "compare", "metric", "group_by", "limit", "aggregation"]);
 
 export function parseRoute(hash: string): Route {
   const [path, query = ""] = hash.replace(/^#/, "").split("?");
@@ -98,4 +98,26 @@ export function drillTarget(r: Route, dimension: string, value: string): Route {
     default:
       return to(r.area, "overview");
   }
+}
+
+/** The aggregations Explore offers; the chosen one is charted. */
+export const AGGREGATIONS = ["count", "sum", "avg", "min", "max", "p50", "p95", "p99", "uniques"];
+
+/**
+ * The metric query Explore sends for its route parameters: the chosen aggregation first (the
+ * API charts each point's first aggregation as `value`), then count, sum, avg and p95 for the
+ * table, each once.
+ */
+export function exploreBody(p: Record<string, string>, filters: Record<string, string>, range: string, compare: boolean): Record<string, unknown> {
+  const chosen = AGGREGATIONS.includes(p.aggregation ?? "") ? (p.aggregation as string) : "count";
+  const aggregations = [chosen, ...["count", "sum", "avg", "p95", "uniques"].filter((a) => a !== chosen)];
+  return {
+    metric_name: p.metric ?? "page_view",
+    time_range: p.start ? { start: p.start, end: p.end } : range,
+    aggregations,
+    filters,
+    ...(p.group_by ? { group_by: p.group_by.split(",") } : {}),
+    ...(p.interval ? { interval: p.interval } : {}),
+    ...(compare ? { compare_to: "previous_period" } : {}),
+  };
 }

@@ -7,7 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
-import { AREAS, breadcrumbs, drillTarget, filters, routeHash, type Route } from "./route";
+import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
 import { label, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
@@ -69,17 +69,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         return [await api.post<View>("/api/v1/funnels/query", body), null];
       }
       if (route.area === "explore") {
-        const metric = p.metric ?? "page_view";
-        const f = filters(route);
-        const body: Record<string, unknown> = {
-          metric_name: metric,
-          time_range: p.start ? { start: p.start, end: p.end } : range,
-          aggregations: ["count", "sum", "avg", "p95", "uniques"],
-          filters: f,
-          ...(p.group_by ? { group_by: p.group_by.split(",") } : {}),
-          ...(p.interval ? { interval: p.interval } : {}),
-          ...(compare ? { compare_to: "previous_period" } : {}),
-        };
+        const body = exploreBody(p, filters(route), range, compare);
         return [await api.post<View>("/api/v1/metrics/query", body), null];
       }
       const params = { ...time, ...(p.interval ? { interval: p.interval } : {}), ...filters(route) };
@@ -205,7 +195,8 @@ function ExploreForm(props: { route: Route }) {
         const form = e.currentTarget.elements;
         const metric = (form.namedItem("metric") as HTMLInputElement).value.trim();
         const group = (form.namedItem("group_by") as HTMLInputElement).value.trim();
-        location.hash = routeHash({ ...props.route, params: { ...p, metric, group_by: group } });
+        const aggregation = (form.namedItem("aggregation") as HTMLSelectElement).value;
+        location.hash = routeHash({ ...props.route, params: { ...p, metric, aggregation, group_by: group } });
       }}
     >
       <label>
@@ -216,6 +207,16 @@ function ExploreForm(props: { route: Route }) {
           <option key={m} value={m} />
         ))}
       </datalist>
+      <label>
+        Aggregation{" "}
+        <select name="aggregation" defaultValue={p.aggregation ?? "count"}>
+          {AGGREGATIONS.map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
+        </select>
+      </label>
       <label>
         Group by <input name="group_by" defaultValue={p.group_by ?? ""} placeholder="path, country, …" />
       </label>
@@ -374,7 +375,10 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     parts.push(
       <figure class="panel wide" key="explore">
         <figcaption>
-          <h2>{String(view.metric)}</h2>
+          <h2>
+            {route.params.aggregation ?? "count"} of {String(view.metric)}
+            {route.params.group_by ? ` by ${route.params.group_by}` : ""}
+          </h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
         <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval })} onTimeClick={narrow} />

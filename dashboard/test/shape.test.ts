@@ -1,7 +1,7 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
 import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
-import { breadcrumbs, drillTarget, parseRoute, routeHash } from "../src/route";
+import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
   it("shows values in their unit and changes with a sign", () => {
@@ -173,5 +173,21 @@ describe("openBucket", () => {
   });
   it("measures the bucket by the chart's interval", () => {
     expect(openBucket(series, "1d", 13 * hour)).toEqual({ start: 12 * hour, end: 12 * hour + 86_400_000 });
+  });
+});
+
+describe("exploreBody", () => {
+  it("asks for the chosen aggregation first, so it is the charted value, and keeps it out of the filters", () => {
+    // Given Explore's route for p95 of API requests by route over 24 hours
+    const route = parseRoute("#/explore/query?metric=api_request&aggregation=p95&group_by=route&range=24h");
+    // When its query is built
+    const body = exploreBody(route.params, filters(route), "24h", false);
+    // Then p95 leads the aggregations, once, and no filter is made of the picker
+    expect(body.aggregations).toEqual(["p95", "count", "sum", "avg", "uniques"]);
+    expect(body.group_by).toEqual(["route"]);
+    expect(body.filters).toEqual({});
+  });
+  it("falls back to count for an aggregation it does not offer", () => {
+    expect(exploreBody({ aggregation: "p42" }, {}, "7d", false).aggregations).toEqual(["count", "sum", "avg", "p95", "uniques"]);
   });
 });
