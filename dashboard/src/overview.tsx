@@ -157,11 +157,11 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
       <div class="grid">
         <figure class="panel wide">
           <figcaption>
-            <h2>Page views, last hour by minute</h2>
+            <h2>Pageviews, last hour by minute</h2>
             <Exports id="live-minutes" rows={() => minutes.map((p) => ({ timestamp: p.timestamp, page_views: p.value }))} name="page-views-last-hour" />
           </figcaption>
-          <Chart id="live-minutes" title="Page views per minute over the last hour" option={lineOption(
-              seriesByTags(hour.start && hour.end ? fillSteps(minutes, hour.start, hour.end, 60_000) : minutes).map((s) => ({ ...s, name: "page views" })),
+          <Chart id="live-minutes" title="Pageviews per minute over the last hour" option={lineOption(
+              seriesByTags(hour.start && hour.end ? fillSteps(minutes, hour.start, hour.end, 60_000) : minutes).map((s) => ({ ...s, name: "pageviews" })),
               { zoom: false, area: true, min: hour.start ? Date.parse(hour.start) : undefined, max: hour.end ? Date.parse(hour.end) : undefined },
             )} />
         </figure>
@@ -178,13 +178,13 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
           )}
           <Chart
             id="traffic"
-            title={`Visitors, visits and page views over ${range}; click a point to drill down`}
+            title={`Visitors, visits and pageviews over ${range}; click a point to drill down`}
             onTimeClick={drill}
             option={lineOption(
               [
                 { name: "visitors", data: series.map((p) => [Date.parse(p.timestamp), p.visitors]) },
                 { name: "visits", data: series.map((p) => [Date.parse(p.timestamp), p.visits]) },
-                { name: "page views", data: series.map((p) => [Date.parse(p.timestamp), p.pageviews]) },
+                { name: "pageviews", data: series.map((p) => [Date.parse(p.timestamp), p.pageviews]) },
               ],
               { zoom: true, interval: (traffic?.range as { interval?: string } | undefined)?.interval },
             )}

@@ -80,7 +80,12 @@ export function unitOf(name: string): string {
 
 /** `visit_duration` → `Visit duration`. */
 export function label(name: string): string {
-  const text = name.replace(/[_.]/g, " ").replace(/\bp(\d\d)\b/, "p$1").trim();
+  // One spelling, Plausible's: "Pageviews" (the API says pageviews, page_view, page_views_today).
+  const text = name
+    .replace(/[_.]/g, " ")
+    .replace(/\bp(\d\d)\b/, "p$1")
+    .replace(/\bpage ?views?\b/i, "pageviews")
+    .trim();
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 

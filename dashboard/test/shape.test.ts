@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { changeTone, fillSteps, formatChange, formatValue, heatmap, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { changeTone, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -189,5 +189,12 @@ describe("exploreBody", () => {
   });
   it("falls back to count for an aggregation it does not offer", () => {
     expect(exploreBody({ aggregation: "p42" }, {}, "7d", false).aggregations).toEqual(["count", "sum", "avg", "p95", "uniques"]);
+  });
+});
+
+describe("label", () => {
+  it("spells pageviews one way, as Plausible does, whatever the API calls them", () => {
+    expect(["pageviews", "page_view", "page_views_today", "Page views"].map(label)).toEqual(["Pageviews", "Pageviews", "Pageviews today", "Pageviews"]);
+    expect(label("p95_latency_ms")).toBe("P95 latency ms");
   });
 });

@@ -306,7 +306,7 @@ impl Snapshot {
                 | "revenue_today"
                 | "orders_today" => {
                     let (metric, label, unit) = match id {
-                        "page_views_today" => ("page_view", "Page views today", "views"),
+                        "page_views_today" => ("page_view", "Pageviews today", "views"),
                         "unique_visitors_today" => {
                             ("page_view", "Unique visitors today", "visitors")
                         }
