@@ -279,3 +279,30 @@ export function openBucket(series: { data: [number, number | null][] }[], interv
   const end = last + intervalMs(interval);
   return end > now ? { start: last, end } : null;
 }
+
+/** An anomaly as `GET /api/v1/anomalies` reports it. */
+export interface Anomaly {
+  timestamp: string;
+  value: number;
+  expected: number;
+  low: number;
+  high: number;
+  severity: string;
+  feature: string;
+}
+
+/**
+ * Chart markers for `anomalies` on `series` (the charted line): each at the anomaly's time, on
+ * the line's point for that time (the chart's interval may be finer than the detector's), with
+ * a tooltip of actual against expected. An anomaly outside the charted points is left out.
+ */
+export function anomalyMarkers(anomalies: Anomaly[], series: [number, number | null][]): { coord: [number, number]; text: string; severity: string }[] {
+  const fmt = (v: number) => formatValue(Math.round(v * 100) / 100, "");
+  return anomalies.flatMap((a) => {
+    const t = Date.parse(a.timestamp);
+    const at = series.filter(([x, y]) => x <= t && y !== null).at(-1);
+    if (!at || t - at[0] > 86_400_000) return [];
+    const text = `${a.severity}: ${fmt(a.value)} vs expected ${fmt(a.expected)} (usual ${fmt(Math.max(0, a.low))}–${fmt(a.high)}), ${a.feature.replace("_", " ")}`;
+    return [{ coord: [t, at[1] as number] as [number, number], text, severity: a.severity }];
+  });
+}

@@ -8,7 +8,7 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
-import { label, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type QueryPoint, type Row } from "./shape";
+import { anomalyMarkers, intervalMs, label, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type Anomaly, type QueryPoint, type Row } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -70,7 +70,17 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       }
       if (route.area === "explore") {
         const body = exploreBody(p, filters(route), range, compare);
-        return [await api.post<View>("/api/v1/metrics/query", body), null];
+        const answer = await api.post<View>("/api/v1/metrics/query", body);
+        // A total's count or sum gets the detector's anomalies over the charted range.
+        const points = (answer.data as QueryPoint[] | undefined) ?? [];
+        const aggregation = (body.aggregations as string[])[0];
+        if (!p.group_by && !Object.keys(filters(route)).length && ["count", "sum"].includes(aggregation) && points.length) {
+          const to = Date.parse(points[points.length - 1].timestamp) + intervalMs(String(answer.resolution));
+          answer.anomalies = await api
+            .get<View>("/api/v1/anomalies", { metric: String(body.metric_name), from: points[0].timestamp, to: new Date(to).toISOString(), aggregation })
+            .then((a) => a.anomalies, () => []);
+        }
+        return [answer, null];
       }
       const params = { ...time, ...(p.interval ? { interval: p.interval } : {}), ...filters(route) };
       const now = await api.get<View>(`/api/v1/${route.area}/${route.view}`, params);
@@ -381,7 +391,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
           </h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
-        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval })} onTimeClick={narrow} />
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
       </figure>,
     );
   }

@@ -11,7 +11,17 @@ export type Series = { name: string; data: [number, number | null][]; dashed?: b
 /** A time-series line chart; `min`/`max` (epoch ms) pin the time axis to the range asked for. */
 export function lineOption(
   series: Series[],
-  opts: { zoom?: boolean; area?: boolean; min?: number; max?: number; unit?: string; interval?: string; now?: number } = {},
+  opts: {
+    zoom?: boolean;
+    area?: boolean;
+    min?: number;
+    max?: number;
+    unit?: string;
+    interval?: string;
+    now?: number;
+    /** Anomalies on the first series ([`anomalyMarkers`]), drawn as pins with their explanation. */
+    markers?: { coord: [number, number]; text: string; severity: string }[];
+  } = {},
 ): Option {
   // The bucket still filling is greyed and labelled, so its partial value does not read as
   // a drop; daily and weekly points are drawn as steps (each holds a whole period).
@@ -31,6 +41,16 @@ export function lineOption(
       name: s.name,
       data: s.data,
       step: steps ? "start" : undefined,
+      markPoint:
+        i === 0 && opts.markers?.length
+          ? {
+              symbol: "pin",
+              symbolSize: 34,
+              label: { formatter: "!" },
+              tooltip: { formatter: (m: { data?: { text?: string } }) => m.data?.text ?? "" },
+              data: opts.markers.map((m) => ({ coord: m.coord, text: m.text, itemStyle: { color: m.severity === "critical" ? "#c62828" : "#ef6c00" } })),
+            }
+          : undefined,
       markArea:
         open && i === 0
           ? { silent: true, itemStyle: { color: "rgba(128,128,128,0.15)" }, label: { show: true, position: "insideTop", formatter: "in progress" }, data: [[{ xAxis: open.start }, { xAxis: open.end }]] }

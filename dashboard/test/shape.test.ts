@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { changeTone, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { anomalyMarkers, changeTone, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -196,5 +196,22 @@ describe("label", () => {
   it("spells pageviews one way, as Plausible does, whatever the API calls them", () => {
     expect(["pageviews", "page_view", "page_views_today", "Page views"].map(label)).toEqual(["Pageviews", "Pageviews", "Pageviews today", "Pageviews"]);
     expect(label("p95_latency_ms")).toBe("P95 latency ms");
+  });
+});
+
+describe("anomalyMarkers", () => {
+  const hour = 3_600_000;
+  const line: [number, number | null][] = [[0, 10], [hour, 12], [2 * hour, 300], [3 * hour, 11]];
+  const spike = { timestamp: new Date(2 * hour).toISOString(), value: 300, expected: 11.4, low: 2, high: 20.5, severity: "critical", feature: "new_level" };
+  it("pins an anomaly on the charted point of its time, explained as actual against expected", () => {
+    // Given a spike the detector found at the line's third point
+    // When its markers are made, Then one sits on that point and says what was expected
+    const [m, ...rest] = anomalyMarkers([spike], line);
+    expect(rest).toEqual([]);
+    expect(m.coord).toEqual([2 * hour, 300]);
+    expect(m.text).toBe("critical: 300 vs expected 11.4 (usual 2–20.5), new level");
+  });
+  it("leaves out an anomaly before the charted points", () => {
+    expect(anomalyMarkers([{ ...spike, timestamp: new Date(-hour).toISOString() }], line)).toEqual([]);
   });
 });
