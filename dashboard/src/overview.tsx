@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { can, type Api, type Me } from "./api";
 import { Chart } from "./charts";
 import type { Interval, LiveClient, ServerFrame } from "./live";
-import { changeTone, formatChange, formatValue, fillSteps, heatmap, mergeSince, pointRange, seriesByTags, type Card, type QueryPoint } from "./shape";
+import { changeTone, formatChange, formatValue, fillSteps, heatmap, mergeSince, nearestTime, pointRange, seriesByTags, type Card, type QueryPoint } from "./shape";
 import { Exports, RangeBar, lineOption, heatmapOption, gaugeOption } from "./widgets";
 import { routeHash } from "./route";
 
@@ -140,7 +140,7 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
   const series = (traffic?.timeseries ?? []) as { timestamp: string; visitors: number; pageviews: number; visits: number }[];
   const figures = (traffic?.metrics ?? {}) as Record<string, { value: number | null }>;
   const drill = (t: number) => {
-    const { start, end } = pointRange(t, "1h");
+    const { start, end } = pointRange(nearestTime(series.map((p) => Date.parse(p.timestamp)), t), "1h");
     location.hash = routeHash({ area: "web", view: "overview", params: { start, end, interval: "5m" } });
   };
   const target = Number(localStorage.getItem("pulse.target.bounce_rate") ?? "0.4");

@@ -306,3 +306,16 @@ export function anomalyMarkers(anomalies: Anomaly[], series: [number, number | n
     return [{ coord: [t, at[1] as number] as [number, number], text, severity: a.severity }];
   });
 }
+
+/** Of `times` (epoch ms), the one nearest to `t`; `t` itself when there are none. */
+export function nearestTime(times: number[], t: number): number {
+  let best = t;
+  let gap = Infinity;
+  for (const x of times) {
+    if (Number.isFinite(x) && Math.abs(x - t) < gap) {
+      gap = Math.abs(x - t);
+      best = x;
+    }
+  }
+  return best;
+}

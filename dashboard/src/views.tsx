@@ -8,7 +8,7 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
-import { anomalyMarkers, intervalMs, label, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type Anomaly, type QueryPoint, type Row } from "./shape";
+import { anomalyMarkers, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type Anomaly, type QueryPoint, type Row } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -243,10 +243,18 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   const [stat, setStat] = useState<string | null>(null);
   const key = `${route.area}/${route.view}`;
   const interval = (view.range as { interval?: string } | undefined)?.interval ?? (view.resolution as string | undefined);
+  // A click drills into the interval of the nearest point drawn (not of wherever between
+  // two points it landed), so the drilled range holds data.
+  const drawn = [
+    ...((view.timeseries as Row[] | undefined) ?? []).map((r) => Date.parse(String(r.timestamp))),
+    ...((view.data as QueryPoint[] | undefined) ?? []).map((q) => Date.parse(q.timestamp)),
+  ];
+  // A drilled range keeps its axis: the range asked for, not the extent of the data.
+  const axis = route.params.start && route.params.end ? { min: Date.parse(route.params.start), max: Date.parse(route.params.end) } : {};
   const narrow = (t: number) => {
     const { range: _r, ...rest } = route.params;
     const finer: Record<string, string> = { "1d": "1h", "1h": "5m", "5m": "1m" };
-    const r = pointRange(t, interval);
+    const r = pointRange(nearestTime(drawn, t), interval);
     location.hash = routeHash({ ...route, params: { ...rest, start: r.start, end: r.end, interval: finer[interval ?? ""] ?? "1m" } });
   };
   const drill = (e: ChartClick) => {
@@ -318,7 +326,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
             <h2>{title}</h2>
             <Exports id={id} rows={() => timeseries.map((r) => ({ timestamp: r.timestamp, ...Object.fromEntries(mine.map((c) => [c, r[c]])) }))} name={`${route.area}-${route.view}-${unit || "counts"}`} />
           </figcaption>
-          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval })} onTimeClick={narrow} height={unit ? 220 : 280} />
+          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval, ...axis })} onTimeClick={narrow} height={unit ? 220 : 280} />
         </figure>,
       );
     }
@@ -391,7 +399,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
           </h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
-        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval, ...axis, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
       </figure>,
     );
   }

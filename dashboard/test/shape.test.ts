@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { anomalyMarkers, changeTone, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { anomalyMarkers, changeTone, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -213,5 +213,15 @@ describe("anomalyMarkers", () => {
   });
   it("leaves out an anomaly before the charted points", () => {
     expect(anomalyMarkers([{ ...spike, timestamp: new Date(-hour).toISOString() }], line)).toEqual([]);
+  });
+});
+
+describe("nearestTime", () => {
+  it("snaps a click to the nearest point drawn", () => {
+    // Given hourly points, When a click lands 40 minutes after the second, Then it is the third
+    const hour = 3_600_000;
+    expect(nearestTime([0, hour, 2 * hour], hour + 40 * 60_000)).toBe(2 * hour);
+    expect(nearestTime([0, hour, 2 * hour], hour + 10 * 60_000)).toBe(hour);
+    expect(nearestTime([], 5)).toBe(5);
   });
 });
