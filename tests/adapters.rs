@@ -131,6 +131,54 @@ async fn the_series_cap_counts_each_series_once_even_under_concurrent_writers() 
 }
 
 #[tokio::test]
+async fn writers_racing_for_the_last_room_under_the_cap_keep_exactly_the_cap() {
+    use pulse_metrics::aggregate::{OTHER_SERIES, SeriesKey};
+    use pulse_store::metrics::DynamoMetrics;
+    use pulse_store::{SeriesCatalog, SeriesRegistry};
+    use std::collections::BTreeMap;
+    let table = cloud().table("MetricsTable");
+    let sdk = cloud().sdk().await;
+    // Given four writers with their own caches, each with six new series of one metric, and
+    // a cap of 10 (room for fewer than they bring together)
+    let tenant = TenantId::parse("cap-race").expect("tenant");
+    let batches: Vec<Vec<_>> = (0..4)
+        .map(|w| {
+            (0..6)
+                .map(|i| {
+                    let tags = BTreeMap::from([("host".to_owned(), format!("w{w}-h{i}"))]);
+                    let key = SeriesKey {
+                        tenant: tenant.clone(),
+                        metric: "mem".into(),
+                        series: pulse_metrics::aggregate::series_id(&tags),
+                    };
+                    (key, tags)
+                })
+                .collect()
+        })
+        .collect();
+    // When they register at the same moment
+    let writers = batches.iter().map(|batch| {
+        let store = DynamoMetrics::new(&sdk, &table, Default::default());
+        async move { store.register_series(batch, 10).await }
+    });
+    let refused: usize = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("registered").len())
+        .sum();
+    // Then exactly 10 of the 24 are kept and 14 folded, and the catalog holds the 10 kept
+    // (a claim that lost the room was given back) and the overflow
+    assert_eq!(refused, 14);
+    let listed = DynamoMetrics::new(&sdk, &table, Default::default())
+        .series(&tenant, "mem")
+        .await
+        .expect("catalog");
+    let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(listed.len(), 11, "{ids:?}");
+    assert!(ids.contains(&OTHER_SERIES));
+}
+
+#[tokio::test]
 async fn concurrent_marks_of_one_minute_are_all_kept_as_dynamodb_keeps_atomic_adds() {
     use pulse_core::time::Resolution;
     use pulse_metrics::rollup::Pending;

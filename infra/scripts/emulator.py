@@ -29,8 +29,11 @@ from moto.core import responses as _responses  # noqa: E402
 from moto.dynamodb.models.table import Table  # noqa: E402
 from moto.core import parse as _parse  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
-from moto.server import main  # noqa: E402  (imported after the guard starts: moto loads slowly)
-from werkzeug.serving import WSGIRequestHandler  # noqa: E402
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+from moto.moto_server.werkzeug_app import create_backend_app  # noqa: E402
+import waitress  # noqa: E402
 
 # Performance only, same answers: moto answers a table Query by listing and sorting every item
 # of the table (Table.all_items), so each Query costs O(table) and the local cloud slows down
@@ -175,9 +178,6 @@ _parse.JSONParser._parse_json_body = _fast_parse_json_body
 _method_names = _responses.method_names_from_class
 _responses.method_names_from_class = functools.lru_cache(maxsize=None)(_method_names)
 
-# 4. A log line per request on stderr, which nobody reads (pulse-local logs each API request).
-WSGIRequestHandler.log_request = lambda *args, **kwargs: None
-
 # Fidelity, not speed: DynamoDB applies each write to an item atomically (an UpdateItem's ADD
 # never loses a concurrent one; of two conditional puts of one key exactly one succeeds), but
 # moto's backend reads an item, computes and stores it back without a lock, while the server
@@ -205,4 +205,29 @@ def _atomic(call_action):
 DynamoHandler.call_action = _atomic(DynamoHandler.call_action)
 DynamoDBStreamsHandler.call_action = _atomic(DynamoDBStreamsHandler.call_action)
 
-main(sys.argv[1:])
+# Performance only, same answers: moto's own server (werkzeug's development server) closes the
+# connection after every response ("Connection: close"), so each request paid a TCP handshake,
+# a new thread and a 10 ms drain of the socket; under a burst the local cloud left thousands of
+# sockets in TIME_WAIT and most of the emulator's core went to that. waitress serves the same
+# WSGI application with HTTP/1.1 keep-alive and a fixed pool of worker threads.
+def _serve(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    # "Task queue depth" warnings under a burst are expected: the queue is the point.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    waitress.serve(
+        DomainDispatcherApplication(create_backend_app),
+        host=args.host,
+        port=args.port,
+        threads=8,
+        connection_limit=2000,
+        asyncore_use_poll=True,
+        ident="moto",
+        _quiet=True,
+    )
+
+
+_serve(sys.argv[1:])

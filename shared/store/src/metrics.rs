@@ -837,7 +837,7 @@ impl DynamoMetrics {
             start,
         };
         let (pk, sk) = bucket_key(&at);
-        for _ in 0..MERGE_ATTEMPTS {
+        for attempt in 0..MERGE_ATTEMPTS {
             let current = match prefetched.take() {
                 Some(item) => item,
                 None => self.item_at(&pk, &sk).await?,
@@ -869,7 +869,12 @@ impl DynamoMetrics {
                         .collect(),
                 ),
             );
-            if self.put_if_version(item, version).await? {
+            if self
+                .put_if_version(item, version)
+                .await?
+                .written(attempt, &mut prefetched)
+                .await
+            {
                 return Ok(Merged::Written);
             }
         }
@@ -969,7 +974,7 @@ impl DynamoMetrics {
         mut prefetched: Option<Option<Item>>,
     ) -> Result<(), StoreError> {
         let (pk, sk) = bucket_key(at);
-        for _ in 0..MERGE_ATTEMPTS {
+        for attempt in 0..MERGE_ATTEMPTS {
             let current = match prefetched.take() {
                 Some(item) => item,
                 None => self.item_at(&pk, &sk).await?,
@@ -978,7 +983,12 @@ impl DynamoMetrics {
                 return Ok(());
             };
             let version = current.as_ref().map_or(0, version_of);
-            if self.put_if_version(item, version).await? {
+            if self
+                .put_if_version(item, version)
+                .await?
+                .written(attempt, &mut prefetched)
+                .await
+            {
                 return Ok(());
             }
         }
@@ -1006,12 +1016,16 @@ impl DynamoMetrics {
 
     /// Puts `item` if the stored one is still at `version` (none stored, for 0); `false` when
     /// another writer got there first (the caller reads again and retries).
-    async fn put_if_version(&self, item: Item, version: i64) -> Result<bool, StoreError> {
+    async fn put_if_version(&self, item: Item, version: i64) -> Result<Put, StoreError> {
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item));
+            .set_item(Some(item))
+            // A lost race answers the item it lost to, so the next attempt needs no read.
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
         put = if version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -1019,11 +1033,55 @@ impl DynamoMetrics {
                 .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
         };
         match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
+            Ok(_) => Ok(Put::Written),
+            Err(e) if conditional_failed(&e) => {
+                let current = e.into_service_error();
+                let item = match current {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                Ok(Put::Lost(item))
+            }
             Err(e) => Err(crate::classify(e)),
         }
     }
+}
+
+/// The outcome of a versioned put.
+enum Put {
+    Written,
+    /// Another writer got there first; the item as it now stands, when the store says.
+    Lost(Option<Item>),
+}
+
+impl Put {
+    /// `true` if written; otherwise `prefetched` becomes the item the write lost to (or stays
+    /// empty, to be read), after a pause with jitter that spreads contending writers apart.
+    async fn written(self, attempt: usize, prefetched: &mut Option<Option<Item>>) -> bool {
+        match self {
+            Put::Written => true,
+            Put::Lost(item) => {
+                *prefetched = item.map(Some);
+                tokio::time::sleep(contention_pause(attempt)).await;
+                false
+            }
+        }
+    }
+}
+
+/// A random pause of up to 5 ms × 2^attempt (at most 160 ms): writers of one hot bucket (the
+/// parallel batches of a stream shard all add to a metric's totals) that lost a race retry at
+/// different moments instead of colliding again.
+fn contention_pause(attempt: usize) -> std::time::Duration {
+    let ceiling = 5u64 << attempt.min(5);
+    let nanos = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos(),
+    );
+    let spread = xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes()) % (ceiling * 1_000);
+    std::time::Duration::from_micros(spread)
 }
 
 /// A stored bucket's state and version.
@@ -1273,16 +1331,30 @@ impl SeriesRegistry for DynamoMetrics {
                     .await?
             {
                 claimed.iter().for_each(|k| self.remember(k));
-            } else {
-                // A concurrent writer took the room: count them one by one, refusing the rest.
-                for key in claimed {
-                    if self.count_series(&tenant, &metric, 1, cap).await? {
-                        self.remember(&key);
-                    } else {
-                        self.release_series(&key).await?;
-                        refused.push(key);
+            } else if !claimed.is_empty() {
+                // A concurrent writer took some of the room: count as many as still fit in one
+                // go (re-reading the room while others keep taking it), give the rest back.
+                let mut fit = 0;
+                for _ in 0..MERGE_ATTEMPTS {
+                    let room = cap.saturating_sub(self.series_count(&tenant, &metric).await?);
+                    let take = room.min(claimed.len());
+                    if take == 0 || self.count_series(&tenant, &metric, take, cap).await? {
+                        fit = take;
+                        break;
                     }
                 }
+                let lost = claimed.split_off(fit);
+                claimed.iter().for_each(|k| self.remember(k));
+                let releases: Vec<_> = lost
+                    .iter()
+                    .map(|key| async move { self.release_series(key).await })
+                    .collect();
+                let releases: Vec<Result<(), StoreError>> = futures::stream::iter(releases)
+                    .buffer_unordered(REGISTRY_CONCURRENCY)
+                    .collect()
+                    .await;
+                releases.into_iter().collect::<Result<(), _>>()?;
+                refused.extend(lost);
             }
             refused.extend(over.iter().map(|(k, _)| k.clone()));
             let overflow = refused
