@@ -200,6 +200,16 @@ async fn real_responses_match_the_document() {
         .expect("history");
     assert_eq!(res.status(), 200);
     conforms(&doc, "GET", "/api/v1/metrics/history", res).await;
+    for q in ["", "?range=7d"] {
+        let res = http
+            .get(url(&format!("/api/v1/metrics/catalog{q}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("catalog");
+        assert_eq!(res.status(), if q.is_empty() { 200 } else { 400 });
+        conforms(&doc, "GET", "/api/v1/metrics/catalog", res).await;
+    }
     let res = http
         .get(url(
             "/api/v1/metrics/history?metric=api_request&range=30d&interval=1m",

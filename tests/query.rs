@@ -171,3 +171,97 @@ async fn the_history_refuses_parameters_it_does_not_take() {
         200
     );
 }
+
+async fn catalog(tenant: &str, role: &str, query: &str) -> reqwest::Response {
+    let c = cloud();
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/metrics/catalog{query}", c.http))
+        .bearer_auth(c.token(tenant, role))
+        .send()
+        .await
+        .expect("response")
+}
+
+#[tokio::test]
+async fn the_catalog_lists_what_each_role_may_chart_with_its_tags_and_units() {
+    // Given page views, API requests and an order of tenant q-cat, and a page view of q-cat2
+    let t = ago(120);
+    send(
+        "q-cat",
+        json!([
+            {"kind": "page_view", "path": "/", "visitor": "v1", "timestamp": t},
+            {"kind": "page_view", "path": "/pricing", "visitor": "v2", "timestamp": t},
+            {"kind": "api_request", "route": "/cart", "method": "GET", "status": 200, "latency_ms": 12.0, "timestamp": t},
+            {"kind": "order", "order_id": "o-1", "revenue": 20.0, "currency": "EUR", "timestamp": t}
+        ]),
+    )
+    .await;
+    send(
+        "q-cat2",
+        json!([{"kind": "page_view", "path": "/other", "visitor": "x"}]),
+    )
+    .await;
+    // When the admin asks for the catalog (once the stream has counted the events)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let admin = loop {
+        let res = catalog("q-cat", "admin", "").await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.expect("json");
+        let counted = |name: &str| {
+            v["metrics"].as_array().is_some_and(|m| {
+                m.iter()
+                    .any(|x| x["name"] == name && x["events"].as_u64().is_some_and(|n| n >= 1))
+            })
+        };
+        if counted("api_request") && counted("order") && counted("web.pages") {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not listed in time: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let metric = |v: &Value, name: &str| {
+        v["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|x| x["name"] == name).cloned())
+    };
+    // Then each metric is listed with its events, unit, best aggregation and tags
+    let pages = metric(&admin, "web.pages").expect("pages listed");
+    assert_eq!(pages["events"], 2);
+    assert_eq!(pages["unit"], Value::Null);
+    assert_eq!(pages["aggregation"], "count");
+    assert_eq!(pages["tags"]["path"]["values"], json!(["/", "/pricing"]));
+    assert_eq!(pages["tags"]["path"]["more"], false);
+    // (Pulse records its own API calls as the tenant's requests, service "pulse")
+    let requests = metric(&admin, "api_request").expect("requests listed");
+    assert_eq!(requests["unit"], "ms");
+    assert_eq!(requests["aggregation"], "p95");
+    let routes = requests["tags"]["route"]["values"].to_string();
+    assert!(routes.contains("\"/cart\""), "{routes}");
+    assert_eq!(metric(&admin, "order").expect("orders")["unit"], "currency");
+    // And busiest first, with nothing of the other tenant
+    let events: Vec<u64> = admin["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["events"].as_u64())
+        .collect();
+    assert!(events.windows(2).all(|w| w[0] >= w[1]), "{events:?}");
+    assert!(!admin.to_string().contains("/other"));
+    // And a viewer sees neither the business nor the system metrics
+    let viewer: Value = catalog("q-cat", "viewer", "")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(metric(&viewer, "page_view").is_some());
+    assert!(metric(&viewer, "api_request").is_none() && metric(&viewer, "order").is_none());
+    // And a parameter it does not take is a 400 naming it; no role is a 403
+    let res = catalog("q-cat", "admin", "?metric=x").await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["errors"][0]["pointer"], "#/metric");
+    assert_eq!(catalog("q-cat", "nobody", "").await.status(), 403);
+}

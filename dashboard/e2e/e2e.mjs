@@ -238,6 +238,41 @@ await step("web analytics leads with Plausible's top stats, and a click on one c
   await context.close();
 });
 
+await step("Explore answers p95 latency of API requests by route over 24 hours in four steps, with one row per route", async () => {
+  // Given API requests on two routes, one of them slow
+  const requests = [
+    ...[20, 30, 40, 50].map((latency_ms) => ({ kind: "api_request", route: "/fast", method: "GET", status: 200, latency_ms })),
+    ...[400, 900].map((latency_ms) => ({ kind: "api_request", route: "/slow", method: "POST", status: 200, latency_ms })),
+  ];
+  assert.equal((await api(admin, "/api/v1/events", { events: requests })).status, 202);
+  await until("the catalog to list the requests", async () => ((await api(admin, "/api/v1/metrics/catalog")).json?.metrics ?? []).some((m) => m.name === "api_request" && m.events >= 6));
+  const { context, page } = await signedIn(admin);
+  await page.goto(base);
+  await page.locator(".card").first().waitFor();
+  // When the user (1) opens Explore, (2) picks the metric, (3) groups by route and (4) queries
+  await page.getByRole("link", { name: "Explore" }).first().click();
+  await page.locator('section[data-view="explore/query"][data-loading="0"]').waitFor();
+  await page.getByLabel("Metric").fill("api_request");
+  // (the picked metric brings its own aggregation: latency reads as p95)
+  assert.equal(await page.getByLabel("Aggregation").inputValue(), "p95");
+  await page.getByLabel("Group by").fill("route");
+  await page.getByRole("button", { name: "query" }).click();
+  // Then the chart is the p95 in ms by route over the last 24 hours
+  await page.waitForFunction(() => location.hash.includes("metric=api_request") && location.hash.includes("group_by=route"));
+  await page.locator('section[data-loading="0"] [data-chart="explore-line"]').waitFor();
+  assert.match(await page.locator('figure:has([data-chart="explore-line"]) h2').innerText(), /^p95 of api_request by route \(ms\)/);
+  // And a summary table has one row per route, slowest first, in ms
+  const summary = page.locator('figure[data-summary="1"] tbody tr');
+  await summary.first().waitFor();
+  const rows = await summary.evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent.trim())));
+  // (Pulse's own API calls of this tenant are requests too, under their own routes)
+  const routes = rows.map((r) => r[0]);
+  assert.ok(routes.includes("/slow") && routes.indexOf("/slow") < routes.indexOf("/fast"), routes.join(", "));
+  assert.match(rows[routes.indexOf("/slow")][1], / ms$/);
+  await page.screenshot({ path: join(artifacts, "explore-p95-by-route.png") });
+  await context.close();
+});
+
 await step("the CSV export holds the rows of the view", async () => {
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);

@@ -319,3 +319,42 @@ export function nearestTime(times: number[], t: number): number {
   }
   return best;
 }
+
+/** One group of a metrics-query answer over its whole range (`summary`). */
+export interface SummaryRow {
+  tags: Record<string, string>;
+  values: Record<string, number | null>;
+}
+
+/**
+ * Explore's summary table: one row per group (its tags, `by`, then the other aggregations over
+ * the whole range), largest `by` first; groups without a value for it go last.
+ */
+export function summaryRows(summary: SummaryRow[], by: string): Row[] {
+  // Columns: the group's tags, the chosen aggregation, then the others.
+  const rows: Row[] = summary.map((s) => ({ ...s.tags, [by]: s.values[by] ?? null, ...s.values }));
+  const key = (r: Row) => (typeof r[by] === "number" ? (r[by] as number) : -Infinity);
+  return rows.sort((a, b) => key(b) - key(a));
+}
+
+/** The unit of an aggregation's value for a metric in `unit`: counts and rates have none. */
+export function aggregationUnit(aggregation: string, unit: string | null | undefined): string {
+  if (["count", "uniques", "rate"].includes(aggregation)) return "";
+  return unit ?? "";
+}
+
+/** A metric of the catalog (`GET /api/v1/metrics/catalog`). */
+export interface CatalogMetric {
+  name: string;
+  events: number;
+  unit: string | null;
+  aggregation: string;
+  description?: string | null;
+  tags: Record<string, { values: string[]; more: boolean }>;
+}
+
+/** How the metric picker names a metric: `api_request · 1.2K events · ms · route, status`. */
+export function catalogLabel(m: CatalogMetric): string {
+  const tags = Object.keys(m.tags);
+  return [m.name, `${formatValue(m.events)} events`, m.unit ?? "", tags.length ? `by ${tags.join(", ")}` : ""].filter(Boolean).join(" · ");
+}

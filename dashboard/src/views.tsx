@@ -8,7 +8,7 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
-import { anomalyMarkers, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, unitOf, viewRows, type Anomaly, type QueryPoint, type Row } from "./shape";
+import { aggregationUnit, anomalyMarkers, catalogLabel, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
 import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -49,6 +49,8 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   const [error, setError] = useState("");
   const [loading, setLoading] = useState(true);
   const [steps, setSteps] = useState("/, /pricing, /signup");
+  // Explore's metric picker: what the tenant has, with tags and units (loaded once).
+  const [catalog, setCatalog] = useState<CatalogMetric[]>([]);
   const p = route.params;
   const range = p.range ?? (route.area === "explore" ? "24h" : "7d");
   const compare = p.compare === "1";
@@ -107,6 +109,14 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       cancelled = true;
     };
   }, [location.hash, steps]);
+
+  useEffect(() => {
+    if (route.area !== "explore" || catalog.length) return;
+    api.get<{ metrics: CatalogMetric[] }>("/api/v1/metrics/catalog").then(
+      (c) => setCatalog(c.metrics),
+      () => setCatalog([]),
+    );
+  }, [route.area]);
 
   const area = AREAS.find((a) => a.area === route.area) ?? AREAS[0];
   const rows = view ? viewRows(view) : [];
@@ -168,14 +178,14 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
           <button type="submit">run</button>
         </form>
       )}
-      {route.area === "explore" && <ExploreForm route={route} />}
+      {route.area === "explore" && <ExploreForm route={route} catalog={catalog} />}
       {error && <p role="alert">{error}</p>}
       {loading && (
         <p class="loading" role="status">
           Loading {range}…
         </p>
       )}
-      {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} />}
+      {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} catalog={catalog} />}
       {view && rows.length > 0 && (
         <details open={rows.length <= 50}>
           <summary>Data ({rows.length} rows)</summary>
@@ -195,8 +205,11 @@ function drillRow(route: Route, view: View): ((row: Row) => void) | undefined {
   };
 }
 
-function ExploreForm(props: { route: Route }) {
+function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
   const p = props.route.params;
+  const [chosen, setChosen] = useState(p.metric ?? "page_view");
+  const known = props.catalog.find((m) => m.name === chosen);
+  const names = props.catalog.length ? props.catalog.map((m) => m.name) : ["page_view", "web.pages", "order", "api_request", "error", "ml_job"];
   return (
     <form
       class="explore"
@@ -210,16 +223,31 @@ function ExploreForm(props: { route: Route }) {
       }}
     >
       <label>
-        Metric <input name="metric" defaultValue={p.metric ?? "page_view"} list="metric-names" required />
+        Metric{" "}
+        <input
+          name="metric"
+          defaultValue={p.metric ?? "page_view"}
+          list="metric-names"
+          required
+          onInput={(e) => {
+            const name = e.currentTarget.value.trim();
+            setChosen(name);
+            // A picked metric reads in its own aggregation first (latency as p95, revenue as sum).
+            const m = props.catalog.find((x) => x.name === name);
+            const select = e.currentTarget.form?.elements.namedItem("aggregation") as HTMLSelectElement | null;
+            if (m && select) select.value = m.aggregation;
+          }}
+        />
       </label>
       <datalist id="metric-names">
-        {["page_view", "web.pages", "web.sessions", "order", "api_request", "error", "ml_job", "custom"].map((m) => (
-          <option key={m} value={m} />
-        ))}
+        {names.map((name) => {
+          const m = props.catalog.find((x) => x.name === name);
+          return <option key={name} value={name} label={m ? catalogLabel(m) : undefined} />;
+        })}
       </datalist>
       <label>
         Aggregation{" "}
-        <select name="aggregation" defaultValue={p.aggregation ?? "count"}>
+        <select name="aggregation" defaultValue={p.aggregation ?? known?.aggregation ?? "count"}>
           {AGGREGATIONS.map((a) => (
             <option key={a} value={a}>
               {a}
@@ -228,8 +256,13 @@ function ExploreForm(props: { route: Route }) {
         </select>
       </label>
       <label>
-        Group by <input name="group_by" defaultValue={p.group_by ?? ""} placeholder="path, country, …" />
+        Group by <input name="group_by" defaultValue={p.group_by ?? ""} placeholder={known ? Object.keys(known.tags).join(", ") || "no tags" : "path, country, …"} list="metric-tags" />
       </label>
+      <datalist id="metric-tags">
+        {Object.entries(known?.tags ?? {}).map(([tag, t]) => (
+          <option key={tag} value={tag} label={`${tag}: ${t.values.slice(0, 3).join(", ")}${t.more || t.values.length > 3 ? ", …" : ""}`} />
+        ))}
+      </datalist>
       <button type="submit">query</button>
     </form>
   );
@@ -238,7 +271,7 @@ function ExploreForm(props: { route: Route }) {
 /** Plausible's top stats, in its order. */
 const TOP_STATS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"];
 
-function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me }) {
+function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me; catalog: CatalogMetric[] }) {
   const { view, previous, route, compare } = props;
   const [stat, setStat] = useState<string | null>(null);
   const key = `${route.area}/${route.view}`;
@@ -390,18 +423,39 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
         series.push({ name: `${s.name} (previous period)`, data: s.data.map(([t, v]) => [t + (Number.isFinite(shift) ? shift : 0), v]), dashed: true });
       }
     }
+    const aggregation = ((view.aggregations as string[] | undefined) ?? [])[0] ?? "count";
+    const metricUnit = props.catalog.find((m) => m.name === view.metric)?.unit;
+    const unit = aggregationUnit(aggregation, metricUnit);
     parts.push(
       <figure class="panel wide" key="explore">
         <figcaption>
           <h2>
-            {route.params.aggregation ?? "count"} of {String(view.metric)}
+            {aggregation} of {String(view.metric)}
             {route.params.group_by ? ` by ${route.params.group_by}` : ""}
+            {unit ? <span class="muted"> ({unit})</span> : null}
           </h2>
           <Exports id="explore-line" rows={() => points.map((p) => ({ timestamp: p.timestamp, ...p.tags, value: p.value }))} name={`explore-${String(view.metric)}`} />
         </figcaption>
-        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, interval, ...axis, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
+        <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval, ...axis, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
       </figure>,
     );
+    // One value per group over the whole range (percentiles of the range, not of its points).
+    const summary = view.summary as SummaryRow[] | undefined;
+    if (summary?.length) {
+      const units = Object.fromEntries(((view.aggregations as string[] | undefined) ?? []).map((a) => [a, aggregationUnit(a, metricUnit)]));
+      const table = summaryRows(summary, aggregation);
+      parts.push(
+        <figure class="panel wide" key="explore-summary" data-summary="1">
+          <figcaption>
+            <h2>
+              Over the range{route.params.group_by ? `, by ${route.params.group_by}` : ""}, by {aggregation}
+            </h2>
+            <Exports id="explore-summary" rows={() => table} name={`explore-${String(view.metric)}-summary`} />
+          </figcaption>
+          <Table rows={table} caption={`${aggregation} of ${String(view.metric)} over the range`} units={units} />
+        </figure>,
+      );
+    }
   }
   if (!parts.length) {
     const hourly = ["web/overview", "web/sources", "web/devices", "web/countries", "web/funnel"].includes(key);

@@ -263,15 +263,15 @@ export function Tiles(props: {
 }
 
 /** A cell as shown: numbers in their unit, timestamps as `2026-11-22 18:00`. */
-function cell(column: string, v: Row[string]): string {
-  if (typeof v === "number") return formatValue(v, unitOf(column));
+function cell(column: string, v: Row[string], unit?: string): string {
+  if (typeof v === "number") return formatValue(v, unit ?? unitOf(column));
   if (typeof v === "string") v = shownValue(column, v);
   if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return v.slice(0, 16).replace("T", " ");
   return String(v ?? "–");
 }
 
-/** A table of rows; the first column is the row header. */
-export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) => void }) {
+/** A table of rows; the first column is the row header; `units` names a column's unit where its name does not say it. */
+export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) => void; units?: Record<string, string> }) {
   const columns = props.rows.length ? Object.keys(props.rows[0]) : [];
   if (!columns.length) return <p class="muted empty">No data in this range.</p>;
   return (
@@ -298,11 +298,11 @@ export function Table(props: { rows: Row[]; caption: string; onRow?: (row: Row) 
                         {String(r[c] ?? "(none)")}
                       </button>
                     ) : (
-                      cell(c, r[c])
+                      cell(c, r[c], props.units?.[c])
                     )}
                   </th>
                 ) : (
-                  <td key={c}>{cell(c, r[c])}</td>
+                  <td key={c}>{cell(c, r[c], props.units?.[c])}</td>
                 ),
               )}
             </tr>

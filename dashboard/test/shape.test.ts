@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { anomalyMarkers, changeTone, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, summaryRows, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -223,5 +223,34 @@ describe("nearestTime", () => {
     expect(nearestTime([0, hour, 2 * hour], hour + 40 * 60_000)).toBe(2 * hour);
     expect(nearestTime([0, hour, 2 * hour], hour + 10 * 60_000)).toBe(hour);
     expect(nearestTime([], 5)).toBe(5);
+  });
+});
+
+describe("explore summary", () => {
+  it("lists one row per group, largest of the chosen aggregation first, missing values last", () => {
+    const rows = summaryRows(
+      [
+        { tags: { route: "/a" }, values: { p95: 120, count: 10 } },
+        { tags: { route: "/b" }, values: { p95: null, count: 1 } },
+        { tags: { route: "/c" }, values: { p95: 900, count: 2 } },
+      ],
+      "p95",
+    );
+    expect(rows.map((r) => r.route)).toEqual(["/c", "/a", "/b"]);
+    expect(rows[0]).toEqual({ route: "/c", p95: 900, count: 2 });
+    expect(Object.keys(summaryRows([{ tags: { route: "/a" }, values: { avg: 1, count: 2, p95: 3 } }], "p95")[0])).toEqual(["route", "p95", "avg", "count"]);
+  });
+
+  it("gives a value its metric's unit unless it counts", () => {
+    expect(aggregationUnit("p95", "ms")).toBe("ms");
+    expect(aggregationUnit("count", "ms")).toBe("");
+    expect(aggregationUnit("uniques", "currency")).toBe("");
+    expect(aggregationUnit("sum", null)).toBe("");
+  });
+
+  it("names a catalog metric with its events, unit and tags", () => {
+    const m = { name: "api_request", events: 12345, unit: "ms", aggregation: "p95", tags: { route: { values: ["/a"], more: false }, status: { values: ["200"], more: false } } };
+    expect(catalogLabel(m)).toBe("api_request · 12.3K events · ms · by route, status");
+    expect(catalogLabel({ ...m, unit: null, tags: {} })).toBe("api_request · 12.3K events");
   });
 });

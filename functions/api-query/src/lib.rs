@@ -4,6 +4,7 @@
 //!   `GET /api/v1/metrics/history`, the same query in query-string form;
 //! - `GET /api/v1/{web|business|health|ml}/{view}` ([`views`]);
 //! - `GET /api/v1/metrics` (the key cards) and `GET /api/v1/dashboard/summary` ([`summary`]);
+//! - `GET /api/v1/metrics/catalog`, what Explore can chart ([`views::catalog`]);
 //! - `POST /api/v1/funnels/query` ([`pulse_metrics::funnels`], from hourly visitor trails).
 //!
 //! A query without filters or groups reads the metric's total (one Query); otherwise the
@@ -43,6 +44,7 @@ pub const ROUTES: &[&str] = &[
     "POST /api/v1/metrics/query",
     "GET /api/v1/metrics/history",
     "GET /api/v1/metrics",
+    "GET /api/v1/metrics/catalog",
     "PUT /api/v1/metrics/cards",
     "GET /api/v1/web/{view}",
     "GET /api/v1/business/{view}",
@@ -120,6 +122,7 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         match segments.as_slice() {
             ["", "api", "v1", "metrics"] => self.cards(&req, &caller).await,
             ["", "api", "v1", "metrics", "cards"] => self.choose_cards(&req, &caller).await,
+            ["", "api", "v1", "metrics", "catalog"] => self.catalog(&req, &caller).await,
             ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
             ["", "api", "v1", "funnels", "query"] => self.funnel(&req, &caller).await,
             ["", "api", "v1", area @ ("web" | "business" | "ml"), view] => {
@@ -224,6 +227,21 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
         summary::check_cards(&ids)?;
         let snapshot = summary::Snapshot::for_cards(&self.reader(caller)).await?;
         let body = snapshot.cards(caller, &ids)?;
+        Ok(json(StatusCode::OK, &body))
+    }
+
+    /// `GET /api/v1/metrics/catalog`: the metrics the caller may chart, with tags and units.
+    async fn catalog(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        if let Some(k) = query_params(req).keys().next() {
+            return Err(ApiError::invalid_field(
+                &[k.as_str()],
+                "unknown parameter; the catalog takes none",
+            ));
+        }
+        let definitions = self.definitions.definitions(&caller.tenant).await?;
+        let body =
+            views::catalog::catalog(&self.store, caller, &definitions, (self.clock)()).await?;
+        tracing::info!(tenant = %caller.tenant, metrics = body["metrics"].as_array().map_or(0, Vec::len), "catalog answered");
         Ok(json(StatusCode::OK, &body))
     }
 

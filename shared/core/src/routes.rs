@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("POST /api/v1/metrics/query", Access::Role(Role::Viewer)),
     ("GET /api/v1/metrics/history", Access::Role(Role::Viewer)),
     ("GET /api/v1/metrics", Access::Role(Role::Viewer)),
+    ("GET /api/v1/metrics/catalog", Access::Role(Role::Viewer)),
     ("PUT /api/v1/metrics/cards", Access::Role(Role::Admin)),
     ("GET /api/v1/web/{view}", Access::Role(Role::Viewer)),
     ("GET /api/v1/business/{view}", Access::Role(Role::Analyst)),

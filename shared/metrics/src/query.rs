@@ -489,6 +489,10 @@ pub struct Answer {
     /// Each kept group's tags (its `group_by` tags; empty when not grouped).
     pub tags: Vec<BTreeMap<String, String>>,
     pub points: Vec<Point>,
+    /// Each kept group's aggregations over the whole range (index as [`Answer::tags`]): its
+    /// buckets merged, so a percentile or `uniques` is the range's own, not a mean of points.
+    /// Empty for a derived metric.
+    pub summary: Vec<Vec<Option<f64>>>,
     /// The same query over the compared range (`compare_to`).
     pub comparison: Option<Box<Answer>>,
     /// Points are weeks merged from daily buckets (`resolution` says `1w`).
@@ -551,6 +555,23 @@ impl Serialize for Answer {
         m.serialize_entry("aggregations", &self.aggregations)?;
         m.serialize_entry("groups", &self.groups)?;
         m.serialize_entry("data", &Data(self))?;
+        if !self.summary.is_empty() {
+            let summary: Vec<serde_json::Value> = self
+                .tags
+                .iter()
+                .zip(&self.summary)
+                .map(|(tags, values)| {
+                    let values: BTreeMap<&str, Option<f64>> = self
+                        .aggregations
+                        .iter()
+                        .zip(values)
+                        .map(|(a, v)| (a.as_str(), *v))
+                        .collect();
+                    serde_json::json!({"tags": tags, "values": values})
+                })
+                .collect();
+            m.serialize_entry("summary", &summary)?;
+        }
         if let Some(c) = &self.comparison {
             m.serialize_entry("comparison", c)?;
         }
@@ -612,9 +633,19 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         )
     });
     let mut tags = Vec::with_capacity(ranked.len());
+    let mut summary = Vec::with_capacity(ranked.len());
     let mut points = Vec::new();
+    let range_secs = (query.end - query.start).max(1);
     for (group, (key, mut buckets)) in ranked.into_iter().enumerate() {
         tags.push(key);
+        let whole = combine(buckets.iter().map(|(_, b)| *b), sketches);
+        summary.push(
+            query
+                .aggregations
+                .iter()
+                .map(|a| a.of(&whole, range_secs))
+                .collect(),
+        );
         buckets.sort_by_key(|(start, _)| *start);
         for run in buckets.chunk_by(|a, b| a.0 == b.0) {
             let merged;
@@ -642,6 +673,7 @@ pub fn compute(query: &Query, series: &[SeriesData]) -> Answer {
         aggregations: query.aggregations.clone(),
         groups: found,
         tags,
+        summary,
         points,
         comparison: None,
         weekly: query.weekly,
@@ -696,6 +728,7 @@ pub fn combine_derived(
         aggregations: vec![derived.aggregation],
         groups: found,
         tags,
+        summary: Vec::new(),
         points,
         comparison: None,
         weekly: query.weekly,

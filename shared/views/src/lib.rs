@@ -17,6 +17,8 @@
 //! are computed hourly, so they trail the live page views by up to 90 minutes; the realtime
 //! view reads the live minutes.
 
+pub mod catalog;
+
 use pulse_core::error::ApiError;
 use pulse_core::identity::{Caller, Role};
 use pulse_metrics::aggregate::{self, Bucket};

@@ -192,6 +192,48 @@ fn series_of_one_group_merge_into_one_point() {
 }
 
 #[test]
+fn each_group_is_summarised_over_the_whole_range_from_its_merged_buckets() {
+    // Given two routes over two hours: /a with one slow request then 99 fast ones
+    let h = NOW - 7_200;
+    let fast: Vec<f64> = (1..=99).map(f64::from).collect();
+    let series = vec![
+        (
+            tags(&[("route", "/a")]),
+            vec![(h, bucket(&[1_000.0])), (h + 3_600, bucket(&fast))],
+        ),
+        (tags(&[("route", "/b")]), vec![(h, bucket(&[7.0, 9.0]))]),
+    ];
+    // When grouped by route with p50, count and rate over the two hours
+    let q = parse(
+        &json!({"metric_name": "api_request", "time_range": "2h", "interval": "1h",
+                "aggregations": ["p50", "count", "max", "rate"], "group_by": "route"}),
+        NOW,
+        &Retention::default(),
+    )
+    .expect("valid");
+    let answer = compute(&q, &series);
+    // Then each group has one row of the range's own figures, in the ranked order: /a's
+    // median is the 100 requests' (about 50), not the mean of its hourly medians (525)
+    assert_eq!(
+        answer.tags,
+        [tags(&[("route", "/a")]), tags(&[("route", "/b")])]
+    );
+    let a = &answer.summary[0];
+    let p50 = a[0].expect("p50");
+    assert!((p50 - 50.0).abs() < 2.0, "{p50}");
+    assert_eq!(a[1], Some(100.0));
+    assert_eq!(a[2], Some(1_000.0));
+    assert_eq!(a[3], Some(100.0 / 7_200.0));
+    assert_eq!(answer.summary[1][1], Some(2.0));
+    // And it serialises beside the points, by aggregation name
+    let v = serde_json::to_value(&answer).expect("json");
+    assert_eq!(
+        v["summary"][1],
+        json!({"tags": {"route": "/b"}, "values": {"p50": answer.summary[1][0], "count": 2.0, "max": 9.0, "rate": 2.0 / 7_200.0}})
+    );
+}
+
+#[test]
 fn compare_to_shifts_the_range_by_a_period_or_52_weeks() {
     let r = Retention::default();
     let q = parse(
