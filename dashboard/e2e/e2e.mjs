@@ -270,6 +270,37 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
   assert.ok(routes.includes("/slow") && routes.indexOf("/slow") < routes.indexOf("/fast"), routes.join(", "));
   assert.match(rows[routes.indexOf("/slow")][1], / ms$/);
   await page.screenshot({ path: join(artifacts, "explore-p95-by-route.png") });
+  // And a click on a row charts that route alone
+  await page.locator('figure[data-summary="1"] tbody button', { hasText: "/slow" }).click();
+  await page.waitForFunction(() => location.hash.includes("route=%2Fslow") && !location.hash.includes("group_by"));
+  await page.locator('section[data-loading="0"] [data-chart="explore-line"]').waitFor();
+  assert.match(await page.locator(".crumbs").innerText(), /route = \/slow/);
+  await context.close();
+});
+
+await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands and says how accurate it was", async () => {
+  // Given 35 days of a metric's history, imported (busier on weekdays, with some noise)
+  const day = 86_400_000;
+  const today = Math.floor(Date.now() / day) * day;
+  const rows = ["kind,name,value,timestamp"];
+  for (let d = 35; d >= 1; d--) {
+    const start = today - d * day;
+    const n = ([1, 2, 3, 4, 5].includes(new Date(start).getUTCDay()) ? 12 : 5) + (d % 3);
+    for (let i = 0; i < n; i++) rows.push(`metric,e2e.load,1,${new Date(start + (i + 1) * 3_600_000).toISOString()}`);
+  }
+  const imported = await fetch(`${base}/api/v1/imports`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "text/csv" }, body: rows.join("\n") + "\n" });
+  assert.ok(imported.status < 300, `import: ${imported.status} ${await imported.text()}`);
+  await until("the forecast to have its history", async () => (await api(admin, "/api/v1/predictions/e2e.load?days=7")).status === 200, 60_000);
+  // When the user charts the metric over 30 days
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/explore/query?metric=e2e.load&range=30d`);
+  // Then a forecast panel shows the next 7 days with its bands and its measured accuracy
+  const panel = page.locator('figure[data-forecast="1"]');
+  await panel.waitFor({ timeout: 30_000 });
+  assert.match(await panel.locator("h2").innerText(), /^Next 7 days of count of e2e\.load: forecast with 80% and 95% intervals/);
+  await panel.locator('[data-chart="explore-forecast"] canvas').first().waitFor();
+  assert.match(await panel.locator('[data-accuracy="1"]').innerText(), /accuracy \d+%, MASE [\d.]+, the 80% interval held \d+% of days and the 95% \d+%/);
+  await page.screenshot({ path: join(artifacts, "explore-forecast.png"), fullPage: true });
   await context.close();
 });
 

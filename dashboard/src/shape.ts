@@ -358,3 +358,38 @@ export function catalogLabel(m: CatalogMetric): string {
   const tags = Object.keys(m.tags);
   return [m.name, `${formatValue(m.events)} events`, m.unit ?? "", tags.length ? `by ${tags.join(", ")}` : ""].filter(Boolean).join(" · ");
 }
+
+/** A day of a forecast (`GET /api/v1/predictions/{metric}`). */
+export interface PredictionPoint {
+  date: string;
+  forecast: number;
+  lo80: number;
+  hi80: number;
+  lo95: number;
+  hi95: number;
+}
+
+/**
+ * A forecast as chart series on a time axis (each day at its UTC midnight): the forecast, each
+ * interval's lower bound and its width (drawn stacked on the bound, so the band fills between
+ * the bounds).
+ */
+export function forecastBands(points: PredictionPoint[]): Record<"forecast" | "lo80" | "width80" | "lo95" | "width95", [number, number][]> {
+  const at = (p: PredictionPoint) => Date.parse(`${p.date}T00:00:00Z`);
+  return {
+    forecast: points.map((p) => [at(p), p.forecast]),
+    lo80: points.map((p) => [at(p), p.lo80]),
+    width80: points.map((p) => [at(p), p.hi80 - p.lo80]),
+    lo95: points.map((p) => [at(p), p.lo95]),
+    width95: points.map((p) => [at(p), p.hi95 - p.lo95]),
+  };
+}
+
+/** Whether an Explore range spans a week or more (forecasts are daily: shorter ranges skip them). */
+export function weekOrMore(range: string, start?: string, end?: string): boolean {
+  if (start) return Date.parse(end ?? new Date().toISOString()) - Date.parse(start) >= 7 * 86_400_000;
+  const m = /^(\d+)([mhdw])$/.exec(range);
+  if (!m) return false;
+  const days = Number(m[1]) * { m: 1 / 1440, h: 1 / 24, d: 1, w: 7 }[m[2] as "m" | "h" | "d" | "w"];
+  return days >= 7;
+}

@@ -8,10 +8,18 @@ import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
-import { aggregationUnit, anomalyMarkers, catalogLabel, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
-import { Exports, RangeBar, Table, Tiles, barOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
+import { aggregationUnit, anomalyMarkers, catalogLabel, forecastBands, weekOrMore, type PredictionPoint, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
+import { Exports, RangeBar, Table, Tiles, barOption, forecastOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
+
+/** A forecast as `GET /api/v1/predictions/{metric}` answers it. */
+interface Prediction {
+  model: string;
+  history_days: number;
+  accuracy: { mase: number | null; accuracy: number | null; coverage80: number | null; coverage95: number | null; cuts: number };
+  points: PredictionPoint[];
+}
 
 const PIES = new Set(["web/sources", "web/devices"]);
 
@@ -73,14 +81,29 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       if (route.area === "explore") {
         const body = exploreBody(p, filters(route), range, compare);
         const answer = await api.post<View>("/api/v1/metrics/query", body);
-        // A total's count or sum gets the detector's anomalies over the charted range.
+        // A total's count or sum gets the detector's anomalies over the charted range and, over
+        // a week or more, the next 7 days' forecast after its last 4 weeks of daily totals.
         const points = (answer.data as QueryPoint[] | undefined) ?? [];
         const aggregation = (body.aggregations as string[])[0];
         if (!p.group_by && !Object.keys(filters(route)).length && ["count", "sum"].includes(aggregation) && points.length) {
+          const metric = String(body.metric_name);
           const to = Date.parse(points[points.length - 1].timestamp) + intervalMs(String(answer.resolution));
-          answer.anomalies = await api
-            .get<View>("/api/v1/anomalies", { metric: String(body.metric_name), from: points[0].timestamp, to: new Date(to).toISOString(), aggregation })
-            .then((a) => a.anomalies, () => []);
+          const anomalies = api.get<View>("/api/v1/anomalies", { metric, from: points[0].timestamp, to: new Date(to).toISOString(), aggregation }).then(
+            (a) => a.anomalies,
+            () => [],
+          );
+          const forecast = weekOrMore(range, p.start, p.end)
+            ? Promise.all([
+                api.get<View>(`/api/v1/predictions/${encodeURIComponent(metric)}`, { days: "7", aggregation }),
+                api.post<View>("/api/v1/metrics/query", { metric_name: metric, time_range: "28d", interval: "1d", aggregations: [aggregation] }),
+              ]).catch(() => null)
+            : Promise.resolve(null);
+          const [found, predicted] = await Promise.all([anomalies, forecast]);
+          answer.anomalies = found;
+          if (predicted) {
+            answer.prediction = predicted[0];
+            answer.forecast_history = predicted[1].data;
+          }
         }
         return [answer, null];
       }
@@ -202,6 +225,15 @@ function drillRow(route: Route, view: View): ((row: Row) => void) | undefined {
   if (!dim || !Array.isArray(view.rows)) return undefined;
   return (row) => {
     location.hash = routeHash(drillTarget(route, dim, String(row[dim] ?? "")));
+  };
+}
+
+/** A summary row's drill-down: that group alone (its tags become filters), over time. */
+function drillGroup(route: Route): (row: Row) => void {
+  return (row) => {
+    const { group_by: by = "", ...rest } = route.params;
+    const tags = Object.fromEntries(by.split(",").map((k) => [k.trim(), String(row[k.trim()] ?? "")]));
+    location.hash = routeHash({ ...route, params: { ...rest, ...tags } });
   };
 }
 
@@ -439,6 +471,27 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
         <Chart id="explore-line" title={`${String(view.metric)} over time; click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval, ...axis, markers: anomalyMarkers((view.anomalies as Anomaly[] | undefined) ?? [], series[0]?.data ?? []) })} onTimeClick={narrow} />
       </figure>,
     );
+    const prediction = view.prediction as Prediction | undefined;
+    if (prediction?.points.length) {
+      const today = Date.parse(`${prediction.points[0].date}T00:00:00Z`);
+      const history = ((view.forecast_history as QueryPoint[] | undefined) ?? []).map((q) => [Date.parse(q.timestamp), q.value] as [number, number | null]).filter(([t]) => t < today);
+      const a = prediction.accuracy;
+      const pct = (v: number | null) => (v === null ? "–" : `${Math.round(v * 100)}%`);
+      parts.push(
+        <figure class="panel wide" key="forecast" data-forecast="1">
+          <figcaption>
+            <h2>
+              Next {prediction.points.length} days of {aggregation} of {String(view.metric)}: forecast with 80% and 95% intervals
+            </h2>
+            <Exports id="explore-forecast" rows={() => prediction.points as unknown as Row[]} name={`forecast-${String(view.metric)}`} />
+          </figcaption>
+          <Chart id="explore-forecast" title={`Daily ${aggregation} of ${String(view.metric)}: the last 4 weeks and the next ${prediction.points.length} days' forecast`} option={forecastOption(history, forecastBands(prediction.points), unit)} height={240} />
+          <p class="muted" data-accuracy="1">
+            {prediction.model}, from {prediction.history_days} days. On this metric's last {a.cuts} weeks: accuracy {pct(a.accuracy)}, MASE {a.mase === null ? "–" : a.mase.toFixed(2)}, the 80% interval held {pct(a.coverage80)} of days and the 95% {pct(a.coverage95)}.
+          </p>
+        </figure>,
+      );
+    }
     // One value per group over the whole range (percentiles of the range, not of its points).
     const summary = view.summary as SummaryRow[] | undefined;
     if (summary?.length) {
@@ -452,7 +505,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
             </h2>
             <Exports id="explore-summary" rows={() => table} name={`explore-${String(view.metric)}-summary`} />
           </figcaption>
-          <Table rows={table} caption={`${aggregation} of ${String(view.metric)} over the range`} units={units} />
+          <Table rows={table} caption={`${aggregation} of ${String(view.metric)} over the range`} units={units} onRow={route.params.group_by ? drillGroup(route) : undefined} />
         </figure>,
       );
     }

@@ -65,6 +65,47 @@ export function lineOption(
   };
 }
 
+/**
+ * A daily forecast after its history: the history as a line, the forecast dashed, and its 80 %
+ * and 95 % intervals as bands (each a transparent lower bound with its width stacked on it).
+ */
+export function forecastOption(history: [number, number | null][], bands: Record<"forecast" | "lo80" | "width80" | "lo95" | "width95", [number, number][]>, unit?: string): Option {
+  const band = (name: string, stack: string, lo: [number, number][], width: [number, number][], opacity: number) => [
+    { type: "line", name: `${name} low`, data: lo, stack, stackStrategy: "all", lineStyle: { opacity: 0 }, symbol: "none", silent: true, tooltip: { show: false } },
+    { type: "line", name, data: width, stack, stackStrategy: "all", lineStyle: { opacity: 0 }, symbol: "none", itemStyle: { color: "#1d4ed8", opacity: opacity * 2 }, areaStyle: { color: "#1d4ed8", opacity }, silent: true },
+  ];
+  return {
+    tooltip: { trigger: "axis", formatter: forecastTooltip(bands, unit) },
+    legend: { top: 0, data: ["history", "forecast", "80% interval", "95% interval"] },
+    grid: { left: 56, right: 16, top: 32, bottom: 28 },
+    xAxis: { type: "time" },
+    yAxis: unit ? { type: "value", axisLabel: { formatter: (v: number) => formatValue(v, unit) } } : { type: "value", minInterval: 1 },
+    series: [
+      ...band("95% interval", "b95", bands.lo95, bands.width95, 0.12),
+      ...band("80% interval", "b80", bands.lo80, bands.width80, 0.22),
+      { type: "line", name: "history", data: history, step: "start", symbol: "none", lineStyle: { width: 2 } },
+      { type: "line", name: "forecast", data: bands.forecast, lineStyle: { type: "dashed", width: 2 }, symbolSize: 6 },
+    ],
+  };
+}
+
+/** The tooltip of a forecast day: the forecast and both intervals, in the metric's unit. */
+function forecastTooltip(bands: Record<"forecast" | "lo80" | "width80" | "lo95" | "width95", [number, number][]>, unit?: string) {
+  return (items: { axisValue?: number; seriesName?: string; value?: [number, number | null] }[]) => {
+    const t = items[0]?.axisValue;
+    const i = bands.forecast.findIndex(([x]) => x === t);
+    const day = t === undefined ? "" : new Date(t).toISOString().slice(0, 10);
+    if (i < 0) {
+      const h = items.find((x) => x.seriesName === "history");
+      return `${day}<br/>history: ${formatValue(h?.value?.[1] ?? null, unit)}`;
+    }
+    const f = (v: number) => formatValue(v, unit);
+    const lo80 = bands.lo80[i][1];
+    const lo95 = bands.lo95[i][1];
+    return `${day}<br/>forecast: ${f(bands.forecast[i][1])}<br/>80%: ${f(lo80)} – ${f(lo80 + bands.width80[i][1])}<br/>95%: ${f(lo95)} – ${f(lo95 + bands.width95[i][1])}`;
+  };
+}
+
 export function barOption(categories: string[], values: (number | null)[], name: string, previous?: (number | null)[]): Option {
   const series: Record<string, unknown>[] = [{ type: "bar", name, data: values, barMaxWidth: 28 }];
   if (previous) series.push({ type: "bar", name: `${name} (previous period)`, data: previous, barMaxWidth: 28, itemStyle: { opacity: 0.45 } });

@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, summaryRows, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, forecastBands, summaryRows, weekOrMore, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
 
 describe("formats", () => {
@@ -252,5 +252,25 @@ describe("explore summary", () => {
     const m = { name: "api_request", events: 12345, unit: "ms", aggregation: "p95", tags: { route: { values: ["/a"], more: false }, status: { values: ["200"], more: false } } };
     expect(catalogLabel(m)).toBe("api_request · 12.3K events · ms · by route, status");
     expect(catalogLabel({ ...m, unit: null, tags: {} })).toBe("api_request · 12.3K events");
+  });
+});
+
+describe("forecast", () => {
+  it("draws each interval as a band stacked on its lower bound", () => {
+    const b = forecastBands([{ date: "2026-12-03", forecast: 10, lo80: 8, hi80: 12, lo95: 6, hi95: 15 }]);
+    const t = Date.parse("2026-12-03T00:00:00Z");
+    expect(b.forecast).toEqual([[t, 10]]);
+    expect(b.lo80).toEqual([[t, 8]]);
+    expect(b.width80).toEqual([[t, 4]]);
+    expect(b.lo95).toEqual([[t, 6]]);
+    expect(b.width95).toEqual([[t, 9]]);
+  });
+
+  it("forecasts only over ranges of a week or more", () => {
+    expect(weekOrMore("24h")).toBe(false);
+    expect(weekOrMore("7d")).toBe(true);
+    expect(weekOrMore("2w")).toBe(true);
+    expect(weekOrMore("", "2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z")).toBe(false);
+    expect(weekOrMore("", "2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z")).toBe(true);
   });
 });
