@@ -245,7 +245,11 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
     ...[400, 900].map((latency_ms) => ({ kind: "api_request", route: "/slow", method: "POST", status: 200, latency_ms })),
   ];
   assert.equal((await api(admin, "/api/v1/events", { events: requests })).status, 202);
-  await until("the catalog to list the requests", async () => ((await api(admin, "/api/v1/metrics/catalog")).json?.metrics ?? []).some((m) => m.name === "api_request" && m.events >= 6));
+  const counted = { metric_name: "api_request", time_range: "1h", aggregations: ["count"], group_by: "route", filters: { route: { in: ["/fast", "/slow"] } } };
+  await until("the stream to count the requests", async () => {
+    const summary = (await api(admin, "/api/v1/metrics/query", counted)).json?.summary ?? [];
+    return summary.map((g) => `${g.tags.route}=${g.values.count}`).sort().join() === "/fast=4,/slow=2";
+  });
   const { context, page } = await signedIn(admin);
   await page.goto(base);
   await page.locator(".card").first().waitFor();
