@@ -4,7 +4,8 @@
 // Proves: the cards show what the API answers; an ingested event moves a card within 2 s; a
 // click on a chart drills down (and the breadcrumb leads back); a range that loads dims the old
 // answer under a status; the CSV export holds the rows of
-// the view; a viewer does not see the business view; a 375 px viewport renders one column.
+// the view; a viewer does not see the business view; a 375 px viewport shows two cards per row
+// under a compact header; Explore charts p95 by route in four steps and forecasts 7 days.
 // Measures: first load to cards with numbers, a 1,000-point line chart's render, the gzipped
 // JavaScript. Screenshots and figures go to e2e/artifacts/.
 
@@ -257,8 +258,8 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
   await page.getByRole("link", { name: "Explore" }).first().click();
   await page.locator('section[data-view="explore/query"][data-loading="0"]').waitFor();
   await page.getByLabel("Metric").fill("api_request");
-  // (the picked metric brings its own aggregation: latency reads as p95)
-  assert.equal(await page.getByLabel("Aggregation").inputValue(), "p95");
+  // (the picked metric brings its own aggregation, latency reading as p95, once the catalog is in)
+  await page.waitForFunction(() => document.querySelector('select[name="aggregation"]')?.value === "p95", null, { timeout: 5_000 });
   await page.getByLabel("Group by").fill("route");
   await page.getByRole("button", { name: "query" }).click();
   // Then the chart is the p95 in ms by route over the last 24 hours
@@ -274,6 +275,11 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
   assert.ok(routes.includes("/slow") && routes.indexOf("/slow") < routes.indexOf("/fast"), routes.join(", "));
   assert.match(rows[routes.indexOf("/slow")][1], / ms$/);
   await page.screenshot({ path: join(artifacts, "explore-p95-by-route.png") });
+  // And "without Pulse's own API calls" leaves the monitored app's routes only
+  await page.getByLabel("without Pulse's own API calls").check();
+  await page.waitForFunction(() => location.hash.includes("service=%21pulse"));
+  await page.waitForFunction(() => document.querySelectorAll('section[data-loading="0"] figure[data-summary="1"] tbody tr').length === 2);
+  assert.deepEqual(await page.locator('figure[data-summary="1"] tbody th').allInnerTexts(), ["/slow", "/fast"]);
   // And a click on a row charts that route alone
   await page.locator('figure[data-summary="1"] tbody button', { hasText: "/slow" }).click();
   await page.waitForFunction(() => location.hash.includes("route=%2Fslow") && !location.hash.includes("group_by"));
@@ -339,12 +345,17 @@ await step("a viewer does not see the business view", async () => {
   await context.close();
 });
 
-await step("a 375 px-wide viewport renders one column", async () => {
+await step("a 375 px-wide viewport renders two cards per row, one column of panels and a compact header", async () => {
   const { context, page } = await signedIn(admin, { width: 375, height: 812 });
   await page.goto(base);
   await page.waitForFunction(() => document.querySelectorAll(".card").length >= 2);
-  const lefts = await page.$$eval(".card, .panel", (els) => els.map((e) => Math.round(e.getBoundingClientRect().left)));
-  assert.equal(new Set(lefts).size, 1, `lefts: ${lefts}`);
+  const cards = await page.$$eval(".card", (els) => els.map((e) => Math.round(e.getBoundingClientRect().left)));
+  assert.equal(new Set(cards).size, 2, `card lefts: ${cards}`);
+  const panels = await page.$$eval(".panel", (els) => els.map((e) => Math.round(e.getBoundingClientRect().left)));
+  assert.equal(new Set(panels).size, 1, `panel lefts: ${panels}`);
+  // The header is the brand and status over one row of areas: at most 3 lines of text
+  const header = await page.locator("header").evaluate((e) => e.getBoundingClientRect().height);
+  assert.ok(header <= 110, `header ${header}px tall`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `horizontal overflow ${overflow}px`);
   await page.waitForLoadState("networkidle");

@@ -106,7 +106,7 @@ export const AGGREGATIONS = ["count", "sum", "avg", "min", "max", "p50", "p95", 
 /**
  * The metric query Explore sends for its route parameters: the chosen aggregation first (the
  * API charts each point's first aggregation as `value`), then count, sum, avg and p95 for the
- * table, each once.
+ * table, each once. A filter value `!x` means "not x", as in the views (`service=!pulse`).
  */
 export function exploreBody(p: Record<string, string>, filters: Record<string, string>, range: string, compare: boolean): Record<string, unknown> {
   const chosen = AGGREGATIONS.includes(p.aggregation ?? "") ? (p.aggregation as string) : "count";
@@ -115,7 +115,7 @@ export function exploreBody(p: Record<string, string>, filters: Record<string, s
     metric_name: p.metric ?? "page_view",
     time_range: p.start ? { start: p.start, end: p.end } : range,
     aggregations,
-    filters,
+    filters: Object.fromEntries(Object.entries(filters).map(([k, v]) => [k, v.startsWith("!") ? { neq: v.slice(1) } : v])),
     ...(p.group_by ? { group_by: p.group_by.split(",") } : {}),
     ...(p.interval ? { interval: p.interval } : {}),
     ...(compare ? { compare_to: "previous_period" } : {}),

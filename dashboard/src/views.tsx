@@ -240,6 +240,13 @@ function drillGroup(route: Route): (row: Row) => void {
 function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
   const p = props.route.params;
   const [chosen, setChosen] = useState(p.metric ?? "page_view");
+  // The aggregation picked by hand; until then the metric's own (latency as p95, money as sum),
+  // also when the catalog arrives after the metric was typed.
+  const [picked, setPicked] = useState(p.aggregation ?? "");
+  useEffect(() => {
+    setChosen(p.metric ?? "page_view");
+    setPicked(p.aggregation ?? "");
+  }, [p.metric, p.aggregation]);
   const known = props.catalog.find((m) => m.name === chosen);
   const names = props.catalog.length ? props.catalog.map((m) => m.name) : ["page_view", "web.pages", "order", "api_request", "error", "ml_job"];
   return (
@@ -262,12 +269,8 @@ function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
           list="metric-names"
           required
           onInput={(e) => {
-            const name = e.currentTarget.value.trim();
-            setChosen(name);
-            // A picked metric reads in its own aggregation first (latency as p95, revenue as sum).
-            const m = props.catalog.find((x) => x.name === name);
-            const select = e.currentTarget.form?.elements.namedItem("aggregation") as HTMLSelectElement | null;
-            if (m && select) select.value = m.aggregation;
+            setChosen(e.currentTarget.value.trim());
+            setPicked("");
           }}
         />
       </label>
@@ -279,7 +282,7 @@ function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
       </datalist>
       <label>
         Aggregation{" "}
-        <select name="aggregation" defaultValue={p.aggregation ?? known?.aggregation ?? "count"}>
+        <select name="aggregation" value={picked || known?.aggregation || "count"} onChange={(e) => setPicked(e.currentTarget.value)}>
           {AGGREGATIONS.map((a) => (
             <option key={a} value={a}>
               {a}
@@ -295,6 +298,19 @@ function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
           <option key={tag} value={tag} label={`${tag}: ${t.values.slice(0, 3).join(", ")}${t.more || t.values.length > 3 ? ", …" : ""}`} />
         ))}
       </datalist>
+      {known?.tags.service?.values.includes("pulse") && (
+        <label class="toggle">
+          <input
+            type="checkbox"
+            checked={p.service === "!pulse"}
+            onChange={(e) => {
+              const { service: _s, ...rest } = p;
+              location.hash = routeHash({ ...props.route, params: e.currentTarget.checked ? { ...rest, service: "!pulse" } : rest });
+            }}
+          />{" "}
+          without Pulse's own API calls
+        </label>
+      )}
       <button type="submit">query</button>
     </form>
   );

@@ -187,6 +187,9 @@ describe("exploreBody", () => {
     expect(body.group_by).toEqual(["route"]);
     expect(body.filters).toEqual({});
   });
+  it("reads a filter value starting with ! as not that value", () => {
+    expect(exploreBody({}, { service: "!pulse", route: "/a" }, "24h", false).filters).toEqual({ service: { neq: "pulse" }, route: "/a" });
+  });
   it("falls back to count for an aggregation it does not offer", () => {
     expect(exploreBody({ aggregation: "p42" }, {}, "7d", false).aggregations).toEqual(["count", "sum", "avg", "p95", "uniques"]);
   });

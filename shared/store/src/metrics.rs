@@ -1014,8 +1014,8 @@ impl DynamoMetrics {
             .item)
     }
 
-    /// Puts `item` if the stored one is still at `version` (none stored, for 0); `false` when
-    /// another writer got there first (the caller reads again and retries).
+    /// Puts `item` if the stored one is still at `version` (none stored, for 0); [`Put::Lost`]
+    /// with the item as it now stands when another writer got there first.
     async fn put_if_version(&self, item: Item, version: i64) -> Result<Put, StoreError> {
         let mut put = self
             .client
@@ -1056,13 +1056,16 @@ enum Put {
 
 impl Put {
     /// `true` if written; otherwise `prefetched` becomes the item the write lost to (or stays
-    /// empty, to be read), after a pause with jitter that spreads contending writers apart.
+    /// empty, to be read), after a pause with jitter that spreads contending writers apart
+    /// (none after the last of [`MERGE_ATTEMPTS`]).
     async fn written(self, attempt: usize, prefetched: &mut Option<Option<Item>>) -> bool {
         match self {
             Put::Written => true,
             Put::Lost(item) => {
                 *prefetched = item.map(Some);
-                tokio::time::sleep(contention_pause(attempt)).await;
+                if attempt + 1 < MERGE_ATTEMPTS {
+                    tokio::time::sleep(contention_pause(attempt)).await;
+                }
                 false
             }
         }
