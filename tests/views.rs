@@ -581,6 +581,37 @@ async fn cards_show_a_visitor_arriving_now_and_bad_view_requests_are_precise() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // And `service=!pulse` leaves Pulse's own calls out, `service=pulse` keeps only them
+    let routes = |v: &Value| -> Vec<String> {
+        v["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| r["route"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (status, app) = get(
+        &cloud,
+        "cards-a",
+        "admin",
+        "/api/v1/health/api?range=1h&service=!pulse",
+    )
+    .await;
+    assert_eq!(status, 200, "{app}");
+    assert!(
+        !routes(&app).iter().any(|r| r == "/api/v1/metrics"),
+        "{app}"
+    );
+    let (_, own) = get(
+        &cloud,
+        "cards-a",
+        "admin",
+        "/api/v1/health/api?range=1h&service=pulse",
+    )
+    .await;
+    assert!(routes(&own).iter().any(|r| r == "/api/v1/metrics"), "{own}");
     // And bad requests are precise problems
     for (path, status, pointer) in [
         ("/api/v1/web/nope", 404, None),

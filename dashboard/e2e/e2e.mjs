@@ -314,6 +314,18 @@ await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands and
   await context.close();
 });
 
+await step("system health can leave Pulse's own API calls out", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/health/api?range=24h`);
+  await page.locator('section[data-view="health/api"][data-loading="0"] tbody tr').first().waitFor();
+  await page.getByLabel("without Pulse's own API calls").check();
+  await page.waitForFunction(() => location.hash.includes("service=%21pulse"));
+  await page.locator('section[data-view="health/api"][data-loading="0"] tbody tr').first().waitFor();
+  const routes = await page.locator('section[data-view="health/api"] tbody th').allInnerTexts();
+  assert.ok(routes.includes("/slow") && !routes.some((r) => r.startsWith("/api/v1/")), routes.join(", "));
+  await context.close();
+});
+
 await step("the CSV export holds the rows of the view", async () => {
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);

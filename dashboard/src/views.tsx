@@ -183,6 +183,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         <label class="toggle">
           <input type="checkbox" checked={compare} onChange={(e) => go({ ...p, compare: e.currentTarget.checked ? "1" : "" })} /> compare to previous period
         </label>
+        {route.area === "health" && <OwnCalls route={route} />}
         {view && <Exports rows={() => rows} json={() => view} name={name} />}
       </div>
       {key === "web/funnel" && (
@@ -235,6 +236,24 @@ function drillGroup(route: Route): (row: Row) => void {
     const tags = Object.fromEntries(by.split(",").map((k) => [k.trim(), String(row[k.trim()] ?? "")]));
     location.hash = routeHash({ ...route, params: { ...rest, ...tags } });
   };
+}
+
+/** "Without Pulse's own API calls": Pulse records its API calls as the tenant's, `service=pulse`. */
+function OwnCalls(props: { route: Route }) {
+  const p = props.route.params;
+  return (
+    <label class="toggle">
+      <input
+        type="checkbox"
+        checked={p.service === "!pulse"}
+        onChange={(e) => {
+          const { service: _s, ...rest } = p;
+          location.hash = routeHash({ ...props.route, params: e.currentTarget.checked ? { ...rest, service: "!pulse" } : rest });
+        }}
+      />{" "}
+      without Pulse's own API calls
+    </label>
+  );
 }
 
 function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
@@ -298,19 +317,7 @@ function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
           <option key={tag} value={tag} label={`${tag}: ${t.values.slice(0, 3).join(", ")}${t.more || t.values.length > 3 ? ", …" : ""}`} />
         ))}
       </datalist>
-      {known?.tags.service?.values.includes("pulse") && (
-        <label class="toggle">
-          <input
-            type="checkbox"
-            checked={p.service === "!pulse"}
-            onChange={(e) => {
-              const { service: _s, ...rest } = p;
-              location.hash = routeHash({ ...props.route, params: e.currentTarget.checked ? { ...rest, service: "!pulse" } : rest });
-            }}
-          />{" "}
-          without Pulse's own API calls
-        </label>
-      )}
+      {known?.tags.service?.values.includes("pulse") && <OwnCalls route={props.route} />}
       <button type="submit">query</button>
     </form>
   );

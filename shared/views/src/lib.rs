@@ -52,6 +52,7 @@ const DIMENSIONS: &[&str] = &[
     "status",
     "provider",
     "pipeline",
+    "service",
 ];
 
 /// A view's parsed parameters.
@@ -674,7 +675,8 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
     }
 
     pub async fn health(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
-        const DIMS: &[&str] = &["route", "method", "status"];
+        // `service=!pulse` leaves out Pulse's own API calls, which it records as the tenant's.
+        const DIMS: &[&str] = &["route", "method", "status", "service"];
         let f = Self::filters_for(p, DIMS, view)?;
         let (ps, pe) = p.previous();
         match view {
