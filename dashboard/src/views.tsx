@@ -55,7 +55,10 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   const [view, setView] = useState<View | null>(null);
   const [previous, setPrevious] = useState<View | null>(null);
   const [error, setError] = useState("");
-  const [loading, setLoading] = useState(true);
+  // Which request the shown answer (or error) belongs to: the render right after the hash
+  // changes is already "loading", before the effect that fetches has run, so the old answer
+  // is never presented under the new route's title.
+  const [loadedFor, setLoadedFor] = useState("");
   const [steps, setSteps] = useState("/, /pricing, /signup");
   // Explore's metric picker: what the tenant has, with tags and units (loaded once).
   const [catalog, setCatalog] = useState<CatalogMetric[]>([]);
@@ -63,6 +66,8 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   const range = p.range ?? (route.area === "explore" ? "24h" : "7d");
   const compare = p.compare === "1";
   const key = `${route.area}/${route.view}`;
+  const request = `${location.hash}|${steps}`;
+  const loading = loadedFor !== request;
 
   const go = (params: Record<string, string>) => {
     location.hash = routeHash({ ...route, params });
@@ -71,7 +76,6 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   useEffect(() => {
     let cancelled = false;
     setError("");
-    setLoading(true);
     const time = p.start ? { start: p.start, end: p.end } : { range };
     const load = async (): Promise<[View, View | null]> => {
       if (key === "web/funnel") {
@@ -119,19 +123,19 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         if (cancelled) return;
         setView(v);
         setPrevious(prev);
-        setLoading(false);
+        setLoadedFor(request);
       },
       (e: unknown) => {
         if (cancelled) return;
         setView(null);
-        setLoading(false);
+        setLoadedFor(request);
         setError(e instanceof ApiError ? `${e.status}: ${e.detail}` : String(e));
       },
     );
     return () => {
       cancelled = true;
     };
-  }, [location.hash, steps]);
+  }, [request]);
 
   useEffect(() => {
     if (route.area !== "explore" || catalog.length) return;
