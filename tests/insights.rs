@@ -1,6 +1,7 @@
 //! Predictions and anomalies through the local cloud: a history imported as CSV is in the
 //! rollups when the import answers, `GET /api/v1/predictions/{metric}` forecasts from it and
-//! `GET /api/v1/anomalies` finds what is unusual in it.
+//! `GET /api/v1/anomalies` finds what is unusual in it; a retrain requested through the API
+//! runs in the retrain job and its fits are what predictions serve.
 
 use pulse_tests::cloud;
 use serde_json::Value;
@@ -42,8 +43,13 @@ async fn import_csv(tenant: &str, csv: String) {
 }
 
 async fn predict(tenant: &str, path: &str, role: &str) -> (u16, Value) {
+    call("GET", tenant, path, role).await
+}
+
+async fn call(method: &str, tenant: &str, path: &str, role: &str) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let res = reqwest::Client::new()
-        .get(format!("{}{path}", cloud().http))
+        .request(method, format!("{}{path}", cloud().http))
         .bearer_auth(cloud().token(tenant, role))
         .send()
         .await
@@ -139,4 +145,80 @@ async fn an_hour_of_unusual_traffic_in_an_imported_history_is_found_and_explaine
     )
     .await;
     assert_eq!(status, 403);
+}
+
+/// Asks for a retrain as an admin and waits for its job to end (the retrain job reads the
+/// queue); the job as it ended.
+async fn retrain(tenant: &str) -> Value {
+    let (status, job) = call("POST", tenant, "/api/v1/predictions/retrain", "admin").await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "queued");
+    let path = format!(
+        "/api/v1/predictions/retrain/{}",
+        job["id"].as_str().expect("id")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, job) = call("GET", tenant, &path, "admin").await;
+        assert_eq!(status, 200, "{job}");
+        if job["status"] == "done" || job["status"] == "failed" {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not end: {job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_requested_retrain_refits_every_metric_and_predictions_serve_its_new_version() {
+    // Given ten weeks of a metric's history, imported, and a viewer
+    import_history("insights-d", 70).await;
+    let (status, _) = call(
+        "POST",
+        "insights-d",
+        "/api/v1/predictions/retrain",
+        "viewer",
+    )
+    .await;
+    assert_eq!(status, 403, "a viewer may not retrain");
+    // When an admin asks for a retrain, twice
+    let first = retrain("insights-d").await;
+    let second = retrain("insights-d").await;
+    // Then each job ends done, fitting the metric by count and (its values being latencies) by sum
+    for job in [&first, &second] {
+        assert_eq!(job["status"], "done", "{job}");
+        let fitted: Vec<&str> = job["fitted"]
+            .as_array()
+            .expect("fitted")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            fitted.contains(&"api_request/count") && fitted.contains(&"api_request/sum"),
+            "{job}"
+        );
+    }
+    // And a prediction serves the second fit as stored: version 2, made by the job
+    let (status, body) = predict("insights-d", "/api/v1/predictions/api_request", "admin").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2, "{body}");
+    assert!(
+        body["trained_at"].as_str() <= second["finished_at"].as_str(),
+        "{body} {second}"
+    );
+    // And the accuracy lists the metric with today's record
+    let (status, body) = predict("insights-d", "/api/v1/predictions/accuracy", "admin").await;
+    assert_eq!(status, 200, "{body}");
+    let counted = body["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["metric"] == "api_request" && m["aggregation"] == "count")
+        .unwrap_or_else(|| panic!("no accuracy of api_request: {body}"));
+    assert_eq!(counted["latest"]["version"], 2);
+    assert_eq!(counted["history"].as_array().map(Vec::len), Some(1));
+    assert_eq!(counted["latest"]["accuracy"]["cuts"], 8);
 }

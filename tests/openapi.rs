@@ -124,6 +124,35 @@ async fn real_responses_match_the_document() {
         .await
         .expect("predictions");
     conforms(&doc, "GET", "/api/v1/predictions/{metric}", res).await;
+    let res = http
+        .get(url("/api/v1/predictions/accuracy"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("accuracy");
+    conforms(&doc, "GET", "/api/v1/predictions/accuracy", res).await;
+    let res = http
+        .post(url("/api/v1/predictions/retrain"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("retrain");
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a job's location");
+    conforms(&doc, "POST", "/api/v1/predictions/retrain", res).await;
+    for path in [location.as_str(), "/api/v1/predictions/retrain/nope"] {
+        let res = http
+            .get(url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("job");
+        conforms(&doc, "GET", "/api/v1/predictions/retrain/{job}", res).await;
+    }
     for query in ["metric=page_view", "metric=page_view&from=nope"] {
         let res = http
             .get(url(&format!("/api/v1/anomalies?{query}")))

@@ -62,6 +62,7 @@ pub const BINARIES: &[&str] = &[
     "authorizer",
     "stream-aggregator",
     "job-rollup",
+    "job-retrain",
     "api-query",
     "api-metric-definitions",
     "api-insights",
@@ -147,6 +148,13 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
             Some(fallible(move |_: Value| {
                 let job = job.clone();
                 async move { job.handle().await }
+            }))
+        }
+        "job-retrain" => {
+            let job = Arc::new(job_retrain::wire(config, aws));
+            Some(fallible(move |trigger: job_retrain::Trigger| {
+                let job = job.clone();
+                async move { job.handle(trigger).await }
             }))
         }
         _ => None,

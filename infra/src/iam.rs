@@ -146,6 +146,42 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("LivePushQueue", "sqs:GetQueueUrl"),
         ],
     ),
+    (
+        "FitStore",
+        &[
+            ("AppTable", "dynamodb:GetItem"),
+            ("AppTable", "dynamodb:Query"),
+        ],
+    ),
+    // The fit with its version counted up in one update, then the day's accuracy record.
+    (
+        "FitWriter",
+        &[
+            ("AppTable", "dynamodb:UpdateItem"),
+            ("AppTable", "dynamodb:PutItem"),
+        ],
+    ),
+    (
+        "RetrainJobs",
+        &[
+            ("AppTable", "dynamodb:PutItem"),
+            ("AppTable", "dynamodb:GetItem"),
+        ],
+    ),
+    (
+        "ForecastTenants",
+        &[
+            ("AppTable", "dynamodb:PutItem"),
+            ("AppTable", "dynamodb:Query"),
+        ],
+    ),
+    (
+        "RetrainQueue",
+        &[
+            ("RetrainQueue", "sqs:SendMessage"),
+            ("RetrainQueue", "sqs:GetQueueUrl"),
+        ],
+    ),
     // Pulse's record of its own requests (`pulse_http::selfmon`): events without claims.
     (
         "RequestRecorder",
@@ -166,7 +202,18 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
         ],
     ),
     ("api-me", &[]),
-    ("api-insights", &["Totals", "RequestRecorder"]),
+    (
+        "api-insights",
+        &[
+            "Totals",
+            "FitStore",
+            "FitWriter",
+            "RetrainJobs",
+            "ForecastTenants",
+            "RetrainQueue",
+            "RequestRecorder",
+        ],
+    ),
     (
         "api-ingest",
         &[
@@ -214,6 +261,10 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "BucketStore",
             "TrailWriter",
         ],
+    ),
+    (
+        "job-retrain",
+        &["Totals", "FitWriter", "RetrainJobs", "ForecastTenants"],
     ),
     (
         "stream-aggregator",

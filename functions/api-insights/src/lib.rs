@@ -1,17 +1,22 @@
-//! Insights from Pulse's models ([`pulse_models`]):
+//! Insights from Pulse's models ([`pulse_models`], fitted by [`pulse_insights`]):
 //! - `GET /api/v1/predictions/{metric}?days=7&aggregation=count`: the metric's daily total
 //!   forecast for the next `days` (1–30) days, from today, with 80 % and 95 % intervals, the
-//!   model that made it, and how accurate that model was on this metric's own past (a backtest
-//!   over its last 8 weeks: MASE, 1 − MAPE, interval coverage).
-//!
+//!   model that made it, its version, and how accurate it was on this metric's own past (a
+//!   backtest over its last 8 weeks: MASE, 1 − MAPE, interval coverage). A fit made today
+//!   (by the retrain job, or by an earlier request) is served as stored; otherwise the metric
+//!   is fitted now and the fit stored for the rest of the day.
+//! - `GET /api/v1/predictions/accuracy`: per metric the latest fit's accuracy and its daily
+//!   history, so drift is visible.
+//! - `POST /api/v1/predictions/retrain` (admin): queues a refit of every metric of the tenant
+//!   (202 with the job); `GET /api/v1/predictions/retrain/{job}` says where it is.
 //! - `GET /api/v1/anomalies?metric=…&from=…&to=…&aggregation=count`: the metric's anomalous
 //!   points in the range (hourly totals up to 7 days, daily beyond, at most 90 days), each with
 //!   its score, expected value, usual band, severity and what fired, and the windows they open.
 //!
-//! The forecast is made on request from the metric's daily totals (one Query of the day
-//! rollups): a year of history takes tens of milliseconds. The metric's role applies (business
-//! metrics need analyst, system metrics admin). A metric with no data is a 404; one with under
-//! [`MIN_DAYS`] days of history a 422 saying how many it has.
+//! The metric's role applies (business metrics need analyst, system metrics admin). A metric
+//! with no data is a 404; one with under [`MIN_DAYS`] days of history a 422 saying how many it
+//! has. A tenant that asks for predictions is refitted daily for the next
+//! [`pulse_store::app::FORECAST_USE_DAYS`] days.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -20,28 +25,37 @@ use pulse_core::identity::Caller;
 use pulse_core::{ApiError, Config};
 use pulse_http::selfmon::{RequestRecorder, serve_recorded};
 use pulse_http::{FromRequest, HttpHandler, json};
+use pulse_insights::FitError;
+use pulse_metrics::insights::{AccuracyRecord, Aggregation, Fit, JobStatus, RetrainJob};
+pub use pulse_metrics::insights::{MAX_HORIZON, MIN_DAYS};
 use pulse_metrics::rollup::Resolution;
-use pulse_models::backtest::backtest;
-use pulse_models::forecast::forecast;
-use pulse_store::Totals;
+use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
+use pulse_store::retrain::{RetrainQueue, RetrainRequest, SqsRetrainQueue};
+use pulse_store::{FitStore, FitWriter, ForecastTenants, RetrainJobs, Totals};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The routes this crate serves (template.yaml routes them to this function, and a test
 /// checks the two agree).
-pub const ROUTES: &[&str] = &["GET /api/v1/predictions/{metric}", "GET /api/v1/anomalies"];
+pub const ROUTES: &[&str] = &[
+    "GET /api/v1/predictions/{metric}",
+    "GET /api/v1/predictions/accuracy",
+    "POST /api/v1/predictions/retrain",
+    "GET /api/v1/predictions/retrain/{job}",
+    "GET /api/v1/anomalies",
+];
 
-/// Fewest days of history a prediction needs (four weeks: the weekly pattern seen four times).
-pub const MIN_DAYS: usize = 28;
-/// Days of history read (a year, and the calibration's margin).
-const HISTORY_DAYS: i64 = 400;
 const DAY: i64 = 86_400;
 
-/// The insights endpoints with the metrics they read.
+/// The insights endpoints with the metrics they read, the fits they keep and the queue that
+/// reaches the retrain job.
 #[derive(Debug)]
-pub struct Insights<S> {
+pub struct Insights<S, A, Q> {
     metrics: S,
+    fits: A,
+    queue: Q,
     claims: ClaimNames,
     clock: fn() -> i64,
     recorder: Option<Arc<dyn RequestRecorder>>,
@@ -50,12 +64,20 @@ pub struct Insights<S> {
 /// Builds the handler from the function's configuration, as `main` and the local cloud do.
 /// Loads the forecaster's network now, so that its cost is the cold start's, not the first
 /// request's.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Insights<DynamoMetrics> {
+pub fn wire(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Insights<DynamoMetrics, DynamoApp, SqsRetrainQueue> {
     if pulse_models::forecast::neural::model().is_none() {
         tracing::error!("the forecaster's network did not load; forecasting without it");
     }
     Insights::new(
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
+        DynamoApp::new(aws, &config.tables.app),
+        SqsRetrainQueue::new(
+            aws,
+            config.retrain_queue.as_deref().unwrap_or("RetrainQueue"),
+        ),
         config.claims.clone(),
     )
     .recording(pulse_http::selfmon::recorder(config, aws))
@@ -65,44 +87,37 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A prediction as the API answers it.
+/// A prediction as the API answers it: a fit, cut to the days asked for.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Prediction {
-    pub metric: String,
+pub struct Prediction<'a> {
+    pub metric: &'a str,
     pub aggregation: &'static str,
     /// What made the forecast (an ensemble's members, or a fallback for a short history).
-    pub model: String,
-    /// When it was computed (ISO-8601 UTC): forecasts are made on request.
-    pub trained_at: String,
+    pub model: &'a str,
+    /// When it was fitted (ISO-8601 UTC).
+    pub trained_at: &'a str,
+    /// Counts this metric's fits: a retrain makes the next.
+    pub version: u64,
     /// Days of history it learnt from.
     pub history_days: usize,
     /// The model's accuracy on this metric's own last weeks.
-    pub accuracy: Accuracy,
-    pub points: Vec<Point>,
+    pub accuracy: &'a pulse_metrics::insights::Accuracy,
+    pub points: &'a [pulse_metrics::insights::ForecastPoint],
 }
 
-/// Rolling-origin accuracy (`pulse_models::backtest`).
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Accuracy {
-    pub mase: Option<f64>,
-    /// 1 − MAPE over the days whose actual value was not zero.
-    pub accuracy: Option<f64>,
-    pub coverage80: Option<f64>,
-    pub coverage95: Option<f64>,
-    /// Weekly origins it was measured over (up to 8).
-    pub cuts: usize,
-}
-
-/// One forecast day.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Point {
-    /// The day (ISO-8601 date, UTC).
-    pub date: String,
-    pub forecast: f64,
-    pub lo80: f64,
-    pub hi80: f64,
-    pub lo95: f64,
-    pub hi95: f64,
+impl<'a> From<&'a Fit> for Prediction<'a> {
+    fn from(f: &'a Fit) -> Self {
+        Prediction {
+            metric: &f.metric,
+            aggregation: f.aggregation.name(),
+            model: &f.model,
+            trained_at: &f.trained_at,
+            version: f.version,
+            history_days: f.history_days,
+            accuracy: &f.accuracy,
+            points: &f.points,
+        }
+    }
 }
 
 /// An anomalous point as the API answers it.
@@ -168,7 +183,7 @@ impl AnomalyQuery {
                 "metric" if !v.is_empty() => metric = Some(v.to_owned()),
                 "from" => from = Some(time(k, v)?),
                 "to" => to = Some(time(k, v)?),
-                "aggregation" => aggregation = Aggregation::parse(v)?,
+                "aggregation" => aggregation = self::aggregation(v)?,
                 "metric" => return Err(ApiError::invalid_field(&["metric"], "must name a metric")),
                 other => {
                     return Err(ApiError::invalid_field(
@@ -218,37 +233,22 @@ impl AnomalyQuery {
     }
 }
 
-/// Which daily figure of a metric is forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Aggregation {
-    Count,
-    Sum,
+fn aggregation(v: &str) -> Result<Aggregation, ApiError> {
+    Aggregation::parse(v)
+        .ok_or_else(|| ApiError::invalid_field(&["aggregation"], "must be count or sum"))
 }
 
-impl Aggregation {
-    fn parse(v: &str) -> Result<Self, ApiError> {
-        match v {
-            "count" => Ok(Aggregation::Count),
-            "sum" => Ok(Aggregation::Sum),
-            _ => Err(ApiError::invalid_field(
-                &["aggregation"],
-                "must be count or sum",
-            )),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Aggregation::Count => "count",
-            Aggregation::Sum => "sum",
-        }
-    }
-}
-
-impl<S: Totals> Insights<S> {
-    pub fn new(metrics: S, claims: ClaimNames) -> Self {
+impl<S, A, Q> Insights<S, A, Q>
+where
+    S: Totals,
+    A: FitStore + FitWriter + RetrainJobs + ForecastTenants,
+    Q: RetrainQueue,
+{
+    pub fn new(metrics: S, fits: A, queue: Q, claims: ClaimNames) -> Self {
         Self {
             metrics,
+            fits,
+            queue,
             claims,
             clock: now_secs,
             recorder: None,
@@ -271,14 +271,23 @@ impl<S: Totals> Insights<S> {
     async fn respond(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         match path.split('/').collect::<Vec<_>>().as_slice() {
-            ["", "api", "v1", "predictions", metric] => {
+            ["", "api", "v1", "predictions", "accuracy"] if req.method() == "GET" => {
+                self.accuracy(&req).await
+            }
+            ["", "api", "v1", "predictions", "retrain"] if req.method() == "POST" => {
+                self.retrain(&req).await
+            }
+            ["", "api", "v1", "predictions", "retrain", job] if req.method() == "GET" => {
+                self.job(&req, job).await
+            }
+            ["", "api", "v1", "predictions", metric] if req.method() == "GET" => {
                 let metric = percent_encoding::percent_decode_str(metric)
                     .decode_utf8()
                     .map_err(|_| ApiError::invalid_field(&["metric"], "must be UTF-8"))?
                     .into_owned();
                 self.predict(&req, &metric).await
             }
-            ["", "api", "v1", "anomalies"] => self.anomalies(&req).await,
+            ["", "api", "v1", "anomalies"] if req.method() == "GET" => self.anomalies(&req).await,
             _ => Err(ApiError::NotFound(format!("no route {path}"))),
         }
     }
@@ -423,78 +432,131 @@ impl<S: Totals> Insights<S> {
         let caller = Caller::from_request(req, &self.claims)?;
         caller.require(pulse_metrics::query::required_role(metric))?;
         let (days, aggregation) = parameters(req)?;
-        let today = (self.clock)().div_euclid(DAY) * DAY;
-        let totals = self
-            .metrics
-            .totals(
-                &caller.tenant,
-                Resolution::Day,
-                today - HISTORY_DAYS * DAY,
-                today,
-            )
-            .await?;
-        let mut daily: Vec<(i64, f64)> = totals
-            .into_iter()
-            .filter(|(m, _, _)| m == metric)
-            .map(|(_, start, b)| {
-                let v = match aggregation {
-                    Aggregation::Count => b.count as f64,
-                    Aggregation::Sum => b.sum,
-                };
-                (start, v)
-            })
-            .collect();
-        daily.sort_by_key(|(start, _)| *start);
-        let Some(first) = daily.first().map(|(s, _)| *s) else {
-            return Err(ApiError::NotFound(format!(
-                "no data for metric {metric} in the last {HISTORY_DAYS} days"
-            )));
+        let now = (self.clock)();
+        let (stored, noted) = tokio::join!(
+            self.fits.fit(&caller.tenant, metric, aggregation, days),
+            self.fits.note_use(&caller.tenant)
+        );
+        if let Err(e) = noted {
+            // The daily retrain may miss this tenant; the prediction itself is unharmed.
+            tracing::warn!(tenant = %caller.tenant, error = %e, "forecast use not noted");
+        }
+        let fit = match stored? {
+            Some(fit) if fit.is_current(now) => fit,
+            _ => {
+                let today = now.div_euclid(DAY) * DAY;
+                let history = pulse_insights::history(&self.metrics, &caller.tenant, today).await?;
+                let fit = pulse_insights::fit(&history, metric, aggregation, days, now)
+                    .map_err(fit_error)?;
+                self.fits.put_fit(&caller.tenant, &fit).await?
+            }
         };
-        // A day without a bucket had nothing: zero, not a gap.
-        let n = usize::try_from((today - first) / DAY).unwrap_or(0);
-        let mut values = vec![0.0; n];
-        for (start, v) in &daily {
-            if let Ok(i) = usize::try_from((start - first) / DAY)
-                && i < n
+        tracing::info!(tenant = %caller.tenant, metric, days, version = fit.version, model = %fit.model, "prediction answered");
+        Ok(json(StatusCode::OK, &Prediction::from(&fit)))
+    }
+
+    /// `GET /api/v1/predictions/accuracy`: per metric and aggregation the caller may read, the
+    /// latest measured accuracy and the history of it, oldest first.
+    async fn accuracy(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(req, &self.claims)?;
+        if let Some(k) = req
+            .query_string_parameters_ref()
+            .and_then(|p| p.iter().next().map(|(k, _)| k.to_owned()))
+        {
+            return Err(ApiError::invalid_field(
+                &[k.as_str()],
+                "is not a parameter of this route",
+            ));
+        }
+        let mut by_metric: BTreeMap<(String, Aggregation), Vec<AccuracyRecord>> = BTreeMap::new();
+        for r in self.fits.accuracy_history(&caller.tenant).await? {
+            if caller
+                .require(pulse_metrics::query::required_role(&r.metric))
+                .is_ok()
             {
-                values[i] += v;
+                by_metric
+                    .entry((r.metric.clone(), r.aggregation))
+                    .or_default()
+                    .push(r);
             }
         }
-        if n < MIN_DAYS {
-            return Err(ApiError::Unprocessable(format!(
-                "too little history for {metric}: {n} complete days, {MIN_DAYS} needed"
-            )));
-        }
-        let f = forecast(&values, 7, days).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        let a = backtest(&values, 7, 7, 8, 7).ok();
-        let finite = |v: f64| v.is_finite().then_some(v);
-        let points = (0..days)
-            .map(|k| Point {
-                date: day(today + k as i64 * DAY),
-                forecast: f.values[k],
-                lo80: f.lo80[k],
-                hi80: f.hi80[k],
-                lo95: f.lo95[k],
-                hi95: f.hi95[k],
+        let metrics: Vec<serde_json::Value> = by_metric
+            .into_values()
+            .map(|mut history| {
+                history.sort_by(|a, b| a.date.cmp(&b.date));
+                let latest = history.last().cloned();
+                serde_json::json!({
+                    "metric": latest.as_ref().map(|r| r.metric.clone()),
+                    "aggregation": latest.as_ref().map(|r| r.aggregation.name()),
+                    "latest": latest,
+                    "history": history,
+                })
             })
             .collect();
-        let prediction = Prediction {
-            metric: metric.to_owned(),
-            aggregation: aggregation.name(),
-            model: f.model,
-            trained_at: pulse_models::series::format_time((self.clock)()),
-            history_days: n,
-            accuracy: Accuracy {
-                mase: a.as_ref().and_then(|a| finite(a.mase)),
-                accuracy: a.as_ref().and_then(|a| finite(a.accuracy)),
-                coverage80: a.as_ref().map(|a| a.coverage80),
-                coverage95: a.as_ref().map(|a| a.coverage95),
-                cuts: a.as_ref().map_or(0, |a| a.cuts),
-            },
-            points,
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "metrics": metrics }),
+        ))
+    }
+
+    /// `POST /api/v1/predictions/retrain` (admin): a queued job, answered 202 with where to
+    /// follow it.
+    async fn retrain(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(req, &self.claims)?;
+        caller.require(pulse_core::identity::Role::Admin)?;
+        let now = (self.clock)();
+        let job = RetrainJob {
+            id: job_id(now),
+            tenant: caller.tenant.clone(),
+            status: JobStatus::Queued,
+            requested_at: pulse_models::series::format_time(now),
+            finished_at: None,
+            fitted: Vec::new(),
+            skipped: Vec::new(),
+            error: None,
         };
-        tracing::info!(tenant = %caller.tenant, metric, days, history_days = n, model = %prediction.model, "prediction answered");
-        Ok(json(StatusCode::OK, &prediction))
+        self.fits.put_job(&job).await?;
+        self.queue
+            .request(&RetrainRequest {
+                tenant: caller.tenant.clone(),
+                job: job.id.clone(),
+            })
+            .await?;
+        if let Err(e) = self.fits.note_use(&caller.tenant).await {
+            tracing::warn!(tenant = %caller.tenant, error = %e, "forecast use not noted");
+        }
+        tracing::info!(tenant = %caller.tenant, job = %job.id, "retrain queued");
+        let mut res = json(StatusCode::ACCEPTED, &job);
+        if let Ok(v) = format!("/api/v1/predictions/retrain/{}", job.id).parse() {
+            res.headers_mut().insert("location", v);
+        }
+        Ok(res)
+    }
+
+    /// `GET /api/v1/predictions/retrain/{job}`: the caller's tenant's job (another tenant's is
+    /// as unknown as a made-up one).
+    async fn job(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let caller = Caller::from_request(req, &self.claims)?;
+        caller.require(pulse_core::identity::Role::Admin)?;
+        match self.fits.job(&caller.tenant, id).await? {
+            Some(job) => Ok(json(StatusCode::OK, &job)),
+            None => Err(ApiError::NotFound(format!("no retrain job {id}"))),
+        }
+    }
+}
+
+/// A job id: when it was asked (sortable) and a random part.
+fn job_id(now: i64) -> String {
+    format!("{now:x}-{:08x}", fastrand::u32(..))
+}
+
+/// What a client is told when a metric cannot be fitted.
+fn fit_error(e: FitError) -> ApiError {
+    match e {
+        FitError::NoData { .. } => ApiError::NotFound(e.to_string()),
+        FitError::TooShort { .. } => ApiError::Unprocessable(e.to_string()),
+        FitError::Model(m) => ApiError::Unprocessable(m.to_string()),
+        FitError::Store(s) => s.into(),
     }
 }
 
@@ -510,7 +572,7 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
                 days = v
                     .parse::<usize>()
                     .ok()
-                    .filter(|d| (1..=30).contains(d))
+                    .filter(|d| (1..=MAX_HORIZON).contains(d))
                     .ok_or_else(|| {
                         ApiError::invalid_field(
                             &["days"],
@@ -518,7 +580,7 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
                         )
                     })?;
             }
-            "aggregation" => aggregation = Aggregation::parse(v)?,
+            "aggregation" => aggregation = self::aggregation(v)?,
             other => {
                 return Err(ApiError::invalid_field(
                     &[other],
@@ -530,11 +592,12 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
     Ok((days, aggregation))
 }
 
-fn day(at: i64) -> String {
-    pulse_models::series::format_time(at)[..10].to_owned()
-}
-
-impl<S: Totals + 'static> HttpHandler for Insights<S> {
+impl<S, A, Q> HttpHandler for Insights<S, A, Q>
+where
+    S: Totals + 'static,
+    A: FitStore + FitWriter + RetrainJobs + ForecastTenants + 'static,
+    Q: RetrainQueue + 'static,
+{
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
     }

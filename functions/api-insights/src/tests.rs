@@ -1,5 +1,6 @@
 use super::*;
 use pulse_core::identity::TenantId;
+use pulse_insights::memory::MemoryInsights;
 use pulse_metrics::aggregate::Bucket;
 use pulse_store::StoreError;
 
@@ -73,6 +74,10 @@ fn hourly(spike_at: Option<i64>, spike: u64) -> Days {
 }
 
 fn request(path_and_query: &str, role: &str) -> Request {
+    request_as("GET", path_and_query, role, "acme")
+}
+
+fn request_as(method: &str, path_and_query: &str, role: &str, tenant: &str) -> Request {
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));
@@ -85,22 +90,34 @@ fn request(path_and_query: &str, role: &str) -> Request {
         "headers": {"host": "api.example.com"},
         "requestContext": {
             "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
             "requestId": "r1", "routeKey": "GET /api/v1/predictions/{metric}", "stage": "$default",
             "time": "24/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000i64,
-            "authorizer": {"jwt": {"claims": {"sub": "u1", "custom:tenant": "acme", "cognito:groups": format!("[{role}]")}, "scopes": null}}
+            "authorizer": {"jwt": {"claims": {"sub": "u1", "custom:tenant": tenant, "cognito:groups": format!("[{role}]")}, "scopes": null}}
         },
         "isBase64Encoded": false
     });
     lambda_http::request::from_str(&event.to_string()).expect("request")
 }
 
+type Handler = Insights<Days, MemoryInsights, MemoryInsights>;
+
+fn insights(days: Days, clock: fn() -> i64) -> Handler {
+    Insights::new(
+        days,
+        MemoryInsights::default(),
+        MemoryInsights::default(),
+        ClaimNames::default(),
+    )
+    .with_clock(clock)
+}
+
 async fn call(days: Days, path: &str, role: &str) -> (u16, serde_json::Value) {
-    let insights = Insights::new(days, ClaimNames::default()).with_clock(|| NOW);
-    let res = insights
-        .handle(request(path, role))
-        .await
-        .expect("response");
+    send(&insights(days, || NOW), request(path, role)).await
+}
+
+async fn send(insights: &Handler, req: Request) -> (u16, serde_json::Value) {
+    let res = insights.handle(req).await.expect("response");
     let status = res.status().as_u16();
     let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap_or_default();
     (status, body)
@@ -284,4 +301,138 @@ async fn anomaly_queries_are_checked_by_name_role_and_data() {
             assert_eq!(body["errors"][0]["pointer"], pointer, "{query}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_fit_made_today_is_served_as_stored_and_tomorrow_is_refitted() {
+    // Given a metric with months of history, predicted once today
+    let handler = insights(page_views(120), || NOW);
+    let (status, first) = send(&handler, request("/api/v1/predictions/page_view", "viewer")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["version"], 1);
+    // When it is predicted again today
+    let (_, again) = send(&handler, request("/api/v1/predictions/page_view", "viewer")).await;
+    // Then the stored fit answers: the same version, time and points
+    assert_eq!(again, first);
+    // And a longer horizon is a fit of its own
+    let (_, month) = send(
+        &handler,
+        request("/api/v1/predictions/page_view?days=30", "viewer"),
+    )
+    .await;
+    assert_eq!(month["points"].as_array().map(Vec::len), Some(30));
+    assert_eq!(month["version"], 1);
+    // When tomorrow comes (the same store, a day later)
+    let tomorrow = Insights {
+        clock: || NOW + DAY,
+        ..handler
+    };
+    let (_, next) = send(
+        &tomorrow,
+        request("/api/v1/predictions/page_view", "viewer"),
+    )
+    .await;
+    // Then the metric is fitted again, as the next version, from tomorrow
+    assert_eq!(next["version"], 2);
+    assert_eq!(next["points"][0]["date"], "2026-11-24");
+}
+
+#[tokio::test]
+async fn an_admin_queues_a_retrain_and_follows_its_job_and_others_cannot() {
+    let handler = insights(page_views(60), || NOW);
+    // Given a viewer and an analyst, a retrain is refused
+    for role in ["viewer", "analyst"] {
+        let (status, body) = send(
+            &handler,
+            request_as("POST", "/api/v1/predictions/retrain", role, "acme"),
+        )
+        .await;
+        assert_eq!(status, 403, "{role}: {body}");
+    }
+    assert!(handler.queue.requests.lock().expect("ok").is_empty());
+    // When an admin asks for one
+    let (status, job) = send(
+        &handler,
+        request_as("POST", "/api/v1/predictions/retrain", "admin", "acme"),
+    )
+    .await;
+    // Then it is accepted, queued for the retrain job, and its status can be read
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "queued");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let sent = handler.queue.requests.lock().expect("ok").clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].tenant.as_str(), sent[0].job.as_str()),
+        ("acme", id.as_str())
+    );
+    let path = format!("/api/v1/predictions/retrain/{id}");
+    let (status, read) = send(&handler, request_as("GET", &path, "admin", "acme")).await;
+    assert_eq!((status, &read), (200, &job));
+    // And another tenant's admin does not see it, nor does anyone see a made-up job
+    let (status, _) = send(&handler, request_as("GET", &path, "admin", "other")).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        &handler,
+        request_as("GET", "/api/v1/predictions/retrain/nope", "admin", "acme"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // And the tenant is now refitted daily
+    assert_eq!(handler.fits.tenants().await.expect("ok").len(), 1);
+}
+
+#[tokio::test]
+async fn accuracy_lists_each_fitted_metric_with_its_history_and_hides_what_the_role_cannot_read() {
+    // Given page views and orders fitted on two days
+    let mut days = page_views(90);
+    days.0.extend(
+        page_views(90)
+            .0
+            .into_iter()
+            .map(|(_, s, b)| ("order".to_owned(), s, b)),
+    );
+    let handler = insights(days, || NOW);
+    for path in ["/api/v1/predictions/page_view", "/api/v1/predictions/order"] {
+        assert_eq!(send(&handler, request(path, "analyst")).await.0, 200);
+    }
+    let later = Insights {
+        clock: || NOW + DAY,
+        ..handler
+    };
+    assert_eq!(
+        send(&later, request("/api/v1/predictions/page_view", "analyst"))
+            .await
+            .0,
+        200
+    );
+    // When an analyst reads the accuracy
+    let (status, body) = send(&later, request("/api/v1/predictions/accuracy", "analyst")).await;
+    // Then each metric has its latest figures and its history, oldest first
+    assert_eq!(status, 200, "{body}");
+    let metrics = body["metrics"].as_array().expect("metrics");
+    let names: Vec<&str> = metrics
+        .iter()
+        .filter_map(|m| m["metric"].as_str())
+        .collect();
+    assert_eq!(names, ["order", "page_view"]);
+    let views = &metrics[1];
+    let dates: Vec<&str> = views["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["date"].as_str())
+        .collect();
+    assert_eq!(dates, ["2026-11-23", "2026-11-24"]);
+    assert_eq!(views["latest"]["version"], 2);
+    assert!(views["latest"]["accuracy"]["mase"].is_number());
+    // And a viewer does not see the business metric's
+    let (_, body) = send(&later, request("/api/v1/predictions/accuracy", "viewer")).await;
+    let names: Vec<&str> = body["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["metric"].as_str())
+        .collect();
+    assert_eq!(names, ["page_view"]);
 }

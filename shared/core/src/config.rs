@@ -29,14 +29,17 @@ pub struct Config {
     /// The token issuer the Lambda authorizer trusts (`JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWKS_URL`); `None` where `JWT_ISSUER` is unset (only API keys are then accepted).
     pub jwt: Option<JwtSettings>,
-    /// The WebSocket API's management endpoint (`WS_ENDPOINT`,
-    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}`) for PostToConnection.
-    /// The bucket where stream records that can never succeed are kept (the stream's
-    /// on-failure destination), for the functions that consume a stream.
     /// The delay queue of live pushes waiting for a subscriber's interval (URL or name).
     pub live_push_queue: Option<String>,
+    /// The bucket where stream records that can never succeed are kept (the stream's
+    /// on-failure destination), for the functions that consume a stream.
     pub dead_letter_bucket: Option<String>,
+    /// The WebSocket API's management endpoint (`WS_ENDPOINT`,
+    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}`) for PostToConnection.
     pub ws_endpoint: Option<String>,
+    /// The queue of retrains requested through the API, read by the retrain job
+    /// (`RETRAIN_QUEUE`, URL or name).
+    pub retrain_queue: Option<String>,
 }
 
 /// Who issues the tokens a function verifies itself (the HTTP API's JWT authorizer needs no
@@ -172,6 +175,7 @@ impl Config {
             ws_endpoint: get("WS_ENDPOINT").filter(|v| !v.trim().is_empty()),
             dead_letter_bucket: get("DEAD_LETTER_BUCKET").filter(|v| !v.trim().is_empty()),
             live_push_queue: get("LIVE_PUSH_QUEUE").filter(|v| !v.trim().is_empty()),
+            retrain_queue: get("RETRAIN_QUEUE").filter(|v| !v.trim().is_empty()),
         }
     }
 }

@@ -65,6 +65,19 @@ pub const ROUTES: &[(&str, Access)] = &[
         "GET /api/v1/predictions/{metric}",
         Access::Role(Role::Viewer),
     ),
+    // Each metric's own role applies: a viewer sees the accuracy of what it may read.
+    (
+        "GET /api/v1/predictions/accuracy",
+        Access::Role(Role::Viewer),
+    ),
+    (
+        "POST /api/v1/predictions/retrain",
+        Access::Role(Role::Admin),
+    ),
+    (
+        "GET /api/v1/predictions/retrain/{job}",
+        Access::Role(Role::Admin),
+    ),
     // The metric's own role applies on top (a business metric needs analyst).
     ("GET /api/v1/anomalies", Access::Role(Role::Viewer)),
 ];
@@ -79,10 +92,11 @@ pub fn access(route_key: &str) -> Option<Access> {
 
 /// The route key whose template matches a concrete `method` and `path` (`/api/v1/sites/s_1`
 /// matches `/api/v1/sites/{id}`): for requests that carry no route key (in-process tests,
-/// `cargo lambda watch`).
+/// `cargo lambda watch`). A literal segment wins over a parameter, as in API Gateway
+/// (`/api/v1/predictions/accuracy` is not the prediction of a metric named `accuracy`).
 pub fn matching(method: &str, path: &str) -> Option<&'static str> {
     let path = path.trim_end_matches('/');
-    ROUTES.iter().map(|(key, _)| *key).find(|key| {
+    let matches = ROUTES.iter().map(|(key, _)| *key).filter(|key| {
         let Some((m, template)) = key.split_once(' ') else {
             return false;
         };
@@ -96,12 +110,29 @@ pub fn matching(method: &str, path: &str) -> Option<&'static str> {
                     _ => break false,
                 }
             }
-    })
+    });
+    matches.max_by_key(|key| key.split('/').filter(|w| !w.starts_with('{')).count())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_segment_wins_over_a_parameter() {
+        assert_eq!(
+            matching("GET", "/api/v1/predictions/accuracy"),
+            Some("GET /api/v1/predictions/accuracy")
+        );
+        assert_eq!(
+            matching("GET", "/api/v1/predictions/page_view"),
+            Some("GET /api/v1/predictions/{metric}")
+        );
+        assert_eq!(
+            matching("GET", "/api/v1/predictions/retrain/j1"),
+            Some("GET /api/v1/predictions/retrain/{job}")
+        );
+    }
 
     #[test]
     fn concrete_paths_match_their_templates_and_nothing_else() {

@@ -7,6 +7,7 @@ pub mod aggregation;
 pub mod definitions;
 pub mod funnels;
 pub mod history;
+pub mod insights;
 pub mod live;
 pub mod query;
 pub mod rollup;

@@ -10,6 +10,10 @@
 //! | metric definition | `{tenant}#metricdefs` | `{metric}` | — | — |
 //! | key cards chosen | `{tenant}#settings` | `cards` | — | — |
 //! | WebSocket connection | `conn#{id}` | `conn` | `{tenant}#conns` / `{id}` | 2 h |
+//! | forecaster fit | `{tenant}#fits` | `{metric}#{aggregation}#h{horizon}` | — | — |
+//! | fit accuracy of a day | `{tenant}#accuracy` | `{metric}#{aggregation}#{date}` | — | 400 d |
+//! | retrain job | `{tenant}#retrain` | `{job id}` | — | 30 d |
+//! | tenant using forecasts | `forecast#tenants` | `{tenant}` | — | 35 d after its last use |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
@@ -17,8 +21,9 @@
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use super::{
-    CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, KeyLookup, KeyStore,
-    SiteLookup, SiteStore, StoreError, TenantConnections, TrackStore,
+    CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, FitStore, FitWriter,
+    ForecastTenants, KeyLookup, KeyStore, RetrainJobs, SiteLookup, SiteStore, StoreError,
+    TenantConnections, TrackStore,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -27,6 +32,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use pulse_core::apikeys::ApiKey;
 use pulse_core::identity::TenantId;
 use pulse_ingest::track::Site;
+use pulse_metrics::insights::{AccuracyRecord, Aggregation, Fit, RetrainJob};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -74,6 +80,223 @@ impl DynamoApp {
             .try_collect()
             .await
             .map_err(crate::classify)
+    }
+}
+
+impl DynamoApp {
+    /// Every item under partition `pk`, following pages.
+    async fn partition(
+        &self,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", AttributeValue::S(pk.to_owned()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(crate::classify)
+    }
+
+    /// A JSON document stored in attribute `k` of `item`.
+    fn document<T: serde::de::DeserializeOwned>(
+        item: &HashMap<String, AttributeValue>,
+        k: &str,
+    ) -> Result<T, StoreError> {
+        let text = item
+            .get(k)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Unavailable(format!("an item without {k}").into()))?;
+        serde_json::from_str(text).map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+}
+
+/// Days a tenant stays on the daily retrain after it last asked for a forecast.
+pub const FORECAST_USE_DAYS: i64 = 35;
+/// Days a fit's accuracy record is kept (a year of drift, and a margin).
+const ACCURACY_DAYS: i64 = 400;
+/// Days a retrain job's status is kept.
+const JOB_DAYS: i64 = 30;
+
+fn expires_in(days: i64) -> AttributeValue {
+    AttributeValue::N((chrono::Utc::now().timestamp() + days * 86_400).to_string())
+}
+
+fn json_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value)
+        .map(AttributeValue::S)
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))
+}
+
+impl FitStore for DynamoApp {
+    async fn fit(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        aggregation: Aggregation,
+        horizon: usize,
+    ) -> Result<Option<Fit>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#fits")))
+            .key(
+                SK,
+                AttributeValue::S(format!("{metric}#{}#h{horizon}", aggregation.name())),
+            )
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let mut fit: Fit = Self::document(item, "fit")?;
+        fit.version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        Ok(Some(fit))
+    }
+
+    async fn accuracy_history(&self, tenant: &TenantId) -> Result<Vec<AccuracyRecord>, StoreError> {
+        self.partition(&format!("{tenant}#accuracy"))
+            .await?
+            .iter()
+            .map(|item| Self::document(item, "record"))
+            .collect()
+    }
+}
+
+impl FitWriter for DynamoApp {
+    async fn put_fit(&self, tenant: &TenantId, fit: &Fit) -> Result<Fit, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#fits")))
+            .key(
+                SK,
+                AttributeValue::S(format!(
+                    "{}#{}#h{}",
+                    fit.metric,
+                    fit.aggregation.name(),
+                    fit.points.len()
+                )),
+            )
+            .update_expression("SET #f = :f, #t = :t ADD #v :one")
+            .expression_attribute_names("#f", "fit")
+            .expression_attribute_names("#t", "tenant")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":f", json_attr(fit)?)
+            .expression_attribute_values(":t", AttributeValue::S(tenant.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        let version = out
+            .attributes()
+            .and_then(|a| a.get("version"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let fit = Fit {
+            version,
+            ..fit.clone()
+        };
+        let date = fit.trained_at.get(..10).unwrap_or_default().to_owned();
+        let record = AccuracyRecord {
+            metric: fit.metric.clone(),
+            aggregation: fit.aggregation,
+            date: date.clone(),
+            model: fit.model.clone(),
+            version,
+            accuracy: fit.accuracy.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#accuracy")))
+            .item(
+                SK,
+                AttributeValue::S(format!("{}#{}#{date}", fit.metric, fit.aggregation.name())),
+            )
+            .item("record", json_attr(&record)?)
+            .item(EXPIRES_AT, expires_in(ACCURACY_DAYS))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(fit)
+    }
+}
+
+impl RetrainJobs for DynamoApp {
+    async fn put_job(&self, job: &RetrainJob) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{}#retrain", job.tenant)))
+            .item(SK, AttributeValue::S(job.id.clone()))
+            .item("job", json_attr(job)?)
+            .item(EXPIRES_AT, expires_in(JOB_DAYS))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(())
+    }
+
+    async fn job(&self, tenant: &TenantId, id: &str) -> Result<Option<RetrainJob>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#retrain")))
+            .key(SK, AttributeValue::S(id.to_owned()))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        out.item()
+            .map(|item| Self::document(item, "job"))
+            .transpose()
+    }
+}
+
+impl ForecastTenants for DynamoApp {
+    async fn note_use(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S("forecast#tenants".into()))
+            .item(SK, AttributeValue::S(tenant.to_string()))
+            .item(EXPIRES_AT, expires_in(FORECAST_USE_DAYS))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        // TTL deletes lag: an expired item is passed over here.
+        Ok(self
+            .partition("forecast#tenants")
+            .await?
+            .iter()
+            .filter(|item| {
+                item.get(EXPIRES_AT)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .is_none_or(|at| at > now)
+            })
+            .filter_map(|item| s(item, SK).and_then(|t| TenantId::parse(&t).ok()))
+            .collect())
     }
 }
 

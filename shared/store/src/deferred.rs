@@ -47,23 +47,31 @@ impl SqsPushLater {
     }
 
     async fn url(&self) -> Result<&str, StoreError> {
-        self.url
-            .get_or_try_init(|| async {
-                if self.queue.starts_with("http") {
-                    return Ok(self.queue.clone());
-                }
-                self.client
-                    .get_queue_url()
-                    .queue_name(&self.queue)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?
-                    .queue_url
-                    .ok_or_else(|| StoreError::Unavailable("the queue has no URL".into()))
-            })
-            .await
-            .map(String::as_str)
+        queue_url(&self.client, &self.queue, &self.url).await
     }
+}
+
+/// The URL of `queue` (a URL, or a name looked up once into `cell`).
+pub(crate) async fn queue_url<'a>(
+    client: &aws_sdk_sqs::Client,
+    queue: &str,
+    cell: &'a OnceCell<String>,
+) -> Result<&'a str, StoreError> {
+    cell.get_or_try_init(|| async {
+        if queue.starts_with("http") {
+            return Ok(queue.to_owned());
+        }
+        client
+            .get_queue_url()
+            .queue_name(queue)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+            .queue_url
+            .ok_or_else(|| StoreError::Unavailable("the queue has no URL".into()))
+    })
+    .await
+    .map(String::as_str)
 }
 
 /// The delay SQS takes for a push due at `due_ms`, at `now_ms`: whole seconds rounded up, so

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod metrics;
 pub mod push;
 pub mod read;
+pub mod retrain;
 pub mod stream;
 
 use async_trait::async_trait;
@@ -610,4 +611,64 @@ pub trait KeyStore: Send + Sync {
         tenant: &pulse_core::identity::TenantId,
         id: &str,
     ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Reads a tenant's fitted forecasters and their accuracy history (IAM `GetItem` and `Query`
+/// on the App table).
+pub trait FitStore: Send + Sync {
+    /// The last fit of `metric`'s `aggregation` over `horizon` days, with its version.
+    fn fit(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        metric: &str,
+        aggregation: pulse_metrics::insights::Aggregation,
+        horizon: usize,
+    ) -> impl std::future::Future<Output = Result<Option<pulse_metrics::insights::Fit>, StoreError>> + Send;
+    /// Every measured accuracy of `tenant`'s fits, by metric, aggregation and day.
+    fn accuracy_history(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::insights::AccuracyRecord>, StoreError>,
+    > + Send;
+}
+
+/// Writes fits (IAM `UpdateItem`: the version counts up in the same write; `PutItem`: the
+/// day's accuracy record).
+pub trait FitWriter: Send + Sync {
+    /// Stores `fit` as its metric's current one and records its accuracy for the day;
+    /// returns it with its new version.
+    fn put_fit(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        fit: &pulse_metrics::insights::Fit,
+    ) -> impl std::future::Future<Output = Result<pulse_metrics::insights::Fit, StoreError>> + Send;
+}
+
+/// Retrain jobs requested through the API (IAM `PutItem` and `GetItem` on the App table).
+pub trait RetrainJobs: Send + Sync {
+    fn put_job(
+        &self,
+        job: &pulse_metrics::insights::RetrainJob,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    fn job(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        id: &str,
+    ) -> impl std::future::Future<
+        Output = Result<Option<pulse_metrics::insights::RetrainJob>, StoreError>,
+    > + Send;
+}
+
+/// The tenants that use forecasts, whom the daily retrain refits (IAM `PutItem` and `Query` on
+/// the App table). A tenant is listed for [`app::FORECAST_USE_DAYS`] after it last asked.
+pub trait ForecastTenants: Send + Sync {
+    /// Notes that `tenant` uses forecasts now.
+    fn note_use(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    fn tenants(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_core::identity::TenantId>, StoreError>> + Send;
 }
