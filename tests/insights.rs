@@ -222,3 +222,48 @@ async fn a_requested_retrain_refits_every_metric_and_predictions_serve_its_new_v
     assert_eq!(counted["history"].as_array().map(Vec::len), Some(1));
     assert_eq!(counted["latest"]["accuracy"]["cuts"], 8);
 }
+
+#[tokio::test]
+async fn sealed_minutes_reach_the_metrics_detector_within_the_rollups_next_tick() {
+    // Given a tenant's events in a minute that has closed
+    let minute = chrono::Utc::now().timestamp().div_euclid(60) * 60 - 120;
+    let at = chrono::DateTime::from_timestamp(minute + 5, 0)
+        .expect("time")
+        .to_rfc3339();
+    let events: Vec<Value> = (0..5)
+        .map(|i| serde_json::json!({"kind": "metric", "name": "detect.me", "value": 1.0, "id": format!("d{i}"), "timestamp": at}))
+        .collect();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", cloud().http))
+        .bearer_auth(cloud().token("insights-e", "admin"))
+        .json(&serde_json::json!({ "events": events }))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(res.status(), 202);
+    // When the rollup job seals it (every minute) and tells the detect job
+    let from = chrono::DateTime::from_timestamp(minute - 600, 0)
+        .expect("time")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let path = format!("/api/v1/anomalies?metric=detect.me&interval=1m&from={from}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    // Then the metric's detector has scored its minutes through that one
+    loop {
+        let (status, body) = predict("insights-e", &path, "admin").await;
+        assert_eq!(status, 200, "{body}");
+        if body["points_scored"].as_i64().is_some_and(|n| n >= 1) {
+            assert_eq!(body["interval"], "1m");
+            assert!(
+                body["anomalies"].as_array().is_some_and(Vec::is_empty),
+                "one minute is no anomaly: {body}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the detector never scored the minute: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -63,6 +63,7 @@ pub const BINARIES: &[&str] = &[
     "stream-aggregator",
     "job-rollup",
     "job-retrain",
+    "job-detect",
     "api-query",
     "api-metric-definitions",
     "api-insights",
@@ -148,6 +149,13 @@ pub fn wire(binary: &str, config: &Config, aws: &aws_config::SdkConfig) -> Optio
             Some(fallible(move |_: Value| {
                 let job = job.clone();
                 async move { job.handle().await }
+            }))
+        }
+        "job-detect" => {
+            let job = Arc::new(job_detect::wire(config, aws));
+            Some(event(move |batch: job_detect::QueueBatch| {
+                let job = job.clone();
+                async move { job.handle(batch).await }
             }))
         }
         "job-retrain" => {

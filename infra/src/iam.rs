@@ -176,6 +176,27 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
         ],
     ),
     (
+        "DetectorStates",
+        &[
+            ("AppTable", "dynamodb:Query"),
+            ("AppTable", "dynamodb:PutItem"),
+        ],
+    ),
+    (
+        "AnomalyLog",
+        &[
+            ("AppTable", "dynamodb:PutItem"),
+            ("AppTable", "dynamodb:Query"),
+        ],
+    ),
+    (
+        "SealedNotices",
+        &[
+            ("DetectQueue", "sqs:SendMessage"),
+            ("DetectQueue", "sqs:GetQueueUrl"),
+        ],
+    ),
+    (
         "RetrainQueue",
         &[
             ("RetrainQueue", "sqs:SendMessage"),
@@ -211,6 +232,8 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "RetrainJobs",
             "ForecastTenants",
             "RetrainQueue",
+            "DetectorStates",
+            "AnomalyLog",
             "RequestRecorder",
         ],
     ),
@@ -260,8 +283,10 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "SeriesRegistry",
             "BucketStore",
             "TrailWriter",
+            "SealedNotices",
         ],
     ),
+    ("job-detect", &["Totals", "DetectorStates", "AnomalyLog"]),
     (
         "job-retrain",
         &["Totals", "FitWriter", "RetrainJobs", "ForecastTenants"],

@@ -12,6 +12,8 @@
 //! - `GET /api/v1/anomalies?metric=…&from=…&to=…&aggregation=count`: the metric's anomalous
 //!   points in the range (hourly totals up to 7 days, daily beyond, at most 90 days), each with
 //!   its score, expected value, usual band, severity and what fired, and the windows they open.
+//!   `interval=1m` answers the minutes the job-detect found anomalous as they sealed (up to 7
+//!   days back), with how many minutes of the range its detector has scored.
 //!
 //! The metric's role applies (business metrics need analyst, system metrics admin). A metric
 //! with no data is a 404; one with under [`MIN_DAYS`] days of history a 422 saying how many it
@@ -31,8 +33,10 @@ pub use pulse_metrics::insights::{MAX_HORIZON, MIN_DAYS};
 use pulse_metrics::rollup::Resolution;
 use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
-use pulse_store::retrain::{RetrainQueue, RetrainRequest, SqsRetrainQueue};
-use pulse_store::{FitStore, FitWriter, ForecastTenants, RetrainJobs, Totals};
+use pulse_store::queue::{RetrainQueue, RetrainRequest, SqsQueue};
+use pulse_store::{
+    AnomalyLog, DetectorStates, FitStore, FitWriter, ForecastTenants, RetrainJobs, Totals,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,14 +71,14 @@ pub struct Insights<S, A, Q> {
 pub fn wire(
     config: &Config,
     aws: &aws_config::SdkConfig,
-) -> Insights<DynamoMetrics, DynamoApp, SqsRetrainQueue> {
+) -> Insights<DynamoMetrics, DynamoApp, SqsQueue> {
     if pulse_models::forecast::neural::model().is_none() {
         tracing::error!("the forecaster's network did not load; forecasting without it");
     }
     Insights::new(
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         DynamoApp::new(aws, &config.tables.app),
-        SqsRetrainQueue::new(
+        SqsQueue::new(
             aws,
             config.retrain_queue.as_deref().unwrap_or("RetrainQueue"),
         ),
@@ -157,6 +161,9 @@ struct AnomalyQuery {
     to: i64,
 }
 
+/// The longest range of anomalies found as minutes sealed.
+const MINUTE_ANOMALY_DAYS: i64 = 7;
+
 /// The longest range scanned for anomalies.
 const MAX_ANOMALY_DAYS: i64 = 90;
 /// Ranges up to this many days are scanned by hour; longer ones by day.
@@ -168,8 +175,8 @@ impl AnomalyQuery {
     /// has ended, so a window still filling never reads as a drop.
     fn parse(req: &Request, now: i64) -> Result<Self, ApiError> {
         let params = req.query_string_parameters_ref();
-        let (mut metric, mut from, mut to, mut aggregation) =
-            (None, None, None, Aggregation::Count);
+        let (mut metric, mut from, mut to, mut aggregation, mut interval) =
+            (None, None, None, Aggregation::Count, None);
         let time = |k: &str, v: &str| {
             pulse_models::series::parse_time(v).ok_or_else(|| {
                 ApiError::invalid_field(
@@ -184,6 +191,15 @@ impl AnomalyQuery {
                 "from" => from = Some(time(k, v)?),
                 "to" => to = Some(time(k, v)?),
                 "aggregation" => aggregation = self::aggregation(v)?,
+                "interval" => {
+                    interval = Some(
+                        Resolution::parse(v)
+                            .filter(|r| *r != Resolution::FiveMinutes)
+                            .ok_or_else(|| {
+                                ApiError::invalid_field(&["interval"], "must be 1m, 1h or 1d")
+                            })?,
+                    );
+                }
                 "metric" => return Err(ApiError::invalid_field(&["metric"], "must name a metric")),
                 other => {
                     return Err(ApiError::invalid_field(
@@ -208,11 +224,21 @@ impl AnomalyQuery {
                 format!("the range is at most {MAX_ANOMALY_DAYS} days"),
             ));
         }
-        let resolution = if to - from <= HOURLY_ANOMALY_DAYS * DAY {
+        let resolution = interval.unwrap_or(if to - from <= HOURLY_ANOMALY_DAYS * DAY {
             Resolution::Hour
         } else {
             Resolution::Day
-        };
+        });
+        if resolution == Resolution::Minute
+            && (to - from > MINUTE_ANOMALY_DAYS * DAY || aggregation != Aggregation::Count)
+        {
+            return Err(ApiError::invalid_field(
+                &["interval"],
+                format!(
+                    "anomalies by minute are of counts, over at most {MINUTE_ANOMALY_DAYS} days"
+                ),
+            ));
+        }
         // Whole windows: the first that starts in the range, up to the last that has ended.
         let step = resolution.secs();
         let from = resolution.window_start(from + step - 1);
@@ -241,7 +267,7 @@ fn aggregation(v: &str) -> Result<Aggregation, ApiError> {
 impl<S, A, Q> Insights<S, A, Q>
 where
     S: Totals,
-    A: FitStore + FitWriter + RetrainJobs + ForecastTenants,
+    A: FitStore + FitWriter + RetrainJobs + ForecastTenants + DetectorStates + AnomalyLog,
     Q: RetrainQueue,
 {
     pub fn new(metrics: S, fits: A, queue: Q, claims: ClaimNames) -> Self {
@@ -334,6 +360,9 @@ where
         let caller = Caller::from_request(req, &self.claims)?;
         let q = AnomalyQuery::parse(req, (self.clock)())?;
         caller.require(pulse_metrics::query::required_role(&q.metric))?;
+        if q.resolution == Resolution::Minute {
+            return self.sealed_anomalies(&caller, &q).await;
+        }
         let step = q.resolution.secs();
         let learn_from = q.from - i64::try_from(WARMUP).unwrap_or(150) * step;
         let points = self
@@ -423,6 +452,73 @@ where
                 "points_scored": scored,
                 "threshold": ALARM,
                 "anomalies": found,
+                "windows": windows,
+            }),
+        ))
+    }
+
+    /// The anomalies job-detect found in the range as its minutes sealed, and how many minutes
+    /// of it the metric's detector has scored (none: it has not seen the metric yet).
+    async fn sealed_anomalies(
+        &self,
+        caller: &Caller,
+        q: &AnomalyQuery,
+    ) -> Result<Response<Body>, ApiError> {
+        let (found, detectors) = tokio::join!(
+            self.fits.recorded(&caller.tenant, &q.metric, q.from, q.to),
+            self.fits.detectors(&caller.tenant)
+        );
+        let scored_through = detectors?
+            .into_iter()
+            .find(|d| d.metric == q.metric)
+            .map(|d| d.last_minute + 60);
+        let scored = scored_through.map_or(0, |end| ((end.min(q.to) - q.from) / 60).max(0));
+        let anomalies: Vec<Anomaly> = found?
+            .into_iter()
+            .map(|a| Anomaly {
+                timestamp: pulse_models::series::format_time(a.minute),
+                value: a.value,
+                score: a.score,
+                expected: a.expected,
+                low: a.low,
+                high: a.high,
+                severity: if a.score >= 0.9 {
+                    "critical"
+                } else {
+                    "warning"
+                },
+                feature: if a.feature == "new_pattern" {
+                    "new_pattern"
+                } else {
+                    "new_level"
+                },
+            })
+            .collect();
+        let windows: Vec<serde_json::Value> = anomalies
+            .iter()
+            .map(|a| {
+                let start = pulse_models::series::parse_time(&a.timestamp).unwrap_or(q.from);
+                serde_json::json!({
+                    "start": a.timestamp,
+                    "end": pulse_models::series::format_time(start + 60),
+                    "peak_score": a.score,
+                    "points": 1,
+                })
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "metric": q.metric,
+                "aggregation": q.aggregation.name(),
+                "interval": "1m",
+                "range": {
+                    "start": pulse_models::series::format_time(q.from),
+                    "end": pulse_models::series::format_time(q.to),
+                },
+                "points_scored": scored,
+                "threshold": pulse_models::detect::ALARM,
+                "anomalies": anomalies,
                 "windows": windows,
             }),
         ))
@@ -595,7 +691,7 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
 impl<S, A, Q> HttpHandler for Insights<S, A, Q>
 where
     S: Totals + 'static,
-    A: FitStore + FitWriter + RetrainJobs + ForecastTenants + 'static,
+    A: FitStore + FitWriter + RetrainJobs + ForecastTenants + DetectorStates + AnomalyLog + 'static,
     Q: RetrainQueue + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {

@@ -436,3 +436,69 @@ async fn accuracy_lists_each_fitted_metric_with_its_history_and_hides_what_the_r
         .collect();
     assert_eq!(names, ["page_view"]);
 }
+
+#[tokio::test]
+async fn minutes_found_anomalous_as_they_sealed_are_answered_with_how_far_the_detector_got() {
+    use pulse_metrics::insights::{DetectedAnomaly, DetectorState};
+    use pulse_store::{AnomalyLog, DetectorStates};
+    // Given a detector that scored page views through 11:30 and found 11:00 anomalous
+    let handler = insights(page_views(1), || NOW);
+    let acme = TenantId::parse("acme").expect("tenant");
+    let eleven = NOW - 3_600;
+    handler
+        .fits
+        .put_detector(
+            &acme,
+            &DetectorState {
+                metric: "page_view".into(),
+                last_minute: eleven + 30 * 60,
+                state: Vec::new(),
+            },
+            None,
+        )
+        .await
+        .expect("stored");
+    let found = DetectedAnomaly {
+        metric: "page_view".into(),
+        minute: eleven,
+        value: 500.0,
+        score: 0.95,
+        expected: 40.0,
+        low: 20.0,
+        high: 60.0,
+        feature: "new_level".into(),
+        detected_at: eleven + 90,
+    };
+    handler
+        .fits
+        .record(&acme, std::slice::from_ref(&found))
+        .await
+        .expect("recorded");
+    // When the last two hours' anomalies by minute are asked for
+    let path = "/api/v1/anomalies?metric=page_view&interval=1m&from=2026-11-23T10:00:00Z";
+    let (status, body) = send(&handler, request(path, "viewer")).await;
+    // Then the minute is there, explained, and 91 minutes of the range were scored
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["interval"], "1m");
+    assert_eq!(body["points_scored"], 91);
+    assert_eq!(body["anomalies"][0]["timestamp"], "2026-11-23T11:00:00Z");
+    assert_eq!(body["anomalies"][0]["severity"], "critical");
+    assert_eq!(body["anomalies"][0]["expected"], 40.0);
+    // And a minute range beyond a week, or of sums, is refused by name
+    for bad in [
+        "interval=1m&from=2026-11-01T00:00:00Z",
+        "interval=1m&aggregation=sum",
+        "interval=5m",
+    ] {
+        let (status, body) = send(
+            &handler,
+            request(
+                &format!("/api/v1/anomalies?metric=page_view&{bad}"),
+                "viewer",
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["errors"][0]["pointer"], "#/interval", "{bad}: {body}");
+    }
+}

@@ -15,7 +15,7 @@ use pulse_metrics::insights::{JobStatus, RetrainJob};
 use pulse_store::app::DynamoApp;
 use pulse_store::deferred::QueueBatch;
 use pulse_store::metrics::DynamoMetrics;
-use pulse_store::retrain::RetrainRequest;
+use pulse_store::queue::RetrainRequest;
 use pulse_store::{FitWriter, ForecastTenants, RetrainJobs, StoreError, Totals};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -12,12 +12,15 @@
 use futures::StreamExt;
 use lambda_runtime::Diagnostic;
 use pulse_core::Config;
+use pulse_core::identity::TenantId;
 use pulse_metrics::aggregate::{Bucket, SeriesKey};
+use pulse_metrics::insights::SealedThrough;
 use pulse_metrics::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
 use pulse_metrics::sessions::{self, IDLE_SECS};
 use pulse_store::events::DynamoEvents;
 use pulse_store::events::shard_of;
 use pulse_store::metrics::DynamoMetrics;
+use pulse_store::queue::{SealedNotices, SqsQueue};
 use pulse_store::{
     BucketStore, BucketWriter, EventReader, PendingWindows, RollupBuckets, StoreError, TrailWriter,
 };
@@ -67,21 +70,29 @@ impl From<JobError> for Diagnostic {
     }
 }
 
-/// The job with its stores.
+/// The job with its stores, and whom it tells what it sealed.
 #[derive(Debug)]
-pub struct Rollup<E, S> {
+pub struct Rollup<E, S, N = ()> {
     events: E,
     store: S,
     series_cap: usize,
+    notices: N,
 }
 
 /// Builds the job from the function's configuration, as `main` and the local cloud do.
-pub fn wire(config: &Config, aws: &aws_config::SdkConfig) -> Rollup<DynamoEvents, DynamoMetrics> {
+pub fn wire(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+) -> Rollup<DynamoEvents, DynamoMetrics, SqsQueue> {
     Rollup::new(
         DynamoEvents::new(aws, &config.tables.events, config.raw_retention_days),
         DynamoMetrics::new(aws, &config.tables.metrics, config.retention),
         config.series_cap,
     )
+    .notifying(SqsQueue::new(
+        aws,
+        config.detect_queue.as_deref().unwrap_or("DetectQueue"),
+    ))
 }
 
 impl<E, S> Rollup<E, S>
@@ -94,9 +105,27 @@ where
             events,
             store,
             series_cap,
+            notices: (),
         }
     }
 
+    /// The same job, telling `notices` which minutes of each tenant it sealed.
+    pub fn notifying<N: SealedNotices>(self, notices: N) -> Rollup<E, S, N> {
+        Rollup {
+            events: self.events,
+            store: self.store,
+            series_cap: self.series_cap,
+            notices,
+        }
+    }
+}
+
+impl<E, S, N> Rollup<E, S, N>
+where
+    E: EventReader,
+    S: PendingWindows + RollupBuckets + BucketWriter + BucketStore + TrailWriter,
+    N: SealedNotices,
+{
     /// Lambda's entry point: one run at the current time.
     pub async fn handle(&self) -> Result<Report, JobError> {
         let report = self.run(chrono::Utc::now().timestamp()).await?;
@@ -116,21 +145,27 @@ where
             )
             .await
             .map_err(JobError::Marks)?;
-        let sealed: Vec<bool> = futures::stream::iter(minutes)
+        let full = minutes.len() == MINUTES_PER_RUN;
+        let sealed: Vec<(Pending, bool)> = futures::stream::iter(minutes)
             .map(|minute| async move {
                 match self.seal(&minute, now).await {
-                    Ok(()) => true,
+                    Ok(()) => (minute, true),
                     Err(e) => {
                         tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
-                        false
+                        (minute, false)
                     }
                 }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        report.sealed = sealed.iter().filter(|ok| **ok).count();
+        report.sealed = sealed.iter().filter(|(_, ok)| *ok).count();
         report.failed += sealed.len() - report.sealed;
+        let notices = sealed_through(&sealed, full, closed_before(Resolution::Minute, now));
+        if let Err(e) = self.notices.sealed(&notices).await {
+            // The detectors catch up on the next notice of the tenant.
+            tracing::warn!(tenants = notices.len(), error = %e, "sealed minutes not told to the detectors");
+        }
         // An hour's sessions are final once the raw events up to 30 minutes after it are in
         // and sealed (so every minute of them has marked it).
         let oldest_minute = self
@@ -420,6 +455,42 @@ fn closed_before(resolution: Resolution, now: i64) -> i64 {
     } else {
         latest.start
     }
+}
+
+/// For each tenant with a minute sealed in this run, the oldest of them and the minute before
+/// which all of its minutes are sealed: the oldest of its minutes that failed, else the end of the newest one
+/// read when the run read as many as it may (newer ones may wait), else `closed` (the start
+/// of the first minute not yet closed).
+fn sealed_through(sealed: &[(Pending, bool)], full: bool, closed: i64) -> Vec<SealedThrough> {
+    let newest_read = sealed.iter().map(|(m, _)| m.window.end()).max();
+    // (oldest minute sealed, first minute not sealed) by tenant
+    let mut by_tenant: BTreeMap<&TenantId, (Option<i64>, i64)> = BTreeMap::new();
+    for (minute, ok) in sealed {
+        let limit = match newest_read {
+            Some(end) if full => end.min(closed),
+            _ => closed,
+        };
+        let entry = by_tenant.entry(&minute.tenant).or_insert((None, limit));
+        if *ok {
+            entry.0 = Some(
+                entry
+                    .0
+                    .map_or(minute.window.start, |f| f.min(minute.window.start)),
+            );
+        } else {
+            entry.1 = entry.1.min(minute.window.start);
+        }
+    }
+    by_tenant
+        .into_iter()
+        .filter_map(|(tenant, (from, through))| {
+            Some(SealedThrough {
+                tenant: tenant.clone(),
+                from: from?,
+                through,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

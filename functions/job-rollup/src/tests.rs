@@ -439,3 +439,32 @@ async fn a_minute_marked_again_after_sealing_is_sealed_again_from_every_shard() 
         41
     );
 }
+
+#[test]
+fn the_detectors_hear_of_each_tenant_up_to_its_first_minute_not_sealed() {
+    let t = |name: &str| TenantId::parse(name).expect("tenant");
+    let at = |tenant: &str, minute: i64| Pending::minute(t(tenant), minute, []);
+    // Given a run that sealed two minutes of a, failed b's minute 2 but sealed its minute 3,
+    // and failed c's only minute
+    let sealed = vec![
+        (at("a", 1), true),
+        (at("a", 2), true),
+        (at("b", 2), false),
+        (at("b", 3), true),
+        (at("c", 1), false),
+    ];
+    // When the notices are made with minute 10 the first not closed
+    let notices = sealed_through(&sealed, false, 600);
+    // Then a is sealed through minute 10, b through its failed minute, c not at all
+    let told: Vec<(String, i64, i64)> = notices
+        .iter()
+        .map(|n| (n.tenant.to_string(), n.from, n.through))
+        .collect();
+    assert_eq!(
+        told,
+        [("a".to_owned(), 60, 600), ("b".to_owned(), 180, 120)]
+    );
+    // And a run that read as many minutes as it may vouches only up to the newest it read
+    let notices = sealed_through(&sealed, true, 600);
+    assert_eq!(notices[0].through, 240);
+}

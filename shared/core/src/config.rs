@@ -40,6 +40,9 @@ pub struct Config {
     /// The queue of retrains requested through the API, read by the retrain job
     /// (`RETRAIN_QUEUE`, URL or name).
     pub retrain_queue: Option<String>,
+    /// The queue that tells the detectors which minutes are sealed (`DETECT_QUEUE`, URL or
+    /// name), for the rollup job.
+    pub detect_queue: Option<String>,
 }
 
 /// Who issues the tokens a function verifies itself (the HTTP API's JWT authorizer needs no
@@ -176,6 +179,7 @@ impl Config {
             dead_letter_bucket: get("DEAD_LETTER_BUCKET").filter(|v| !v.trim().is_empty()),
             live_push_queue: get("LIVE_PUSH_QUEUE").filter(|v| !v.trim().is_empty()),
             retrain_queue: get("RETRAIN_QUEUE").filter(|v| !v.trim().is_empty()),
+            detect_queue: get("DETECT_QUEUE").filter(|v| !v.trim().is_empty()),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! intervals, backtests the forecaster on the metric's own last 8 weeks, and is stored with a
 //! version ([`pulse_store::FitWriter`]) so it is served until the next retrain or the next day.
 
+pub mod detect;
 pub mod memory;
 
 use pulse_core::identity::TenantId;

@@ -3,9 +3,13 @@
 //! cloud).
 
 use pulse_core::identity::TenantId;
-use pulse_metrics::insights::{AccuracyRecord, Aggregation, Fit, RetrainJob};
-use pulse_store::retrain::{RetrainQueue, RetrainRequest};
-use pulse_store::{FitStore, FitWriter, ForecastTenants, RetrainJobs, StoreError};
+use pulse_metrics::insights::{
+    AccuracyRecord, Aggregation, DetectedAnomaly, DetectorState, Fit, RetrainJob,
+};
+use pulse_store::queue::{RetrainQueue, RetrainRequest};
+use pulse_store::{
+    AnomalyLog, DetectorStates, FitStore, FitWriter, ForecastTenants, RetrainJobs, StoreError,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -16,6 +20,9 @@ pub struct MemoryInsights {
     accuracy: Mutex<BTreeMap<(TenantId, String, Aggregation, String), AccuracyRecord>>,
     jobs: Mutex<BTreeMap<(TenantId, String), RetrainJob>>,
     tenants: Mutex<BTreeSet<TenantId>>,
+    detectors: Mutex<BTreeMap<(TenantId, String), DetectorState>>,
+    /// Anomalies recorded, in order.
+    pub anomalies: Mutex<Vec<(TenantId, DetectedAnomaly)>>,
     /// Retrain requests sent, in order.
     pub requests: Mutex<Vec<RetrainRequest>>,
 }
@@ -126,5 +133,58 @@ impl RetrainQueue for MemoryInsights {
             .map_err(poisoned)?
             .push(request.clone());
         Ok(())
+    }
+}
+
+impl DetectorStates for MemoryInsights {
+    async fn detectors(&self, tenant: &TenantId) -> Result<Vec<DetectorState>, StoreError> {
+        let detectors = self.detectors.lock().map_err(poisoned)?;
+        Ok(detectors
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, d)| d.clone())
+            .collect())
+    }
+
+    async fn put_detector(
+        &self,
+        tenant: &TenantId,
+        state: &DetectorState,
+        read_last: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut detectors = self.detectors.lock().map_err(poisoned)?;
+        let key = (tenant.clone(), state.metric.clone());
+        if detectors.get(&key).map(|d| d.last_minute) != read_last {
+            return Err(StoreError::Conflict);
+        }
+        detectors.insert(key, state.clone());
+        Ok(())
+    }
+}
+
+impl AnomalyLog for MemoryInsights {
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        anomalies: &[DetectedAnomaly],
+    ) -> Result<(), StoreError> {
+        let mut log = self.anomalies.lock().map_err(poisoned)?;
+        log.extend(anomalies.iter().map(|a| (tenant.clone(), a.clone())));
+        Ok(())
+    }
+
+    async fn recorded(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<DetectedAnomaly>, StoreError> {
+        let log = self.anomalies.lock().map_err(poisoned)?;
+        Ok(log
+            .iter()
+            .filter(|(t, a)| t == tenant && a.metric == metric && (from..to).contains(&a.minute))
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 }

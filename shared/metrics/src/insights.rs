@@ -150,6 +150,43 @@ pub struct RetrainJob {
     pub error: Option<String>,
 }
 
+/// A metric's streaming detector as stored between runs: the start of the last minute it
+/// scored (epoch s) and its state (`pulse_models::detect::Detector`'s bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorState {
+    pub metric: String,
+    pub last_minute: i64,
+    pub state: Vec<u8>,
+}
+
+/// An anomalous minute found as minutes seal, explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectedAnomaly {
+    pub metric: String,
+    /// The minute's start (epoch s).
+    pub minute: i64,
+    pub value: f64,
+    pub score: f64,
+    pub expected: f64,
+    pub low: f64,
+    pub high: f64,
+    /// What fired (`new_level`, `new_pattern`).
+    pub feature: String,
+    /// When it was found (epoch s): within two minutes of the minute's end.
+    pub detected_at: i64,
+}
+
+/// What a rollup run sealed of a tenant: what the detectors may score up to (exclusive), and
+/// from where a metric they have not met yet may have data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedThrough {
+    pub tenant: TenantId,
+    /// Epoch s: the oldest minute the run sealed.
+    pub from: i64,
+    /// Epoch s: every minute before it is sealed, or had no event.
+    pub through: i64,
+}
+
 /// A metric's complete daily figures before `today` (UTC midnight, epoch s) from its first
 /// day with data, a day without a bucket zero (nothing happened, not a gap); `(metric, day
 /// start, bucket)` as `Totals` reads them.

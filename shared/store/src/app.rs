@@ -14,6 +14,8 @@
 //! | fit accuracy of a day | `{tenant}#accuracy` | `{metric}#{aggregation}#{date}` | — | 400 d |
 //! | retrain job | `{tenant}#retrain` | `{job id}` | — | 30 d |
 //! | tenant using forecasts | `forecast#tenants` | `{tenant}` | — | 35 d after its last use |
+//! | a metric's detector | `{tenant}#detectors` | `{metric}` | — | — |
+//! | an anomaly found as minutes seal | `{tenant}#anomalies#{metric}` | `{minute start, 12 digits}` | — | 30 d |
 //!
 //! A site is read by id from the public tracking endpoint (no tenant known yet), so its key
 //! is the unguessable site id and the item names its tenant; admins list their sites through
@@ -21,9 +23,9 @@
 
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use super::{
-    CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, FitStore, FitWriter,
-    ForecastTenants, KeyLookup, KeyStore, RetrainJobs, SiteLookup, SiteStore, StoreError,
-    TenantConnections, TrackStore,
+    AnomalyLog, CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, DetectorStates,
+    FitStore, FitWriter, ForecastTenants, KeyLookup, KeyStore, RetrainJobs, SiteLookup, SiteStore,
+    StoreError, TenantConnections, TrackStore,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -32,7 +34,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use pulse_core::apikeys::ApiKey;
 use pulse_core::identity::TenantId;
 use pulse_ingest::track::Site;
-use pulse_metrics::insights::{AccuracyRecord, Aggregation, Fit, RetrainJob};
+use pulse_metrics::insights::{
+    AccuracyRecord, Aggregation, DetectedAnomaly, DetectorState, Fit, RetrainJob,
+};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -300,6 +304,118 @@ impl ForecastTenants for DynamoApp {
     }
 }
 
+/// Days an anomaly found as minutes seal is kept.
+const ANOMALY_DAYS: i64 = 30;
+
+impl DetectorStates for DynamoApp {
+    async fn detectors(&self, tenant: &TenantId) -> Result<Vec<DetectorState>, StoreError> {
+        Ok(self
+            .partition(&format!("{tenant}#detectors"))
+            .await?
+            .iter()
+            .filter_map(|item| {
+                Some(DetectorState {
+                    metric: s(item, SK)?,
+                    last_minute: item.get("last")?.as_n().ok()?.parse().ok()?,
+                    state: item.get("state")?.as_b().ok()?.as_ref().to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    async fn put_detector(
+        &self,
+        tenant: &TenantId,
+        state: &DetectorState,
+        read_last: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#detectors")))
+            .item(SK, AttributeValue::S(state.metric.clone()))
+            .item("last", AttributeValue::N(state.last_minute.to_string()))
+            .item("state", AttributeValue::B(Blob::new(state.state.clone())));
+        let put = match read_last {
+            Some(last) => put
+                .condition_expression("#l = :l")
+                .expression_attribute_names("#l", "last")
+                .expression_attribute_values(":l", AttributeValue::N(last.to_string())),
+            None => put
+                .condition_expression("attribute_not_exists(#p)")
+                .expression_attribute_names("#p", PK),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(crate::classify(e)),
+        }
+    }
+}
+
+impl AnomalyLog for DynamoApp {
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        anomalies: &[DetectedAnomaly],
+    ) -> Result<(), StoreError> {
+        for a in anomalies {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(
+                    PK,
+                    AttributeValue::S(format!("{tenant}#anomalies#{}", a.metric)),
+                )
+                .item(SK, AttributeValue::S(format!("{:012}", a.minute)))
+                .item("anomaly", json_attr(a)?)
+                .item(EXPIRES_AT, expires_in(ANOMALY_DAYS))
+                .send()
+                .await
+                .map_err(crate::classify)?;
+        }
+        Ok(())
+    }
+
+    async fn recorded(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<DetectedAnomaly>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p AND #s BETWEEN :a AND :b")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#s", SK)
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(format!("{tenant}#anomalies#{metric}")),
+            )
+            .expression_attribute_values(":a", AttributeValue::S(format!("{:012}", from.max(0))))
+            .expression_attribute_values(
+                ":b",
+                AttributeValue::S(format!("{:012}", (to - 1).max(0))),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(crate::classify)?;
+        items
+            .iter()
+            .map(|item| Self::document(item, "anomaly"))
+            .collect()
+    }
+}
+
 fn s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
     item.get(k).and_then(|v| v.as_s().ok()).cloned()
 }
@@ -545,8 +661,13 @@ impl KeyStore for DynamoApp {
         if !key.scopes.is_empty() {
             put = put.item("scopes", AttributeValue::Ss(key.scopes.clone()));
         }
-        put.send().await.map_err(crate::classify)?;
-        Ok(())
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(crate::classify(e)),
+        }
     }
 
     async fn delete_key(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {

@@ -19,8 +19,8 @@ pub mod events;
 pub mod keys;
 pub mod metrics;
 pub mod push;
+pub mod queue;
 pub mod read;
-pub mod retrain;
 pub mod stream;
 
 use async_trait::async_trait;
@@ -671,4 +671,43 @@ pub trait ForecastTenants: Send + Sync {
     fn tenants(
         &self,
     ) -> impl std::future::Future<Output = Result<Vec<pulse_core::identity::TenantId>, StoreError>> + Send;
+}
+
+/// The streaming detectors of a tenant's metrics (IAM `Query` and `PutItem` on the App
+/// table). A detector is written only if no other run advanced it since it was read.
+pub trait DetectorStates: Send + Sync {
+    fn detectors(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::insights::DetectorState>, StoreError>,
+    > + Send;
+    /// Stores `state`; [`StoreError::Conflict`] when the stored detector's last minute is no
+    /// longer `read_last` (`None`: there was none).
+    fn put_detector(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        state: &pulse_metrics::insights::DetectorState,
+        read_last: Option<i64>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Anomalies found as minutes seal (IAM `PutItem` to record, `Query` to read, on the App
+/// table; kept 30 days).
+pub trait AnomalyLog: Send + Sync {
+    fn record(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        anomalies: &[pulse_metrics::insights::DetectedAnomaly],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    /// `metric`'s anomalies with minute in `[from, to)`, oldest first.
+    fn recorded(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<pulse_metrics::insights::DetectedAnomaly>, StoreError>,
+    > + Send;
 }

@@ -1,0 +1,158 @@
+use super::*;
+use crate::memory::MemoryInsights;
+use pulse_metrics::aggregate::Bucket;
+
+const T0: i64 = 1_795_392_000; // 2026-11-23T00:00:00Z
+
+/// Minute totals of one tenant: `metric`'s count per minute start.
+struct Minutes(Vec<(String, i64, Bucket)>);
+
+impl Totals for Minutes {
+    async fn totals(
+        &self,
+        _tenant: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        assert_eq!(resolution, Resolution::Minute);
+        Ok(self
+            .0
+            .iter()
+            .filter(|(_, s, _)| (from..to).contains(s))
+            .cloned()
+            .collect())
+    }
+}
+
+fn count(n: u64) -> Bucket {
+    Bucket {
+        count: n,
+        sum: n as f64,
+        ..Bucket::default()
+    }
+}
+
+/// 400 minutes of `metric` from T0: 20 to 24 events a minute, and 200 at minute `spike`.
+fn traffic(metric: &str, spike: i64) -> Vec<(String, i64, Bucket)> {
+    (0..400)
+        .map(|m| {
+            let n = if m == spike {
+                200
+            } else {
+                20 + (m * 7 % 5) as u64
+            };
+            (metric.to_owned(), T0 + m * 60, count(n))
+        })
+        .collect()
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("acme").expect("tenant")
+}
+
+#[tokio::test]
+async fn a_burst_is_found_in_the_minute_it_happens_whether_scored_minute_by_minute_or_at_once() {
+    // Given steady traffic with a burst at minute 300, and a derived metric that repeats it
+    let mut minutes = traffic("page_view", 300);
+    minutes.extend(traffic(pulse_metrics::aggregate::WEB_PAGES, 300));
+    let totals = Minutes(minutes);
+    // When one store hears of every sealed minute as it seals, and another of all at once
+    let live = MemoryInsights::default();
+    let mut scored = 0;
+    for m in 1..=400 {
+        scored += detect(
+            &totals,
+            &live,
+            &tenant(),
+            T0 + (m - 1) * 60,
+            T0 + m * 60,
+            T0 + m * 60 + 30,
+        )
+        .await
+        .expect("detected")
+        .scored;
+    }
+    let batch = MemoryInsights::default();
+    detect(&totals, &batch, &tenant(), T0, T0 + 400 * 60, 0)
+        .await
+        .expect("detected");
+    // Then every minute of the metric was scored once, the derived one never
+    assert_eq!(scored, 400);
+    // And the burst's minute is the one anomaly, found 30 s after it ended, explained
+    let found: Vec<DetectedAnomaly> = live
+        .anomalies
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let a = &found[0];
+    assert_eq!(
+        (a.metric.as_str(), a.minute, a.value),
+        ("page_view", T0 + 300 * 60, 200.0)
+    );
+    assert_eq!(a.detected_at - (a.minute + 60), 30);
+    assert!(
+        a.high < 200.0 && a.expected > 15.0 && a.expected < 30.0,
+        "{a:?}"
+    );
+    assert_eq!(a.feature, "new_level");
+    // And the stored state carried the detector between runs: the same finding either way
+    let at_once: Vec<(i64, u64)> = batch
+        .anomalies
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, a)| (a.minute, (a.score * 1e9) as u64))
+        .collect();
+    assert_eq!(at_once, [(a.minute, (a.score * 1e9) as u64)]);
+}
+
+#[tokio::test]
+async fn a_run_that_lost_the_race_for_a_detector_records_nothing_twice() {
+    // Given a detector advanced through minute 200 by one run
+    let totals = Minutes(traffic("page_view", 300));
+    let store = MemoryInsights::default();
+    detect(&totals, &store, &tenant(), T0, T0 + 200 * 60, 0)
+        .await
+        .expect("detected");
+    // When another run, having read it before, and this one both go on to minute 400
+    let stale = store.detectors(&tenant()).await.expect("read");
+    detect(&totals, &store, &tenant(), T0 + 399 * 60, T0 + 400 * 60, 0)
+        .await
+        .expect("detected");
+    let mut late = store.detectors(&tenant()).await.expect("read")[0].clone();
+    late.last_minute = T0 + 399 * 60;
+    let lost = store
+        .put_detector(&tenant(), &late, Some(stale[0].last_minute))
+        .await;
+    // Then the late write is refused and the burst is recorded once
+    assert!(matches!(lost, Err(StoreError::Conflict)));
+    assert_eq!(store.anomalies.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn a_quiet_minute_is_a_zero_and_a_day_long_silence_is_not_replayed() {
+    // Given a metric seen once at T0, then nothing
+    let totals = Minutes(vec![("signup".to_owned(), T0, count(1))]);
+    let store = MemoryInsights::default();
+    let first = detect(&totals, &store, &tenant(), T0, T0 + 60, 0)
+        .await
+        .expect("detected");
+    assert_eq!(first.scored, 1);
+    // When the tenant's minutes are sealed three days later
+    let later = detect(
+        &totals,
+        &store,
+        &tenant(),
+        T0 + 3 * 86_400 - 60,
+        T0 + 3 * 86_400,
+        0,
+    )
+    .await
+    .expect("detected");
+    // Then only the last day is scored, as zeros
+    assert_eq!(later.scored, 1_440);
+}
