@@ -12,7 +12,8 @@
 //!   across providers, and host CPU metrics.
 //!
 //! The rate follows a daily curve (low at night, peaking in the afternoon) and a weekly one
-//! (weekends quieter), in UTC.
+//! (weekends quieter), in UTC, with incidents in the history ([`incident`]) and surges live
+//! ([`surge`]) that the anomaly detectors find.
 //!
 //! First it imports [`HISTORY_DAYS`] days of history through `POST /api/v1/imports`, which
 //! merges it into the rollups of every resolution as it answers, so every chart (and, later,
@@ -97,6 +98,28 @@ pub fn seasonality(t: chrono::DateTime<Utc>) -> f64 {
         1.0
     };
     daily * weekly
+}
+
+/// The live traffic's surges, for the detectors to find: every fourth hour, minutes :40 to
+/// :42 bring six times the traffic.
+pub fn surge(t: chrono::DateTime<Utc>) -> f64 {
+    if t.hour() % 4 == 2 && (40..43).contains(&t.minute()) {
+        6.0
+    } else {
+        1.0
+    }
+}
+
+/// The history's incidents, for the detectors to find: a campaign 40 days before `now` (ten
+/// times the traffic from 14:00 to 15:00) and a bigger one 6 days before (twenty times, from
+/// 15:00: a level never seen, not the first campaign's again).
+pub fn incident(t: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> f64 {
+    let days_before = now.timestamp().div_euclid(86_400) - t.timestamp().div_euclid(86_400);
+    match (days_before, t.hour()) {
+        (40, 14) => 10.0,
+        (6, 15) => 20.0,
+        _ => 1.0,
+    }
 }
 
 /// A lognormal latency in ms around a median of `median`.
@@ -204,7 +227,7 @@ pub fn history(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value
         let Some(t) = chrono::DateTime::from_timestamp(hour + 17 * 60, 0) else {
             continue;
         };
-        let count = (8.0 * seasonality(t)).round() as usize;
+        let count = (8.0 * seasonality(t) * incident(t, now)).round() as usize;
         for mut event in events(rng, count, t) {
             // A shopper's steps keep their order; the rest spread over the minute.
             if event.get("timestamp").is_none() {
@@ -283,7 +306,7 @@ pub fn spawn(
                 _ = shutdown.wait_for(|s| *s) => return,
             }
             let now = Utc::now();
-            carry += rate() * seasonality(now);
+            carry += rate() * seasonality(now) * surge(now);
             let count = carry.floor() as usize;
             carry -= count as f64;
             if count > 0 {
@@ -334,6 +357,52 @@ mod tests {
             seasonality(at(23, 16)) > seasonality(at(22, 16)),
             "Monday vs Sunday"
         );
+    }
+
+    #[test]
+    fn the_streaming_detector_finds_the_incidents_of_the_demo_history_and_little_else() {
+        use pulse_models::detect::{ALARM, Detector};
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
+            .single()
+            .expect("time");
+        for seed in 1..=20 {
+            // Given the history's hourly page views (one of 20 random draws), as the hourly
+            // anomaly scan reads them
+            let mut hours: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+            for e in history(&mut fastrand::Rng::with_seed(seed), now) {
+                if e["kind"] == "page_view" {
+                    let t = chrono::DateTime::parse_from_rfc3339(
+                        e["timestamp"].as_str().expect("time"),
+                    )
+                    .expect("time")
+                    .timestamp();
+                    *hours.entry(t.div_euclid(3_600) * 3_600).or_default() += 1.0;
+                }
+            }
+            let first = *hours.keys().next().expect("hours");
+            let last = *hours.keys().last().expect("hours");
+            // When the detector runs over every hour, in order
+            let mut detector = Detector::default();
+            let (mut incidents, mut false_alarms) = (Vec::new(), 0);
+            for hour in (first..=last).step_by(3_600) {
+                let score = detector
+                    .score(hours.get(&hour).copied().unwrap_or(0.0))
+                    .score;
+                let t = chrono::DateTime::from_timestamp(hour, 0).expect("time");
+                if incident(t, now) > 1.0 {
+                    incidents.push(score >= ALARM);
+                } else if score >= ALARM {
+                    false_alarms += 1;
+                }
+            }
+            // Then it alarms on both incidents, and on few other hours of the 90 days
+            assert_eq!(incidents, [true, true], "seed {seed}");
+            assert!(
+                false_alarms <= 10,
+                "seed {seed}: {false_alarms} false alarms"
+            );
+        }
     }
 
     #[test]
