@@ -288,7 +288,7 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
   await context.close();
 });
 
-await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands and says how accurate it was", async () => {
+await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, says how accurate it was, and an admin retrains it", async () => {
   // Given 35 days of a metric's history, imported (busier on weekdays, with some noise)
   const day = 86_400_000;
   const today = Math.floor(Date.now() / day) * day;
@@ -310,7 +310,16 @@ await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands and
   assert.match(await panel.locator("h2").innerText(), /^Next 7 days of count of e2e\.load: forecast with 80% and 95% intervals/);
   await panel.locator('[data-chart="explore-forecast"] canvas').first().waitFor();
   assert.match(await panel.locator('[data-accuracy="1"]').innerText(), /accuracy \d+%, MASE [\d.]+, the 80% interval held \d+% of days and the 95% \d+%/);
+  // (the prediction asked for above was the first fit of the day)
+  assert.match(await panel.locator('[data-accuracy="1"]').innerText(), /\(version 1\)/);
   await page.screenshot({ path: join(artifacts, "explore-forecast.png"), fullPage: true });
+  // And an admin's retrain runs in the retrain job, and the panel then shows its fit
+  await panel.getByRole("button", { name: "Retrain forecasts now" }).click();
+  await page.locator('[data-retrain="done"]').waitFor({ timeout: 60_000 });
+  assert.match(await page.locator('[data-retrain="done"]').innerText(), /^Retrained: \d+ forecasts? fitted/);
+  await page.waitForFunction(() => /\(version 2\)/.test(document.querySelector('section[data-loading="0"] [data-accuracy="1"]')?.textContent ?? ""), null, { timeout: 30_000 });
+  const accuracy = await api(admin, "/api/v1/predictions/accuracy");
+  assert.ok(accuracy.json.metrics.some((m) => m.metric === "e2e.load" && m.latest.version === 2), JSON.stringify(accuracy.json));
   await context.close();
 });
 

@@ -16,6 +16,8 @@ type View = Record<string, unknown>;
 /** A forecast as `GET /api/v1/predictions/{metric}` answers it. */
 interface Prediction {
   model: string;
+  trained_at: string;
+  version: number;
   history_days: number;
   accuracy: { mase: number | null; accuracy: number | null; coverage80: number | null; coverage95: number | null; cuts: number };
   points: PredictionPoint[];
@@ -60,13 +62,15 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   // is never presented under the new route's title.
   const [loadedFor, setLoadedFor] = useState("");
   const [steps, setSteps] = useState("/, /pricing, /signup");
+  // Bumped to load the same route again (after a retrain).
+  const [reloads, setReloads] = useState(0);
   // Explore's metric picker: what the tenant has, with tags and units (loaded once).
   const [catalog, setCatalog] = useState<CatalogMetric[]>([]);
   const p = route.params;
   const range = p.range ?? (route.area === "explore" ? "24h" : "7d");
   const compare = p.compare === "1";
   const key = `${route.area}/${route.view}`;
-  const request = `${location.hash}|${steps}`;
+  const request = `${location.hash}|${steps}|${reloads}`;
   const loading = loadedFor !== request;
 
   const go = (params: Record<string, string>) => {
@@ -92,7 +96,9 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         if (!p.group_by && !Object.keys(filters(route)).length && ["count", "sum"].includes(aggregation) && points.length) {
           const metric = String(body.metric_name);
           const to = Date.parse(points[points.length - 1].timestamp) + intervalMs(String(answer.resolution));
-          const anomalies = api.get<View>("/api/v1/anomalies", { metric, from: points[0].timestamp, to: new Date(to).toISOString(), aggregation }).then(
+          // A chart by minute shows what the detectors found as its minutes sealed.
+          const byMinute = answer.resolution === "1m" && aggregation === "count" ? { interval: "1m" } : {};
+          const anomalies = api.get<View>("/api/v1/anomalies", { metric, from: points[0].timestamp, to: new Date(to).toISOString(), aggregation, ...byMinute }).then(
             (a) => a.anomalies,
             () => [],
           );
@@ -213,7 +219,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
           Loading {range}…
         </p>
       )}
-      {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} catalog={catalog} />}
+      {view && <ViewBody view={view} previous={previous} route={route} compare={compare} me={props.me} catalog={catalog} api={api} reload={() => setReloads((n) => n + 1)} />}
       {view && rows.length > 0 && (
         <details open={rows.length <= 50}>
           <summary>Data ({rows.length} rows)</summary>
@@ -221,6 +227,50 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         </details>
       )}
     </section>
+  );
+}
+
+/** A retrain job as the API answers it. */
+interface RetrainJob {
+  id: string;
+  status: "queued" | "running" | "done" | "failed";
+  fitted: string[];
+  skipped: string[];
+  error?: string;
+}
+
+/** Admins refit every metric's forecaster now: the job is queued, followed, and the view reloaded. */
+function Retrain(props: { api: Api; done: () => void }) {
+  const [job, setJob] = useState<RetrainJob | null>(null);
+  const [error, setError] = useState("");
+  const start = async () => {
+    setError("");
+    try {
+      let j = await props.api.post<RetrainJob>("/api/v1/predictions/retrain", {});
+      setJob(j);
+      for (let i = 0; i < 300 && (j.status === "queued" || j.status === "running"); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        j = await props.api.get<RetrainJob>(`/api/v1/predictions/retrain/${encodeURIComponent(j.id)}`);
+        setJob(j);
+      }
+      if (j.status === "done") props.done();
+    } catch (e) {
+      setError(e instanceof ApiError ? `${e.status}: ${e.detail}` : String(e));
+    }
+  };
+  const busy = job?.status === "queued" || job?.status === "running";
+  return (
+    <p class="retrain">
+      <button type="button" onClick={start} disabled={busy}>
+        Retrain forecasts now
+      </button>{" "}
+      <span role="status" data-retrain={job?.status ?? ""}>
+        {busy && `Retraining (${job?.status})…`}
+        {job?.status === "done" && `Retrained: ${job.fitted.length} forecast${job.fitted.length === 1 ? "" : "s"} fitted${job.skipped.length ? `, ${job.skipped.length} metric${job.skipped.length === 1 ? "" : "s"} with too little history` : ""}.`}
+        {job?.status === "failed" && `The retrain failed: ${job.error ?? "unknown error"}`}
+        {error}
+      </span>
+    </p>
   );
 }
 
@@ -330,7 +380,7 @@ function ExploreForm(props: { route: Route; catalog: CatalogMetric[] }) {
 /** Plausible's top stats, in its order. */
 const TOP_STATS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"];
 
-function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me; catalog: CatalogMetric[] }) {
+function ViewBody(props: { view: View; previous: View | null; route: Route; compare: boolean; me: Me; catalog: CatalogMetric[]; api: Api; reload: () => void }) {
   const { view, previous, route, compare } = props;
   const [stat, setStat] = useState<string | null>(null);
   const key = `${route.area}/${route.view}`;
@@ -514,8 +564,9 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
           </figcaption>
           <Chart id="explore-forecast" title={`Daily ${aggregation} of ${String(view.metric)}: the last 4 weeks and the next ${prediction.points.length} days' forecast`} option={forecastOption(history, forecastBands(prediction.points), unit)} height={240} />
           <p class="muted" data-accuracy="1">
-            {prediction.model}, from {prediction.history_days} days. On this metric's last {a.cuts} weeks: accuracy {pct(a.accuracy)}, MASE {a.mase === null ? "–" : a.mase.toFixed(2)}, the 80% interval held {pct(a.coverage80)} of days and the 95% {pct(a.coverage95)}.
+            {prediction.model}, from {prediction.history_days} days, fitted {prediction.trained_at.replace("T", " ").slice(0, 16)} UTC (version {prediction.version}). On this metric's last {a.cuts} weeks: accuracy {pct(a.accuracy)}, MASE {a.mase === null ? "–" : a.mase.toFixed(2)}, the 80% interval held {pct(a.coverage80)} of days and the 95% {pct(a.coverage95)}.
           </p>
+          {props.me.role === "admin" && <Retrain api={props.api} done={props.reload} />}
         </figure>,
       );
     }
