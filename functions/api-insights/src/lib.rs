@@ -210,6 +210,7 @@ impl AnomalyQuery {
             }
         }
         let metric = metric.ok_or_else(|| ApiError::invalid_field(&["metric"], "is required"))?;
+        metric_name("metric", &metric)?;
         let to = to.unwrap_or(now).min(now);
         let from = from.unwrap_or(to - HOURLY_ANOMALY_DAYS * DAY);
         if from >= to {
@@ -526,6 +527,7 @@ where
 
     async fn predict(&self, req: &Request, metric: &str) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(req, &self.claims)?;
+        metric_name("metric", metric)?;
         caller.require(pulse_metrics::query::required_role(metric))?;
         let (days, aggregation) = parameters(req)?;
         let now = (self.clock)();
@@ -634,12 +636,27 @@ where
     async fn job(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let caller = Caller::from_request(req, &self.claims)?;
         caller.require(pulse_core::identity::Role::Admin)?;
-        match self.fits.job(&caller.tenant, id).await? {
-            Some(job) => Ok(json(StatusCode::OK, &job)),
-            None => Err(ApiError::NotFound(format!("no retrain job {id}"))),
+        // Only what `job_id` makes is looked up (and echoed).
+        let shaped =
+            (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        match shaped {
+            true => match self.fits.job(&caller.tenant, id).await? {
+                Some(job) => Ok(json(StatusCode::OK, &job)),
+                None => Err(ApiError::NotFound(format!("no retrain job {id}"))),
+            },
+            false => Err(ApiError::NotFound("no such retrain job".into())),
         }
     }
 }
+
+/// Refuses what cannot be a metric's name (as ingest names them) before it reaches a key.
+fn metric_name(field: &str, name: &str) -> Result<(), ApiError> {
+    pulse_ingest::events::check_name(name, MAX_METRIC_NAME)
+        .map_err(|why| ApiError::invalid_field(&[field], format!("is not a metric name: {why}")))
+}
+
+/// The longest metric name looked up (ingest's default limit is 128; it may be raised).
+const MAX_METRIC_NAME: usize = 256;
 
 /// A job id: when it was asked (sortable) and a random part.
 fn job_id(now: i64) -> String {

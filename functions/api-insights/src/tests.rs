@@ -378,6 +378,13 @@ async fn an_admin_queues_a_retrain_and_follows_its_job_and_others_cannot() {
     )
     .await;
     assert_eq!(status, 404);
+    let long = format!("/api/v1/predictions/retrain/{}", "a".repeat(2_000));
+    let (status, body) = send(&handler, request_as("GET", &long, "admin", "acme")).await;
+    assert_eq!(status, 404);
+    assert!(
+        !body.to_string().contains("aaaa"),
+        "the id is not echoed: {body}"
+    );
     // And the tenant is now refitted daily
     assert_eq!(handler.fits.tenants().await.expect("ok").len(), 1);
 }
@@ -500,5 +507,21 @@ async fn minutes_found_anomalous_as_they_sealed_are_answered_with_how_far_the_de
         .await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["errors"][0]["pointer"], "#/interval", "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_be_a_metric_name_is_refused_before_any_lookup() {
+    let handler = insights(page_views(60), || NOW);
+    let long = "m".repeat(2_000);
+    for path in [
+        format!("/api/v1/predictions/{long}"),
+        "/api/v1/predictions/__totals__".to_owned(),
+        format!("/api/v1/anomalies?metric={long}"),
+        "/api/v1/anomalies?metric=a%23b".to_owned(),
+    ] {
+        let (status, body) = send(&handler, request(&path, "admin")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["errors"][0]["pointer"], "#/metric", "{path}: {body}");
     }
 }

@@ -161,7 +161,10 @@ where
             .await;
         report.sealed = sealed.iter().filter(|(_, ok)| *ok).count();
         report.failed += sealed.len() - report.sealed;
-        let notices = sealed_through(&sealed, full, closed_before(Resolution::Minute, now));
+        // `closed_before` bounds window starts: the first minute not closed is the next start.
+        let closed = closed_before(Resolution::Minute, now);
+        let open = closed + (60 - closed.rem_euclid(60)) % 60;
+        let notices = sealed_through(&sealed, full, open);
         if let Err(e) = self.notices.sealed(&notices).await {
             // The detectors catch up on the next notice of the tenant.
             tracing::warn!(tenants = notices.len(), error = %e, "sealed minutes not told to the detectors");

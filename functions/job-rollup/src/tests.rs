@@ -468,3 +468,34 @@ fn the_detectors_hear_of_each_tenant_up_to_its_first_minute_not_sealed() {
     let notices = sealed_through(&sealed, true, 600);
     assert_eq!(notices[0].through, 240);
 }
+
+/// The notices a run sends the detectors.
+#[derive(Default)]
+struct Told(Mutex<Vec<SealedThrough>>);
+
+impl SealedNotices for Told {
+    async fn sealed(&self, notices: &[SealedThrough]) -> Result<(), StoreError> {
+        self.0.lock().expect("lock").extend_from_slice(notices);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_run_tells_the_detectors_which_minutes_it_sealed_as_soon_as_they_close() {
+    // Given events in two minutes of a tenant
+    let events = vec![latency(1, DAY + 5, 1.0), latency(2, DAY + 65, 1.0)];
+    let job = job(events).await.notifying(Told::default());
+    // When the job runs 31 s after the second minute ends (its grace is 30 s)
+    let report = job.run(DAY + 120 + 31).await.expect("run");
+    // Then both minutes are sealed and the detectors hear of both, up to the next minute
+    assert_eq!(report.sealed, 2);
+    let told = job.notices.0.lock().expect("lock").clone();
+    assert_eq!(
+        told,
+        [SealedThrough {
+            tenant: tenant(),
+            from: DAY,
+            through: DAY + 120
+        }]
+    );
+}
