@@ -239,6 +239,41 @@ await step("web analytics leads with Plausible's top stats, and a click on one c
   await context.close();
 });
 
+await step("web analytics is one page: a click on a top source filters every panel with a chip, and the chip's × removes it", async () => {
+  // Given visits three hours ago from two sources (sessions are computed once their hour is
+  // 30 minutes past)
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
+  const visit = (i, source, country, device) => ({ kind: "page_view", path: i % 2 ? "/pricing" : "/", visitor: `chip-${i}`, timestamp: new Date(hour + i * 60_000).toISOString(), tags: { source, country, device } });
+  const visits = [...[0, 1, 2].map((i) => visit(i, "Newsletter", "NZ", "tablet")), ...[3, 4].map((i) => visit(i, "Podcast", "IS", "desktop"))];
+  assert.equal((await api(admin, "/api/v1/events", { events: visits })).status, 202);
+  await until("the visits to be sessions", async () => ((await api(admin, "/api/v1/web/sources?range=24h")).json?.rows ?? []).some((r) => r.source === "Podcast"), 120_000);
+  // When the user opens web analytics
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/overview?range=24h`);
+  await page.locator('section[data-view="web/overview"][data-loading="0"] [data-top="sources"] li').first().waitFor();
+  // Then the overview has its top sources, pages, countries and devices, with bars
+  const panels = await page.locator("[data-top]").evaluateAll((els) => els.map((el) => el.dataset.top));
+  assert.deepEqual(panels, ["sources", "pages", "countries", "devices"]);
+  assert.ok(await page.locator('[data-top="countries"] li', { hasText: "NZ" }).count());
+  await page.screenshot({ path: join(artifacts, "web-one-page.png"), fullPage: true });
+  // When a source is clicked
+  await page.locator('[data-top="sources"] button', { hasText: "Podcast" }).click();
+  // Then the page stays, a chip says the filter, and every panel that can split by source
+  // is filtered by it (Podcast's visitors came from Iceland, on desktops)
+  await page.waitForFunction(() => location.hash.startsWith("#/web/overview") && location.hash.includes("source=Podcast"));
+  await page.locator('section[data-loading="0"] .chip[data-filter="source"]').waitFor();
+  assert.match(await page.locator('.chip[data-filter="source"]').innerText(), /source = Podcast/);
+  const countries = await page.locator('section[data-loading="0"] [data-top="countries"] .name').allInnerTexts();
+  assert.deepEqual(countries, ["IS"]);
+  assert.deepEqual(await page.locator('[data-top="devices"] .name').allInnerTexts(), ["desktop"]);
+  assert.match(await page.locator('[data-top="pages"]').innerText(), /cannot be split by source/);
+  // And the chip's × takes the filter away
+  await page.locator('.chip[data-filter="source"] a').click();
+  await page.waitForFunction(() => !location.hash.includes("source="));
+  await page.locator('section[data-loading="0"] [data-top="countries"] li', { hasText: "NZ" }).waitFor();
+  await context.close();
+});
+
 await step("Explore answers p95 latency of API requests by route over 24 hours in four steps, with one row per route", async () => {
   // Given API requests on two routes, one of them slow
   const requests = [

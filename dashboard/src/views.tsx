@@ -118,7 +118,11 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         return [answer, null];
       }
       const params = { ...time, ...(p.interval ? { interval: p.interval } : {}), ...filters(route) };
-      const now = await api.get<View>(`/api/v1/${route.area}/${route.view}`, params);
+      // Web analytics' overview is one page: its top sources, pages, countries and devices,
+      // read at once with it, under the same filters.
+      const tops = key === "web/overview" ? topPanels(api, time, filters(route)) : Promise.resolve(undefined);
+      const [now, panels] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), tops]);
+      if (panels) now.top_panels = panels;
       const before = previousRange(now);
       const wantsPrevious = compare && before && (Array.isArray(now.rows) || (Array.isArray(now.timeseries) && !("metrics" in now)));
       const earlier = wantsPrevious ? await api.get<View>(`/api/v1/${route.area}/${route.view}`, { ...params, ...before, range: undefined }) : null;
@@ -212,6 +216,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
           <button type="submit">run</button>
         </form>
       )}
+      {route.area !== "explore" && <FilterChips route={route} />}
       {route.area === "explore" && <ExploreForm route={route} catalog={catalog} />}
       {error && <p role="alert">{error}</p>}
       {loading && (
@@ -227,6 +232,102 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         </details>
       )}
     </section>
+  );
+}
+
+/** The top-N panels of web analytics' overview: the view each reads and the filters it takes. */
+const TOP_PANELS: { view: string; dimension: string; title: string; filters: string[] }[] = [
+  { view: "sources", dimension: "source", title: "Sources", filters: ["site", "source", "device", "country", "browser", "os"] },
+  { view: "pages", dimension: "path", title: "Pages", filters: ["site", "path"] },
+  { view: "countries", dimension: "country", title: "Countries", filters: ["site", "source", "device", "country", "browser", "os"] },
+  { view: "devices", dimension: "device", title: "Devices", filters: ["site", "source", "device", "country", "browser", "os"] },
+];
+
+/** One top-N panel as loaded: its rows, or which filters it cannot apply. */
+interface TopPanel {
+  view: string;
+  dimension: string;
+  title: string;
+  rows: Row[];
+  unfiltered: string[];
+  error?: string;
+}
+
+/** Loads every top-N panel under `chosen` filters; a panel that cannot apply one says so. */
+async function topPanels(api: Api, time: Record<string, string | undefined>, chosen: Record<string, string>): Promise<TopPanel[]> {
+  return Promise.all(
+    TOP_PANELS.map(async (t) => {
+      const unfiltered = Object.keys(chosen).filter((k) => !t.filters.includes(k) && !k.startsWith("utm_"));
+      if (unfiltered.length) return { ...t, rows: [], unfiltered };
+      try {
+        const v = await api.get<View>(`/api/v1/web/${t.view}`, { ...time, ...chosen, limit: "10" });
+        return { ...t, rows: (v.rows as Row[] | undefined) ?? [], unfiltered };
+      } catch (e) {
+        return { ...t, rows: [], unfiltered, error: e instanceof ApiError ? e.detail : String(e) };
+      }
+    }),
+  );
+}
+
+/** A top-N panel: rows with inline bars; a click on a row filters the whole page by it. */
+function TopList(props: { panel: TopPanel; route: Route }) {
+  const { panel, route } = props;
+  // Visitors, as Plausible ranks every top list.
+  const measure = "visitors";
+  const most = Math.max(1, ...panel.rows.map((r) => Number(r[measure] ?? 0)));
+  const pick = (value: string) => {
+    // A page is charted in Explore (the overview's metrics have no path); the rest filter.
+    location.hash = routeHash(panel.dimension === "path" ? drillTarget({ ...route, view: "pages" }, "path", value) : { ...route, params: { ...route.params, [panel.dimension]: value } });
+  };
+  return (
+    <figure class="panel top" data-top={panel.view}>
+      <figcaption>
+        <h2>{panel.title}</h2>
+        <span class="muted">{label(measure)}</span>
+      </figcaption>
+      {panel.unfiltered.length > 0 && <p class="muted">{`${panel.title} cannot be split by ${panel.unfiltered.join(", ")}.`}</p>}
+      {panel.error && <p class="muted">{panel.error}</p>}
+      {!panel.unfiltered.length && !panel.error && !panel.rows.length && <p class="muted empty">No data in this range.</p>}
+      {panel.rows.length > 0 && (
+        <ol class="toplist">
+          {panel.rows.map((r) => {
+            const value = String(r[panel.dimension] ?? "(none)");
+            const n = Number(r[measure] ?? 0);
+            return (
+              <li key={value}>
+                <button type="button" onClick={() => pick(value)} title={panel.dimension === "path" ? `Chart ${value} in Explore` : `Filter every panel by ${panel.dimension} = ${shownValue(panel.dimension, value)}`}>
+                  <span class="bar" style={{ width: `${Math.round((100 * n) / most)}%` }} />
+                  <span class="name">{shownValue(panel.dimension, value)}</span>
+                  <span class="value">{n.toLocaleString("en-US")}</span>
+                </button>
+              </li>
+            );
+          })}
+        </ol>
+      )}
+    </figure>
+  );
+}
+
+/** The route's dimension filters as chips, each removable; they apply to every panel. */
+function FilterChips(props: { route: Route }) {
+  const chosen = Object.entries(filters(props.route));
+  if (!chosen.length) return null;
+  return (
+    <ul class="chips" aria-label="Filters">
+      {chosen.map(([k, v]) => {
+        const { [k]: _drop, ...rest } = props.route.params;
+        const shown = v.startsWith("!") ? `${k} ≠ ${shownValue(k, v.slice(1))}` : `${k} = ${shownValue(k, v)}`;
+        return (
+          <li key={k} class="chip" data-filter={k}>
+            {shown}{" "}
+            <a href={routeHash({ ...props.route, params: rest })} aria-label={`Remove the filter ${shown}`}>
+              ×
+            </a>
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 
@@ -597,5 +698,6 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
       </p>,
     );
   }
+  for (const panel of (view.top_panels as TopPanel[] | undefined) ?? []) parts.push(<TopList key={`top-${panel.view}`} panel={panel} route={route} />);
   return <div class="grid view-body">{parts}</div>;
 }
