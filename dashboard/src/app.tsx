@@ -6,7 +6,7 @@ import { Api, can, type Me } from "./api";
 import { devSignIn, finishOidc, signOut, startOidc, storedToken } from "./auth";
 import type { Config } from "./config";
 import { LiveClient, type Interval, type LiveState } from "./live";
-import { AREAS, parseRoute, type Route } from "./route";
+import { AREAS, parseRoute, routeHash, timeParams, type Route } from "./route";
 import { Overview } from "./overview";
 import { ViewPage } from "./views";
 
@@ -128,7 +128,7 @@ export function App(props: { config: Config }) {
         </a>
         <nav aria-label="Areas">
           {areas.map((a) => (
-            <a key={a.area} href={`#/${a.area}/${a.views[0]}`} aria-current={route.area === a.area ? "page" : undefined}>
+            <a key={a.area} href={routeHash({ area: a.area, view: a.views[0], params: timeParams(route) })} aria-current={route.area === a.area ? "page" : undefined}>
               {a.label}
             </a>
           ))}

@@ -41,6 +41,11 @@ export function routeHash(r: Route): string {
   return `#/${r.area}/${r.view}${q ? `?${q}` : ""}`;
 }
 
+/** The time of a route (its range or custom span, and the comparison), which every area keeps. */
+export function timeParams(r: Route): Record<string, string> {
+  return Object.fromEntries(Object.entries(r.params).filter(([k]) => ["range", "start", "end", "compare"].includes(k)));
+}
+
 /** The dimension filters of a route. */
 export function filters(r: Route): Record<string, string> {
   return Object.fromEntries(Object.entries(r.params).filter(([k]) => !CONTROL.has(k)));
@@ -82,7 +87,7 @@ export function breadcrumbs(r: Route): Crumb[] {
 
 /** Where a click on a row of `area/view` leads: the view it filters, or Explore for a page. */
 export function drillTarget(r: Route, dimension: string, value: string): Route {
-  const keep = Object.fromEntries(Object.entries(r.params).filter(([k]) => ["range", "start", "end", "compare"].includes(k)));
+  const keep = timeParams(r);
   const params = { ...keep, ...filters(r), [dimension]: value };
   const to = (area: Route["area"], view: string): Route => ({ area, view, params });
   switch (`${r.area}/${r.view}`) {

@@ -178,7 +178,7 @@ export function gaugeOption(name: string, value: number | null, target: number, 
   };
 }
 
-export const PRESETS = ["1h", "24h", "7d", "30d"];
+export const PRESETS = ["15m", "1h", "6h", "24h", "7d", "30d"];
 
 /** Range presets, and a custom range when `onCustom` is given. */
 export function RangeBar(props: {

@@ -1,7 +1,7 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
 import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, forecastBands, summaryRows, weekOrMore, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
-import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash } from "../src/route";
+import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash, timeParams } from "../src/route";
 
 describe("formats", () => {
   it("shows values in their unit and changes with a sign", () => {
@@ -275,5 +275,15 @@ describe("forecast", () => {
     expect(weekOrMore("2w")).toBe(true);
     expect(weekOrMore("", "2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z")).toBe(false);
     expect(weekOrMore("", "2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z")).toBe(true);
+  });
+});
+
+describe("the time every area keeps", () => {
+  it("is the range or custom span and the comparison, not the filters or the metric", () => {
+    // Given a route with a time, a comparison, a filter and Explore's parameters
+    const r = parseRoute("#/web/sources?range=6h&compare=1&country=DE&metric=x");
+    // Then switching area keeps the time and the comparison only
+    expect(timeParams(r)).toEqual({ range: "6h", compare: "1" });
+    expect(timeParams(parseRoute("#/health/api?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z"))).toEqual({ start: "2026-01-01T00:00:00Z", end: "2026-01-02T00:00:00Z" });
   });
 });
