@@ -241,7 +241,7 @@ async fn sealed_minutes_reach_the_metrics_detector_within_the_rollups_next_tick(
         .await
         .expect("events");
     assert_eq!(res.status(), 202);
-    // When the rollup job seals it (every minute) and tells the detect job
+    // When the rollup job seals it and tells the detect job
     let from = chrono::DateTime::from_timestamp(minute - 600, 0)
         .expect("time")
         .format("%Y-%m-%dT%H:%M:%SZ")
@@ -250,6 +250,12 @@ async fn sealed_minutes_reach_the_metrics_detector_within_the_rollups_next_tick(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
     // Then the metric's detector has scored its minutes through that one
     loop {
+        // (the rollup runs every minute; fired here so as not to wait for the tick)
+        match cloud().fire("RollupJobFunction", "EveryMinute").await {
+            Ok(_) => {}
+            Err(e) if e.contains("reserved concurrency") => {}
+            Err(e) => panic!("the rollup failed: {e}"),
+        }
         let (status, body) = predict("insights-e", &path, "admin").await;
         assert_eq!(status, 200, "{body}");
         if body["points_scored"].as_i64().is_some_and(|n| n >= 1) {

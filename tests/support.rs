@@ -17,7 +17,16 @@ pub struct Cloud {
     pub issuer: Arc<LocalIssuer>,
     pub authorizer: JwtAuthorizer,
     pub model: Model,
+    /// Asks the cloud's own thread to fire a schedule (`fire`).
+    fires: tokio::sync::mpsc::UnboundedSender<Fire>,
 }
+
+/// A schedule to fire: function, schedule name, and where the outcome goes.
+type Fire = (
+    String,
+    String,
+    tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+);
 
 impl Cloud {
     /// A valid dev token for `tenant` in `role`.
@@ -25,6 +34,16 @@ impl Cloud {
         self.issuer
             .mint(&self.authorizer, tenant, role, Duration::from_secs(600))
             .expect("token")
+    }
+
+    /// Fires `function`'s schedule `name` now, as EventBridge would ([`LocalCloud::fire`]).
+    pub async fn fire(&self, function: &str, name: &str) -> Result<serde_json::Value, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.fires
+            .send((function.to_owned(), name.to_owned(), tx))
+            .map_err(|_| "the local cloud's thread is gone".to_owned())?;
+        rx.await
+            .map_err(|_| "the local cloud dropped the request".to_owned())?
     }
 
     /// An SDK configuration for the emulator, made in the calling test's runtime.
@@ -54,7 +73,9 @@ pub fn shared(cell: &'static OnceLock<Cloud>, edit: fn(Options) -> Options) -> &
                 .expect("runtime");
             runtime.block_on(async move {
                 let cloud = start_with(edit).await;
+                let (fires, mut asked) = tokio::sync::mpsc::unbounded_channel::<Fire>();
                 let shared = Cloud {
+                    fires,
                     http: cloud.http_url(),
                     ws: cloud.ws_url(),
                     aws_endpoint: cloud.aws_endpoint().to_owned(),
@@ -63,6 +84,9 @@ pub fn shared(cell: &'static OnceLock<Cloud>, edit: fn(Options) -> Options) -> &
                     model: cloud.model().clone(),
                 };
                 tx.send(shared).expect("test waits");
+                while let Some((function, name, reply)) = asked.recv().await {
+                    let _ = reply.send(cloud.fire(&function, &name).await);
+                }
                 std::future::pending::<()>().await;
             });
         });

@@ -255,6 +255,8 @@ await step("web analytics is one page: a click on a top source filters every pan
   const panels = await page.locator("[data-top]").evaluateAll((els) => els.map((el) => el.dataset.top));
   assert.deepEqual(panels, ["sources", "pages", "countries", "devices"]);
   assert.ok(await page.locator('[data-top="countries"] li', { hasText: "NZ" }).count());
+  // And the visit figures say up to when they count (the current hour's visits come later)
+  assert.match(await page.locator("[data-sessions-through]").innerText(), /count the visits up to \d\d:\d\d UTC/);
   await page.screenshot({ path: join(artifacts, "web-one-page.png"), fullPage: true });
   // When a source is clicked
   await page.locator('[data-top="sources"] button', { hasText: "Podcast" }).click();

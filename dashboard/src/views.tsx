@@ -511,6 +511,15 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   const charted = stat && chartable.includes(stat) ? stat : chartable[0];
   const tiles = metrics && chartable.length ? Object.fromEntries(chartable.map((m) => [m, metrics[m]])) : metrics;
   if (tiles) parts.push(<Tiles key="tiles" metrics={tiles} selected={charted} onSelect={chartable.length ? setStat : undefined} />);
+  const through = view.sessions_through as string | undefined;
+  const rangeEnd = (view.range as { end?: string } | undefined)?.end;
+  if (through && rangeEnd && Date.parse(through) < Date.parse(rangeEnd)) {
+    parts.push(
+      <p key="sessions-through" class="muted note" data-sessions-through={through}>
+        Visits, views per visit, bounce rate and visit duration count the visits up to {through.slice(11, 16)} UTC: an hour's visits are computed 30 minutes after it ends.
+      </p>,
+    );
+  }
   if (key === "health/overview" && metrics?.error_rate) {
     parts.push(
       <figure class="panel" key="gauge">

@@ -24,7 +24,7 @@ use pulse_core::identity::{Caller, Role};
 use pulse_metrics::aggregate::{self, Bucket};
 use pulse_metrics::query::{self, Filter, Query, SeriesData};
 use pulse_metrics::rollup::{Resolution, Retention};
-use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_metrics::sessions::{IDLE_SECS, SESSION_SECONDS, SESSIONS};
 use pulse_store::read::Reader;
 use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
@@ -299,6 +299,12 @@ pub fn required_role(area: &str) -> Role {
     }
 }
 
+/// The first hour whose visits are not computed yet at `now`: an hour's sessions are computed
+/// once it is [`IDLE_SECS`] past (a visit may go on that long), by the next rollup run.
+pub fn sessions_pending_from(now: i64) -> i64 {
+    (now - IDLE_SECS).div_euclid(3_600) * 3_600
+}
+
 /// Reads and computes one view.
 /// Every metric's totals of one (resolution, from, to), as one read returned them.
 type TotalsRead = BTreeMap<String, Vec<(i64, Bucket)>>;
@@ -412,6 +418,9 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let tv = timeline(&views, p.start, p.end);
                 let ts = timeline(&visits, p.start, p.end);
                 let td = timeline(&secs, p.start, p.end);
+                // An hour's visits are computed once it is 30 minutes past: until then its
+                // visit figures are unknown (null), not zero.
+                let sessions_from = sessions_pending_from(self.reader.now);
                 // Every top stat has its line, so a click on a stat can chart it.
                 let series: Vec<Value> = windows(p)
                     .map(|w| {
@@ -419,18 +428,25 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                         let s = ts.get(&w);
                         let n = s.map_or(0.0, |b| b.count as f64);
                         let pageviews = v.map_or(0, |b| b.count);
+                        let pending = p.resolution <= Resolution::Hour && w >= sessions_from;
+                        let known = |x: Option<f64>| if pending { None } else { x };
                         json!({
                             "timestamp": rfc3339(w),
                             "visitors": v.map_or(0, Bucket::unique_visitors),
-                            "visits": s.map_or(0, |b| b.count),
+                            "visits": (!pending).then(|| s.map_or(0, |b| b.count)),
                             "pageviews": pageviews,
-                            "views_per_visit": ratio(pageviews as f64, n),
-                            "bounce_rate": s.and_then(|b| ratio(b.sum, n)),
-                            "visit_duration": td.get(&w).and_then(|d| ratio(d.sum, n)).or(s.map(|_| 0.0)),
+                            "views_per_visit": known(ratio(pageviews as f64, n)),
+                            "bounce_rate": known(s.and_then(|b| ratio(b.sum, n))),
+                            "visit_duration": known(td.get(&w).and_then(|d| ratio(d.sum, n)).or(s.map(|_| 0.0))),
                         })
                     })
                     .collect();
-                Ok(json!({"range": range_json(p), "metrics": metrics, "timeseries": series}))
+                Ok(json!({
+                    "range": range_json(p),
+                    "metrics": metrics,
+                    "timeseries": series,
+                    "sessions_through": rfc3339(sessions_from.min(p.end)),
+                }))
             }
             "pages" => {
                 let f = Self::filters_for(p, &["site", "path"], "pages")?;
@@ -986,6 +1002,14 @@ mod tests {
     use pulse_core::identity::TenantId;
     use pulse_metrics::funnels::Trail;
     use pulse_store::StoreError;
+
+    #[test]
+    fn an_hours_visits_are_pending_until_it_is_thirty_minutes_past() {
+        let ten = 1_795_431_600; // 2026-11-23T10:00:00Z
+        // At 11:29 the 10:00 hour may still have visits going on; at 11:30 it is computed
+        assert_eq!(sessions_pending_from(ten + 3_600 + 29 * 60), ten);
+        assert_eq!(sessions_pending_from(ten + 3_600 + 30 * 60), ten + 3_600);
+    }
 
     /// Trails in memory, as the rollup job would have written them.
     struct Trails(Vec<Vec<u8>>);
