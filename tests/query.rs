@@ -267,3 +267,116 @@ async fn the_catalog_lists_what_each_role_may_chart_with_its_tags_and_units() {
     assert_eq!(body["errors"][0]["pointer"], "#/metric");
     assert_eq!(catalog("q-cat", "nobody", "").await.status(), 403);
 }
+
+async fn goals_call(
+    tenant: &str,
+    role: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = cloud();
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", c.http))
+        .bearer_auth(c.token(tenant, role));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("response");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_admin_sets_goals_and_web_analytics_reports_each_goals_conversions() {
+    let put = reqwest::Method::PUT;
+    let goals = json!({"goals": [{"name": "Saw pricing", "path": "/pricing"}, {"name": "Signed up", "event": "signup"}, {"name": "Read docs", "path": "/docs/*"}]});
+    // Given an analyst and a bad list, goals are refused with why
+    let (status, _) = goals_call(
+        "g-a",
+        "analyst",
+        put.clone(),
+        "/api/v1/web/goals",
+        Some(goals.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = goals_call(
+        "g-a",
+        "admin",
+        put.clone(),
+        "/api/v1/web/goals",
+        Some(json!({"goals": [{"name": "x", "path": "pricing"}]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["pointer"], "#/goals/0/path");
+    // When an admin sets three goals, and four visitors come: all see /, two /pricing, one
+    // /docs/setup, and one signs up
+    let (status, body) = goals_call(
+        "g-a",
+        "admin",
+        put,
+        "/api/v1/web/goals",
+        Some(goals.clone()),
+    )
+    .await;
+    assert_eq!((status, &body), (200, &goals));
+    let t = ago(120);
+    let view = |v: &str, path: &str| json!({"kind": "page_view", "visitor": v, "path": path, "timestamp": t});
+    send(
+        "g-a",
+        json!([view("v1", "/"), view("v2", "/"), view("v3", "/"), view("v4", "/"), view("v1", "/pricing"), view("v2", "/pricing"),
+               view("v3", "/docs/setup"), {"kind": "event", "name": "signup", "visitor": "v1", "timestamp": t}]),
+    )
+    .await;
+    // Then the goals view says each goal's visitors and conversion rate
+    let mut answer = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = goals_call(
+            "g-a",
+            "viewer",
+            reqwest::Method::GET,
+            "/api/v1/web/goals?range=1h",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        answer = body;
+        if answer["visitors"] == 4 && answer["goals"][2]["visitors"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows: Vec<(String, u64, f64)> = answer["goals"]
+        .as_array()
+        .expect("goals")
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap_or_default().to_owned(),
+                g["visitors"].as_u64().unwrap_or(0),
+                g["conversion_rate"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("Saw pricing".to_owned(), 2, 0.5),
+            ("Signed up".to_owned(), 1, 0.25),
+            ("Read docs".to_owned(), 1, 0.25)
+        ],
+        "{answer}"
+    );
+    // And a filter is refused by name rather than ignored
+    let (status, body) = goals_call(
+        "g-a",
+        "viewer",
+        reqwest::Method::GET,
+        "/api/v1/web/goals?range=1h&source=Google",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -112,6 +112,13 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("AppTable", "dynamodb:PutItem"),
         ],
     ),
+    (
+        "GoalSettings",
+        &[
+            ("AppTable", "dynamodb:GetItem"),
+            ("AppTable", "dynamodb:PutItem"),
+        ],
+    ),
     ("SiteLookup", &[("AppTable", "dynamodb:GetItem")]),
     (
         "SiteStore",
@@ -263,6 +270,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "Totals",
             "TrailStore",
             "CardSettings",
+            "GoalSettings",
             "DefinitionStore",
             "RequestRecorder",
         ],

@@ -32,7 +32,7 @@ use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::read::Reader;
 use pulse_store::{
-    CardSettings, DefinitionStore, RollupBuckets, SeriesCatalog, Totals, TrailStore,
+    CardSettings, DefinitionStore, GoalSettings, RollupBuckets, SeriesCatalog, Totals, TrailStore,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub const ROUTES: &[&str] = &[
     "GET /api/v1/metrics",
     "GET /api/v1/metrics/catalog",
     "PUT /api/v1/metrics/cards",
+    "PUT /api/v1/web/goals",
     "GET /api/v1/web/{view}",
     "GET /api/v1/business/{view}",
     "GET /api/v1/ml/{view}",
@@ -87,8 +88,10 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore + CardSettings>
-    Query<S, D>
+impl<
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore,
+    D: DefinitionStore + CardSettings + GoalSettings,
+> Query<S, D>
 {
     pub fn new(store: S, definitions: D, config: &Config) -> Self {
         Self {
@@ -125,6 +128,10 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             ["", "api", "v1", "metrics", "catalog"] => self.catalog(&req, &caller).await,
             ["", "api", "v1", "dashboard", "summary"] => self.summary(&req, &caller).await,
             ["", "api", "v1", "funnels", "query"] => self.funnel(&req, &caller).await,
+            ["", "api", "v1", "web", "goals"] if req.method() == "PUT" => {
+                self.choose_goals(&req, &caller).await
+            }
+            ["", "api", "v1", "web", "goals"] => self.goals(&req, &caller).await,
             ["", "api", "v1", area @ ("web" | "business" | "ml"), view] => {
                 self.view(&req, &caller, area, view).await
             }
@@ -243,6 +250,38 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
             views::catalog::catalog(&self.store, caller, &definitions, (self.clock)()).await?;
         tracing::info!(tenant = %caller.tenant, metrics = body["metrics"].as_array().map_or(0, Vec::len), "catalog answered");
         Ok(json(StatusCode::OK, &body))
+    }
+
+    /// `GET /api/v1/web/goals`: each of the tenant's goals with its visitors and conversion
+    /// rate over the range.
+    async fn goals(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let params = query_params(req);
+        let goals = self.definitions.goals(&caller.tenant).await?;
+        let answer = views::goal_conversions(
+            &self.store,
+            caller,
+            &params,
+            (self.clock)(),
+            &self.retention,
+            &goals,
+        )
+        .await?;
+        tracing::info!(tenant = %caller.tenant, goals = goals.len(), "goals answered");
+        Ok(json(StatusCode::OK, &answer))
+    }
+
+    /// `PUT /api/v1/web/goals` (admin): the tenant's goals, `{"goals": [{name, event | path}]}`,
+    /// replacing what it had.
+    async fn choose_goals(
+        &self,
+        req: &Request,
+        caller: &Caller,
+    ) -> Result<Response<Body>, ApiError> {
+        caller.require(pulse_core::identity::Role::Admin)?;
+        let goals = pulse_metrics::goals::parse(&json_body(req)?)?;
+        self.definitions.put_goals(&caller.tenant, &goals).await?;
+        tracing::info!(tenant = %caller.tenant, goals = goals.len(), "goals chosen");
+        Ok(json(StatusCode::OK, &serde_json::json!({ "goals": goals })))
     }
 
     /// `PUT /api/v1/metrics/cards` (admin): the tenant's cards, `{"cards": [ids]}`.
@@ -368,8 +407,10 @@ impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore 
     }
 }
 
-impl<S: SeriesCatalog + RollupBuckets + Totals + TrailStore, D: DefinitionStore + CardSettings>
-    Query<S, D>
+impl<
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore,
+    D: DefinitionStore + CardSettings + GoalSettings,
+> Query<S, D>
 {
     /// A derived metric: both metrics queried alike, combined per group and point.
     async fn derived(
@@ -484,7 +525,7 @@ fn history_query(req: &Request) -> Result<serde_json::Value, ApiError> {
 impl<S, D> HttpHandler for Query<S, D>
 where
     S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static,
-    D: DefinitionStore + CardSettings + 'static,
+    D: DefinitionStore + CardSettings + GoalSettings + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod aggregation;
 pub mod definitions;
 pub mod funnels;
+pub mod goals;
 pub mod history;
 pub mod insights;
 pub mod live;

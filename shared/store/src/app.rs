@@ -9,6 +9,7 @@
 //! | API key | `key#{sha256(key)}` | `key` | `{tenant}#keys` / `{key id}` | — |
 //! | metric definition | `{tenant}#metricdefs` | `{metric}` | — | — |
 //! | key cards chosen | `{tenant}#settings` | `cards` | — | — |
+//! | goals | `{tenant}#settings` | `goals` | — | — |
 //! | WebSocket connection | `conn#{id}` | `conn` | `{tenant}#conns` / `{id}` | 2 h |
 //! | forecaster fit | `{tenant}#fits` | `{metric}#{aggregation}#h{horizon}` | — | — |
 //! | fit accuracy of a day | `{tenant}#accuracy` | `{metric}#{aggregation}#{date}` | — | 400 d |
@@ -24,8 +25,8 @@
 use super::keys::{EXPIRES_AT, GSI1, GSI1_PK, GSI1_SK, PK, SK};
 use super::{
     AnomalyLog, CardSettings, ConnectionStore, DefinitionStore, DefinitionWriter, DetectorStates,
-    FitStore, FitWriter, ForecastTenants, KeyLookup, KeyStore, RetrainJobs, SiteLookup, SiteStore,
-    StoreError, TenantConnections, TrackStore,
+    FitStore, FitWriter, ForecastTenants, GoalSettings, KeyLookup, KeyStore, RetrainJobs,
+    SiteLookup, SiteStore, StoreError, TenantConnections, TrackStore,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -779,6 +780,45 @@ impl DefinitionWriter for DynamoApp {
             c.remove(tenant.as_str());
         }
         Ok(out.attributes().is_some())
+    }
+}
+
+impl GoalSettings for DynamoApp {
+    async fn goals(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<pulse_metrics::goals::Goal>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("{tenant}#settings")))
+            .key(SK, AttributeValue::S("goals".into()))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        match out.item() {
+            Some(item) => Self::document(item, "goals"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn put_goals(
+        &self,
+        tenant: &TenantId,
+        goals: &[pulse_metrics::goals::Goal],
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(format!("{tenant}#settings")))
+            .item(SK, AttributeValue::S("goals".into()))
+            .item("tenant", AttributeValue::S(tenant.to_string()))
+            .item("goals", json_attr(&goals)?)
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(())
     }
 }
 

@@ -711,3 +711,16 @@ pub trait AnomalyLog: Send + Sync {
         Output = Result<Vec<pulse_metrics::insights::DetectedAnomaly>, StoreError>,
     > + Send;
 }
+
+/// A tenant's goals (IAM `GetItem` and `PutItem` on the App table).
+pub trait GoalSettings: Send + Sync {
+    fn goals(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<Output = Result<Vec<pulse_metrics::goals::Goal>, StoreError>> + Send;
+    fn put_goals(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        goals: &[pulse_metrics::goals::Goal],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}

@@ -996,6 +996,82 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
     }
 }
 
+/// `GET /api/v1/web/goals`: each of `goals`' unique visitors, events and conversion rate (its
+/// visitors over every visitor of the range, at most 1) over the range. A goal on a metric the
+/// caller's role may not read is left out. Goals take no dimension filter yet: a page goal is
+/// counted by path alone (`web.pages`), so a filter on another dimension cannot be honoured.
+pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals>(
+    store: &S,
+    caller: &Caller,
+    params: &BTreeMap<String, String>,
+    now: i64,
+    retention: &Retention,
+    goals: &[pulse_metrics::goals::Goal],
+) -> Result<Value, ApiError> {
+    use pulse_metrics::goals::Target;
+    caller.require(required_role("web"))?;
+    let p = parse_params(params, now, retention, Resolution::Minute, "24h")?;
+    if let Some(f) = p.filters.first() {
+        let (Filter::Eq(tag, _)
+        | Filter::Neq(tag, _)
+        | Filter::In(tag, _)
+        | Filter::Prefix(tag, _)) = f;
+        return Err(ApiError::invalid_field(
+            &[tag.as_str()],
+            "goals take no filter yet: a page goal is counted by path alone",
+        ));
+    }
+    let v = Views {
+        reader: Reader {
+            store,
+            tenant: &caller.tenant,
+            now,
+        },
+        totals: Default::default(),
+    };
+    let everyone = merged(
+        &v.read("page_view", false, &p, p.start, p.end, &[]).await?,
+        p.start,
+        p.end,
+    )
+    .unique_visitors();
+    let mut rows = Vec::with_capacity(goals.len());
+    for g in goals {
+        let (metric, filters, target) = match &g.target {
+            Target::Event(e) => {
+                if caller.require(query::required_role(e)).is_err() {
+                    continue;
+                }
+                (e.as_str(), Vec::new(), json!({"event": e}))
+            }
+            Target::Path(path) => {
+                let filter = match path.strip_suffix('*') {
+                    Some(prefix) => Filter::Prefix("path".into(), prefix.to_owned()),
+                    None => Filter::Eq("path".into(), path.clone()),
+                };
+                (aggregate::WEB_PAGES, vec![filter], json!({"path": path}))
+            }
+        };
+        let reached = merged(
+            &v.read(metric, false, &p, p.start, p.end, &filters).await?,
+            p.start,
+            p.end,
+        );
+        let visitors = reached.unique_visitors();
+        let mut row = json!({
+            "name": g.name,
+            "visitors": visitors,
+            "events": reached.count,
+            "conversion_rate": ratio(visitors.min(everyone) as f64, everyone as f64),
+        });
+        if let (Some(row), Some(target)) = (row.as_object_mut(), target.as_object()) {
+            row.extend(target.clone());
+        }
+        rows.push(row);
+    }
+    Ok(json!({"range": range_json(&p), "visitors": everyone, "goals": rows}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
