@@ -253,7 +253,7 @@ await step("web analytics is one page: a click on a top source filters every pan
   await page.locator('section[data-view="web/overview"][data-loading="0"] [data-top="sources"] li').first().waitFor();
   // Then the overview has its top sources, pages, countries and devices, with bars
   const panels = await page.locator("[data-top]").evaluateAll((els) => els.map((el) => el.dataset.top));
-  assert.deepEqual(panels, ["sources", "pages", "countries", "devices"]);
+  assert.deepEqual(panels, ["sources", "pages", "countries", "devices", "goals"]);
   assert.ok(await page.locator('[data-top="countries"] li', { hasText: "NZ" }).count());
   // And the visit figures say up to when they count (the current hour's visits come later)
   assert.match(await page.locator("[data-sessions-through]").innerText(), /count the visits up to \d\d:\d\d UTC/);
@@ -273,6 +273,30 @@ await step("web analytics is one page: a click on a top source filters every pan
   await page.locator('.chip[data-filter="source"] a').click();
   await page.waitForFunction(() => !location.hash.includes("source="));
   await page.locator('section[data-loading="0"] [data-top="countries"] li', { hasText: "NZ" }).waitFor();
+  await context.close();
+});
+
+await step("an admin adds a goal from the web overview and sees its visitors and conversion rate", async () => {
+  // Given a visitor who reached /thanks among others (the step above's visitors)
+  const visit = (v, path) => ({ kind: "page_view", path, visitor: v, timestamp: new Date(Date.now() - 60_000).toISOString() });
+  assert.equal((await api(admin, "/api/v1/events", { events: [visit("goal-1", "/"), visit("goal-2", "/"), visit("goal-1", "/thanks")] })).status, 202);
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/overview?range=1h`);
+  const panel = page.locator('section[data-loading="0"] [data-top="goals"]');
+  await panel.waitFor();
+  // When the admin adds the page /thanks as a goal
+  await panel.getByRole("button", { name: "edit goals" }).click();
+  await panel.getByRole("button", { name: "add a goal" }).click();
+  await panel.getByLabel("Name", { exact: true }).last().fill("Thanked");
+  await panel.getByLabel("Kind").last().selectOption("path");
+  await panel.getByLabel("Page path").last().fill("/thanks");
+  await panel.getByRole("button", { name: "save goals" }).click();
+  // Then the panel lists it with its visitors and conversion rate, and the API keeps it
+  await page.locator('section[data-loading="0"] [data-top="goals"] li', { hasText: "Thanked" }).waitFor();
+  assert.match(await page.locator('[data-top="goals"] li', { hasText: "Thanked" }).innerText(), /Thanked\s+1 · \d+\.\d%/);
+  const kept = await api(admin, "/api/v1/web/goals?range=1h");
+  assert.ok(kept.json.goals.some((g) => g.name === "Thanked" && g.path === "/thanks" && g.visitors === 1), JSON.stringify(kept.json));
+  await page.screenshot({ path: join(artifacts, "web-goals.png"), fullPage: true });
   await context.close();
 });
 

@@ -120,9 +120,16 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       const params = { ...time, ...(p.interval ? { interval: p.interval } : {}), ...filters(route) };
       // Web analytics' overview is one page: its top sources, pages, countries and devices,
       // read at once with it, under the same filters.
-      const tops = key === "web/overview" ? topPanels(api, time, filters(route)) : Promise.resolve(undefined);
-      const [now, panels] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), tops]);
+      const overview = key === "web/overview";
+      const tops = overview ? topPanels(api, time, filters(route)) : Promise.resolve(undefined);
+      // Goals take no filter yet: under one, the panel says so instead of reading.
+      const goals =
+        overview && !Object.keys(filters(route)).length
+          ? api.get<GoalsView>("/api/v1/web/goals", time).catch((e: unknown) => ({ error: e instanceof ApiError ? e.detail : String(e) }) as GoalsView)
+          : Promise.resolve(undefined);
+      const [now, panels, conversions] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), tops, goals]);
       if (panels) now.top_panels = panels;
+      if (overview) now.goals_panel = conversions ?? { filtered: Object.keys(filters(route)) };
       const before = previousRange(now);
       const wantsPrevious = compare && before && (Array.isArray(now.rows) || (Array.isArray(now.timeseries) && !("metrics" in now)));
       const earlier = wantsPrevious ? await api.get<View>(`/api/v1/${route.area}/${route.view}`, { ...params, ...before, range: undefined }) : null;
@@ -328,6 +335,123 @@ function FilterChips(props: { route: Route }) {
         );
       })}
     </ul>
+  );
+}
+
+/** A goal as the API keeps it: a custom event by name, or a page by path. */
+interface Goal {
+  name: string;
+  event?: string;
+  path?: string;
+}
+
+/** `GET /api/v1/web/goals`, or why it was not read. */
+interface GoalsView {
+  visitors?: number;
+  goals?: (Goal & { visitors: number; events: number; conversion_rate: number | null })[];
+  filtered?: string[];
+  error?: string;
+}
+
+/** Goal conversions (Plausible's panel), and for admins a form to change the goals. */
+function GoalsPanel(props: { view: GoalsView; me: Me; api: Api; reload: () => void }) {
+  const { view } = props;
+  const [editing, setEditing] = useState(false);
+  const rows = view.goals ?? [];
+  return (
+    <figure class="panel top" data-top="goals">
+      <figcaption>
+        <h2>Goals</h2>
+        <span class="muted">Visitors · conversion</span>
+        {props.me.role === "admin" && !view.filtered && (
+          <button type="button" onClick={() => setEditing(!editing)} aria-expanded={editing}>
+            {editing ? "close" : "edit goals"}
+          </button>
+        )}
+      </figcaption>
+      {view.filtered && <p class="muted">{`Goals cannot be split by ${view.filtered.join(", ")} yet.`}</p>}
+      {view.error && <p class="muted">{view.error}</p>}
+      {!view.filtered && !view.error && !rows.length && !editing && <p class="muted empty">No goals yet{props.me.role === "admin" ? ": add an event or a page that counts as a conversion." : "."}</p>}
+      {rows.length > 0 && (
+        <ol class="toplist">
+          {rows.map((g) => (
+            <li key={g.name}>
+              <span class="row" title={g.event ? `event ${g.event}` : `page ${g.path}`}>
+                <span class="bar" style={{ width: `${Math.round(100 * (g.conversion_rate ?? 0))}%` }} />
+                <span class="name">{g.name}</span>
+                <span class="value">
+                  {g.visitors.toLocaleString("en-US")} · {g.conversion_rate === null ? "–" : `${(100 * g.conversion_rate).toFixed(1)}%`}
+                </span>
+              </span>
+            </li>
+          ))}
+        </ol>
+      )}
+      {editing && (
+        <GoalsForm
+          api={props.api}
+          goals={rows.map(({ name, event, path }) => ({ name, event, path }))}
+          saved={() => {
+            setEditing(false);
+            props.reload();
+          }}
+        />
+      )}
+    </figure>
+  );
+}
+
+/** Edits the goal list: each row a name, a kind (event or page) and its value. */
+function GoalsForm(props: { api: Api; goals: Goal[]; saved: () => void }) {
+  const [list, setList] = useState<{ name: string; kind: "event" | "path"; value: string }[]>(
+    props.goals.map((g) => ({ name: g.name, kind: g.event !== undefined ? "event" : "path", value: g.event ?? g.path ?? "" })),
+  );
+  const [error, setError] = useState("");
+  // Functional updates: two quick edits (a name typed, then a kind chosen) must not overwrite
+  // each other from a stale list.
+  const set = (i: number, change: Partial<(typeof list)[number]>) => setList((l) => l.map((g, j) => (j === i ? { ...g, ...change } : g)));
+  return (
+    <form
+      class="goals"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setError("");
+        try {
+          await props.api.put("/api/v1/web/goals", { goals: list.map((g) => ({ name: g.name, [g.kind]: g.value })) });
+          props.saved();
+        } catch (err) {
+          setError(err instanceof ApiError ? `${err.status}: ${err.detail}` : String(err));
+        }
+      }}
+    >
+      {list.map((g, i) => (
+        <fieldset key={i} class="goal">
+          <label>
+            Name <input value={g.name} onInput={(e) => set(i, { name: e.currentTarget.value })} required maxLength={64} />
+          </label>
+          <label>
+            Kind{" "}
+            <select value={g.kind} onChange={(e) => set(i, { kind: e.currentTarget.value as "event" | "path" })}>
+              <option value="event">event</option>
+              <option value="path">page</option>
+            </select>
+          </label>
+          <label>
+            {g.kind === "event" ? "Event name" : "Page path"} <input value={g.value} placeholder={g.kind === "event" ? "signup" : "/pricing or /docs/*"} onInput={(e) => set(i, { value: e.currentTarget.value })} required />
+          </label>
+          <button type="button" onClick={() => setList((l) => l.filter((_, j) => j !== i))} aria-label={`Remove the goal ${g.name}`}>
+            remove
+          </button>
+        </fieldset>
+      ))}
+      <p>
+        <button type="button" onClick={() => setList((l) => [...l, { name: "", kind: "event", value: "" }])} disabled={list.length >= 20}>
+          add a goal
+        </button>{" "}
+        <button type="submit">save goals</button>
+      </p>
+      {error && <p role="alert">{error}</p>}
+    </form>
   );
 }
 
@@ -708,5 +832,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     );
   }
   for (const panel of (view.top_panels as TopPanel[] | undefined) ?? []) parts.push(<TopList key={`top-${panel.view}`} panel={panel} route={route} />);
+  const goals = view.goals_panel as GoalsView | undefined;
+  if (goals) parts.push(<GoalsPanel key="goals" view={goals} me={props.me} api={props.api} reload={props.reload} />);
   return <div class="grid view-body">{parts}</div>;
 }

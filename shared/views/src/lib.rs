@@ -390,18 +390,21 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let views = self.read("page_view", false, p, ps, p.end, &f).await?;
                 let visits = self.read(SESSIONS, false, p, ps, p.end, &f).await?;
                 let secs = self.read(SESSION_SECONDS, false, p, ps, p.end, &f).await?;
+                // A range none of whose hours has its visits computed yet has no visit figures.
+                let sessions_from = sessions_pending_from(self.reader.now);
                 let figures = |from: i64, to: i64| {
                     let v = merged(&views, from, to);
                     let s = merged(&visits, from, to);
                     let d = merged(&secs, from, to);
                     let n = s.count as f64;
+                    let known = |x: Option<f64>| (from < sessions_from).then_some(x).flatten();
                     [
                         Some(v.unique_visitors() as f64),
-                        Some(n),
+                        known(Some(n)),
                         Some(v.count as f64),
-                        ratio(v.count as f64, n),
-                        ratio(s.sum, n),
-                        ratio(d.sum, n),
+                        known(ratio(v.count as f64, n)),
+                        known(ratio(s.sum, n)),
+                        known(ratio(d.sum, n)),
                     ]
                 };
                 let now = figures(p.start, p.end);
@@ -420,7 +423,6 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let td = timeline(&secs, p.start, p.end);
                 // An hour's visits are computed once it is 30 minutes past: until then its
                 // visit figures are unknown (null), not zero.
-                let sessions_from = sessions_pending_from(self.reader.now);
                 // Every top stat has its line, so a click on a stat can chart it.
                 let series: Vec<Value> = windows(p)
                     .map(|w| {
