@@ -11,6 +11,7 @@ mod hostile;
 mod http_auth;
 mod ingest;
 mod insights;
+mod invariants;
 mod live;
 mod local_cloud;
 mod openapi;
