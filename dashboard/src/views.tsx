@@ -279,9 +279,10 @@ async function topPanels(api: Api, time: Record<string, string | undefined>, cho
 /** A top-N panel: rows with inline bars; a click on a row filters the whole page by it. */
 function TopList(props: { panel: TopPanel; route: Route }) {
   const { panel, route } = props;
-  // Visitors, as Plausible ranks every top list.
+  // Visitors, as Plausible ranks every top list (the pages view sorts by pageviews).
   const measure = "visitors";
-  const most = Math.max(1, ...panel.rows.map((r) => Number(r[measure] ?? 0)));
+  const rows = [...panel.rows].sort((a, b) => Number(b[measure] ?? 0) - Number(a[measure] ?? 0));
+  const most = Math.max(1, ...rows.map((r) => Number(r[measure] ?? 0)));
   const pick = (value: string) => {
     // A page is charted in Explore (the overview's metrics have no path); the rest filter.
     location.hash = routeHash(panel.dimension === "path" ? drillTarget({ ...route, view: "pages" }, "path", value) : { ...route, params: { ...route.params, [panel.dimension]: value } });
@@ -295,9 +296,9 @@ function TopList(props: { panel: TopPanel; route: Route }) {
       {panel.unfiltered.length > 0 && <p class="muted">{`${panel.title} cannot be split by ${panel.unfiltered.join(", ")}.`}</p>}
       {panel.error && <p class="muted">{panel.error}</p>}
       {!panel.unfiltered.length && !panel.error && !panel.rows.length && <p class="muted empty">No data in this range.</p>}
-      {panel.rows.length > 0 && (
+      {rows.length > 0 && (
         <ol class="toplist">
-          {panel.rows.map((r) => {
+          {rows.map((r) => {
             const value = String(r[panel.dimension] ?? "(none)");
             const n = Number(r[measure] ?? 0);
             return (
