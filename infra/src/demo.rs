@@ -2,8 +2,8 @@
 //! data moving. `PULSE_DEMO=off` disables it; `PULSE_DEMO_RATE` sets events per second
 //! (default 5).
 //!
-//! It signs in as the `demo` tenant's admin with the local issuer, creates a demo site, and
-//! then every second sends:
+//! It signs in as the `demo` tenant's admin with the local issuer, creates a demo site and three
+//! goals (two pages and the order event), and then every second sends:
 //! - beacons to `/api/v1/track` from browsers of several kinds (under the per-client rate
 //!   limit: the local cloud's clients all share 127.0.0.1);
 //! - a batch to `/api/v1/events`: page views over pages, sources and devices with visitor ids,
@@ -290,6 +290,23 @@ pub fn spawn(
                 None
             }
         };
+        // Goals, so web analytics' Goals panel has conversions to show.
+        let goals = json!({"goals": [
+            {"name": "Signed up", "path": "/signup"},
+            {"name": "Read the blog", "path": "/blog*"},
+            {"name": "Ordered", "event": "order"},
+        ]});
+        match http
+            .put(format!("{base}/api/v1/web/goals"))
+            .bearer_auth(&admin_token)
+            .json(&goals)
+            .send()
+            .await
+        {
+            Ok(res) if res.status().is_success() => {}
+            Ok(res) => tracing::warn!(status = %res.status(), "demo traffic: goals not set"),
+            Err(e) => tracing::warn!(error = %e, "demo traffic: goals not set"),
+        }
         let mut rng = fastrand::Rng::new();
         let past = history(&mut rng, Utc::now());
         let accepted = import(&http, &base, &admin_token, &past).await;
