@@ -108,6 +108,48 @@ impl DynamoApp {
             .map_err(crate::classify)
     }
 
+    /// The item at (`pk`, `sk`), if any.
+    async fn item(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk))
+            .key(SK, AttributeValue::S(sk))
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(out.item().cloned())
+    }
+
+    /// Writes `value` as a JSON document in attribute `k` of the item at (`pk`, `sk`), replacing
+    /// it, with its tenant and, when given, a TTL of `days`.
+    async fn put_document<T: serde::Serialize + ?Sized>(
+        &self,
+        (pk, sk): (String, String),
+        tenant: &TenantId,
+        (k, value): (&str, &T),
+        days: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(pk))
+            .item(SK, AttributeValue::S(sk))
+            .item("tenant", AttributeValue::S(tenant.to_string()))
+            .item(k, json_attr(value)?);
+        if let Some(days) = days {
+            put = put.item(EXPIRES_AT, expires_in(days));
+        }
+        put.send().await.map_err(crate::classify)?;
+        Ok(())
+    }
+
     /// A JSON document stored in attribute `k` of `item`.
     fn document<T: serde::de::DeserializeOwned>(
         item: &HashMap<String, AttributeValue>,
@@ -132,7 +174,7 @@ fn expires_in(days: i64) -> AttributeValue {
     AttributeValue::N((chrono::Utc::now().timestamp() + days * 86_400).to_string())
 }
 
-fn json_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+fn json_attr<T: serde::Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(value)
         .map(AttributeValue::S)
         .map_err(|e| StoreError::Unavailable(Box::new(e)))
@@ -146,22 +188,16 @@ impl FitStore for DynamoApp {
         aggregation: Aggregation,
         horizon: usize,
     ) -> Result<Option<Fit>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(format!("{tenant}#fits")))
-            .key(
-                SK,
-                AttributeValue::S(format!("{metric}#{}#h{horizon}", aggregation.name())),
+        let Some(item) = self
+            .item(
+                format!("{tenant}#fits"),
+                format!("{metric}#{}#h{horizon}", aggregation.name()),
             )
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        let Some(item) = out.item() else {
+            .await?
+        else {
             return Ok(None);
         };
-        let mut fit: Fit = Self::document(item, "fit")?;
+        let mut fit: Fit = Self::document(&item, "fit")?;
         fit.version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
@@ -225,50 +261,35 @@ impl FitWriter for DynamoApp {
             version,
             accuracy: fit.accuracy.clone(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, AttributeValue::S(format!("{tenant}#accuracy")))
-            .item(
-                SK,
-                AttributeValue::S(format!("{}#{}#{date}", fit.metric, fit.aggregation.name())),
-            )
-            .item("record", json_attr(&record)?)
-            .item(EXPIRES_AT, expires_in(ACCURACY_DAYS))
-            .send()
-            .await
-            .map_err(crate::classify)?;
+        self.put_document(
+            (
+                format!("{tenant}#accuracy"),
+                format!("{}#{}#{date}", fit.metric, fit.aggregation.name()),
+            ),
+            tenant,
+            ("record", &record),
+            Some(ACCURACY_DAYS),
+        )
+        .await?;
         Ok(fit)
     }
 }
 
 impl RetrainJobs for DynamoApp {
     async fn put_job(&self, job: &RetrainJob) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, AttributeValue::S(format!("{}#retrain", job.tenant)))
-            .item(SK, AttributeValue::S(job.id.clone()))
-            .item("job", json_attr(job)?)
-            .item(EXPIRES_AT, expires_in(JOB_DAYS))
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        Ok(())
+        self.put_document(
+            (format!("{}#retrain", job.tenant), job.id.clone()),
+            &job.tenant,
+            ("job", job),
+            Some(JOB_DAYS),
+        )
+        .await
     }
 
     async fn job(&self, tenant: &TenantId, id: &str) -> Result<Option<RetrainJob>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(format!("{tenant}#retrain")))
-            .key(SK, AttributeValue::S(id.to_owned()))
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        out.item()
-            .map(|item| Self::document(item, "job"))
+        self.item(format!("{tenant}#retrain"), id.to_owned())
+            .await?
+            .map(|item| Self::document(&item, "job"))
             .transpose()
     }
 }
@@ -364,19 +385,16 @@ impl AnomalyLog for DynamoApp {
         anomalies: &[DetectedAnomaly],
     ) -> Result<(), StoreError> {
         for a in anomalies {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item(
-                    PK,
-                    AttributeValue::S(format!("{tenant}#anomalies#{}", a.metric)),
-                )
-                .item(SK, AttributeValue::S(format!("{:012}", a.minute)))
-                .item("anomaly", json_attr(a)?)
-                .item(EXPIRES_AT, expires_in(ANOMALY_DAYS))
-                .send()
-                .await
-                .map_err(crate::classify)?;
+            self.put_document(
+                (
+                    format!("{tenant}#anomalies#{}", a.metric),
+                    format!("{:012}", a.minute),
+                ),
+                tenant,
+                ("anomaly", a),
+                Some(ANOMALY_DAYS),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -788,17 +806,11 @@ impl GoalSettings for DynamoApp {
         &self,
         tenant: &TenantId,
     ) -> Result<Vec<pulse_metrics::goals::Goal>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(format!("{tenant}#settings")))
-            .key(SK, AttributeValue::S("goals".into()))
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        match out.item() {
-            Some(item) => Self::document(item, "goals"),
+        match self
+            .item(format!("{tenant}#settings"), "goals".into())
+            .await?
+        {
+            Some(item) => Self::document(&item, "goals"),
             None => Ok(Vec::new()),
         }
     }
@@ -808,17 +820,13 @@ impl GoalSettings for DynamoApp {
         tenant: &TenantId,
         goals: &[pulse_metrics::goals::Goal],
     ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, AttributeValue::S(format!("{tenant}#settings")))
-            .item(SK, AttributeValue::S("goals".into()))
-            .item("tenant", AttributeValue::S(tenant.to_string()))
-            .item("goals", json_attr(&goals)?)
-            .send()
-            .await
-            .map_err(crate::classify)?;
-        Ok(())
+        self.put_document(
+            (format!("{tenant}#settings"), "goals".into()),
+            tenant,
+            ("goals", goals),
+            None,
+        )
+        .await
     }
 }
 
