@@ -1,33 +1,11 @@
 use super::*;
 use pulse_core::identity::TenantId;
-use pulse_insights::memory::MemoryInsights;
+use pulse_insights::memory::{MemoryInsights, MemoryTotals};
 use pulse_metrics::aggregate::Bucket;
-use pulse_store::StoreError;
 
 const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
 
-/// Totals of one tenant at one resolution (daily unless said), as the rollups hold them.
-struct Days(Vec<(String, i64, Bucket)>, Resolution);
-
-impl Totals for Days {
-    async fn totals(
-        &self,
-        _tenant: &TenantId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        if resolution != self.1 {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .0
-            .iter()
-            .filter(|(_, s, _)| (from..to).contains(s))
-            .cloned()
-            .collect())
-    }
-}
+type Days = MemoryTotals;
 
 fn bucket(count: u64) -> Bucket {
     let mut b = Bucket::default();
@@ -40,7 +18,7 @@ fn bucket(count: u64) -> Bucket {
 /// `days` days of page views up to yesterday: a weekly pattern and a little variation.
 fn page_views(days: i64) -> Days {
     let today = NOW.div_euclid(DAY) * DAY;
-    Days(
+    MemoryTotals::new(
         (1..=days)
             .map(|d| {
                 let start = today - d * DAY;
@@ -56,7 +34,7 @@ fn page_views(days: i64) -> Days {
 /// and `spike` page views instead in the hour starting at `spike_at`.
 fn hourly(spike_at: Option<i64>, spike: u64) -> Days {
     let hour = NOW.div_euclid(3_600) * 3_600;
-    Days(
+    MemoryTotals::new(
         (1..=20 * 24)
             .map(|h| {
                 let start = hour - h * 3_600;
@@ -215,7 +193,7 @@ async fn an_unknown_metric_is_404_and_too_little_history_is_422() {
 #[tokio::test]
 async fn a_business_metric_needs_an_analyst() {
     let mut days = page_views(60);
-    for (m, _, _) in &mut days.0 {
+    for (m, _, _) in days.rows.iter_mut().flatten() {
         *m = "order".to_owned();
     }
     let (status, body) = call(days, "/api/v1/predictions/order", "viewer").await;
@@ -393,12 +371,10 @@ async fn an_admin_queues_a_retrain_and_follows_its_job_and_others_cannot() {
 async fn accuracy_lists_each_fitted_metric_with_its_history_and_hides_what_the_role_cannot_read() {
     // Given page views and orders fitted on two days
     let mut days = page_views(90);
-    days.0.extend(
-        page_views(90)
-            .0
-            .into_iter()
-            .map(|(_, s, b)| ("order".to_owned(), s, b)),
-    );
+    let orders = page_views(90).rows.into_iter().flatten();
+    days.rows
+        .get_or_insert_default()
+        .extend(orders.map(|(_, s, b)| ("order".to_owned(), s, b)));
     let handler = insights(days, || NOW);
     for path in ["/api/v1/predictions/page_view", "/api/v1/predictions/order"] {
         assert_eq!(send(&handler, request(path, "analyst")).await.0, 200);

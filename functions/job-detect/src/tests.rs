@@ -1,37 +1,13 @@
 use super::*;
-use pulse_insights::memory::MemoryInsights;
+use pulse_insights::memory::{MemoryInsights, MemoryTotals};
 use pulse_metrics::aggregate::Bucket;
 use pulse_metrics::rollup::Resolution;
-use pulse_store::StoreError;
 use pulse_store::stream::ItemFailure;
 
 const T0: i64 = 1_795_392_000; // 2026-11-23T00:00:00Z
 
-/// Minute totals of every tenant; `None`: storage is down.
-struct Minutes(Option<Vec<(String, i64, Bucket)>>);
-
-impl Totals for Minutes {
-    async fn totals(
-        &self,
-        _tenant: &TenantId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        assert_eq!(resolution, Resolution::Minute);
-        let Some(all) = &self.0 else {
-            return Err(StoreError::Unavailable("down".into()));
-        };
-        Ok(all
-            .iter()
-            .filter(|(_, s, _)| (from..to).contains(s))
-            .cloned()
-            .collect())
-    }
-}
-
-fn steady(minutes: i64) -> Minutes {
-    Minutes(Some(
+fn steady(minutes: i64) -> MemoryTotals {
+    MemoryTotals::new(
         (0..minutes)
             .map(|m| {
                 let b = Bucket {
@@ -42,7 +18,8 @@ fn steady(minutes: i64) -> Minutes {
                 ("page_view".to_owned(), T0 + m * 60, b)
             })
             .collect(),
-    ))
+        Resolution::Minute,
+    )
 }
 
 fn notices(bodies: &[String]) -> QueueBatch {
@@ -91,7 +68,13 @@ async fn notices_of_a_tenant_are_merged_and_its_detector_advances_to_the_newest(
 
 #[tokio::test]
 async fn a_notice_whose_detection_failed_on_storage_comes_again() {
-    let job = Detect::new(Minutes(None), MemoryInsights::default());
+    let job = Detect::new(
+        MemoryTotals {
+            rows: None,
+            ..steady(0)
+        },
+        MemoryInsights::default(),
+    );
     let res = job.handle(notices(&[sealed("acme", T0 + 60)])).await;
     assert_eq!(
         res.batch_item_failures,

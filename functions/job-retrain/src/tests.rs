@@ -1,5 +1,5 @@
 use super::*;
-use pulse_insights::memory::MemoryInsights;
+use pulse_insights::memory::{MemoryInsights, MemoryTotals};
 use pulse_metrics::aggregate::Bucket;
 use pulse_metrics::insights::Aggregation;
 use pulse_metrics::rollup::Resolution;
@@ -8,46 +8,23 @@ use pulse_store::FitStore;
 const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
 const DAY: i64 = 86_400;
 
-/// Daily totals of tenant `acme` (other tenants have none); `None`: storage is down.
-struct Days(Option<Vec<(String, i64, Bucket)>>);
-
-impl Totals for Days {
-    async fn totals(
-        &self,
-        tenant: &TenantId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        assert_eq!(resolution, Resolution::Day);
-        let Some(days) = &self.0 else {
-            return Err(StoreError::Unavailable("down".into()));
-        };
-        if tenant.as_str() != "acme" {
-            return Ok(Vec::new());
-        }
-        Ok(days
-            .iter()
-            .filter(|(_, s, _)| (from..to).contains(s))
-            .cloned()
-            .collect())
-    }
-}
-
-fn page_views(days: i64) -> Days {
+/// `days` days of page views of tenant `acme` up to yesterday (other tenants have none).
+fn page_views(days: i64) -> MemoryTotals {
     let today = NOW.div_euclid(DAY) * DAY;
-    Days(Some(
-        (1..=days)
-            .map(|d| {
-                let start = today - d * DAY;
-                let mut b = Bucket::default();
-                for _ in 0..(50 + 10 * ((start / DAY) % 7)) {
-                    b.add(1.0, None);
-                }
-                ("page_view".to_owned(), start, b)
-            })
-            .collect(),
-    ))
+    let rows = (1..=days)
+        .map(|d| {
+            let start = today - d * DAY;
+            let mut b = Bucket::default();
+            for _ in 0..(50 + 10 * ((start / DAY) % 7)) {
+                b.add(1.0, None);
+            }
+            ("page_view".to_owned(), start, b)
+        })
+        .collect();
+    MemoryTotals {
+        tenant: Some(tenant("acme")),
+        ..MemoryTotals::new(rows, Resolution::Day)
+    }
 }
 
 fn tenant(t: &str) -> TenantId {
@@ -157,7 +134,14 @@ async fn a_refit_that_cannot_read_the_metrics_ends_its_job_failed_and_an_unreada
     // Given storage that is down, a queued job and a request that is not one
     let store = MemoryInsights::default();
     store.put_job(&job("j2")).await.expect("ok");
-    let job_run = Retrain::new(Days(None), store).with_clock(|| NOW);
+    let job_run = Retrain::new(
+        MemoryTotals {
+            rows: None,
+            ..page_views(0)
+        },
+        store,
+    )
+    .with_clock(|| NOW);
     // When both arrive
     let report = job_run
         .handle(queued(&["not json".to_owned(), request("j2")]))

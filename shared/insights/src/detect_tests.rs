@@ -1,29 +1,8 @@
 use super::*;
-use crate::memory::MemoryInsights;
+use crate::memory::{MemoryInsights, MemoryTotals};
 use pulse_metrics::aggregate::Bucket;
 
 const T0: i64 = 1_795_392_000; // 2026-11-23T00:00:00Z
-
-/// Minute totals of one tenant: `metric`'s count per minute start.
-struct Minutes(Vec<(String, i64, Bucket)>);
-
-impl Totals for Minutes {
-    async fn totals(
-        &self,
-        _tenant: &TenantId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        assert_eq!(resolution, Resolution::Minute);
-        Ok(self
-            .0
-            .iter()
-            .filter(|(_, s, _)| (from..to).contains(s))
-            .cloned()
-            .collect())
-    }
-}
 
 fn count(n: u64) -> Bucket {
     Bucket {
@@ -56,7 +35,7 @@ async fn a_burst_is_found_in_the_minute_it_happens_whether_scored_minute_by_minu
     // Given steady traffic with a burst at minute 300, and a derived metric that repeats it
     let mut minutes = traffic("page_view", 300);
     minutes.extend(traffic(pulse_metrics::aggregate::WEB_PAGES, 300));
-    let totals = Minutes(minutes);
+    let totals = MemoryTotals::new(minutes, Resolution::Minute);
     // When one store hears of every sealed minute as it seals, and another of all at once
     let live = MemoryInsights::default();
     let mut scored = 0;
@@ -113,7 +92,7 @@ async fn a_burst_is_found_in_the_minute_it_happens_whether_scored_minute_by_minu
 #[tokio::test]
 async fn a_run_that_lost_the_race_for_a_detector_records_nothing_twice() {
     // Given a detector advanced through minute 200 by one run
-    let totals = Minutes(traffic("page_view", 300));
+    let totals = MemoryTotals::new(traffic("page_view", 300), Resolution::Minute);
     let store = MemoryInsights::default();
     detect(&totals, &store, &tenant(), T0, T0 + 200 * 60, 0)
         .await
@@ -136,7 +115,10 @@ async fn a_run_that_lost_the_race_for_a_detector_records_nothing_twice() {
 #[tokio::test]
 async fn a_quiet_minute_is_a_zero_and_a_day_long_silence_is_not_replayed() {
     // Given a metric seen once at T0, then nothing
-    let totals = Minutes(vec![("signup".to_owned(), T0, count(1))]);
+    let totals = MemoryTotals::new(
+        vec![("signup".to_owned(), T0, count(1))],
+        Resolution::Minute,
+    );
     let store = MemoryInsights::default();
     let first = detect(&totals, &store, &tenant(), T0, T0 + 60, 0)
         .await

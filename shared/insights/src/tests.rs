@@ -1,29 +1,8 @@
 use super::*;
-use crate::memory::MemoryInsights;
+use crate::memory::{MemoryInsights, MemoryTotals};
 use pulse_store::FitStore;
 
 const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
-
-/// Daily totals of one tenant, as the day rollups hold them.
-struct Days(Vec<(String, i64, Bucket)>);
-
-impl Totals for Days {
-    async fn totals(
-        &self,
-        _tenant: &TenantId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-        assert_eq!(resolution, Resolution::Day);
-        Ok(self
-            .0
-            .iter()
-            .filter(|(_, s, _)| (from..to).contains(s))
-            .cloned()
-            .collect())
-    }
-}
 
 fn bucket(values: &[f64]) -> Bucket {
     let mut b = Bucket::default();
@@ -87,13 +66,14 @@ fn a_metric_with_too_little_history_or_none_is_not_fitted_and_says_why() {
 #[tokio::test]
 async fn a_retrain_fits_every_metric_with_enough_history_by_count_and_valued_ones_by_sum() {
     // Given a tenant with two long metrics (one valued) and a short one
-    let totals = Days(
+    let totals = MemoryTotals::new(
         [
             daily("page_view", 60, 1.0),
             daily("order", 60, 25.0),
             daily("signup", 10, 1.0),
         ]
         .concat(),
+        Resolution::Day,
     );
     let store = MemoryInsights::default();
     // When it is retrained twice
