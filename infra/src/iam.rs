@@ -173,6 +173,7 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
         &[
             ("AppTable", "dynamodb:PutItem"),
             ("AppTable", "dynamodb:GetItem"),
+            ("AppTable", "dynamodb:Query"),
         ],
     ),
     (

@@ -603,6 +603,15 @@ where
         let caller = Caller::from_request(req, &self.claims)?;
         caller.require(pulse_core::identity::Role::Admin)?;
         let now = (self.clock)();
+        // A retrain asked while one is still waiting or running is that one: a burst of
+        // requests refits once. One stuck past RETRAIN_PENDING_SECS is asked again.
+        if let Some(pending) = self.fits.latest_job(&caller.tenant).await?
+            && matches!(pending.status, JobStatus::Queued | JobStatus::Running)
+            && pulse_models::series::parse_time(&pending.requested_at)
+                .is_some_and(|at| now - at < RETRAIN_PENDING_SECS)
+        {
+            return Ok(accepted(&pending));
+        }
         let job = RetrainJob {
             id: job_id(now),
             tenant: caller.tenant.clone(),
@@ -624,11 +633,7 @@ where
             tracing::warn!(tenant = %caller.tenant, error = %e, "forecast use not noted");
         }
         tracing::info!(tenant = %caller.tenant, job = %job.id, "retrain queued");
-        let mut res = json(StatusCode::ACCEPTED, &job);
-        if let Ok(v) = format!("/api/v1/predictions/retrain/{}", job.id).parse() {
-            res.headers_mut().insert("location", v);
-        }
-        Ok(res)
+        Ok(accepted(&job))
     }
 
     /// `GET /api/v1/predictions/retrain/{job}`: the caller's tenant's job (another tenant's is
@@ -658,9 +663,22 @@ fn metric_name(field: &str, name: &str) -> Result<(), ApiError> {
 /// The longest metric name looked up (ingest's default limit is 128; it may be raised).
 const MAX_METRIC_NAME: usize = 256;
 
-/// A job id: when it was asked (sortable) and a random part.
+/// How long a queued or running retrain stands for the next request.
+const RETRAIN_PENDING_SECS: i64 = 15 * 60;
+
+/// 202 with `job` and where to follow it.
+fn accepted(job: &RetrainJob) -> Response<Body> {
+    let mut res = json(StatusCode::ACCEPTED, job);
+    if let Ok(v) = format!("/api/v1/predictions/retrain/{}", job.id).parse() {
+        res.headers_mut().insert("location", v);
+    }
+    res
+}
+
+/// A job id: when it was asked (sortable: 8 hex digits of epoch seconds until 2106) and a
+/// random part.
 fn job_id(now: i64) -> String {
-    format!("{now:x}-{:08x}", fastrand::u32(..))
+    format!("{now:08x}-{:08x}", fastrand::u32(..))
 }
 
 /// What a client is told when a metric cannot be fitted.

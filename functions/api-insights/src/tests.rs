@@ -363,6 +363,25 @@ async fn an_admin_queues_a_retrain_and_follows_its_job_and_others_cannot() {
         !body.to_string().contains("aaaa"),
         "the id is not echoed: {body}"
     );
+    // And a second request while the first still waits is the same job, queued once
+    let (status, again) = send(
+        &handler,
+        request_as("POST", "/api/v1/predictions/retrain", "admin", "acme"),
+    )
+    .await;
+    assert_eq!((status, &again["id"]), (202, &job["id"]));
+    assert_eq!(handler.queue.requests.lock().expect("ok").len(), 1);
+    // And once it is done, a new request is a new job
+    let mut done: RetrainJob = serde_json::from_value(job.clone()).expect("job");
+    done.status = JobStatus::Done;
+    handler.fits.put_job(&done).await.expect("ok");
+    let (status, next) = send(
+        &handler,
+        request_as("POST", "/api/v1/predictions/retrain", "admin", "acme"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_ne!(next["id"], job["id"]);
     // And the tenant is now refitted daily
     assert_eq!(handler.fits.tenants().await.expect("ok").len(), 1);
 }

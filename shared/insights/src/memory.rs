@@ -100,6 +100,15 @@ impl RetrainJobs for MemoryInsights {
         Ok(())
     }
 
+    async fn latest_job(&self, tenant: &TenantId) -> Result<Option<RetrainJob>, StoreError> {
+        let jobs = self.jobs.lock().map_err(poisoned)?;
+        Ok(jobs
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .max_by(|((_, a), _), ((_, b), _)| a.cmp(b))
+            .map(|(_, j)| j.clone()))
+    }
+
     async fn job(&self, tenant: &TenantId, id: &str) -> Result<Option<RetrainJob>, StoreError> {
         let jobs = self.jobs.lock().map_err(poisoned)?;
         Ok(jobs.get(&(tenant.clone(), id.to_owned())).cloned())

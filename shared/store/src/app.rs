@@ -286,6 +286,25 @@ impl RetrainJobs for DynamoApp {
         .await
     }
 
+    async fn latest_job(&self, tenant: &TenantId) -> Result<Option<RetrainJob>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", AttributeValue::S(format!("{tenant}#retrain")))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        out.items()
+            .first()
+            .map(|item| Self::document(item, "job"))
+            .transpose()
+    }
+
     async fn job(&self, tenant: &TenantId, id: &str) -> Result<Option<RetrainJob>, StoreError> {
         self.item(format!("{tenant}#retrain"), id.to_owned())
             .await?

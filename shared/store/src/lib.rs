@@ -645,8 +645,16 @@ pub trait FitWriter: Send + Sync {
     ) -> impl std::future::Future<Output = Result<pulse_metrics::insights::Fit, StoreError>> + Send;
 }
 
-/// Retrain jobs requested through the API (IAM `PutItem` and `GetItem` on the App table).
+/// Retrain jobs requested through the API (IAM `PutItem`, `GetItem` and `Query` on the App
+/// table).
 pub trait RetrainJobs: Send + Sync {
+    /// The tenant's newest job (ids sort by the time they were asked).
+    fn latest_job(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<
+        Output = Result<Option<pulse_metrics::insights::RetrainJob>, StoreError>,
+    > + Send;
     fn put_job(
         &self,
         job: &pulse_metrics::insights::RetrainJob,
