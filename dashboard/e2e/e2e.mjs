@@ -280,6 +280,7 @@ await step("an admin adds a goal from the web overview and sees its visitors and
   // Given a visitor who reached /thanks among others (the step above's visitors)
   const visit = (v, path) => ({ kind: "page_view", path, visitor: v, timestamp: new Date(Date.now() - 60_000).toISOString() });
   assert.equal((await api(admin, "/api/v1/events", { events: [visit("goal-1", "/"), visit("goal-2", "/"), visit("goal-1", "/thanks")] })).status, 202);
+  await until("the visit to /thanks to be counted", async () => ((await api(admin, "/api/v1/web/pages?range=1h")).json?.rows ?? []).some((r) => r.path === "/thanks" && r.visitors === 1), 60_000);
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/overview?range=1h`);
   const panel = page.locator('section[data-loading="0"] [data-top="goals"]');
