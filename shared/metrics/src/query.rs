@@ -54,6 +54,13 @@ pub fn tag<'a>(tags: &'a BTreeMap<String, String>, k: &str) -> &'a str {
 pub const FOLDED: &str = "__folded__";
 
 impl Filter {
+    /// The tag it filters on.
+    pub fn tag(&self) -> &str {
+        match self {
+            Filter::Eq(k, _) | Filter::Neq(k, _) | Filter::In(k, _) | Filter::Prefix(k, _) => k,
+        }
+    }
+
     pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
         let get = |k: &str| tag(tags, k);
         match self {

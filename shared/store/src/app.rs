@@ -72,33 +72,29 @@ impl DynamoApp {
 impl DynamoApp {
     /// Every item under `pk` in gsi1, following pages.
     async fn gsi1(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", GSI1_PK)
-            .expression_attribute_values(":p", AttributeValue::S(pk.to_owned()))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(crate::classify)
+        self.query_all(true, pk).await
     }
-}
 
-impl DynamoApp {
     /// Every item under partition `pk`, following pages.
     async fn partition(
         &self,
         pk: &str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.query_all(false, pk).await
+    }
+
+    /// Every item under `pk` in the table, or in gsi1 when `gsi1`, following pages.
+    async fn query_all(
+        &self,
+        gsi1: bool,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         self.client
             .query()
             .table_name(&self.table)
+            .set_index_name(gsi1.then(|| GSI1.to_owned()))
             .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", PK)
+            .expression_attribute_names("#p", if gsi1 { GSI1_PK } else { PK })
             .expression_attribute_values(":p", AttributeValue::S(pk.to_owned()))
             .into_paginator()
             .items()

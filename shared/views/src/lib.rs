@@ -368,12 +368,10 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
     /// dimension is refused rather than ignored.
     fn filters_for(p: &Params, dims: &[&str], view: &str) -> Result<Vec<Filter>, ApiError> {
         for f in &p.filters {
-            let tag = match f {
-                Filter::Eq(t, _) | Filter::Neq(t, _) | Filter::In(t, _) | Filter::Prefix(t, _) => t,
-            };
-            if !dims.contains(&tag.as_str()) && !tag.starts_with("utm_") {
+            let tag = f.tag();
+            if !dims.contains(&tag) && !tag.starts_with("utm_") {
                 return Err(ApiError::invalid_field(
-                    &["filters", tag.as_str()],
+                    &["filters", tag],
                     format!("the {view} view filters on {} only", dims.join(", ")),
                 ));
             }
@@ -923,12 +921,8 @@ pub async fn business_funnel<S: TrailStore>(
     caller.require(required_role("business"))?;
     let p = parse_params(params, now, retention, Resolution::Hour, "24h")?;
     if let Some(f) = p.filters.first() {
-        let (Filter::Eq(dimension, _)
-        | Filter::Neq(dimension, _)
-        | Filter::In(dimension, _)
-        | Filter::Prefix(dimension, _)) = f;
         return Err(ApiError::invalid_field(
-            &[dimension.as_str()],
+            &[f.tag()],
             "the business funnel follows visitors, whose trails keep no dimensions: it takes no filters",
         ));
     }
@@ -1014,12 +1008,8 @@ pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals>(
     caller.require(required_role("web"))?;
     let p = parse_params(params, now, retention, Resolution::Minute, "24h")?;
     if let Some(f) = p.filters.first() {
-        let (Filter::Eq(tag, _)
-        | Filter::Neq(tag, _)
-        | Filter::In(tag, _)
-        | Filter::Prefix(tag, _)) = f;
         return Err(ApiError::invalid_field(
-            &[tag.as_str()],
+            &[f.tag()],
             "goals take no filter yet: a page goal is counted by path alone",
         ));
     }
