@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
+.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e e2e-tested fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
 ## and the OpenTelemetry SDK; the tracker's and the dashboard's npm packages.
@@ -47,13 +47,20 @@ e2e: setup dashboard
 	$(CARGO) build -p pulse-local
 	infra/scripts/e2e.sh
 
+# The same run inside `make test`, on the binary the test build just linked (infra/tests/cli.rs
+# makes `cargo test` build pulse-local's binaries): a `cargo build` here would compile every
+# crate of the workspace again, because a build without the test crates unifies fewer features.
+e2e-tested: setup dashboard unit-test
+	@infra/scripts/chromium.sh
+	infra/scripts/e2e.sh
+
 ## Run Pulse locally: AWS emulator, tables, every function, the dashboard on :3000.
 dev: setup tracker dashboard
 	$(CARGO) build -p pulse-local
 	./target/debug/pulse-local
 
 ## The whole test suite, as CI runs it.
-test: setup fmt-check clippy cfn-lint openapi-lint tracker-test dashboard-test dashboard unit-test e2e
+test: setup fmt-check clippy cfn-lint openapi-lint tracker-test dashboard-test dashboard unit-test e2e-tested
 	@echo "make test: all checks passed"
 
 fmt-check:
