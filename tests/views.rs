@@ -638,3 +638,69 @@ async fn cards_show_a_visitor_arriving_now_and_bad_view_requests_are_precise() {
     }
     cloud.stop().await;
 }
+
+#[tokio::test]
+async fn the_current_hours_visits_count_as_soon_as_their_minute_is_sealed() {
+    let cloud = start().await;
+    // Given page views of the open hour, two and a half minutes ago: visitor A twice, B once
+    let now = chrono::Utc::now().timestamp();
+    let ago = |secs: i64| {
+        chrono::DateTime::from_timestamp(now - secs, 0)
+            .expect("time")
+            .to_rfc3339()
+    };
+    post(
+        &cloud,
+        "open-hour",
+        json!([
+            {"kind": "page_view", "id": "o1", "visitor": "A", "path": "/", "timestamp": ago(160), "tags": {"source": "Google"}},
+            {"kind": "page_view", "id": "o2", "visitor": "A", "path": "/pricing", "timestamp": ago(150)},
+            {"kind": "page_view", "id": "o3", "visitor": "B", "path": "/", "timestamp": ago(155)}
+        ]),
+    )
+    .await;
+    // When the rollup job has sealed their minutes (long before the hour is 30 minutes past)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let web = loop {
+        run_job(&cloud).await;
+        let (status, v) = get(
+            &cloud,
+            "open-hour",
+            "viewer",
+            "/api/v1/web/overview?range=24h",
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        if close(&v["metrics"]["visits"]["value"], 2.0) {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "visits never counted: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Then the overview has two visits, one a bounce so far, 10 s of A's visit, and no note
+    // that visits lag
+    let m = &web["metrics"];
+    assert!(close(&m["pageviews"]["value"], 3.0), "{web}");
+    assert!(close(&m["bounce_rate"]["value"], 0.5), "{web}");
+    assert!(close(&m["visit_duration"]["value"], 5.0), "{web}");
+    let through =
+        chrono::DateTime::parse_from_rfc3339(web["sessions_through"].as_str().expect("through"))
+            .expect("time")
+            .timestamp();
+    assert!(now - through <= 150, "{web}");
+    // And the sources view counts A's visit as Google's
+    let (_, sources) = get(
+        &cloud,
+        "open-hour",
+        "viewer",
+        "/api/v1/web/sources?range=24h",
+    )
+    .await;
+    assert!(
+        close(&row(&sources, "source", "Google")["visits"], 1.0),
+        "{sources}"
+    );
+}

@@ -381,10 +381,11 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
   if (tiles) parts.push(<Tiles key="tiles" metrics={tiles} selected={charted} onSelect={chartable.length ? setStat : undefined} />);
   const through = view.sessions_through as string | undefined;
   const rangeEnd = (view.range as { end?: string } | undefined)?.end;
-  if (through && rangeEnd && Date.parse(through) < Date.parse(rangeEnd)) {
+  // Visits count as their minutes seal (about two minutes behind): a note only when they lag more.
+  if (through && rangeEnd && Date.parse(through) < Date.parse(rangeEnd) - 5 * 60_000) {
     parts.push(
       <p key="sessions-through" class="muted note" data-sessions-through={through}>
-        Visits, views per visit, bounce rate and visit duration count the visits up to {through.slice(11, 16)} UTC: an hour's visits are computed 30 minutes after it ends.
+        Visits, views per visit, bounce rate and visit duration count the visits up to {through.slice(11, 16)} UTC, the last minute sealed so far.
       </p>,
     );
   }

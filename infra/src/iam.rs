@@ -81,6 +81,8 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
     ("SeriesCatalog", &[("MetricsTable", "dynamodb:Query")]),
     ("TrailStore", &[("MetricsTable", "dynamodb:Query")]),
     ("TrailWriter", &[("MetricsTable", "dynamodb:PutItem")]),
+    ("VisitReader", &[("MetricsTable", "dynamodb:Query")]),
+    ("VisitWriter", &[("MetricsTable", "dynamodb:PutItem")]),
     ("DefinitionStore", &[("AppTable", "dynamodb:Query")]),
     (
         "DefinitionWriter",
@@ -292,6 +294,8 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "SeriesRegistry",
             "BucketStore",
             "TrailWriter",
+            "VisitReader",
+            "VisitWriter",
             "SealedNotices",
         ],
     ),

@@ -16,13 +16,14 @@ use pulse_core::identity::TenantId;
 use pulse_metrics::aggregate::{Bucket, SeriesKey};
 use pulse_metrics::insights::SealedThrough;
 use pulse_metrics::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
-use pulse_metrics::sessions::{self, IDLE_SECS};
+use pulse_metrics::sessions::{self, IDLE_SECS, VisitMinute};
 use pulse_store::events::DynamoEvents;
 use pulse_store::events::shard_of;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::queue::{SealedNotices, SqsQueue};
 use pulse_store::{
     BucketStore, BucketWriter, EventReader, PendingWindows, RollupBuckets, StoreError, TrailWriter,
+    VisitReader, VisitWriter,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +53,8 @@ pub struct Report {
     pub rolled: BTreeMap<String, usize>,
     /// Windows that failed and stay marked for the next run.
     pub failed: usize,
+    /// Open hours whose sessions were recomputed from their sealed minutes.
+    pub open_hours: usize,
 }
 
 /// Why a run could not start.
@@ -98,7 +101,13 @@ pub fn wire(
 impl<E, S> Rollup<E, S>
 where
     E: EventReader,
-    S: PendingWindows + RollupBuckets + BucketWriter + BucketStore + TrailWriter,
+    S: PendingWindows
+        + RollupBuckets
+        + BucketWriter
+        + BucketStore
+        + TrailWriter
+        + VisitReader
+        + VisitWriter,
 {
     pub fn new(events: E, store: S, series_cap: usize) -> Self {
         Self {
@@ -123,7 +132,13 @@ where
 impl<E, S, N> Rollup<E, S, N>
 where
     E: EventReader,
-    S: PendingWindows + RollupBuckets + BucketWriter + BucketStore + TrailWriter,
+    S: PendingWindows
+        + RollupBuckets
+        + BucketWriter
+        + BucketStore
+        + TrailWriter
+        + VisitReader
+        + VisitWriter,
     N: SealedNotices,
 {
     /// Lambda's entry point: one run at the current time.
@@ -146,19 +161,35 @@ where
             .await
             .map_err(JobError::Marks)?;
         let full = minutes.len() == MINUTES_PER_RUN;
-        let sealed: Vec<(Pending, bool)> = futures::stream::iter(minutes)
+        let results: Vec<(Pending, Option<BTreeSet<i64>>)> = futures::stream::iter(minutes)
             .map(|minute| async move {
                 match self.seal(&minute, now).await {
-                    Ok(()) => (minute, true),
+                    Ok(hours) => (minute, Some(hours)),
                     Err(e) => {
                         tracing::error!(tenant = %minute.tenant, start = minute.window.start, error = %e, source = ?std::error::Error::source(&e), "sealing failed; the minute stays marked");
-                        (minute, false)
+                        (minute, None)
                     }
                 }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        // Hours whose sessions are not final yet (a visit may still go on into them) are
+        // recomputed from their sealed minutes, so visits count within a run of their minute.
+        let open_from = closed_before(Resolution::Hour, now - IDLE_SECS);
+        let mut open_hours: BTreeMap<TenantId, BTreeSet<i64>> = BTreeMap::new();
+        for (minute, hours) in &results {
+            for hour in hours.iter().flatten().filter(|h| **h >= open_from) {
+                open_hours
+                    .entry(minute.tenant.clone())
+                    .or_default()
+                    .insert(*hour);
+            }
+        }
+        let sealed: Vec<(Pending, bool)> = results
+            .into_iter()
+            .map(|(minute, hours)| (minute, hours.is_some()))
+            .collect();
         report.sealed = sealed.iter().filter(|(_, ok)| *ok).count();
         report.failed += sealed.len() - report.sealed;
         // `closed_before` bounds window starts: the first minute not closed is the next start.
@@ -168,6 +199,15 @@ where
         if let Err(e) = self.notices.sealed(&notices).await {
             // The detectors catch up on the next notice of the tenant.
             tracing::warn!(tenants = notices.len(), error = %e, "sealed minutes not told to the detectors");
+        }
+        for (tenant, hours) in &open_hours {
+            match self.open_sessions(tenant, hours, now).await {
+                Ok(()) => report.open_hours += hours.len(),
+                // The next sealed minute of the hour recomputes it; the final step replaces it.
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, hours = hours.len(), error = %e, "open hours' sessions not recomputed");
+                }
+            }
         }
         // An hour's sessions are final once the raw events up to 30 minutes after it are in
         // and sealed (so every minute of them has marked it).
@@ -228,8 +268,9 @@ where
         Ok(report)
     }
 
-    /// Seals one minute and marks its 5-minute window for every metric it holds.
-    async fn seal(&self, minute: &Pending, now: i64) -> Result<(), StoreError> {
+    /// Seals one minute and marks its 5-minute window for every metric it holds. Returns the
+    /// hours whose sessions its visit events change, when it read the whole minute.
+    async fn seal(&self, minute: &Pending, now: i64) -> Result<BTreeSet<i64>, StoreError> {
         // Only the shards the mark names for an old minute (an import: sparse, sealed once).
         // Every shard for a recent minute, whose other shards' records may still be on their
         // way through the stream (they find the minute sealed and leave it to this seal), and
@@ -288,7 +329,17 @@ where
             })
             .map(|e| format!("{}:{}", minute.window.start.div_euclid(60), shard_of(&e.id)))
             .collect();
+        let mut touched = BTreeSet::new();
         if !visits.is_empty() {
+            // A minute read whole is kept for the open hours (a partial re-seal would replace
+            // the record with part of the minute; those hours wait for their final step).
+            let kept = VisitMinute::of(minute.window.start, &events);
+            if shards.is_empty() && !kept.visits.is_empty() {
+                self.store
+                    .put_visit_minute(&minute.tenant, minute.window.start, &kept.encode())
+                    .await?;
+                touched = sessions::hours_touched(minute.window.start);
+            }
             let marks: Vec<Pending> = sessions::hours_touched(minute.window.start)
                 .into_iter()
                 .map(|hour| Pending {
@@ -302,7 +353,79 @@ where
                 .collect();
             self.store.mark(&marks).await?;
         }
-        self.store.clear(minute).await
+        self.store.clear(minute).await?;
+        Ok(touched)
+    }
+
+    /// Recomputes the sessions of `tenant`'s open `hours` from the kept visit minutes (one
+    /// read) and writes them as their hourly buckets, which the final step replaces. Their
+    /// days are not marked: a day is rolled from final hours only.
+    async fn open_sessions(
+        &self,
+        tenant: &TenantId,
+        hours: &BTreeSet<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+            return Ok(());
+        };
+        let from = sessions::needed(*first).start;
+        let to = sessions::needed(*last).end.min(now + 60);
+        let minutes: Vec<VisitMinute> = self
+            .store
+            .visit_minutes(tenant, from, to)
+            .await?
+            .iter()
+            .filter_map(|chunk| VisitMinute::decode(chunk))
+            .collect();
+        for hour in hours {
+            let computed = sessions::sessionize_minutes(tenant, *hour, &minutes);
+            self.write_hour(computed, *hour).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an hour's computed sessions as its hourly buckets (new series registered under
+    /// the cap) and returns the series written by metric.
+    async fn write_hour(
+        &self,
+        mut computed: pulse_metrics::aggregate::Aggregation<()>,
+        hour: i64,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        if !computed.buckets.is_empty() {
+            let series: Vec<_> = computed
+                .series
+                .iter()
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect();
+            let refused = self.store.register_series(&series, self.series_cap).await?;
+            computed.fold_into_other(&refused);
+        }
+        let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for key in computed.buckets.keys() {
+            parents
+                .entry(key.metric.clone())
+                .or_default()
+                .insert(key.series.clone());
+        }
+        let written: Vec<(BucketAt, Bucket)> = computed
+            .buckets
+            .into_iter()
+            .map(|(key, (bucket, _))| {
+                let at = BucketAt {
+                    series: SeriesKey {
+                        tenant: key.tenant,
+                        metric: key.metric,
+                        series: key.series,
+                    },
+                    resolution: Resolution::Hour,
+                    start: hour,
+                };
+                (at, bucket)
+            })
+            .collect();
+        self.put_all(&written).await?;
+        Ok(parents)
     }
 
     /// Computes the sessions of one hour from the raw minutes its mark lists, writes them as
@@ -337,40 +460,8 @@ where
                 .put_trail(&hour.tenant, hour.window.start, &trail.encode())
                 .await?;
         }
-        let mut computed = sessions::sessionize(hour.window.start, &events);
-        if !computed.buckets.is_empty() {
-            let series: Vec<_> = computed
-                .series
-                .iter()
-                .map(|(k, t)| (k.clone(), t.clone()))
-                .collect();
-            let refused = self.store.register_series(&series, self.series_cap).await?;
-            computed.fold_into_other(&refused);
-        }
-        let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for key in computed.buckets.keys() {
-            parents
-                .entry(key.metric.clone())
-                .or_default()
-                .insert(key.series.clone());
-        }
-        let written: Vec<(BucketAt, Bucket)> = computed
-            .buckets
-            .into_iter()
-            .map(|(key, (bucket, _))| {
-                let at = BucketAt {
-                    series: SeriesKey {
-                        tenant: key.tenant,
-                        metric: key.metric,
-                        series: key.series,
-                    },
-                    resolution: Resolution::Hour,
-                    start: hour.window.start,
-                };
-                (at, bucket)
-            })
-            .collect();
-        self.put_all(&written).await?;
+        let computed = sessions::sessionize(hour.window.start, &events);
+        let parents = self.write_hour(computed, hour.window.start).await?;
         self.mark_parents(hour, parents).await?;
         self.store.clear(hour).await
     }

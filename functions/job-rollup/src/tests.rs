@@ -8,15 +8,16 @@ use pulse_metrics::aggregate::{Bucket, BucketKey};
 use std::sync::Mutex;
 
 type MarkKey = (Resolution, i64, String, Option<String>);
-/// Encoded trail chunks by (tenant, hour).
-type Trails = BTreeMap<(String, i64), Vec<Vec<u8>>>;
+/// Encoded chunks (trails, visit minutes) by (tenant, start).
+type Chunks = BTreeMap<(String, i64), Vec<Vec<u8>>>;
 
 #[derive(Default)]
 struct Memory {
     events: Mutex<Vec<Event>>,
     marks: Mutex<BTreeMap<MarkKey, Pending>>,
     buckets: Mutex<BTreeMap<BucketAt, Bucket>>,
-    trails: Mutex<Trails>,
+    trails: Mutex<Chunks>,
+    visits: Mutex<Chunks>,
 }
 
 impl EventReader for Memory {
@@ -358,9 +359,10 @@ async fn an_hours_sessions_are_computed_once_thirty_minutes_have_passed() {
         visit("b1", "B", DAY + 55 * 60),
     ];
     let job = job(events).await;
-    // When the job runs 20 minutes after the hour: not yet final
+    // When the job runs 20 minutes after the hour: not yet final, but counted so far
     job.run(DAY + 80 * 60).await.expect("run");
-    assert!(total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).is_none());
+    let open = total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).expect("open hour");
+    assert_eq!((open.count, open.sum), (2, 1.0));
     // When it runs after 1:30
     job.run(DAY + 92 * 60).await.expect("run");
     // Then the first hour holds two visits, one bounce, and A's first 480 s
@@ -395,6 +397,74 @@ impl TrailWriter for Memory {
             .insert((tenant.to_string(), hour), chunks.to_vec());
         Ok(())
     }
+}
+
+impl VisitWriter for Memory {
+    async fn put_visit_minute(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        self.visits
+            .lock()
+            .expect("lock")
+            .insert((tenant.to_string(), minute), chunks.to_vec());
+        Ok(())
+    }
+}
+
+impl VisitReader for Memory {
+    async fn visit_minutes(
+        &self,
+        tenant: &TenantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .visits
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((t, m), _)| t == tenant.as_str() && (from..to).contains(m))
+            .flat_map(|(_, chunks)| chunks.clone())
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn an_open_hours_visits_count_from_the_run_that_seals_their_minute() {
+    // Given one view of visitor A at 0:50 and one of B at 0:55
+    let job = job(vec![
+        visit("a1", "A", DAY + 50 * 60),
+        visit("b1", "B", DAY + 55 * 60),
+    ])
+    .await;
+    // When the job runs at 0:57, long before the hour is final
+    let report = job.run(DAY + 57 * 60).await.expect("run");
+    // Then the hour already counts both visits, each a bounce so far (the next hour, whose
+    // visits these views may go on into, is recomputed too)
+    assert_eq!(report.open_hours, 2);
+    let visits = total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).expect("visits");
+    assert_eq!((visits.count, visits.sum), (2, 2.0));
+    // When A views another page at 0:58 and the next run seals it
+    job.events
+        .events
+        .lock()
+        .expect("lock")
+        .push(visit("a2", "A", DAY + 58 * 60));
+    job.store
+        .mark(&[Pending::minute(tenant(), (DAY + 58 * 60) / 60, [])])
+        .await
+        .expect("marked");
+    job.run(DAY + 60 * 60).await.expect("run");
+    // Then A's visit is no bounce any more and has lasted 480 s
+    let visits = total_at(&job, sessions::SESSIONS, Resolution::Hour, DAY).expect("visits");
+    assert_eq!((visits.count, visits.sum), (2, 1.0));
+    let secs = total_at(&job, sessions::SESSION_SECONDS, Resolution::Hour, DAY).expect("secs");
+    assert_eq!(secs.sum, 480.0);
+    // And the day is not marked before the hour's final step
+    assert!(total_at(&job, sessions::SESSIONS, Resolution::Day, DAY).is_none());
 }
 
 #[tokio::test]

@@ -20,7 +20,9 @@
 //! the hour, the earliest event in view stands in for its first.
 
 use crate::aggregate::{Aggregation, Sample};
+use pulse_core::identity::TenantId;
 use pulse_ingest::events::Event;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 
@@ -62,43 +64,89 @@ pub fn hours_touched(minute_start: i64) -> BTreeSet<i64> {
 /// (keyed by the hour's first minute). Events without a visitor, and events that are not page
 /// views or custom events ([`opens_visits`]), take no part; an event id seen twice counts once.
 pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) -> Aggregation<()> {
+    let kept: Vec<(&Event, BTreeMap<String, String>)> = events
+        .into_iter()
+        .filter(|e| e.visitor.is_some() && opens_visits(e))
+        .map(|e| (e, dimensions(e)))
+        .collect();
+    let Some(tenant) = kept.first().map(|(e, _)| e.tenant.clone()) else {
+        return Aggregation::new();
+    };
+    let points = kept.iter().map(|(e, dims)| Point {
+        visitor: e.visitor.as_deref().unwrap_or_default(),
+        at_ms: e.timestamp_ms,
+        id: id_hash(&e.id),
+        dims,
+    });
+    sessionize_points(&tenant, hour, points)
+}
+
+/// The sessions of the hour starting at `hour` as far as the sealed `minutes` tell: the same
+/// figures as [`sessionize`] over the same events. Used for hours still open, where a visit
+/// with one event so far counts as a bounce until its next event arrives (as Plausible shows
+/// visits live); the rollup job replaces them with [`sessionize`]'s once the hour is final.
+pub fn sessionize_minutes(
+    tenant: &TenantId,
+    hour: i64,
+    minutes: &[VisitMinute],
+) -> Aggregation<()> {
+    let points = minutes.iter().flat_map(|m| {
+        m.visits.iter().filter_map(move |v| {
+            Some(Point {
+                visitor: &v.visitor,
+                at_ms: v.at_ms,
+                id: v.id,
+                dims: m.dims.get(v.dims as usize)?,
+            })
+        })
+    });
+    sessionize_points(tenant, hour, points)
+}
+
+/// What sessions need of one event.
+struct Point<'a> {
+    visitor: &'a str,
+    at_ms: i64,
+    id: u64,
+    dims: &'a BTreeMap<String, String>,
+}
+
+fn sessionize_points<'a>(
+    tenant: &TenantId,
+    hour: i64,
+    points: impl Iterator<Item = Point<'a>>,
+) -> Aggregation<()> {
     let window = needed(hour);
     let mut seen = HashSet::new();
-    let mut by_visitor: HashMap<&str, Vec<&Event>> = HashMap::new();
-    for e in events {
-        let Some(visitor) = e.visitor.as_deref() else {
-            continue;
-        };
-        if !opens_visits(e) {
+    let mut by_visitor: HashMap<&str, Vec<Point<'a>>> = HashMap::new();
+    for p in points {
+        if !window.contains(&p.at_ms.div_euclid(1000)) || !seen.insert((p.visitor, p.id)) {
             continue;
         }
-        if !window.contains(&e.timestamp_ms.div_euclid(1000)) || !seen.insert(e.id.as_str()) {
-            continue;
-        }
-        by_visitor.entry(visitor).or_default().push(e);
+        by_visitor.entry(p.visitor).or_default().push(p);
     }
     let mut out = Aggregation::new();
     let minute = hour.div_euclid(60);
     let in_hour = |ms: i64| (hour..hour + HOUR).contains(&ms.div_euclid(1000));
     for (visitor, mut list) in by_visitor {
-        list.sort_by(|a, b| (a.timestamp_ms, &a.id).cmp(&(b.timestamp_ms, &b.id)));
-        let mut entry: Option<BTreeMap<String, String>> = None;
+        list.sort_by_key(|p| (p.at_ms, p.id));
+        let mut entry: Option<&BTreeMap<String, String>> = None;
         for (i, e) in list.iter().enumerate() {
             let gap = i
                 .checked_sub(1)
-                .map(|p| (e.timestamp_ms - list[p].timestamp_ms).div_euclid(1000));
+                .map(|p| (e.at_ms - list[p].at_ms).div_euclid(1000));
             let starts = gap.is_none_or(|g| g > IDLE_SECS);
             if starts {
-                entry = Some(dimensions(e));
+                entry = Some(e.dims);
             }
-            if !in_hour(e.timestamp_ms) {
+            if !in_hour(e.at_ms) {
                 continue;
             }
-            let tags = entry.clone().unwrap_or_default();
+            let tags = entry.cloned().unwrap_or_default();
             let sample = if starts {
                 let bounced = list
                     .get(i + 1)
-                    .is_none_or(|n| (n.timestamp_ms - e.timestamp_ms).div_euclid(1000) > IDLE_SECS);
+                    .is_none_or(|n| (n.at_ms - e.at_ms).div_euclid(1000) > IDLE_SECS);
                 Sample {
                     metric: SESSIONS,
                     value: if bounced { 1.0 } else { 0.0 },
@@ -113,10 +161,107 @@ pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) ->
                     visitor: Some(visitor),
                 }
             };
-            out.add_sample(&e.tenant, minute, sample, &());
+            out.add_sample(tenant, minute, sample, &());
         }
     }
     out
+}
+
+/// A stable 64-bit hash of an event id: a record stored today must match one computed after
+/// an upgrade, so not the standard library's hasher.
+fn id_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+/// One event that opens visits, as much of it as sessions need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub visitor: String,
+    pub at_ms: i64,
+    /// A stable hash of the event's id: an event delivered twice counts once.
+    pub id: u64,
+    /// Its entry dimensions, an index into its minute's [`VisitMinute::dims`].
+    pub dims: u32,
+}
+
+/// The events of one sealed minute that take part in visits, as the rollup job keeps them for
+/// a few hours so that the open hours' sessions are recomputed each run from one read of
+/// small records rather than from the raw events (postcard, in chunks that decode alone).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitMinute {
+    /// Its start (epoch s).
+    pub minute: i64,
+    /// The distinct entry-dimension sets of its events.
+    pub dims: Vec<BTreeMap<String, String>>,
+    pub visits: Vec<Visit>,
+}
+
+impl VisitMinute {
+    /// The events of `events` in the minute starting at `minute` (epoch s) that open visits.
+    pub fn of(minute: i64, events: &[Event]) -> VisitMinute {
+        let mut out = VisitMinute {
+            minute,
+            ..VisitMinute::default()
+        };
+        for e in events {
+            let Some(visitor) = e.visitor.as_deref() else {
+                continue;
+            };
+            if !opens_visits(e) || e.timestamp_ms.div_euclid(60_000) * 60 != minute {
+                continue;
+            }
+            let dims = dimensions(e);
+            let index = match out.dims.iter().position(|d| *d == dims) {
+                Some(i) => i,
+                None => {
+                    out.dims.push(dims);
+                    out.dims.len() - 1
+                }
+            };
+            out.visits.push(Visit {
+                visitor: visitor.to_owned(),
+                at_ms: e.timestamp_ms,
+                id: id_hash(&e.id),
+                dims: index as u32,
+            });
+        }
+        out
+    }
+
+    /// Encoded in chunks of at most about [`crate::funnels::CHUNK_BYTES`], each a
+    /// [`VisitMinute`] of its own (with the dimension sets it uses).
+    pub fn encode(&self) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        let mut part = VisitMinute {
+            minute: self.minute,
+            dims: self.dims.clone(),
+            visits: Vec::new(),
+        };
+        let base = postcard::to_allocvec(&part).map_or(0, |b| b.len());
+        let mut size = base;
+        for v in &self.visits {
+            let add = v.visitor.len() + 24;
+            if size + add > crate::funnels::CHUNK_BYTES && !part.visits.is_empty() {
+                chunks.extend(postcard::to_allocvec(&part).ok());
+                part.visits.clear();
+                size = base;
+            }
+            part.visits.push(v.clone());
+            size += add;
+        }
+        chunks.extend(postcard::to_allocvec(&part).ok());
+        chunks
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<VisitMinute> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// Where visits are counted up to at `now`: the start of the last minute the rollup job has
+/// sealed (a minute is sealed about half a minute after it ends, by the next run).
+pub fn counted_through(now: i64) -> i64 {
+    (now - 90).div_euclid(60) * 60
 }
 
 /// Whether `e` takes part in visits: page views and the site's own custom events, as Plausible

@@ -529,6 +529,30 @@ pub trait TrailStore: Send + Sync {
     ) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
 }
 
+/// Keeps each sealed minute's visit events for a few hours
+/// ([`pulse_metrics::sessions::VisitMinute`], encoded in chunks; IAM `PutItem` on the Metrics
+/// table), so the rollup job recomputes the open hours' sessions from small records.
+pub trait VisitWriter: Send + Sync {
+    /// Replaces the record of `tenant`'s minute starting at `minute` (epoch s).
+    fn put_visit_minute(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        minute: i64,
+        chunks: &[Vec<u8>],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reads the kept visit minutes (IAM `Query` on the Metrics table).
+pub trait VisitReader: Send + Sync {
+    /// The encoded chunks of the minutes starting in `[from, to)` (epoch s) still kept.
+    fn visit_minutes(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        from: i64,
+        to: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+}
+
 /// The series registry as queries read it: every series of a metric with its tags.
 pub trait SeriesCatalog: Send + Sync {
     /// The series of `metric` (ids and tags), `__other__` included when it holds data.

@@ -26,12 +26,13 @@
 //!
 //! Funnel trails: `pk = {tenant}#__trails__`, `sk = {hour}#{chunk}`, the encoded chunk as
 //! `trail` and the hour's chunk count as `chunks` (a rewrite with fewer chunks leaves stale
-//! ones that readers skip), kept as long as hourly buckets.
+//! ones that readers skip), kept as long as hourly buckets. Sealed minutes' visit records sit
+//! the same way under `{tenant}#__visits__`, kept four hours.
 
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
     BucketStore, BucketWriter, HistoryWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog,
-    SeriesRegistry, StoreError, Totals, TrailStore, TrailWriter,
+    SeriesRegistry, StoreError, Totals, TrailStore, TrailWriter, VisitReader, VisitWriter,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -541,6 +542,72 @@ impl Totals for DynamoMetrics {
     }
 }
 
+impl DynamoMetrics {
+    /// The current chunks of the records of partition `pk` starting in `[from, to)`: items
+    /// `{start}#{chunk}` whose chunk 0 says how many chunks are current, so a record rewritten
+    /// in fewer chunks leaves no stale tail behind.
+    async fn chunked(&self, pk: String, from: i64, to: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let items = self
+            .range(
+                pk,
+                bucket_sk(from),
+                format!("{}#~", bucket_sk(to - 1)),
+                None,
+            )
+            .await?;
+        let mut current: HashMap<String, usize> = HashMap::new();
+        for item in &items {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok());
+            if let Some((start, "0000")) = sk.and_then(|s| s.split_once('#')) {
+                let n = item
+                    .get("chunks")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                current.insert(start.to_owned(), n);
+            }
+        }
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let (start, chunk) = item.get(SK)?.as_s().ok()?.split_once('#')?;
+                let chunk: usize = chunk.parse().ok()?;
+                (chunk < *current.get(start)?).then_some(())?;
+                Some(item.get("trail")?.as_b().ok()?.as_ref().to_vec())
+            })
+            .collect())
+    }
+
+    /// Replaces the record of partition `pk` starting at `start` with `chunks`.
+    async fn put_chunked(
+        &self,
+        pk: String,
+        tenant: &TenantId,
+        start: i64,
+        chunks: &[Vec<u8>],
+        expires: i64,
+    ) -> Result<(), StoreError> {
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, AttributeValue::S(pk.clone()))
+                .item(
+                    SK,
+                    AttributeValue::S(format!("{}#{i:04}", bucket_sk(start))),
+                )
+                .item("tenant", AttributeValue::S(tenant.to_string()))
+                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
+                .item("chunks", AttributeValue::N(chunks.len().to_string()))
+                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .map_err(crate::classify)?;
+        }
+        Ok(())
+    }
+}
+
 impl TrailStore for DynamoMetrics {
     async fn trails(
         &self,
@@ -548,36 +615,7 @@ impl TrailStore for DynamoMetrics {
         from: i64,
         to: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let items = self
-            .range(
-                format!("{tenant}#__trails__"),
-                bucket_sk(from),
-                format!("{}#~", bucket_sk(to - 1)),
-                None,
-            )
-            .await?;
-        // Chunk 0 of each hour says how many chunks are current.
-        let mut current: HashMap<String, usize> = HashMap::new();
-        for item in &items {
-            let sk = item.get(SK).and_then(|v| v.as_s().ok());
-            if let Some((hour, "0000")) = sk.and_then(|s| s.split_once('#')) {
-                let n = item
-                    .get("chunks")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                current.insert(hour.to_owned(), n);
-            }
-        }
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                let (hour, chunk) = item.get(SK)?.as_s().ok()?.split_once('#')?;
-                let chunk: usize = chunk.parse().ok()?;
-                (chunk < *current.get(hour)?).then_some(())?;
-                Some(item.get("trail")?.as_b().ok()?.as_ref().to_vec())
-            })
-            .collect())
+        self.chunked(format!("{tenant}#__trails__"), from, to).await
     }
 }
 
@@ -591,21 +629,48 @@ impl TrailWriter for DynamoMetrics {
         let expires =
             self.retention
                 .expires_at(Resolution::Hour, hour, chrono::Utc::now().timestamp());
-        for (i, chunk) in chunks.iter().enumerate() {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item(PK, AttributeValue::S(format!("{tenant}#__trails__")))
-                .item(SK, AttributeValue::S(format!("{}#{i:04}", bucket_sk(hour))))
-                .item("tenant", AttributeValue::S(tenant.to_string()))
-                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
-                .item("chunks", AttributeValue::N(chunks.len().to_string()))
-                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
-                .send()
-                .await
-                .map_err(crate::classify)?;
-        }
-        Ok(())
+        self.put_chunked(
+            format!("{tenant}#__trails__"),
+            tenant,
+            hour,
+            chunks,
+            expires,
+        )
+        .await
+    }
+}
+
+/// How long a sealed minute's visit record is kept: the open hours it serves end within
+/// 90 minutes of it; the rest is margin for a lagging job.
+const VISIT_MINUTE_SECS: i64 = 4 * 3_600;
+
+impl VisitReader for DynamoMetrics {
+    async fn visit_minutes(
+        &self,
+        tenant: &TenantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.chunked(format!("{tenant}#__visits__"), from, to).await
+    }
+}
+
+impl VisitWriter for DynamoMetrics {
+    async fn put_visit_minute(
+        &self,
+        tenant: &TenantId,
+        minute: i64,
+        chunks: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let expires = minute + VISIT_MINUTE_SECS;
+        self.put_chunked(
+            format!("{tenant}#__visits__"),
+            tenant,
+            minute,
+            chunks,
+            expires,
+        )
+        .await
     }
 }
 

@@ -24,7 +24,7 @@ use pulse_core::identity::{Caller, Role};
 use pulse_metrics::aggregate::{self, Bucket};
 use pulse_metrics::query::{self, Filter, Query, SeriesData};
 use pulse_metrics::rollup::{Resolution, Retention};
-use pulse_metrics::sessions::{IDLE_SECS, SESSION_SECONDS, SESSIONS};
+use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
 use pulse_store::read::Reader;
 use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
@@ -299,10 +299,11 @@ pub fn required_role(area: &str) -> Role {
     }
 }
 
-/// The first hour whose visits are not computed yet at `now`: an hour's sessions are computed
-/// once it is [`IDLE_SECS`] past (a visit may go on that long), by the next rollup run.
+/// Where visits count up to at `now`: the rollup job counts an open hour's visits from each
+/// minute it seals (final figures replace them once the hour is [`pulse_metrics::sessions::IDLE_SECS`] past), so only
+/// windows after the last sealed minute have no visit figures yet.
 pub fn sessions_pending_from(now: i64) -> i64 {
-    (now - IDLE_SECS).div_euclid(3_600) * 3_600
+    pulse_metrics::sessions::counted_through(now)
 }
 
 /// Reads and computes one view.
@@ -419,8 +420,8 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 let tv = timeline(&views, p.start, p.end);
                 let ts = timeline(&visits, p.start, p.end);
                 let td = timeline(&secs, p.start, p.end);
-                // An hour's visits are computed once it is 30 minutes past: until then its
-                // visit figures are unknown (null), not zero.
+                // A window after the last sealed minute has its visit figures unknown (null),
+                // not zero.
                 // Every top stat has its line, so a click on a stat can chart it.
                 let series: Vec<Value> = windows(p)
                     .map(|w| {
@@ -1072,11 +1073,12 @@ mod tests {
     use pulse_store::StoreError;
 
     #[test]
-    fn an_hours_visits_are_pending_until_it_is_thirty_minutes_past() {
+    fn visits_count_up_to_the_last_sealed_minute() {
         let ten = 1_795_431_600; // 2026-11-23T10:00:00Z
-        // At 11:29 the 10:00 hour may still have visits going on; at 11:30 it is computed
-        assert_eq!(sessions_pending_from(ten + 3_600 + 29 * 60), ten);
-        assert_eq!(sessions_pending_from(ten + 3_600 + 30 * 60), ten + 3_600);
+        // At 10:12:10 the job has sealed 10:10 (it seals a minute 30 s after it ends)
+        assert_eq!(sessions_pending_from(ten + 12 * 60 + 10), ten + 10 * 60);
+        assert_eq!(sessions_pending_from(ten + 12 * 60 + 29), ten + 10 * 60);
+        assert_eq!(sessions_pending_from(ten + 12 * 60 + 30), ten + 11 * 60);
     }
 
     /// Trails in memory, as the rollup job would have written them.

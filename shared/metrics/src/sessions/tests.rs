@@ -174,3 +174,83 @@ fn a_backend_event_with_a_visitor_opens_no_visit_and_keeps_none_going() {
     assert_eq!((visits.count, visits.sum), (1, 1.0));
     assert_eq!(total(&agg, SESSION_SECONDS).count, 0);
 }
+
+/// The fixture as the rollup job keeps it: one record per minute, encoded and decoded.
+fn as_minutes(events: &[Event]) -> Vec<VisitMinute> {
+    let minutes: BTreeSet<i64> = events
+        .iter()
+        .map(|e| e.timestamp_ms.div_euclid(60_000) * 60)
+        .collect();
+    minutes
+        .into_iter()
+        .flat_map(|m| VisitMinute::of(m, events).encode())
+        .map(|bytes| VisitMinute::decode(&bytes).expect("decodes"))
+        .collect()
+}
+
+#[test]
+fn sessions_from_the_kept_minutes_equal_those_from_the_raw_events() {
+    // Given the fixed events kept as visit minutes (the duplicate delivery of a2 included)
+    let tenant = TenantId::parse("t1").expect("tenant");
+    let minutes = as_minutes(&fixture());
+    // When both hours are sessionized from them
+    for hour in [H, H + 3600] {
+        let kept = sessionize_minutes(&tenant, hour, &minutes);
+        let raw = sessionize(hour, &fixture());
+        // Then every bucket is the one the raw events give
+        for metric in [SESSIONS, SESSION_SECONDS] {
+            let (a, b) = (total(&kept, metric), total(&raw, metric));
+            assert_eq!((a.count, a.sum), (b.count, b.sum), "{metric} at {hour}");
+            assert_eq!(a.unique_visitors(), b.unique_visitors());
+        }
+        for source in ["Google", "Direct", "Twitter", "Bing"] {
+            let (a, b) = (
+                by_source(&kept, SESSIONS, source),
+                by_source(&raw, SESSIONS, source),
+            );
+            assert_eq!((a.count, a.sum), (b.count, b.sum), "{source} at {hour}");
+        }
+    }
+}
+
+#[test]
+fn an_open_hour_counts_the_visits_begun_so_far_with_one_event_visits_as_bounces() {
+    // Given only the minutes sealed by H + 26 min (A's third view and everything later not yet)
+    let tenant = TenantId::parse("t1").expect("tenant");
+    let early: Vec<Event> = fixture()
+        .into_iter()
+        .filter(|e| e.timestamp_ms < (H + 25 * MIN) * 1000)
+        .collect();
+    // When the open hour is sessionized from them
+    let agg = sessionize_minutes(&tenant, H, &as_minutes(&early));
+    // Then A and B have begun visits (B's a bounce so far; A has a second view) and C's view at
+    // :05 continues its visit from before the hour
+    let visits = total(&agg, SESSIONS);
+    assert_eq!((visits.count, visits.sum), (2, 1.0));
+    assert_eq!(total(&agg, SESSION_SECONDS).sum, 600.0 + 1500.0);
+}
+
+#[test]
+fn a_crowded_minute_is_kept_in_chunks_that_decode_alone() {
+    // Given 20,000 views in one minute from as many visitors
+    let events: Vec<Event> = (0..20_000)
+        .map(|i| {
+            view(
+                &format!("id-{i}"),
+                &format!("visitor-{i:08}"),
+                H + i % 60,
+                "Direct",
+            )
+        })
+        .collect();
+    // When the minute is encoded
+    let chunks = VisitMinute::of(H, &events).encode();
+    // Then it takes several chunks under DynamoDB's item limit, and together they hold every view
+    assert!(chunks.len() > 1);
+    assert!(chunks.iter().all(|c| c.len() < 400_000));
+    let visits: usize = chunks
+        .iter()
+        .map(|c| VisitMinute::decode(c).expect("decodes").visits.len())
+        .sum();
+    assert_eq!(visits, 20_000);
+}
