@@ -175,3 +175,68 @@ async fn the_numbers_of_generated_traffic_agree_with_each_other() {
         );
     }
 }
+
+#[tokio::test]
+async fn visits_agree_with_pageviews_once_their_minutes_are_sealed() {
+    // Given a burst of demo traffic two and a half minutes ago for a fresh tenant (a random draw)
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let tenant = "inv-visits";
+    let at = chrono::Utc::now() - chrono::Duration::seconds(150);
+    let mut events = pulse_local::demo::events(&mut rng, 200, at);
+    let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for e in &mut events {
+        e["timestamp"] = Value::String(stamp.clone());
+    }
+    let views = events.iter().filter(|e| e["kind"] == "page_view").count() as f64;
+    let c = cloud();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", c.http))
+        .bearer_auth(c.token(tenant, "admin"))
+        .json(&serde_json::json!({ "events": events }))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    // When the rollup job has sealed their minute
+    let mut web = Value::Null;
+    for _ in 0..60 {
+        let _ = c.fire("RollupJobFunction", "EveryMinute").await;
+        web = get(tenant, "/api/v1/web/overview?range=24h").await;
+        if web["metrics"]["pageviews"]["value"].as_f64() == Some(views)
+            && web["metrics"]["visits"]["value"].as_f64() > Some(0.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Then every page view is in a visit: visits × views per visit = pageviews, there are no
+    // more visitors than visits, and the sources' visits add up to the visits
+    let m = &web["metrics"];
+    let visits = m["visits"]["value"].as_f64().expect("visits");
+    let per_visit = m["views_per_visit"]["value"]
+        .as_f64()
+        .expect("views per visit");
+    assert!(
+        (visits * per_visit - views).abs() < 1e-6,
+        "seed {seed}: {visits} × {per_visit} ≠ {views}"
+    );
+    assert!(
+        m["visitors"]["value"].as_f64() <= Some(visits),
+        "seed {seed}: {m}"
+    );
+    assert!(rate_ok(&m["bounce_rate"]["value"]), "seed {seed}: {m}");
+    let sources = get(tenant, "/api/v1/web/sources?range=24h").await;
+    let by_source: f64 = sources["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["visits"].as_f64())
+        .sum();
+    assert_eq!(by_source, visits, "seed {seed}: {sources}");
+}

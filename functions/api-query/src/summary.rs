@@ -471,7 +471,10 @@ impl Snapshot {
                     (
                         "views_per_visit",
                         Box::new(|p| {
-                            ratio(m("page_view", p).count as f64, m(SESSIONS, p).count as f64)
+                            pulse_metrics::sessions::views_per_visit(
+                                &m(SESSIONS, p),
+                                &m(SESSION_SECONDS, p),
+                            )
                         }),
                     ),
                 ],

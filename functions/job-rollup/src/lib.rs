@@ -176,10 +176,9 @@ where
             .await;
         // Hours whose sessions are not final yet (a visit may still go on into them) are
         // recomputed from their sealed minutes, so visits count within a run of their minute.
-        let open_from = closed_before(Resolution::Hour, now - IDLE_SECS);
         let mut open_hours: BTreeMap<TenantId, BTreeSet<i64>> = BTreeMap::new();
         for (minute, hours) in &results {
-            for hour in hours.iter().flatten().filter(|h| **h >= open_from) {
+            for hour in hours.iter().flatten() {
                 open_hours
                     .entry(minute.tenant.clone())
                     .or_default()
@@ -269,7 +268,7 @@ where
     }
 
     /// Seals one minute and marks its 5-minute window for every metric it holds. Returns the
-    /// hours whose sessions its visit events change, when it read the whole minute.
+    /// open hours whose sessions its visit events change.
     async fn seal(&self, minute: &Pending, now: i64) -> Result<BTreeSet<i64>, StoreError> {
         // Only the shards the mark names for an old minute (an import: sparse, sealed once).
         // Every shard for a recent minute, whose other shards' records may still be on their
@@ -331,14 +330,19 @@ where
             .collect();
         let mut touched = BTreeSet::new();
         if !visits.is_empty() {
-            // A minute read whole is kept for the open hours (a partial re-seal would replace
-            // the record with part of the minute; those hours wait for their final step).
+            // Every seal reads the whole minute (a first seal's mark names every shard written),
+            // so its visit events are kept whole for the hours still open.
+            let open_from = closed_before(Resolution::Hour, now - IDLE_SECS);
+            touched = sessions::hours_touched(minute.window.start);
+            touched.retain(|h| *h >= open_from);
             let kept = VisitMinute::of(minute.window.start, &events);
-            if shards.is_empty() && !kept.visits.is_empty() {
+            if kept.visits.is_empty() {
+                touched.clear();
+            }
+            if !touched.is_empty() {
                 self.store
                     .put_visit_minute(&minute.tenant, minute.window.start, &kept.encode())
                     .await?;
-                touched = sessions::hours_touched(minute.window.start);
             }
             let marks: Vec<Pending> = sessions::hours_touched(minute.window.start)
                 .into_iter()

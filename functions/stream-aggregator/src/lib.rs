@@ -16,12 +16,17 @@
 //! for the rollup job, which seals it exactly from the raw events (a mark that fails fails the
 //! minute's records, so a minute is never left unsealed).
 //!
-//! Events of minutes that ended more than [`LIVE_SECS`] ago (late senders, history imports)
-//! are only marked, not merged: the job seals those minutes from the raw events within a
-//! minute anyway, and an import of 90 days would otherwise rewrite thousands of old buckets
-//! that nobody watches live.
+//! Events of minutes that ended more than [`LIVE_SECS`] ago (late senders) are only marked,
+//! not merged: the job seals those minutes from the raw events within a minute anyway. An
+//! import's recent events (stored raw, flagged) were merged by the import; only those with a
+//! visitor in the last [`OPEN_SESSIONS_SECS`] mark their minute, so the open hours' visits
+//! include them.
 
 pub mod fanout;
+
+/// How far back an imported visitor event still marks its minute for sealing: the hours whose
+/// sessions are not final yet begin at most 90 minutes ago.
+pub const OPEN_SESSIONS_SECS: i64 = 2 * 3_600;
 
 use fanout::Fanout;
 use pulse_core::Config;
@@ -169,8 +174,28 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         // Records of minutes left to sealing, by minute.
         let mut old: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
         let live_after = (self.clock)() - LIVE_SECS;
+        // An imported record was merged by its import; only a minute whose hour's visits are
+        // still open is sealed again, so those visits count (they are computed from sealed
+        // minutes) and the hour's final sessions read it.
+        let open_after = (self.clock)() - OPEN_SESSIONS_SECS;
         for record in &batch.records {
-            if !record.is_insert() || record.is_imported() {
+            if !record.is_insert() {
+                continue;
+            }
+            if record.is_imported() {
+                if let Ok(event) = record.event()
+                    && event.visitor.is_some()
+                    && event.timestamp_ms.div_euclid(1000) >= open_after
+                {
+                    let key = (event.tenant.clone(), event.timestamp_ms.div_euclid(60_000));
+                    shards
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(shard_of(&event.id));
+                    old.entry(key)
+                        .or_default()
+                        .push(record.dynamodb.sequence_number.clone());
+                }
                 continue;
             }
             inserts += 1;
@@ -645,7 +670,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_imported_record_is_neither_counted_nor_marked_since_its_import_merged_it() {
+    async fn an_imported_record_is_not_counted_again_since_its_import_merged_it() {
         // Given a recent event an import stored raw (flagged) beside one sent live
         let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW);
         let mut imported = record("1", "INSERT", metric("a", "cpu", 2.0, "h"));
@@ -662,6 +687,38 @@ mod tests {
         let buckets = agg.store.buckets.lock().expect("lock");
         let b = buckets.values().next().expect("a bucket");
         assert_eq!((b.count, b.sum), (1, 4.0));
+    }
+
+    #[tokio::test]
+    async fn an_imported_page_view_of_an_open_hour_marks_its_minute_and_an_older_one_does_not() {
+        // Given page views an import stored raw: one of 40 minutes ago, one of three hours ago
+        let view = |id: &str, at_ms: i64| {
+            let mut r = record(
+                id,
+                "INSERT",
+                json!({"id": id, "tenant": "acme", "timestamp_ms": at_ms, "name": "page_view",
+                       "kind": "page_view", "path": "/", "visitor": "v1", "tags": {}}),
+            );
+            r["dynamodb"]["NewImage"]["imported"] = json!({"BOOL": true});
+            r
+        };
+        let agg = Aggregator::new(Memory::default(), 100).with_clock(|| NOW + 3 * 3_600);
+        // When their batch is aggregated
+        let res = agg
+            .handle(batch(vec![
+                view("1", (NOW + 3 * 3_600 - 40 * 60) * 1000),
+                view("2", (NOW - 60) * 1000),
+            ]))
+            .await;
+        // Then neither is counted again, and only the recent one's minute is left to sealing
+        // (its hour's visits are still open)
+        assert!(res.batch_item_failures.is_empty());
+        assert!(agg.store.buckets.lock().expect("lock").is_empty());
+        let minute = (NOW + 3 * 3_600 - 40 * 60).div_euclid(60) * 60;
+        assert_eq!(
+            *agg.store.marked.lock().expect("lock"),
+            [("acme".to_owned(), minute)]
+        );
     }
 
     /// Records `i` of `range`, each a `cpu` sample with sequence number `i`.

@@ -264,6 +264,17 @@ pub fn counted_through(now: i64) -> i64 {
     (now - 90).div_euclid(60) * 60
 }
 
+/// Views per visit from the visits themselves: each visit's first event ([`SESSIONS`]) and
+/// each later one ([`SESSION_SECONDS`]), over the visits. Page views counted live run ahead of
+/// visits counted as minutes seal, so pageviews over visits would inflate the ratio while the
+/// job catches up; this one compares like with like (a visit's custom events count as views).
+pub fn views_per_visit(
+    visits: &crate::aggregate::Bucket,
+    gaps: &crate::aggregate::Bucket,
+) -> Option<f64> {
+    (visits.count > 0).then(|| (visits.count + gaps.count) as f64 / visits.count as f64)
+}
+
 /// Whether `e` takes part in visits: page views and the site's own custom events, as Plausible
 /// counts them. A server-side event (an order, a product view sent by the shop's backend, an
 /// API request) with a visitor id neither opens a visit nor keeps one going, so views per visit

@@ -11,6 +11,10 @@ use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// The allocator the ingest function runs with (`functions/api-ingest/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A mixed batch as the demo traffic and SDKs send it: metrics with tags, page views,
 /// API requests and orders, each with a client id and timestamp.
 fn batch(now_ms: i64) -> Vec<u8> {

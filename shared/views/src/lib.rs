@@ -24,7 +24,7 @@ use pulse_core::identity::{Caller, Role};
 use pulse_metrics::aggregate::{self, Bucket};
 use pulse_metrics::query::{self, Filter, Query, SeriesData};
 use pulse_metrics::rollup::{Resolution, Retention};
-use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS};
+use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS, views_per_visit};
 use pulse_store::read::Reader;
 use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
@@ -401,7 +401,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                         Some(v.unique_visitors() as f64),
                         known(Some(n)),
                         Some(v.count as f64),
-                        known(ratio(v.count as f64, n)),
+                        known(views_per_visit(&s, &d)),
                         known(ratio(s.sum, n)),
                         known(ratio(d.sum, n)),
                     ]
@@ -423,6 +423,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 // A window after the last sealed minute has its visit figures unknown (null),
                 // not zero.
                 // Every top stat has its line, so a click on a stat can chart it.
+                let no_gaps = Bucket::default();
                 let series: Vec<Value> = windows(p)
                     .map(|w| {
                         let v = tv.get(&w);
@@ -436,7 +437,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                             "visitors": v.map_or(0, Bucket::unique_visitors),
                             "visits": (!pending).then(|| s.map_or(0, |b| b.count)),
                             "pageviews": pageviews,
-                            "views_per_visit": known(ratio(pageviews as f64, n)),
+                            "views_per_visit": known(s.and_then(|s| views_per_visit(s, td.get(&w).unwrap_or(&no_gaps)))),
                             "bounce_rate": known(s.and_then(|b| ratio(b.sum, n))),
                             "visit_duration": known(td.get(&w).and_then(|d| ratio(d.sum, n)).or(s.map(|_| 0.0))),
                         })
