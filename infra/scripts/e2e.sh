@@ -5,7 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 state=$(mktemp -d)
-export PULSE_DEMO=off PULSE_STATE_DIR="$state"
+# The rollup job every 10 s instead of every minute: steps wait for sealed minutes, not the clock.
+export PULSE_DEMO=off PULSE_STATE_DIR="$state" PULSE_RATE_SECS=10
 export PULSE_HTTP_PORT="${E2E_HTTP_PORT:-3300}" PULSE_WS_PORT="${E2E_WS_PORT:-3301}" PULSE_AWS_PORT="${E2E_AWS_PORT:-4666}"
 ./target/debug/pulse-local >"$state/local-cloud.log" 2>&1 &
 pid=$!

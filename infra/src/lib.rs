@@ -61,6 +61,10 @@ pub struct Options {
     pub aws_port: u16,
     /// Template parameter overrides.
     pub parameters: BTreeMap<String, String>,
+    /// Every `rate(...)` schedule fires this often instead (`PULSE_RATE_SECS`): the end-to-end
+    /// run uses 10 s so its steps do not wait up to a minute for the rollup job. `make dev`
+    /// keeps the template's rates.
+    pub rate_secs: Option<u64>,
 }
 
 impl Options {
@@ -83,6 +87,10 @@ impl Options {
             ws_port: port("PULSE_WS_PORT", 3001),
             aws_port: port("PULSE_AWS_PORT", 4566),
             parameters: BTreeMap::from([("Stage".to_owned(), "local".to_owned())]),
+            rate_secs: std::env::var("PULSE_RATE_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|s| *s > 0),
             root,
         }
     }
@@ -175,6 +183,12 @@ impl LocalCloud {
                     schedule: format!("{}.{}", schedule.function, schedule.name),
                     detail,
                 })?;
+            let expression = match (expression, opts.rate_secs) {
+                (schedules::Expression::Rate(_), Some(secs)) => {
+                    schedules::Expression::Rate(std::time::Duration::from_secs(secs))
+                }
+                (e, _) => e,
+            };
             schedule_plan.push((schedule.clone(), expression));
         }
 
