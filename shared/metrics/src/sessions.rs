@@ -64,9 +64,15 @@ pub fn hours_touched(minute_start: i64) -> BTreeSet<i64> {
 /// (keyed by the hour's first minute). Events without a visitor, and events that are not page
 /// views or custom events ([`opens_visits`]), take no part; an event id seen twice counts once.
 pub fn sessionize<'a>(hour: i64, events: impl IntoIterator<Item = &'a Event>) -> Aggregation<()> {
+    // The window first: an import sessionizes each of its hours over all its events.
+    let window = needed(hour);
     let kept: Vec<(&Event, BTreeMap<String, String>)> = events
         .into_iter()
-        .filter(|e| e.visitor.is_some() && opens_visits(e))
+        .filter(|e| {
+            e.visitor.is_some()
+                && opens_visits(e)
+                && window.contains(&e.timestamp_ms.div_euclid(1000))
+        })
         .map(|e| (e, dimensions(e)))
         .collect();
     let Some(tenant) = kept.first().map(|(e, _)| e.tenant.clone()) else {
