@@ -57,6 +57,34 @@ fn a_weekly_pattern_is_recovered_and_intervals_hold_their_nominal_rate() {
 }
 
 #[test]
+fn intervals_widen_when_the_series_has_just_become_noisier() {
+    // Given a year of steady counts, and the same year whose last four weeks are four times
+    // as noisy
+    let mut rng = fastrand::Rng::with_seed(11);
+    let noise: Vec<f64> = (0..365).map(|_| normal(&mut rng)).collect();
+    let series = |late: f64| -> Vec<f64> {
+        (0..365)
+            .map(|t| {
+                let sigma = if t >= 337 { 0.08 * late } else { 0.08 };
+                (200.0 * WEEK[t % 7] * (sigma * noise[t]).exp()).round()
+            })
+            .collect()
+    };
+    // When both are forecast a week ahead
+    let steady = forecast(&series(1.0), 7, 7).expect("steady");
+    let noisy = forecast(&series(4.0), 7, 7).expect("noisy");
+    // Then the 95 % interval after the noisy weeks is much wider: the calibration errors are
+    // scaled by the volatility at their origin, not averaged over the year
+    let width = |f: &Forecast| (f.hi95[0] / f.lo95[0].max(1.0)).ln();
+    assert!(
+        width(&noisy) > 3.5 * width(&steady),
+        "steady {} noisy {}",
+        width(&steady),
+        width(&noisy)
+    );
+}
+
+#[test]
 fn a_short_history_falls_back_and_says_so() {
     let f = forecast(&[3.0, 4.0, 5.0, 4.0, 3.0], 7, 7).expect("five days");
     assert_eq!(f.values.len(), 7);
