@@ -176,13 +176,12 @@ where
             .await;
         // Hours whose sessions are not final yet (a visit may still go on into them) are
         // recomputed from their sealed minutes, so visits count within a run of their minute.
-        let mut open_hours: BTreeMap<TenantId, BTreeSet<i64>> = BTreeMap::new();
+        let mut open_hours: BTreeMap<TenantId, (BTreeSet<i64>, BTreeSet<i64>)> = BTreeMap::new();
         for (minute, hours) in &results {
-            for hour in hours.iter().flatten() {
-                open_hours
-                    .entry(minute.tenant.clone())
-                    .or_default()
-                    .insert(*hour);
+            if let Some(hours) = hours.as_ref().filter(|h| !h.is_empty()) {
+                let (all, fresh) = open_hours.entry(minute.tenant.clone()).or_default();
+                all.extend(hours);
+                fresh.insert(minute.window.start);
             }
         }
         let sealed: Vec<(Pending, bool)> = results
@@ -199,8 +198,8 @@ where
             // The detectors catch up on the next notice of the tenant.
             tracing::warn!(tenants = notices.len(), error = %e, "sealed minutes not told to the detectors");
         }
-        for (tenant, hours) in &open_hours {
-            match self.open_sessions(tenant, hours, now).await {
+        for (tenant, (hours, fresh)) in &open_hours {
+            match self.open_sessions(tenant, hours, fresh, now).await {
                 Ok(()) => report.open_hours += hours.len(),
                 // The next sealed minute of the hour recomputes it; the final step replaces it.
                 Err(e) => {
@@ -362,12 +361,13 @@ where
     }
 
     /// Recomputes the sessions of `tenant`'s open `hours` from the kept visit minutes (one
-    /// read) and writes them as their hourly buckets, which the final step replaces. Their
-    /// days are not marked: a day is rolled from final hours only.
+    /// read) and writes the hourly buckets that the `fresh` minutes changed, which the final
+    /// step replaces. Their days are not marked: a day is rolled from final hours only.
     async fn open_sessions(
         &self,
         tenant: &TenantId,
         hours: &BTreeSet<i64>,
+        fresh: &BTreeSet<i64>,
         now: i64,
     ) -> Result<(), StoreError> {
         let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
@@ -383,7 +383,7 @@ where
             .filter_map(|chunk| VisitMinute::decode(chunk))
             .collect();
         for hour in hours {
-            let computed = sessions::sessionize_minutes(tenant, *hour, &minutes);
+            let computed = sessions::sessionize_changed(tenant, *hour, &minutes, fresh);
             self.write_hour(computed, *hour).await?;
         }
         Ok(())

@@ -177,7 +177,9 @@ fn local_scale(z: &[f64], at: usize, span: usize, period: usize, floor: f64) -> 
         return floor.max(f64::MIN_POSITIVE);
     }
     let sum: f64 = (start..at).map(|t| (z[t] - z[t - lag]).abs()).sum();
-    (sum / (at - start) as f64).max(floor).max(f64::MIN_POSITIVE)
+    (sum / (at - start) as f64)
+        .max(floor)
+        .max(f64::MIN_POSITIVE)
 }
 
 /// The ensemble's errors (actual − forecast, transformed scale) by horizon step, from every

@@ -109,6 +109,40 @@ pub fn sessionize_minutes(
     sessionize_points(tenant, hour, points)
 }
 
+/// The buckets of [`sessionize_minutes`] that the visitors of the `fresh` minutes (their
+/// starts) take part in: a bucket no such visitor contributes to is what the last run wrote,
+/// so a run rewrites only the series its new minutes changed (and the total).
+pub fn sessionize_changed(
+    tenant: &TenantId,
+    hour: i64,
+    minutes: &[VisitMinute],
+    fresh: &BTreeSet<i64>,
+) -> Aggregation<()> {
+    let visitors: HashSet<&str> = minutes
+        .iter()
+        .filter(|m| fresh.contains(&m.minute))
+        .flat_map(|m| m.visits.iter().map(|v| v.visitor.as_str()))
+        .collect();
+    let theirs: Vec<VisitMinute> = minutes
+        .iter()
+        .map(|m| VisitMinute {
+            minute: m.minute,
+            dims: m.dims.clone(),
+            visits: m
+                .visits
+                .iter()
+                .filter(|v| visitors.contains(v.visitor.as_str()))
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    let changed = sessionize_minutes(tenant, hour, &theirs);
+    let mut all = sessionize_minutes(tenant, hour, minutes);
+    all.buckets.retain(|k, _| changed.buckets.contains_key(k));
+    all.series.retain(|k, _| changed.series.contains_key(k));
+    all
+}
+
 /// What sessions need of one event.
 struct Point<'a> {
     visitor: &'a str,

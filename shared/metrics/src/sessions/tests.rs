@@ -254,3 +254,31 @@ fn a_crowded_minute_is_kept_in_chunks_that_decode_alone() {
         .sum();
     assert_eq!(visits, 20_000);
 }
+
+#[test]
+fn a_run_rewrites_only_the_series_its_new_minutes_changed() {
+    // Given the fixture's minutes, of which only B's view at :05 is new
+    let tenant = TenantId::parse("t1").expect("tenant");
+    let minutes = as_minutes(&fixture());
+    let fresh = BTreeSet::from([H + 5 * MIN]);
+    // When the hour's changed buckets are computed
+    let changed = sessionize_changed(&tenant, H, &minutes, &fresh);
+    let all = sessionize_minutes(&tenant, H, &minutes);
+    // Then they are the total and the series of the visits seen at :05 (B's, and C's second
+    // view, whose visit entered from Twitter), each equal to the whole hour's bucket
+    let sources: BTreeSet<String> = changed
+        .series
+        .values()
+        .filter_map(|t| t.get("source").cloned())
+        .collect();
+    assert_eq!(
+        sources,
+        BTreeSet::from(["Direct".to_owned(), "Twitter".to_owned()])
+    );
+    assert!(changed.buckets.len() < all.buckets.len());
+    for (k, (b, _)) in &changed.buckets {
+        let whole = &all.buckets[k].0;
+        assert_eq!((b.count, b.sum), (whole.count, whole.sum));
+    }
+    assert_eq!(total(&changed, SESSIONS).count, 4);
+}
