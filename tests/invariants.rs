@@ -20,6 +20,23 @@ async fn get(tenant: &str, path: &str) -> Value {
     res.json().await.expect("json")
 }
 
+async fn post(tenant: &str, events: &[Value]) {
+    let c = cloud();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", c.http))
+        .bearer_auth(c.token(tenant, "admin"))
+        .json(&serde_json::json!({ "events": events }))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
 fn rate_ok(v: &Value) -> bool {
     v.is_null() || v.as_f64().is_some_and(|r| (0.0..=1.0).contains(&r))
 }
@@ -68,21 +85,8 @@ async fn the_numbers_of_generated_traffic_agree_with_each_other() {
     let now = chrono::Utc::now();
     let events = pulse_local::demo::events(&mut rng, 300, now);
     let views = events.iter().filter(|e| e["kind"] == "page_view").count() as f64;
-    let c = cloud();
     for chunk in events.chunks(100) {
-        let res = reqwest::Client::new()
-            .post(format!("{}/api/v1/events", c.http))
-            .bearer_auth(c.token(tenant, "admin"))
-            .json(&serde_json::json!({ "events": chunk }))
-            .send()
-            .await
-            .expect("events");
-        assert_eq!(
-            res.status(),
-            202,
-            "{}",
-            res.text().await.unwrap_or_default()
-        );
+        post(tenant, chunk).await;
     }
     // When every page view is counted
     let mut cards = Value::Null;
@@ -189,20 +193,8 @@ async fn visits_agree_with_pageviews_once_their_minutes_are_sealed() {
         e["timestamp"] = Value::String(stamp.clone());
     }
     let views = events.iter().filter(|e| e["kind"] == "page_view").count() as f64;
+    post(tenant, &events).await;
     let c = cloud();
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/events", c.http))
-        .bearer_auth(c.token(tenant, "admin"))
-        .json(&serde_json::json!({ "events": events }))
-        .send()
-        .await
-        .expect("events");
-    assert_eq!(
-        res.status(),
-        202,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
     // When the rollup job has sealed their minute
     let mut web = Value::Null;
     for _ in 0..60 {

@@ -98,16 +98,34 @@ pub fn wire(
     ))
 }
 
-impl<E, S> Rollup<E, S>
-where
-    E: EventReader,
-    S: PendingWindows
+/// Every store the job uses: its marks, the buckets it reads and replaces, the registry, the
+/// funnel trails and the open hours' visit minutes.
+pub trait RollupStore:
+    PendingWindows
+    + RollupBuckets
+    + BucketWriter
+    + BucketStore
+    + TrailWriter
+    + VisitReader
+    + VisitWriter
+{
+}
+
+impl<T> RollupStore for T where
+    T: PendingWindows
         + RollupBuckets
         + BucketWriter
         + BucketStore
         + TrailWriter
         + VisitReader
-        + VisitWriter,
+        + VisitWriter
+{
+}
+
+impl<E, S> Rollup<E, S>
+where
+    E: EventReader,
+    S: RollupStore,
 {
     pub fn new(events: E, store: S, series_cap: usize) -> Self {
         Self {
@@ -132,13 +150,7 @@ where
 impl<E, S, N> Rollup<E, S, N>
 where
     E: EventReader,
-    S: PendingWindows
-        + RollupBuckets
-        + BucketWriter
-        + BucketStore
-        + TrailWriter
-        + VisitReader
-        + VisitWriter,
+    S: RollupStore,
     N: SealedNotices,
 {
     /// Lambda's entry point: one run at the current time.
