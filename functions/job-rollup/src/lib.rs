@@ -1,5 +1,7 @@
 //! The rollup job, every minute on an EventBridge schedule: seals closed minutes exactly from
-//! the raw events, then rolls 1m → 5m → 1h → 1d.
+//! the raw events, then rolls 1m → 5m → 1h → 1d. Sealing also keeps each minute's visit
+//! events, from which the hours whose visits may still go on are recomputed every run; an
+//! hour's final sessions and funnel trail are computed once it is 30 minutes past.
 //!
 //! Work comes from marks (`PendingWindows`): the stream aggregator marks each minute it
 //! touched, sealing a minute marks its 5-minute window (per metric, with the series touched),
