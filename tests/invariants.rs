@@ -208,7 +208,8 @@ async fn visits_agree_with_pageviews_once_their_minutes_are_sealed() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Then every page view is in a visit: visits × views per visit = pageviews, there are no
-    // more visitors than visits, and the sources' visits add up to the visits
+    // more visitors than visits (visitors is a HyperLogLog estimate: within its 2 %), and the
+    // sources' visits add up to the visits
     let m = &web["metrics"];
     let visits = m["visits"]["value"].as_f64().expect("visits");
     let per_visit = m["views_per_visit"]["value"]
@@ -218,10 +219,8 @@ async fn visits_agree_with_pageviews_once_their_minutes_are_sealed() {
         (visits * per_visit - views).abs() < 1e-6,
         "seed {seed}: {visits} × {per_visit} ≠ {views}"
     );
-    assert!(
-        m["visitors"]["value"].as_f64() <= Some(visits),
-        "seed {seed}: {m}"
-    );
+    let visitors = m["visitors"]["value"].as_f64().expect("visitors");
+    assert!(visitors <= visits * 1.02 + 1.0, "seed {seed}: {m}");
     assert!(rate_ok(&m["bounce_rate"]["value"]), "seed {seed}: {m}");
     let sources = get(tenant, "/api/v1/web/sources?range=24h").await;
     let by_source: f64 = sources["rows"]
