@@ -30,14 +30,18 @@ export type Row = Record<string, string | number | null>;
 
 const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
 const plain = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+// Percentages as Plausible and Grafana show them: one decimal at most, whole numbers for a
+// change of 10 % or more (a reader compares "+12%" with "−3.4%", not their hundredths).
+const percent = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
+const wholePercent = new Intl.NumberFormat("en", { maximumFractionDigits: 0 });
 
-/** A value in its unit: `12.3k`, `4.5%`, `1m 05s`, `€1,234.50`, `230 ms`. */
+/** A value in its unit: `12.3k`, `4.5%`, `1m 05s`, `1,234.50`, `230 ms`. */
 export function formatValue(value: number | null | undefined, unit = ""): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   switch (unit) {
     case "ratio":
     case "percent":
-      return `${plain.format(value * 100)}%`;
+      return `${percent.format(value * 100)}%`;
     case "seconds": {
       const s = Math.round(value);
       if (s < 60) return `${s}s`;
@@ -58,7 +62,7 @@ export function formatValue(value: number | null | undefined, unit = ""): string
 export function formatChange(change: number | null | undefined): string {
   if (change === null || change === undefined || !Number.isFinite(change)) return "";
   const pct = change * 100;
-  const text = plain.format(Math.abs(pct));
+  const text = (Math.abs(pct) >= 10 ? wholePercent : percent).format(Math.abs(pct));
   return `${pct > 0 ? "+" : pct < 0 ? "−" : "±"}${text}%`;
 }
 

@@ -5,12 +5,14 @@ import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash, 
 
 describe("formats", () => {
   it("shows values in their unit and changes with a sign", () => {
-    expect(formatValue(0.3333, "ratio")).toBe("33.33%");
+    expect(formatValue(0.3333, "ratio")).toBe("33.3%");
+    expect(formatValue(0.0456, "ratio")).toBe("4.6%");
     expect(formatValue(65, "seconds")).toBe("1m 05s");
     expect(formatValue(3725, "seconds")).toBe("1h 02m");
     expect(formatValue(123456)).toBe("123.5K");
     expect(formatValue(null)).toBe("–");
-    expect(formatChange(0.125)).toBe("+12.5%");
+    expect(formatChange(0.125)).toBe("+13%");
+    expect(formatChange(0.034)).toBe("+3.4%");
     expect(formatChange(-0.5)).toBe("−50%");
     expect(formatChange(null)).toBe("");
   });
