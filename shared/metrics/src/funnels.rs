@@ -26,6 +26,30 @@ pub const MAX_RANGE_DAYS: i64 = 31;
 pub const CHUNK_BYTES: usize = 350_000;
 const HOUR: i64 = 3_600;
 
+/// `items` encoded in parts of at most about [`CHUNK_BYTES`], each `part(items)` of its own
+/// (so each decodes alone); `size` is an item's encoded size, about.
+pub(crate) fn encode_chunked<I: Clone, P: Serialize>(
+    items: &[I],
+    size: impl Fn(&I) -> usize,
+    part: impl Fn(Vec<I>) -> P,
+) -> Vec<Vec<u8>> {
+    let base = postcard::to_allocvec(&part(Vec::new())).map_or(0, |b| b.len());
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = base;
+    for item in items {
+        let add = size(item);
+        if bytes + add > CHUNK_BYTES && !current.is_empty() {
+            chunks.extend(postcard::to_allocvec(&part(std::mem::take(&mut current))).ok());
+            bytes = base;
+        }
+        current.push(item.clone());
+        bytes += add;
+    }
+    chunks.extend(postcard::to_allocvec(&part(current)).ok());
+    chunks
+}
+
 /// One hour of visitor events, reduced to what funnels match on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trail {
@@ -91,26 +115,15 @@ impl Trail {
 
     /// The trail encoded in chunks of at most about [`CHUNK_BYTES`] (each decodes alone).
     pub fn encode(&self) -> Vec<Vec<u8>> {
-        let mut chunks = Vec::new();
-        let mut part = Trail {
-            hour: self.hour,
-            keys: self.keys.clone(),
-            visitors: Vec::new(),
-        };
-        let base = postcard::to_allocvec(&part).map_or(0, |b| b.len());
-        let mut size = base;
-        for (v, steps) in &self.visitors {
-            let add = 10 + steps.len() * 6;
-            if size + add > CHUNK_BYTES && !part.visitors.is_empty() {
-                chunks.extend(postcard::to_allocvec(&part).ok());
-                part.visitors.clear();
-                size = base;
-            }
-            part.visitors.push((*v, steps.clone()));
-            size += add;
-        }
-        chunks.extend(postcard::to_allocvec(&part).ok());
-        chunks
+        encode_chunked(
+            &self.visitors,
+            |(_, steps)| 10 + steps.len() * 6,
+            |visitors| Trail {
+                hour: self.hour,
+                keys: self.keys.clone(),
+                visitors,
+            },
+        )
     }
 
     /// Adds `other`'s steps (an import into an hour that has a trail). Funnels match steps in

@@ -271,26 +271,15 @@ impl VisitMinute {
     /// Encoded in chunks of at most about [`crate::funnels::CHUNK_BYTES`], each a
     /// [`VisitMinute`] of its own (with the dimension sets it uses).
     pub fn encode(&self) -> Vec<Vec<u8>> {
-        let mut chunks = Vec::new();
-        let mut part = VisitMinute {
-            minute: self.minute,
-            dims: self.dims.clone(),
-            visits: Vec::new(),
-        };
-        let base = postcard::to_allocvec(&part).map_or(0, |b| b.len());
-        let mut size = base;
-        for v in &self.visits {
-            let add = v.visitor.len() + 24;
-            if size + add > crate::funnels::CHUNK_BYTES && !part.visits.is_empty() {
-                chunks.extend(postcard::to_allocvec(&part).ok());
-                part.visits.clear();
-                size = base;
-            }
-            part.visits.push(v.clone());
-            size += add;
-        }
-        chunks.extend(postcard::to_allocvec(&part).ok());
-        chunks
+        crate::funnels::encode_chunked(
+            &self.visits,
+            |v| v.visitor.len() + 24,
+            |visits| VisitMinute {
+                minute: self.minute,
+                dims: self.dims.clone(),
+                visits,
+            },
+        )
     }
 
     pub fn decode(bytes: &[u8]) -> Option<VisitMinute> {
