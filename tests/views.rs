@@ -563,9 +563,11 @@ async fn cards_show_a_visitor_arriving_now_and_bad_view_requests_are_precise() {
     let (_, live) = get(&cloud, "cards-a", "viewer", "/api/v1/web/realtime").await;
     assert!(close(&live["visitors_now"], 1.0), "{live}");
     assert_eq!(live["pages"].as_array().map(Vec::len), Some(2), "{live}");
-    // And Pulse recorded those API calls of the tenant: the health view lists the route
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // And Pulse recorded those API calls of the tenant: the health view lists the route once
+    // their minute is sealed (breakdowns are read through the last sealed minute)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
     loop {
+        run_job(&cloud).await;
         let (status, api) = get(&cloud, "cards-a", "admin", "/api/v1/health/api?range=1h").await;
         assert_eq!(status, 200, "{api}");
         let cards_route = api["rows"]
@@ -579,7 +581,7 @@ async fn cards_show_a_visitor_arriving_now_and_bad_view_requests_are_precise() {
             tokio::time::Instant::now() < deadline,
             "no recorded request: {api}"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     // And `service=!pulse` leaves Pulse's own calls out, `service=pulse` keeps only them
     let routes = |v: &Value| -> Vec<String> {

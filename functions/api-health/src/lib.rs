@@ -17,7 +17,7 @@ use pulse_http::{FromRequest, HttpHandler, json};
 use pulse_metrics::rollup::Retention;
 use pulse_store::dynamo::DynamoStore;
 use pulse_store::metrics::DynamoMetrics;
-use pulse_store::{RollupBuckets, SeriesCatalog, StoreError, TableProbe, Totals};
+use pulse_store::{BreakdownReader, RollupBuckets, SeriesCatalog, StoreError, TableProbe, Totals};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-impl<P: TableProbe, S: RollupBuckets + SeriesCatalog + Totals> Health<P, S> {
+impl<P: TableProbe, S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Health<P, S> {
     pub fn new(probe: P, metrics: S, config: &Config) -> Self {
         Self {
             probe,
@@ -199,7 +199,7 @@ fn reason(err: &StoreError) -> &'static str {
 impl<P, S> HttpHandler for Health<P, S>
 where
     P: TableProbe + 'static,
-    S: RollupBuckets + SeriesCatalog + Totals + 'static,
+    S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
@@ -254,6 +254,18 @@ mod tests {
             _: &pulse_core::identity::TenantId,
             _: &str,
         ) -> Result<Vec<(String, BTreeMap<String, String>)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl BreakdownReader for NoMetrics {
+        async fn breakdowns(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            _: pulse_metrics::rollup::Resolution,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<(i64, pulse_metrics::breakdown::Kind, Vec<u8>)>, StoreError> {
             Ok(Vec::new())
         }
     }

@@ -25,11 +25,13 @@ use pulse_http::{CORRELATION_ID, HttpHandler, json};
 use pulse_ingest::events::{Context, Event, Limits, parse_batch};
 use pulse_ingest::imports::{Format, parse_import};
 use pulse_ingest::otlp::{self, Encoding};
+use pulse_metrics::breakdown::Kind;
 use pulse_metrics::funnels::Trail;
 use pulse_metrics::history::History;
 use pulse_store::events::DynamoEvents;
 use pulse_store::{
-    DefinitionStore, EventWriter, HistoryWriter, Incomplete, TrailStore, TrailWriter,
+    BreakdownRecord, BreakdownWriter, DefinitionStore, EventWriter, HistoryWriter, Incomplete,
+    TrailStore, TrailWriter,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -115,8 +117,11 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWriter>
-    Ingest<W, D, H>
+impl<
+    W: EventWriter,
+    D: DefinitionStore,
+    H: HistoryWriter + TrailStore + TrailWriter + BreakdownWriter,
+> Ingest<W, D, H>
 {
     pub fn new(writer: W, definitions: D, history: H, config: &Config) -> Self {
         Self {
@@ -252,11 +257,10 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
         }
         let now_ms = (self.clock)();
         let live_from = now_ms - self.limits.max_past_ms;
-        let recent: Vec<Event> = events
+        let (recent, old): (Vec<Event>, Vec<Event>) = events
             .iter()
-            .filter(|e| e.timestamp_ms >= live_from)
             .cloned()
-            .collect();
+            .partition(|e| e.timestamp_ms >= live_from);
         let now = now_ms.div_euclid(1000);
         if !self
             .history
@@ -269,7 +273,7 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             ));
         }
         let merged = self
-            .store_and_merge(caller, &events, &recent, &contribution, now)
+            .store_and_merge(caller, &events, (&recent, &old), &contribution, now)
             .await;
         let released = self.history.release_imports(&caller.tenant).await;
         let buckets = merged?;
@@ -298,14 +302,15 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
         ))
     }
 
-    /// Stores an import's `recent` events raw, then merges its buckets and trails; how many
-    /// buckets. The caller holds the tenant's import lease, so an import refused with a 409
-    /// has stored nothing.
+    /// Stores an import's `recent` events raw, then merges its buckets and trails, and writes
+    /// the `old` events' breakdowns (the recent ones' come from sealing); how many buckets.
+    /// The caller holds the tenant's import lease, so an import refused with a 409 has stored
+    /// nothing.
     async fn store_and_merge(
         &self,
         caller: &Caller,
         events: &[Event],
-        recent: &[Event],
+        (recent, old): (&[Event], &[Event]),
         contribution: &str,
         now: i64,
     ) -> Result<usize, ApiError> {
@@ -332,6 +337,31 @@ impl<W: EventWriter, D: DefinitionStore, H: HistoryWriter + TrailStore + TrailWr
             .merge_history(&buckets, contribution, unshared_before)
             .await?;
         self.merge_trails(caller, history.trails()).await?;
+        // Keyed by the import, so an import sent again rewrites its records instead of adding.
+        let owned;
+        let past = if recent.is_empty() {
+            &history
+        } else {
+            let mut h = History::of(old);
+            h.fold_into_other(&refused);
+            owned = h;
+            &owned
+        };
+        let records: Vec<BreakdownRecord> = past
+            .breakdowns(&self.retention, now)
+            .into_iter()
+            .map(|(r, start, b)| {
+                (
+                    r,
+                    start,
+                    Kind::Imported(contribution.to_owned()),
+                    b.encode(),
+                )
+            })
+            .collect();
+        self.history
+            .put_breakdowns(&caller.tenant, &records)
+            .await?;
         Ok(buckets.len())
     }
 
@@ -470,7 +500,7 @@ impl<W, D, H> HttpHandler for Ingest<W, D, H>
 where
     W: EventWriter + 'static,
     D: DefinitionStore + 'static,
-    H: HistoryWriter + TrailStore + TrailWriter + 'static,
+    H: HistoryWriter + TrailStore + TrailWriter + BreakdownWriter + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await
@@ -531,6 +561,9 @@ mod tests {
         }
     }
 
+    /// Breakdown records' chunks by (resolution, start, kind key).
+    type BreakdownChunks = BTreeMap<(String, i64, String), Vec<Vec<u8>>>;
+
     /// Buckets merged as the DynamoDB adapter merges them (an import's id once per bucket),
     /// and trails by hour.
     #[derive(Default)]
@@ -538,6 +571,21 @@ mod tests {
         buckets: Mutex<BTreeMap<BucketAt, (Bucket, BTreeSet<String>)>>,
         trails: Mutex<BTreeMap<i64, Vec<Vec<u8>>>>,
         leased: Mutex<bool>,
+        breakdowns: Mutex<BreakdownChunks>,
+    }
+
+    impl BreakdownWriter for Histories {
+        async fn put_breakdowns(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            records: &[BreakdownRecord],
+        ) -> Result<(), pulse_store::StoreError> {
+            let mut all = self.breakdowns.lock().expect("lock");
+            for (r, start, kind, chunks) in records {
+                all.insert((r.to_string(), *start, kind.key()), chunks.clone());
+            }
+            Ok(())
+        }
     }
 
     impl pulse_store::SeriesRegistry for Histories {
@@ -910,6 +958,30 @@ mod tests {
             2
         );
         assert_eq!(handler.history.trails.lock().expect("lock").len(), 2);
+        // And the old one's breakdown is written once per window, keyed by the import, the
+        // recent one's left to sealing
+        let breakdowns = handler.history.breakdowns.lock().expect("lock");
+        let mut paths = BTreeMap::new();
+        for ((r, _, kind), chunks) in breakdowns.iter() {
+            assert!(kind.starts_with('i'), "{kind}");
+            let mut b = pulse_metrics::breakdown::Breakdown::default();
+            for c in chunks {
+                assert!(b.add_chunk(c));
+            }
+            for (_, tags, bucket) in b.of_metric(pulse_metrics::aggregate::WEB_PAGES) {
+                *paths.entry((r.clone(), tags["path"].clone())).or_insert(0) += bucket.count;
+            }
+        }
+        assert_eq!(
+            paths.get(&("1d".to_owned(), "/pricing".to_owned())),
+            Some(&1)
+        );
+        assert_eq!(
+            paths.get(&("1h".to_owned(), "/pricing".to_owned())),
+            Some(&1)
+        );
+        assert!(!paths.keys().any(|(_, p)| p == "/"), "{paths:?}");
+        drop(breakdowns);
         // And only the recent one is stored raw, flagged for the stream, under the same id
         // both times (an id derived from the import, so the resend overwrote it)
         let raw = handler.writer.imported.lock().expect("lock");

@@ -32,7 +32,8 @@ use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::read::Reader;
 use pulse_store::{
-    CardSettings, DefinitionStore, GoalSettings, RollupBuckets, SeriesCatalog, Totals, TrailStore,
+    BreakdownReader, CardSettings, DefinitionStore, GoalSettings, RollupBuckets, SeriesCatalog,
+    Totals, TrailStore,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -89,7 +90,7 @@ fn now_secs() -> i64 {
 }
 
 impl<
-    S: SeriesCatalog + RollupBuckets + Totals + TrailStore,
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader,
     D: DefinitionStore + CardSettings + GoalSettings,
 > Query<S, D>
 {
@@ -408,7 +409,7 @@ impl<
 }
 
 impl<
-    S: SeriesCatalog + RollupBuckets + Totals + TrailStore,
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader,
     D: DefinitionStore + CardSettings + GoalSettings,
 > Query<S, D>
 {
@@ -524,7 +525,7 @@ fn history_query(req: &Request) -> Result<serde_json::Value, ApiError> {
 
 impl<S, D> HttpHandler for Query<S, D>
 where
-    S: SeriesCatalog + RollupBuckets + Totals + TrailStore + 'static,
+    S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader + 'static,
     D: DefinitionStore + CardSettings + GoalSettings + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {

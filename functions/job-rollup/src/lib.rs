@@ -16,6 +16,7 @@ use lambda_runtime::Diagnostic;
 use pulse_core::Config;
 use pulse_core::identity::TenantId;
 use pulse_metrics::aggregate::{Bucket, SeriesKey};
+use pulse_metrics::breakdown::{Breakdown, Kind};
 use pulse_metrics::insights::SealedThrough;
 use pulse_metrics::rollup::{BucketAt, Pending, Resolution, Window, roll, seal};
 use pulse_metrics::sessions::{self, IDLE_SECS, VisitMinute};
@@ -24,8 +25,8 @@ use pulse_store::events::shard_of;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::queue::{SealedNotices, SqsQueue};
 use pulse_store::{
-    BucketStore, BucketWriter, EventReader, PendingWindows, RollupBuckets, StoreError, TrailWriter,
-    VisitReader, VisitWriter,
+    BreakdownReader, BreakdownWriter, BucketStore, BucketWriter, EventReader, PendingWindows,
+    RollupBuckets, StoreError, TrailWriter, VisitReader, VisitWriter,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +44,8 @@ pub const WINDOWS_PER_RUN: usize = 2_500;
 /// The pseudo-metric of an hour whose sessions need computing. Its marks list the raw
 /// minutes and shards holding visitor events as `{minute}:{shard}`. `#` is in no metric name.
 pub const SESSIONS_MARK: &str = "#sessions";
+/// The pseudo-metric of a window whose breakdown is rolled from its finer windows'.
+pub const BREAKDOWN_MARK: &str = "#breakdown";
 /// Windows sealed or rolled at once: they touch different buckets (marks are atomic adds).
 const CONCURRENCY: usize = 8;
 
@@ -101,7 +104,7 @@ pub fn wire(
 }
 
 /// Every store the job uses: its marks, the buckets it reads and replaces, the registry, the
-/// funnel trails and the open hours' visit minutes.
+/// funnel trails, the open hours' visit minutes and the breakdowns.
 pub trait RollupStore:
     PendingWindows
     + RollupBuckets
@@ -110,6 +113,8 @@ pub trait RollupStore:
     + TrailWriter
     + VisitReader
     + VisitWriter
+    + BreakdownReader
+    + BreakdownWriter
 {
 }
 
@@ -121,6 +126,8 @@ impl<T> RollupStore for T where
         + TrailWriter
         + VisitReader
         + VisitWriter
+        + BreakdownReader
+        + BreakdownWriter
 {
 }
 
@@ -315,6 +322,17 @@ where
             sealed.fold_into_other(&refused);
         }
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        if !sealed.buckets.is_empty() {
+            let breakdown = Breakdown::of(&sealed).encode();
+            let record = (
+                Resolution::Minute,
+                minute.window.start,
+                Kind::Sealed,
+                breakdown,
+            );
+            self.store.put_breakdowns(&minute.tenant, &[record]).await?;
+            parents.insert(BREAKDOWN_MARK.to_owned(), BTreeSet::from(["*".to_owned()]));
+        }
         let mut written = Vec::with_capacity(sealed.buckets.len());
         for (key, (bucket, _)) in sealed.buckets {
             parents
@@ -397,19 +415,20 @@ where
             .filter_map(|chunk| VisitMinute::decode(chunk))
             .collect();
         for hour in hours {
+            let mut all = sessions::sessionize_minutes(tenant, *hour, &minutes);
+            self.fold(&mut all).await?;
+            self.put_sessions_breakdown(tenant, *hour, &all).await?;
             let computed = sessions::sessionize_changed(tenant, *hour, &minutes, fresh);
             self.write_hour(computed, *hour).await?;
         }
         Ok(())
     }
 
-    /// Writes an hour's computed sessions as its hourly buckets (new series registered under
-    /// the cap) and returns the series written by metric.
-    async fn write_hour(
+    /// Registers an aggregation's series and folds those over the cap into `__other__`.
+    async fn fold(
         &self,
-        mut computed: pulse_metrics::aggregate::Aggregation<()>,
-        hour: i64,
-    ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        computed: &mut pulse_metrics::aggregate::Aggregation<()>,
+    ) -> Result<(), StoreError> {
         if !computed.buckets.is_empty() {
             let series: Vec<_> = computed
                 .series
@@ -419,6 +438,33 @@ where
             let refused = self.store.register_series(&series, self.series_cap).await?;
             computed.fold_into_other(&refused);
         }
+        Ok(())
+    }
+
+    /// Replaces an hour's sessions breakdown with every series of `all` (folded).
+    async fn put_sessions_breakdown(
+        &self,
+        tenant: &TenantId,
+        hour: i64,
+        all: &pulse_metrics::aggregate::Aggregation<()>,
+    ) -> Result<(), StoreError> {
+        let record = (
+            Resolution::Hour,
+            hour,
+            Kind::Sessions,
+            Breakdown::of(all).encode(),
+        );
+        self.store.put_breakdowns(tenant, &[record]).await
+    }
+
+    /// Writes an hour's computed sessions as its hourly buckets (new series registered under
+    /// the cap) and returns the series written by metric.
+    async fn write_hour(
+        &self,
+        mut computed: pulse_metrics::aggregate::Aggregation<()>,
+        hour: i64,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        self.fold(&mut computed).await?;
         let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for key in computed.buckets.keys() {
             parents
@@ -478,8 +524,12 @@ where
                 .put_trail(&hour.tenant, hour.window.start, &trail.encode())
                 .await?;
         }
-        let computed = sessions::sessionize(hour.window.start, &events);
-        let parents = self.write_hour(computed, hour.window.start).await?;
+        let mut computed = sessions::sessionize(hour.window.start, &events);
+        self.fold(&mut computed).await?;
+        self.put_sessions_breakdown(tenant, hour.window.start, &computed)
+            .await?;
+        let mut parents = self.write_hour(computed, hour.window.start).await?;
+        parents.insert(BREAKDOWN_MARK.to_owned(), BTreeSet::from(["*".to_owned()]));
         self.mark_parents(hour, parents).await?;
         self.store.clear(hour).await
     }
@@ -494,6 +544,9 @@ where
         let (Some(metric), Some(finer)) = (&window.metric, window.window.resolution.finer()) else {
             return self.store.clear(window).await;
         };
+        if metric == BREAKDOWN_MARK {
+            return self.roll_breakdown(window, finer).await;
+        }
         let series: Vec<String> = window.series.iter().cloned().collect();
         let finer_buckets = self
             .store
@@ -527,6 +580,44 @@ where
             .collect();
         self.put_all(&rolled).await?;
         let parents = BTreeMap::from([(metric.clone(), window.series.clone())]);
+        self.mark_parents(window, parents).await?;
+        self.store.clear(window).await
+    }
+
+    /// Rolls one window's breakdown records from its finer windows' records of the same kind
+    /// (an import writes its own at every resolution), and marks the next.
+    async fn roll_breakdown(&self, window: &Pending, finer: Resolution) -> Result<(), StoreError> {
+        let mut by_kind: BTreeMap<Kind, Breakdown> = BTreeMap::new();
+        for (_, kind, chunk) in self
+            .store
+            .breakdowns(
+                &window.tenant,
+                finer,
+                window.window.start,
+                window.window.end(),
+            )
+            .await?
+        {
+            if matches!(kind, Kind::Imported(_)) {
+                continue;
+            }
+            if !by_kind.entry(kind).or_default().add_chunk(&chunk) {
+                tracing::warn!(tenant = %window.tenant, start = window.window.start, "a breakdown chunk does not decode; left out");
+            }
+        }
+        let records: Vec<pulse_store::BreakdownRecord> = by_kind
+            .into_iter()
+            .map(|(kind, b)| {
+                (
+                    window.window.resolution,
+                    window.window.start,
+                    kind,
+                    b.encode(),
+                )
+            })
+            .collect();
+        self.store.put_breakdowns(&window.tenant, &records).await?;
+        let parents = BTreeMap::from([(BREAKDOWN_MARK.to_owned(), window.series.clone())]);
         self.mark_parents(window, parents).await?;
         self.store.clear(window).await
     }

@@ -11,6 +11,9 @@ type MarkKey = (Resolution, i64, String, Option<String>);
 /// Encoded chunks (trails, visit minutes) by (tenant, start).
 type Chunks = BTreeMap<(String, i64), Vec<Vec<u8>>>;
 
+/// Breakdown records' chunks by (tenant, resolution, start, kind).
+type BreakdownChunks = BTreeMap<(String, Resolution, i64, Kind), Vec<Vec<u8>>>;
+
 #[derive(Default)]
 struct Memory {
     events: Mutex<Vec<Event>>,
@@ -18,6 +21,45 @@ struct Memory {
     buckets: Mutex<BTreeMap<BucketAt, Bucket>>,
     trails: Mutex<Chunks>,
     visits: Mutex<Chunks>,
+    breakdowns: Mutex<BreakdownChunks>,
+}
+
+impl BreakdownWriter for Memory {
+    async fn put_breakdowns(
+        &self,
+        tenant: &TenantId,
+        records: &[pulse_store::BreakdownRecord],
+    ) -> Result<(), StoreError> {
+        let mut all = self.breakdowns.lock().expect("lock");
+        for (resolution, start, kind, chunks) in records {
+            all.insert(
+                (tenant.to_string(), *resolution, *start, kind.clone()),
+                chunks.clone(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl BreakdownReader for Memory {
+    async fn breakdowns(
+        &self,
+        tenant: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Kind, Vec<u8>)>, StoreError> {
+        Ok(self
+            .breakdowns
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((t, r, s, _), _)| {
+                t == tenant.as_str() && *r == resolution && (from..to).contains(s)
+            })
+            .flat_map(|((_, _, s, k), chunks)| chunks.iter().map(|c| (*s, k.clone(), c.clone())))
+            .collect())
+    }
 }
 
 impl EventReader for Memory {
@@ -188,6 +230,24 @@ async fn job(events: Vec<Event>) -> Rollup<Memory, Memory> {
     Rollup::new(raw, store, 1000)
 }
 
+/// The breakdown of a window, every kind merged, as views read it.
+async fn breakdown_at(
+    job: &Rollup<Memory, Memory>,
+    resolution: Resolution,
+    start: i64,
+) -> Breakdown {
+    let mut out = Breakdown::default();
+    for (_, _, chunk) in job
+        .store
+        .breakdowns(&tenant(), resolution, start, start + 1)
+        .await
+        .expect("read")
+    {
+        assert!(out.add_chunk(&chunk));
+    }
+    out
+}
+
 fn bucket_at(job: &Rollup<Memory, Memory>, resolution: Resolution, start: i64) -> Option<Bucket> {
     job.store
         .buckets
@@ -284,16 +344,20 @@ async fn a_two_hour_outage_is_caught_up_oldest_first() {
     let job = job(events).await;
     // When the job runs again after the outage
     let report = job.run(DAY + 7_200 + 60).await.expect("run");
-    // Then every minute is sealed, and the 5-minute and hourly windows are rolled
+    // Then every minute is sealed, and the 5-minute and hourly windows are rolled, each
+    // window's buckets and its breakdown
     assert_eq!(report.sealed, 120);
-    assert_eq!(report.rolled["5m"], 24);
-    assert_eq!(report.rolled["1h"], 2);
+    assert_eq!(report.rolled["5m"], 2 * 24);
+    assert_eq!(report.rolled["1h"], 2 * 2);
     assert_eq!(
         bucket_at(&job, Resolution::Hour, DAY + 3_600)
             .expect("2nd hour")
             .count,
         60
     );
+    let hour = breakdown_at(&job, Resolution::Hour, DAY + 3_600).await;
+    let counts: Vec<u64> = hour.of_metric("latency").map(|(_, _, b)| b.count).collect();
+    assert_eq!(counts, vec![60]);
     // And the day stays marked until it is over
     assert_eq!(report.rolled["1d"], 0);
 }

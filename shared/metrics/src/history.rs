@@ -9,6 +9,7 @@
 //! are its minute's buckets merged upward here, and the store merges them into what is there.
 
 use crate::aggregate::{Aggregation, Bucket, SeriesKey};
+use crate::breakdown::Breakdown;
 use crate::funnels::Trail;
 use crate::rollup::{BucketAt, Resolution, Retention, Window};
 use crate::sessions;
@@ -119,6 +120,42 @@ impl History {
             }
         }
         out.into_iter().collect()
+    }
+}
+
+impl History {
+    /// The import's breakdowns ([`Breakdown`]) at every resolution still kept at `now`, by
+    /// resolution and window start: the same buckets as [`History::rollups`], each window's
+    /// series together with their tags.
+    pub fn breakdowns(&self, retention: &Retention, now: i64) -> Vec<(Resolution, i64, Breakdown)> {
+        let mut out: BTreeMap<(Resolution, i64), Breakdown> = BTreeMap::new();
+        let parts = [
+            (&self.minutes, &Resolution::ALL[..]),
+            (&self.sessions, &[Resolution::Hour, Resolution::Day][..]),
+        ];
+        let none = BTreeMap::new();
+        for (aggregation, resolutions) in parts {
+            for (key, (bucket, _)) in &aggregation.buckets {
+                let series = SeriesKey {
+                    tenant: key.tenant.clone(),
+                    metric: key.metric.clone(),
+                    series: key.series.clone(),
+                };
+                let tags = aggregation.series.get(&series).unwrap_or(&none);
+                for &resolution in resolutions {
+                    let start = Window::at(resolution, key.minute * 60).start;
+                    if retention.keeps(resolution, start, now) {
+                        out.entry((resolution, start)).or_default().add(
+                            &key.metric,
+                            &key.series,
+                            tags,
+                            bucket,
+                        );
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|((r, s), b)| (r, s, b)).collect()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod aggregation;
+pub mod breakdown;
 pub mod definitions;
 pub mod funnels;
 pub mod goals;

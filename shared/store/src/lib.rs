@@ -553,6 +553,42 @@ pub trait VisitReader: Send + Sync {
     ) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
 }
 
+/// One breakdown record to write: `(resolution, window start, kind, encoded chunks)`.
+pub type BreakdownRecord = (
+    pulse_metrics::rollup::Resolution,
+    i64,
+    pulse_metrics::breakdown::Kind,
+    Vec<Vec<u8>>,
+);
+
+/// Writes breakdown records ([`pulse_metrics::breakdown::Breakdown`]: every series of a
+/// tenant's metrics in one window; the rollup job and imports; IAM `BatchWriteItem` on the
+/// Metrics table).
+pub trait BreakdownWriter: Send + Sync {
+    /// Replaces each record of `tenant` with its chunks.
+    fn put_breakdowns(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        records: &[BreakdownRecord],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reads breakdown records (views; the rollup job rolling them: IAM `Query` on the Metrics
+/// table).
+pub trait BreakdownReader: Send + Sync {
+    /// The current chunks of `tenant`'s records at `resolution` starting in `[from, to)`, as
+    /// `(start, kind, chunk)`.
+    fn breakdowns(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        resolution: pulse_metrics::rollup::Resolution,
+        from: i64,
+        to: i64,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<(i64, pulse_metrics::breakdown::Kind, Vec<u8>)>, StoreError>,
+    > + Send;
+}
+
 /// The series registry as queries read it: every series of a metric with its tags.
 pub trait SeriesCatalog: Send + Sync {
     /// The series of `metric` (ids and tags), `__other__` included when it holds data.

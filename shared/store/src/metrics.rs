@@ -28,11 +28,16 @@
 //! `trail` and the hour's chunk count as `chunks` (a rewrite with fewer chunks leaves stale
 //! ones that readers skip), kept as long as hourly buckets. Sealed minutes' visit records sit
 //! the same way under `{tenant}#__visits__`, kept four hours.
+//!
+//! Breakdowns (every series of every metric of a tenant in one window, for dashboard views):
+//! `pk = {tenant}#__breakdown__#{resolution}`, `sk = {start}#{kind}#{chunk}`, chunked like
+//! trails, kept as long as that resolution's buckets.
 
 use super::keys::{EXPIRES_AT, PK, SK};
 use super::{
-    BucketStore, BucketWriter, HistoryWriter, Merged, PendingWindows, RollupBuckets, SeriesCatalog,
-    SeriesRegistry, StoreError, Totals, TrailStore, TrailWriter, VisitReader, VisitWriter,
+    BreakdownReader, BreakdownWriter, BucketStore, BucketWriter, HistoryWriter, Merged,
+    PendingWindows, RollupBuckets, SeriesCatalog, SeriesRegistry, StoreError, Totals, TrailStore,
+    TrailWriter, VisitReader, VisitWriter,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -42,6 +47,7 @@ use futures::StreamExt;
 use pulse_core::identity::TenantId;
 use pulse_core::watermark::{Check, Sequence, Span, Watermarks};
 use pulse_metrics::aggregate::{Bucket, BucketKey, SeriesKey, TOTAL_SERIES};
+use pulse_metrics::breakdown::Kind;
 use pulse_metrics::rollup::{BucketAt, Pending, Resolution, Retention, Window};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -544,9 +550,15 @@ impl Totals for DynamoMetrics {
 
 impl DynamoMetrics {
     /// The current chunks of the records of partition `pk` starting in `[from, to)`: items
-    /// `{start}#{chunk}` whose chunk 0 says how many chunks are current, so a record rewritten
-    /// in fewer chunks leaves no stale tail behind.
-    async fn chunked(&self, pk: String, from: i64, to: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// `{record}#{chunk}` (a record key starts with its zero-padded start) whose chunk 0 says
+    /// how many chunks are current, so a record rewritten in fewer chunks leaves no stale tail
+    /// behind. As `(record, chunk)`.
+    async fn chunked_records(
+        &self,
+        pk: String,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let items = self
             .range(
                 pk,
@@ -558,24 +570,70 @@ impl DynamoMetrics {
         let mut current: HashMap<String, usize> = HashMap::new();
         for item in &items {
             let sk = item.get(SK).and_then(|v| v.as_s().ok());
-            if let Some((start, "0000")) = sk.and_then(|s| s.split_once('#')) {
+            if let Some((record, "0000")) = sk.and_then(|s| s.rsplit_once('#')) {
                 let n = item
                     .get("chunks")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1);
-                current.insert(start.to_owned(), n);
+                current.insert(record.to_owned(), n);
             }
         }
         Ok(items
             .iter()
             .filter_map(|item| {
-                let (start, chunk) = item.get(SK)?.as_s().ok()?.split_once('#')?;
+                let (record, chunk) = item.get(SK)?.as_s().ok()?.rsplit_once('#')?;
                 let chunk: usize = chunk.parse().ok()?;
-                (chunk < *current.get(start)?).then_some(())?;
-                Some(item.get("trail")?.as_b().ok()?.as_ref().to_vec())
+                (chunk < *current.get(record)?).then_some(())?;
+                Some((
+                    record.to_owned(),
+                    item.get("trail")?.as_b().ok()?.as_ref().to_vec(),
+                ))
             })
             .collect())
+    }
+
+    /// [`DynamoMetrics::chunked_records`] of records keyed by their start alone.
+    async fn chunked(&self, pk: String, from: i64, to: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .chunked_records(pk, from, to)
+            .await?
+            .into_iter()
+            .map(|(_, chunk)| chunk)
+            .collect())
+    }
+
+    /// The items of record `record` (its sort key prefix) of partition `pk` holding `chunks`.
+    fn chunk_items(
+        pk: &str,
+        record: &str,
+        tenant: &TenantId,
+        chunks: &[Vec<u8>],
+        expires: i64,
+    ) -> Vec<Item> {
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                HashMap::from([
+                    (PK.to_owned(), AttributeValue::S(pk.to_owned())),
+                    (SK.to_owned(), AttributeValue::S(format!("{record}#{i:04}"))),
+                    ("tenant".to_owned(), AttributeValue::S(tenant.to_string())),
+                    (
+                        "trail".to_owned(),
+                        AttributeValue::B(Blob::new(chunk.clone())),
+                    ),
+                    (
+                        "chunks".to_owned(),
+                        AttributeValue::N(chunks.len().to_string()),
+                    ),
+                    (
+                        EXPIRES_AT.to_owned(),
+                        AttributeValue::N(expires.to_string()),
+                    ),
+                ])
+            })
+            .collect()
     }
 
     /// Replaces the record of partition `pk` starting at `start` with `chunks`.
@@ -587,19 +645,11 @@ impl DynamoMetrics {
         chunks: &[Vec<u8>],
         expires: i64,
     ) -> Result<(), StoreError> {
-        for (i, chunk) in chunks.iter().enumerate() {
+        for item in Self::chunk_items(&pk, &bucket_sk(start), tenant, chunks, expires) {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item(PK, AttributeValue::S(pk.clone()))
-                .item(
-                    SK,
-                    AttributeValue::S(format!("{}#{i:04}", bucket_sk(start))),
-                )
-                .item("tenant", AttributeValue::S(tenant.to_string()))
-                .item("trail", AttributeValue::B(Blob::new(chunk.clone())))
-                .item("chunks", AttributeValue::N(chunks.len().to_string()))
-                .item(EXPIRES_AT, AttributeValue::N(expires.to_string()))
+                .set_item(Some(item))
                 .send()
                 .await
                 .map_err(crate::classify)?;
@@ -671,6 +721,59 @@ impl VisitWriter for DynamoMetrics {
             expires,
         )
         .await
+    }
+}
+
+fn breakdown_pk(tenant: &TenantId, resolution: Resolution) -> String {
+    format!("{tenant}#__breakdown__#{resolution}")
+}
+
+impl BreakdownWriter for DynamoMetrics {
+    async fn put_breakdowns(
+        &self,
+        tenant: &TenantId,
+        records: &[crate::BreakdownRecord],
+    ) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let items: Vec<Item> = records
+            .iter()
+            .flat_map(|(resolution, start, kind, chunks)| {
+                let record = format!("{}#{}", bucket_sk(*start), kind.key());
+                let expires = self.retention.expires_at(*resolution, *start, now);
+                Self::chunk_items(
+                    &breakdown_pk(tenant, *resolution),
+                    &record,
+                    tenant,
+                    chunks,
+                    expires,
+                )
+            })
+            .collect();
+        // A batch holds at most 25 items and 16 MB; chunks are at most ~350 KB.
+        for batch in items.chunks(25) {
+            self.put_batch(batch.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+impl BreakdownReader for DynamoMetrics {
+    async fn breakdowns(
+        &self,
+        tenant: &TenantId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Kind, Vec<u8>)>, StoreError> {
+        Ok(self
+            .chunked_records(breakdown_pk(tenant, resolution), from, to)
+            .await?
+            .into_iter()
+            .filter_map(|(record, chunk)| {
+                let (start, kind) = record.split_once('#')?;
+                Some((start.parse().ok()?, Kind::from_key(kind)?, chunk))
+            })
+            .collect())
     }
 }
 

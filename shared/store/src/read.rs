@@ -8,9 +8,10 @@
 //! them up in memory: at most three reads per series instead of one. Several series of a
 //! metric (a grouped or filtered query) are read together, one read per resolution for all.
 
-use crate::{RollupBuckets, SeriesCatalog, StoreError, Totals};
+use crate::{BreakdownReader, RollupBuckets, SeriesCatalog, StoreError, Totals};
 use pulse_core::identity::TenantId;
 use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+use pulse_metrics::breakdown::{Breakdown, Kind};
 use pulse_metrics::definitions::Derived;
 use pulse_metrics::query::{self, Answer, Filter, Query, SeriesData};
 use pulse_metrics::rollup::Resolution;
@@ -247,6 +248,77 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Breakdowns by window start.
+pub type Breakdowns = BTreeMap<i64, Breakdown>;
+
+impl<S: BreakdownReader> Reader<'_, S> {
+    /// The tenant's breakdowns (every series of every metric, [`Breakdown`]) at `resolution`
+    /// in `[from, to)`, by window start, through the last minute sealed: the windows not
+    /// rolled yet filled from finer records, kind by kind (an open hour has its sessions but
+    /// not yet its sealed minutes rolled). One Query per resolution level.
+    pub async fn breakdowns(
+        &self,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Breakdowns, StoreError> {
+        let mut by_kind: BTreeMap<(i64, Kind), Breakdown> = BTreeMap::new();
+        self.breakdown_kinds(resolution, from, to, false, &mut by_kind)
+            .await?;
+        let mut out = Breakdowns::new();
+        for ((start, _), b) in by_kind {
+            out.entry(start).or_default().merge(&b);
+        }
+        Ok(out)
+    }
+
+    async fn breakdown_kinds(
+        &self,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        nested: bool,
+        out: &mut BTreeMap<(i64, Kind), Breakdown>,
+    ) -> Result<(), StoreError> {
+        let mut mine: BTreeMap<(i64, Kind), Breakdown> = BTreeMap::new();
+        for (start, kind, chunk) in self
+            .store
+            .breakdowns(self.tenant, resolution, from, to)
+            .await?
+        {
+            if !mine.entry((start, kind)).or_default().add_chunk(&chunk) {
+                tracing::warn!(tenant = %self.tenant, start, "a breakdown chunk does not decode; left out");
+            }
+        }
+        if let Some(finer) = resolution.finer() {
+            // Sealed minutes are rolled level by level: after the last window rolled, the
+            // finer levels hold the rest.
+            let sealed: Vec<(i64, Bucket)> = mine
+                .keys()
+                .filter(|(_, k)| *k == Kind::Sealed)
+                .map(|(s, _)| (*s, Bucket::default()))
+                .collect();
+            let tail_from = frontier([&sealed], resolution, self.now, from, nested);
+            if tail_from < to && tail_from <= self.now {
+                let mut finer_kinds = BTreeMap::new();
+                Box::pin(self.breakdown_kinds(finer, tail_from, to, true, &mut finer_kinds))
+                    .await?;
+                for ((start, kind), b) in finer_kinds {
+                    // A kind this level has for the window is whole already.
+                    let key = (resolution.window_start(start), kind);
+                    if !mine.contains_key(&key) {
+                        out.entry(key).or_default().merge(&b);
+                    }
+                }
+            }
+        }
+        for (key, b) in mine {
+            out.entry(key).or_default().merge(&b);
+        }
+        Ok(())
     }
 }
 

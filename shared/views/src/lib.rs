@@ -25,8 +25,8 @@ use pulse_metrics::aggregate::{self, Bucket};
 use pulse_metrics::query::{self, Filter, Query, SeriesData};
 use pulse_metrics::rollup::{Resolution, Retention};
 use pulse_metrics::sessions::{SESSION_SECONDS, SESSIONS, views_per_visit};
-use pulse_store::read::Reader;
-use pulse_store::{RollupBuckets, SeriesCatalog, Totals, TrailStore};
+use pulse_store::read::{Breakdowns, Reader};
+use pulse_store::{BreakdownReader, RollupBuckets, SeriesCatalog, Totals, TrailStore};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -317,11 +317,18 @@ pub struct Views<'a, S> {
     /// ranges (the business overview five, over this and last year's range), and the totals
     /// partition holds every metric of a window side by side, so one read serves them all.
     totals: std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<TotalsRead>>>,
+    /// The breakdowns read so far, likewise: a breakdown record holds every metric's series
+    /// of a window, so the metrics a view splits by a tag share one read per range.
+    breakdowns: std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<Breakdowns>>>,
+    /// Whether grouped and filtered reads take the live series (each metric's registry and
+    /// series shards, up to the current minute) rather than the breakdowns (one read for
+    /// every metric, through the last sealed minute).
+    live: bool,
 }
 
 type Read = Result<Vec<SeriesData>, ApiError>;
 
-impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
+impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
     /// `metric`'s series over `[from, to)` at `p`'s resolution, grouped when `grouped`, with
     /// `p`'s filters on the tags the metric has (a derived metric lacks most dimensions).
     async fn read(
@@ -357,6 +364,70 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                 return Ok(vec![(BTreeMap::new(), total.clone())]);
             }
         }
+        if !self.live {
+            return self
+                .read_breakdowns(metric, resolution, from, to, filters)
+                .await;
+        }
+        self.read_live(metric, grouped, resolution, from, to, filters)
+            .await
+    }
+
+    /// `metric`'s series matching `filters` from the breakdowns of `[from, to)`.
+    async fn read_breakdowns(
+        &self,
+        metric: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        filters: &[Filter],
+    ) -> Read {
+        let key = (resolution, from, to);
+        let known = self
+            .breakdowns
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned());
+        let all = match known {
+            Some(all) => all,
+            None => {
+                let read = std::sync::Arc::new(
+                    self.reader
+                        .breakdowns(resolution, from, to)
+                        .await
+                        .map_err(ApiError::from)?,
+                );
+                if let Ok(mut m) = self.breakdowns.lock() {
+                    m.insert(key, read.clone());
+                }
+                read
+            }
+        };
+        let mut by_series: BTreeMap<&str, SeriesData> = BTreeMap::new();
+        for (start, b) in all.iter() {
+            for (id, tags, bucket) in b.of_metric(metric) {
+                if filters.iter().all(|f| f.matches(tags)) {
+                    by_series
+                        .entry(id)
+                        .or_insert_with(|| (tags.clone(), Vec::new()))
+                        .1
+                        .push((*start, bucket.clone()));
+                }
+            }
+        }
+        Ok(by_series.into_values().collect())
+    }
+
+    /// `metric`'s live series: its registry, then its matching series' buckets.
+    async fn read_live(
+        &self,
+        metric: &str,
+        grouped: bool,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        filters: &[Filter],
+    ) -> Read {
         Ok(self
             .reader
             .series(metric, grouped, filters, resolution, from, to)
@@ -509,8 +580,9 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Views<'_, S> {
                     limit: p.limit,
                 };
                 let views = self.read("page_view", false, &live, start, end, &f).await?;
+                // The last half hour as it happens: the live series, not the sealed breakdowns.
                 let pages = self
-                    .read(aggregate::WEB_PAGES, true, &live, start, end, &f)
+                    .read_live(aggregate::WEB_PAGES, true, minute, start, end, &f)
                     .await?;
                 let current = merged(&views, end - 5 * 60, end);
                 let per_minute = timeline(&views, start, end);
@@ -957,7 +1029,7 @@ pub async fn business_funnel<S: TrailStore>(
 /// The answer of `view` in `area` for `caller` over the query string `params`: the caller's
 /// role is checked for the area, the parameters parsed (an unknown one is a 400), and the view
 /// computed from `store` as of `now` (epoch s).
-pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
+pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>(
     store: &S,
     caller: &Caller,
     area: &str,
@@ -984,6 +1056,8 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
             now,
         },
         totals: Default::default(),
+        breakdowns: Default::default(),
+        live: false,
     };
     match area {
         "web" => v.web(view, &p).await,
@@ -998,7 +1072,7 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals>(
 /// visitors over every visitor of the range, at most 1) over the range. A goal on a metric the
 /// caller's role may not read is left out. Goals take no dimension filter yet: a page goal is
 /// counted by path alone (`web.pages`), so a filter on another dimension cannot be honoured.
-pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals>(
+pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>(
     store: &S,
     caller: &Caller,
     params: &BTreeMap<String, String>,
@@ -1022,6 +1096,9 @@ pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals>(
             now,
         },
         totals: Default::default(),
+        breakdowns: Default::default(),
+        // Goals are few filtered reads, and count up to the current minute like the totals.
+        live: true,
     };
     let everyone = merged(
         &v.read("page_view", false, &p, p.start, p.end, &[]).await?,
