@@ -72,15 +72,19 @@ await until(
 );
 const admin = await token("admin");
 const viewer = await token("viewer");
+// Breakdowns (pages, sources, routes) count through the last sealed minute, so events that
+// breakdown panels must show are sent from a minute already closed (today's, for the cards).
+const sealedSoon = () => new Date(Math.max(Date.now() - 150_000, Math.floor(Date.now() / 86_400_000) * 86_400_000)).toISOString();
 // Given page views on three paths from four visitors, and an order
 const events = [
-  ...["/", "/", "/", "/pricing", "/pricing", "/docs"].map((path, i) => ({ kind: "page_view", path, visitor: `v${i % 4}`, referrer: "https://www.google.com/" })),
-  { kind: "order", visitor: "v1", order_id: "o-1", revenue: 42.5, currency: "EUR" },
+  ...["/", "/", "/", "/pricing", "/pricing", "/docs"].map((path, i) => ({ kind: "page_view", path, visitor: `v${i % 4}`, referrer: "https://www.google.com/", timestamp: sealedSoon() })),
+  { kind: "order", visitor: "v1", order_id: "o-1", revenue: 42.5, currency: "EUR", timestamp: sealedSoon() },
 ];
 const ingested = await api(admin, "/api/v1/events", { events });
 assert.equal(ingested.status, 202, JSON.stringify(ingested.json));
 const cardValue = (cards, id) => cards.find((c) => c.id === id)?.value;
 await until("the stream to count the page views", async () => cardValue((await api(admin, "/api/v1/metrics")).json?.cards ?? [], "page_views_today") >= 6);
+await until("the rollup job to seal their minute", async () => ((await api(admin, "/api/v1/web/pages?range=24h")).json?.rows ?? []).length >= 3, 120_000);
 
 const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 const signedIn = async (tok, viewport = { width: 1280, height: 900 }) => {
@@ -281,7 +285,7 @@ await step("an admin adds a goal from the web overview and sees its visitors and
   // Given a visitor who reached /thanks among others (the step above's visitors)
   const visit = (v, path) => ({ kind: "page_view", path, visitor: v, timestamp: new Date(Date.now() - 60_000).toISOString() });
   assert.equal((await api(admin, "/api/v1/events", { events: [visit("goal-1", "/"), visit("goal-2", "/"), visit("goal-1", "/thanks")] })).status, 202);
-  await until("the visit to /thanks to be counted", async () => ((await api(admin, "/api/v1/web/pages?range=1h")).json?.rows ?? []).some((r) => r.path === "/thanks" && r.visitors === 1), 60_000);
+  await until("the visit to /thanks to be counted", async () => ((await api(admin, "/api/v1/web/pages?range=1h")).json?.rows ?? []).some((r) => r.path === "/thanks" && r.visitors === 1), 120_000);
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/overview?range=1h`);
   const panel = page.locator('section[data-loading="0"] [data-top="goals"]');
@@ -305,8 +309,8 @@ await step("an admin adds a goal from the web overview and sees its visitors and
 await step("Explore answers p95 latency of API requests by route over 24 hours in four steps, with one row per route", async () => {
   // Given API requests on two routes, one of them slow
   const requests = [
-    ...[20, 30, 40, 50].map((latency_ms) => ({ kind: "api_request", route: "/fast", method: "GET", status: 200, latency_ms })),
-    ...[400, 900].map((latency_ms) => ({ kind: "api_request", route: "/slow", method: "POST", status: 200, latency_ms })),
+    ...[20, 30, 40, 50].map((latency_ms) => ({ kind: "api_request", route: "/fast", method: "GET", status: 200, latency_ms, timestamp: sealedSoon() })),
+    ...[400, 900].map((latency_ms) => ({ kind: "api_request", route: "/slow", method: "POST", status: 200, latency_ms, timestamp: sealedSoon() })),
   ];
   assert.equal((await api(admin, "/api/v1/events", { events: requests })).status, 202);
   const counted = { metric_name: "api_request", time_range: "1h", aggregations: ["count"], group_by: "route", filters: { route: { in: ["/fast", "/slow"] } } };
@@ -387,6 +391,8 @@ await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, sa
 });
 
 await step("system health can leave Pulse's own API calls out", async () => {
+  const slow = async () => ((await api(admin, "/api/v1/health/api?range=24h&service=!pulse")).json?.rows ?? []).some((r) => r.route === "/slow");
+  await until("the API requests' minute to be sealed", slow, 120_000);
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/health/api?range=24h`);
   await page.locator('section[data-view="health/api"][data-loading="0"] tbody tr').first().waitFor();
@@ -399,6 +405,7 @@ await step("system health can leave Pulse's own API calls out", async () => {
 });
 
 await step("the CSV export holds the rows of the view", async () => {
+  await until("the pages' minute to be sealed", async () => ((await api(admin, "/api/v1/web/pages?range=24h")).json?.rows ?? []).length > 0, 120_000);
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);
   await page.locator("tbody tr").first().waitFor();

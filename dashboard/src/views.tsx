@@ -389,6 +389,15 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
       </p>,
     );
   }
+  // Breakdowns count through the last sealed minute (about two minutes behind): likewise.
+  const rowsThrough = view.through as string | undefined;
+  if (rowsThrough && rangeEnd && Date.parse(rowsThrough) < Date.parse(rangeEnd) - 5 * 60_000) {
+    parts.push(
+      <p key="rows-through" class="muted note" data-rows-through={rowsThrough}>
+        These rows count events up to {rowsThrough.slice(11, 16)} UTC, the last minute sealed so far.
+      </p>,
+    );
+  }
   if (key === "health/overview" && metrics?.error_rate) {
     parts.push(
       <figure class="panel" key="gauge">

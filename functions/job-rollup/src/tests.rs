@@ -527,6 +527,12 @@ async fn an_open_hours_visits_count_from_the_run_that_seals_their_minute() {
     assert_eq!((visits.count, visits.sum), (2, 1.0));
     let secs = total_at(&job, sessions::SESSION_SECONDS, Resolution::Hour, DAY).expect("secs");
     assert_eq!(secs.sum, 480.0);
+    // And the hour's breakdown splits the same visits by their series
+    let hour = breakdown_at(&job, Resolution::Hour, DAY).await;
+    let (count, bounces) = hour
+        .of_metric(sessions::SESSIONS)
+        .fold((0, 0.0), |(c, b), (_, _, bucket)| (c + bucket.count, b + bucket.sum));
+    assert_eq!((count, bounces), (2, 1.0));
     // And the day is not marked before the hour's final step
     assert!(total_at(&job, sessions::SESSIONS, Resolution::Day, DAY).is_none());
 }

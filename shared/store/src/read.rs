@@ -475,6 +475,85 @@ mod tests {
         }
     }
 
+    /// Breakdowns as the job writes them at that lag: a sealed record per window rolled (one
+    /// path's page views), and a sessions record for every hour, open ones included.
+    impl crate::BreakdownReader for Lagging {
+        async fn breakdowns(
+            &self,
+            _: &TenantId,
+            resolution: Resolution,
+            from: i64,
+            to: i64,
+        ) -> Result<Vec<(i64, Kind, Vec<u8>)>, StoreError> {
+            let tags = BTreeMap::from([("path".to_owned(), "/".to_owned())]);
+            let mut out = Vec::new();
+            for (start, bucket) in self.at(resolution, from, to) {
+                let mut b = Breakdown::default();
+                b.add("web.pages", "p", &tags, &bucket);
+                out.extend(b.encode().into_iter().map(|c| (start, Kind::Sealed, c)));
+            }
+            if resolution >= Resolution::Hour {
+                let mut start = resolution.window_start(from);
+                let first = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
+                while start < to && start <= NOW {
+                    let closed = start + resolution.secs() <= NOW - self.lag;
+                    if start >= first && (resolution == Resolution::Hour || closed) {
+                        let mut visit = Bucket::default();
+                        let hours = resolution.secs() / 3_600;
+                        for _ in 0..hours {
+                            visit.add(1.0, Some("v"));
+                        }
+                        let mut b = Breakdown::default();
+                        b.add("sessions", "g", &BTreeMap::new(), &visit);
+                        out.extend(b.encode().into_iter().map(|c| (start, Kind::Sessions, c)));
+                    }
+                    start += resolution.secs();
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn breakdowns_count_every_sealed_minute_and_every_hours_visits_however_far_the_rollup_lags()
+     {
+        let tenant = TenantId::parse("lag").expect("tenant");
+        let from = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
+        let minutes = (NOW - from) / 60 + 1;
+        for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
+            // Given a page view in every minute and a visit in every hour, rolled at `lag`
+            let store = Lagging {
+                lag,
+                reads: Default::default(),
+            };
+            let reader = Reader {
+                store: &store,
+                tenant: &tenant,
+                now: NOW,
+            };
+            // When the last 12 hours' breakdowns are read by hour
+            let got = reader
+                .breakdowns(Resolution::Hour, from, NOW + 1)
+                .await
+                .expect("breakdowns");
+            // Then every minute's page view and every hour's visit is in exactly once, the
+            // open hour's visits with its minutes not rolled yet
+            let sum = |metric: &str| -> u64 {
+                got.values()
+                    .flat_map(|b| b.of_metric(metric).map(|(_, _, b)| b.count))
+                    .sum()
+            };
+            assert_eq!(sum("web.pages") as i64, minutes, "lag {lag}");
+            assert_eq!(sum("sessions") as i64, HOURS + 1, "lag {lag}");
+            assert!(got.keys().all(|s| s % 3_600 == 0), "lag {lag}");
+            // And it took one read per resolution level
+            assert!(
+                store.reads.load(std::sync::atomic::Ordering::Relaxed) <= 3,
+                "lag {lag}"
+            );
+        }
+    }
+
     fn count(buckets: &[(i64, Bucket)]) -> u64 {
         buckets.iter().map(|(_, b)| b.count).sum()
     }

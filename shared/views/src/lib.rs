@@ -533,7 +533,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         json!({"path": path, "visitors": b.unique_visitors(), "pageviews": b.count})
                     })
                     .collect();
-                Ok(breakdown(p, "path", &mut rows, "pageviews"))
+                Ok(breakdown(p, self.reader.now, "path", &mut rows, "pageviews"))
             }
             "sources" | "devices" | "countries" => {
                 let dim = match view {
@@ -564,7 +564,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         })
                     })
                     .collect();
-                Ok(breakdown(p, dim, &mut rows, "visitors"))
+                Ok(breakdown(p, self.reader.now, dim, &mut rows, "visitors"))
             }
             "realtime" => {
                 let f = Self::filters_for(p, &["site"], "realtime")?;
@@ -758,7 +758,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         })
                     })
                     .collect();
-                Ok(breakdown(p, dim, &mut rows, "revenue"))
+                Ok(breakdown(p, self.reader.now, dim, &mut rows, "revenue"))
             }
             other => Err(unknown_view("business", other)),
         }
@@ -826,7 +826,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         })
                     })
                     .collect();
-                Ok(breakdown(p, "route", &mut rows, "requests"))
+                Ok(breakdown(p, self.reader.now, "route", &mut rows, "requests"))
             }
             "timeseries" => {
                 let req = self
@@ -932,7 +932,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         Value::Object(m)
                     })
                     .collect();
-                Ok(breakdown(p, "provider", &mut rows, "jobs"))
+                Ok(breakdown(p, self.reader.now, "provider", &mut rows, "jobs"))
             }
             other => Err(unknown_view("ml", other)),
         }
@@ -961,11 +961,14 @@ fn sort_rows(rows: &mut Vec<Value>, key: &str, limit: usize) {
 /// A breakdown's answer: its rows with something in the range, sorted by `key`. A row whose
 /// `key` is 0 (a series seen before the range, nothing in it) is left out: a chart of zeros
 /// (a donut of equal "0 %" slices) says less than the empty state.
-fn breakdown(p: &Params, dim: &str, rows: &mut Vec<Value>, key: &str) -> Value {
+/// A breakdown's answer: its rows with something in the range, ranked by `key`, counted
+/// through the last sealed minute as of `now` (breakdowns are read from sealed minutes).
+fn breakdown(p: &Params, now: i64, dim: &str, rows: &mut Vec<Value>, key: &str) -> Value {
     rows.retain(|r| r.get(key).and_then(Value::as_f64).is_some_and(|v| v > 0.0));
     let total = rows.len();
     sort_rows(rows, key, p.limit);
-    json!({"range": range_json(p), "dimension": dim, "total_rows": total, "rows": rows})
+    let through = rfc3339(sessions_pending_from(now).min(p.end));
+    json!({"range": range_json(p), "dimension": dim, "total_rows": total, "rows": rows, "through": through})
 }
 
 /// Whether `caller` may see `area`'s views.
@@ -1269,7 +1272,7 @@ mod tests {
             json!({"source": "github", "visitors": 5}),
         ];
         // When the breakdown is answered
-        let answer = breakdown(&p, "source", &mut rows, "visitors");
+        let answer = breakdown(&p, 0, "source", &mut rows, "visitors");
         // Then only the two with visitors are rows, largest first, and counted as the total
         let sources: Vec<&str> = answer["rows"]
             .as_array()
