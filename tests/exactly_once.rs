@@ -166,6 +166,7 @@ fn event(tenant: &str, id: &str, at_ms: i64) -> Event {
         visitor: None,
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::Metric {
             value: 1.0,
             unit: None,

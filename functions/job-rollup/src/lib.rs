@@ -333,12 +333,18 @@ where
             self.store.put_breakdowns(&minute.tenant, &[record]).await?;
             parents.insert(BREAKDOWN_MARK.to_owned(), BTreeSet::from(["*".to_owned()]));
         }
+        // A minute of imported events only was merged into every resolution by its import:
+        // sealing writes what only sealing writes (breakdown, visit minutes, sessions marks)
+        // and leaves the coarser buckets, which would be recomputed to the same figures.
+        let imported_only = events.iter().all(|e| e.imported);
         let mut written = Vec::with_capacity(sealed.buckets.len());
         for (key, (bucket, _)) in sealed.buckets {
-            parents
-                .entry(key.metric.clone())
-                .or_default()
-                .insert(key.series.clone());
+            if !imported_only {
+                parents
+                    .entry(key.metric.clone())
+                    .or_default()
+                    .insert(key.series.clone());
+            }
             let at = BucketAt {
                 series: SeriesKey {
                     tenant: key.tenant,

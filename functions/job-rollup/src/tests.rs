@@ -207,6 +207,7 @@ fn latency(id: usize, at_secs: i64, value: f64) -> Event {
         visitor: None,
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::Metric { value, unit: None },
     }
 }
@@ -363,6 +364,29 @@ async fn a_two_hour_outage_is_caught_up_oldest_first() {
 }
 
 #[tokio::test]
+async fn a_minute_of_imported_events_only_is_sealed_into_its_breakdown_without_rolling_its_buckets_again()
+ {
+    // Given a minute holding only events an import stored raw (and merged itself)
+    let events: Vec<Event> = (0..3)
+        .map(|i| Event {
+            imported: true,
+            ..latency(i, DAY + 10 + i as i64, 2.0)
+        })
+        .collect();
+    let job = job(events).await;
+    // When the job seals it and rolls what it marked
+    let report = job.run(DAY + 3_600 + 60).await.expect("run");
+    // Then its breakdown is written and rolled up, and no metric's window is rolled again
+    assert_eq!(report.sealed, 1);
+    assert_eq!(report.rolled["5m"], 1);
+    assert_eq!(report.rolled["1h"], 1);
+    let hour = breakdown_at(&job, Resolution::Hour, DAY).await;
+    let counts: Vec<u64> = hour.of_metric("latency").map(|(_, _, b)| b.count).collect();
+    assert_eq!(counts, vec![3]);
+    assert!(bucket_at(&job, Resolution::FiveMinutes, DAY).is_none());
+}
+
+#[tokio::test]
 async fn a_coarser_window_waits_for_its_open_minutes() {
     // Given events in a 5-minute window that is still open
     let events = vec![latency(1, DAY + 10, 1.0), latency(2, DAY + 250, 2.0)];
@@ -385,6 +409,7 @@ fn visit(id: &str, visitor: &str, at_secs: i64) -> Event {
         visitor: Some(visitor.into()),
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::PageView {
             path: "/".into(),
             referrer: None,
@@ -531,7 +556,9 @@ async fn an_open_hours_visits_count_from_the_run_that_seals_their_minute() {
     let hour = breakdown_at(&job, Resolution::Hour, DAY).await;
     let (count, bounces) = hour
         .of_metric(sessions::SESSIONS)
-        .fold((0, 0.0), |(c, b), (_, _, bucket)| (c + bucket.count, b + bucket.sum));
+        .fold((0, 0.0), |(c, b), (_, _, bucket)| {
+            (c + bucket.count, b + bucket.sum)
+        });
     assert_eq!((count, bounces), (2, 1.0));
     // And the day is not marked before the hour's final step
     assert!(total_at(&job, sessions::SESSIONS, Resolution::Day, DAY).is_none());

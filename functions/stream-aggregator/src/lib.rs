@@ -18,15 +18,11 @@
 //!
 //! Events of minutes that ended more than [`LIVE_SECS`] ago (late senders) are only marked,
 //! not merged: the job seals those minutes from the raw events within a minute anyway. An
-//! import's recent events (stored raw, flagged) were merged by the import; only those with a
-//! visitor in the last [`OPEN_SESSIONS_SECS`] mark their minute, so the open hours' visits
-//! include them.
+//! import's recent events (stored raw, flagged) were merged by the import and are not counted
+//! again; their minutes are only marked, so the job seals them like any other (the open hours'
+//! visits, the hours' sessions and the breakdowns, which only sealing writes, include them).
 
 pub mod fanout;
-
-/// How far back an imported visitor event still marks its minute for sealing: the hours whose
-/// sessions are not final yet begin at most 90 minutes ago.
-pub const OPEN_SESSIONS_SECS: i64 = 2 * 3_600;
 
 use fanout::Fanout;
 use pulse_core::Config;
@@ -174,19 +170,15 @@ impl<S: BucketStore + PendingWindows> Aggregator<S> {
         // Records of minutes left to sealing, by minute.
         let mut old: BTreeMap<(TenantId, i64), Vec<String>> = BTreeMap::new();
         let live_after = (self.clock)() - LIVE_SECS;
-        // An imported record was merged by its import; only a minute whose hour's visits are
-        // still open is sealed again, so those visits count (they are computed from sealed
-        // minutes) and the hour's final sessions read it.
-        let open_after = (self.clock)() - OPEN_SESSIONS_SECS;
+        // An imported record was merged by its import; its minute is only left to sealing,
+        // which recomputes it from the raw events (imported ones included) and writes what
+        // only sealing writes: the visit minutes, the hours' sessions, the breakdowns.
         for record in &batch.records {
             if !record.is_insert() {
                 continue;
             }
             if record.is_imported() {
-                if let Ok(event) = record.event()
-                    && event.visitor.is_some()
-                    && event.timestamp_ms.div_euclid(1000) >= open_after
-                {
+                if let Ok(event) = record.event() {
                     let key = (event.tenant.clone(), event.timestamp_ms.div_euclid(60_000));
                     shards
                         .entry(key.clone())
@@ -690,7 +682,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_imported_page_view_of_an_open_hour_marks_its_minute_and_an_older_one_does_not() {
+    async fn an_imported_page_view_is_not_counted_again_and_its_minute_is_left_to_sealing() {
         // Given page views an import stored raw: one of 40 minutes ago, one of three hours ago
         let view = |id: &str, at_ms: i64| {
             let mut r = record(
@@ -710,14 +702,16 @@ mod tests {
                 view("2", (NOW - 60) * 1000),
             ]))
             .await;
-        // Then neither is counted again, and only the recent one's minute is left to sealing
-        // (its hour's visits are still open)
+        // Then neither is counted again, and both minutes are left to sealing
         assert!(res.batch_item_failures.is_empty());
         assert!(agg.store.buckets.lock().expect("lock").is_empty());
-        let minute = (NOW + 3 * 3_600 - 40 * 60).div_euclid(60) * 60;
+        let recent = (NOW + 3 * 3_600 - 40 * 60).div_euclid(60) * 60;
+        let older = (NOW - 60).div_euclid(60) * 60;
+        let mut marked = agg.store.marked.lock().expect("lock").clone();
+        marked.sort();
         assert_eq!(
-            *agg.store.marked.lock().expect("lock"),
-            [("acme".to_owned(), minute)]
+            marked,
+            [("acme".to_owned(), older), ("acme".to_owned(), recent)]
         );
     }
 

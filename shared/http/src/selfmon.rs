@@ -65,6 +65,7 @@ pub fn event(started: &Started, status: u16, latency_ms: f64) -> Event {
         visitor: None,
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::ApiRequest {
             route: started.route.clone(),
             method: started.method.clone(),

@@ -157,6 +157,10 @@ pub struct Event {
     /// the id first and stores the event at the time of its first claim. Not stored.
     #[serde(skip)]
     pub supplied_id: bool,
+    /// Whether a history import wrote the stored event (its raw item's flag): the import
+    /// merged it into every resolution itself. Not part of the stored event.
+    #[serde(skip)]
+    pub imported: bool,
     #[serde(flatten)]
     pub body: Body,
 }
@@ -429,6 +433,7 @@ fn parse_event(
         visitor,
         correlation_id: ctx.correlation_id.map(str::to_owned),
         supplied_id,
+        imported: false,
         body,
     })
 }

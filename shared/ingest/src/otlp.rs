@@ -289,6 +289,7 @@ pub fn to_events(request: &ExportMetricsServiceRequest, ctx: &Context<'_>) -> Co
                             visitor: None,
                             correlation_id: ctx.correlation_id.map(str::to_owned),
                             supplied_id: false,
+                            imported: false,
                             body: Body::Metric {
                                 value,
                                 unit: (!metric.unit.is_empty())

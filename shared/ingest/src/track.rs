@@ -356,6 +356,7 @@ pub fn enrich(
         visitor: Some(visitor),
         correlation_id: None,
         supplied_id,
+        imported: false,
         body,
     })
 }

@@ -512,6 +512,7 @@ mod tests {
             visitor: visitor.map(str::to_owned),
             correlation_id: None,
             supplied_id: false,
+            imported: false,
             body,
         }
     }

@@ -305,6 +305,7 @@ mod tests {
             visitor: None,
             correlation_id: None,
             supplied_id: false,
+            imported: false,
             body: pulse_ingest::events::Body::Metric { value, unit: None },
         }
     }

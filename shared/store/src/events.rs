@@ -283,8 +283,9 @@ impl DynamoEvents {
             .key_condition_expression("#p = :p")
             .expression_attribute_names("#p", PK)
             .expression_attribute_values(":p", AttributeValue::S(pk.clone()))
-            .projection_expression("#d")
+            .projection_expression("#d, #i")
             .expression_attribute_names("#d", "data")
+            .expression_attribute_names("#i", IMPORTED)
             .consistent_read(true)
             .into_paginator()
             .items()
@@ -296,9 +297,13 @@ impl DynamoEvents {
             .iter()
             .filter_map(|item| {
                 let data = item.get("data").and_then(|v| v.as_s().ok());
-                let event = data.and_then(|d| serde_json::from_str::<Event>(d).ok());
-                if event.is_none() {
-                    tracing::warn!(%pk, "a raw event item without a readable event");
+                let mut event = data.and_then(|d| serde_json::from_str::<Event>(d).ok());
+                match &mut event {
+                    Some(e) => {
+                        e.imported =
+                            item.get(IMPORTED).and_then(|v| v.as_bool().ok()) == Some(&true);
+                    }
+                    None => tracing::warn!(%pk, "a raw event item without a readable event"),
                 }
                 event
             })
@@ -411,6 +416,7 @@ mod tests {
             visitor: None,
             correlation_id: None,
             supplied_id: false,
+            imported: false,
             body: Body::Metric {
                 value: 1.0,
                 unit: None,

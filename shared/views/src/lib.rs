@@ -533,7 +533,13 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         json!({"path": path, "visitors": b.unique_visitors(), "pageviews": b.count})
                     })
                     .collect();
-                Ok(breakdown(p, self.reader.now, "path", &mut rows, "pageviews"))
+                Ok(breakdown(
+                    p,
+                    self.reader.now,
+                    "path",
+                    &mut rows,
+                    "pageviews",
+                ))
             }
             "sources" | "devices" | "countries" => {
                 let dim = match view {
@@ -826,7 +832,13 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         })
                     })
                     .collect();
-                Ok(breakdown(p, self.reader.now, "route", &mut rows, "requests"))
+                Ok(breakdown(
+                    p,
+                    self.reader.now,
+                    "route",
+                    &mut rows,
+                    "requests",
+                ))
             }
             "timeseries" => {
                 let req = self

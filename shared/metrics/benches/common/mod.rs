@@ -45,6 +45,7 @@ pub fn event(tenant: &TenantId, i: i64, timestamp_ms: i64, visitors: i64) -> Eve
         visitor,
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body,
     }
 }

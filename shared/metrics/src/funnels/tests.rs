@@ -18,6 +18,7 @@ fn page(id: &str, visitor: &str, at: i64, path: &str) -> Event {
         visitor: Some(visitor.into()),
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::PageView {
             path: path.into(),
             referrer: None,

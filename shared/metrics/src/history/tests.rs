@@ -16,6 +16,7 @@ fn view(id: &str, visitor: &str, at_secs: i64) -> Event {
         visitor: Some(visitor.to_owned()),
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::PageView {
             path: "/pricing".into(),
             referrer: None,

@@ -13,6 +13,7 @@ fn metric(id: &str, value: f64, ts_ms: i64) -> Event {
         visitor: Some(format!("v{}", id.len() % 3)),
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::Metric { value, unit: None },
     }
 }

@@ -22,6 +22,7 @@ fn view(id: &str, visitor: &str, at_secs: i64, source: &str) -> Event {
         visitor: Some(visitor.into()),
         correlation_id: None,
         supplied_id: false,
+        imported: false,
         body: Body::PageView {
             path: "/".into(),
             referrer: None,
