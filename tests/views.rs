@@ -221,6 +221,12 @@ async fn views_show_the_hand_computed_figures_to_the_roles_that_may_see_them() {
         close(&mobile["metrics"]["pageviews"]["value"], 3.0),
         "{mobile}"
     );
+    // And the overview brings its top panels: the sources and devices views' rows, and under
+    // a device filter no pages panel (pages cannot be split by device)
+    assert_eq!(web["top"]["sources"], sources["rows"], "{web}");
+    assert_eq!(web["top"]["devices"], devices["rows"], "{web}");
+    let panels: Vec<&String> = mobile["top"].as_object().expect("top").keys().collect();
+    assert_eq!(panels, ["countries", "devices", "sources"], "{mobile}");
     // And pages count views and visitors per path
     let (_, pages) = get(
         &cloud,

@@ -27,6 +27,14 @@ export interface TopPanel {
 }
 
 /** Loads every top-N panel under `chosen` filters; a panel that cannot apply one says so. */
+/** The top panels from the web overview's answer (`top`: rows by panel), under the chosen filters. */
+export function panelsFrom(top: Record<string, Row[]>, chosen: Record<string, string>): TopPanel[] {
+  return TOP_PANELS.map((t) => {
+    const unfiltered = Object.keys(chosen).filter((k) => !t.filters.includes(k) && !k.startsWith("utm_"));
+    return { ...t, rows: unfiltered.length ? [] : (top[t.view] ?? []), unfiltered };
+  });
+}
+
 export async function topPanels(api: Api, time: Record<string, string | undefined>, chosen: Record<string, string>): Promise<TopPanel[]> {
   return Promise.all(
     TOP_PANELS.map(async (t) => {

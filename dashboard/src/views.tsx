@@ -9,7 +9,7 @@ import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
 import { aggregationUnit, anomalyMarkers, catalogLabel, forecastBands, weekOrMore, type PredictionPoint, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
-import { FilterChips, GoalsPanel, Retrain, TopList, topPanels, type GoalsView, type TopPanel } from "./panels";
+import { FilterChips, GoalsPanel, Retrain, TopList, panelsFrom, topPanels, type GoalsView, type TopPanel } from "./panels";
 import { Exports, RangeBar, Table, Tiles, barOption, forecastOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -122,14 +122,17 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       // Web analytics' overview is one page: its top sources, pages, countries and devices,
       // read at once with it, under the same filters.
       const overview = key === "web/overview";
-      const tops = overview ? topPanels(api, time, filters(route)) : Promise.resolve(undefined);
       // Goals take no filter yet: under one, the panel says so instead of reading.
       const goals =
         overview && !Object.keys(filters(route)).length
           ? api.get<GoalsView>("/api/v1/web/goals", time).catch((e: unknown) => ({ error: e instanceof ApiError ? e.detail : String(e) }) as GoalsView)
           : Promise.resolve(undefined);
-      const [now, panels, conversions] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), tops, goals]);
-      if (panels) now.top_panels = panels;
+      const [now, conversions] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), goals]);
+      // The overview answers with its top panels (one read of the breakdowns for all four).
+      if (overview) {
+        const top = now.top as Record<string, Row[]> | undefined;
+        now.top_panels = top ? panelsFrom(top, filters(route)) : await topPanels(api, time, filters(route));
+      }
       if (overview) now.goals_panel = conversions ?? { filtered: Object.keys(filters(route)) };
       const before = previousRange(now);
       const wantsPrevious = compare && before && (Array.isArray(now.rows) || (Array.isArray(now.timeseries) && !("metrics" in now)));

@@ -307,6 +307,11 @@ pub fn sessions_pending_from(now: i64) -> i64 {
 }
 
 /// Reads and computes one view.
+/// The web overview's top panels, in the dashboard's order.
+const TOP_PANELS: [&str; 4] = ["sources", "pages", "countries", "devices"];
+/// Rows per top panel.
+const TOP_ROWS: usize = 10;
+
 /// Every metric's totals of one (resolution, from, to), as one read returned them.
 type TotalsRead = BTreeMap<String, Vec<(i64, Bucket)>>;
 
@@ -514,11 +519,25 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                         })
                     })
                     .collect();
+                // Plausible's one page: the top sources, pages, countries and devices come with
+                // the overview, from the breakdowns it reads once for all four (a panel whose
+                // metrics cannot take a filter is left out: the dashboard says so).
+                let mut top = Map::new();
+                for panel in TOP_PANELS {
+                    let each = Params {
+                        limit: TOP_ROWS,
+                        ..p.clone()
+                    };
+                    if let Ok(answer) = Box::pin(self.web(panel, &each)).await {
+                        top.insert(panel.to_owned(), answer["rows"].clone());
+                    }
+                }
                 Ok(json!({
                     "range": range_json(p),
                     "metrics": metrics,
                     "timeseries": series,
                     "sessions_through": rfc3339(sessions_from.min(p.end)),
+                    "top": top,
                 }))
             }
             "pages" => {
