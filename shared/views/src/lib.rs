@@ -365,9 +365,12 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                     read
                 }
             };
-            if let Some(total) = all.get(metric).filter(|t| !t.is_empty()) {
-                return Ok(vec![(BTreeMap::new(), total.clone())]);
-            }
+            // Every sample is counted in its metric's total, so a metric without one in the
+            // range has no series in it either.
+            return Ok(match all.get(metric).filter(|t| !t.is_empty()) {
+                Some(total) => vec![(BTreeMap::new(), total.clone())],
+                None => Vec::new(),
+            });
         }
         if !self.live {
             return self
