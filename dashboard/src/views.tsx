@@ -3,7 +3,7 @@
 // table, and drills down: a bar or slice adds its dimension as a filter, a point of a time
 // series narrows the range to its interval; breadcrumbs undo either.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
@@ -74,6 +74,37 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
   const request = `${location.hash}|${steps}|${reloads}`;
   const loading = loadedFor !== request;
 
+  // Auto-refresh (the header's interval, at least every 5 s): a range ending now is read again
+  // in the background, the shown answer replaced without dimming. Explore (forecasts) and
+  // funnels reload on request only; a custom range is history.
+  const loader = useRef<(() => Promise<[View, View | null]>) | null>(null);
+  const shown = useRef({ request, loading });
+  shown.current = { request, loading };
+  useEffect(() => {
+    if (route.area === "explore" || key === "web/funnel" || p.start) return;
+    const secs = { "1s": 5, "5s": 5, "30s": 30, "1m": 60 }[props.interval] ?? 30;
+    let busy = false;
+    const timer = setInterval(() => {
+      const at = shown.current;
+      if (busy || at.loading || document.hidden || !loader.current) return;
+      busy = true;
+      loader
+        .current()
+        .then(
+          ([v, prev]) => {
+            if (shown.current.request !== at.request) return;
+            setView(v);
+            setPrevious(prev);
+          },
+          () => {},
+        )
+        .finally(() => {
+          busy = false;
+        });
+    }, secs * 1000);
+    return () => clearInterval(timer);
+  }, [request, props.interval]);
+
   const go = (params: Record<string, string>) => {
     location.hash = routeHash({ ...route, params });
   };
@@ -139,6 +170,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       const earlier = wantsPrevious ? await api.get<View>(`/api/v1/${route.area}/${route.view}`, { ...params, ...before, range: undefined }) : null;
       return [now, earlier];
     };
+    loader.current = load;
     load().then(
       ([v, prev]) => {
         if (cancelled) return;
@@ -580,11 +612,12 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     }
   }
   if (!parts.length) {
-    const hourly = ["web/overview", "web/sources", "web/devices", "web/countries", "web/funnel"].includes(key);
+    const sealed = !["web/realtime", "web/funnel"].includes(key) && route.area !== "explore";
     parts.push(
       <p key="empty" class="muted empty">
         No data in this range.
-        {hourly && " Visits and funnels are computed hourly: they appear 30 to 90 minutes after the traffic."}
+        {key === "web/funnel" && " Funnels are computed hourly: they appear 30 to 90 minutes after the traffic."}
+        {sealed && " Visits and breakdowns count each minute once it is sealed, about two minutes after it ends."}
       </p>,
     );
   }
