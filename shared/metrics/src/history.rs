@@ -89,46 +89,15 @@ impl History {
         &self.trails
     }
 
-    /// The buckets to merge, at every resolution whose retention still keeps the window at
-    /// `now` (epoch s): minute buckets merged into their 5-minute, hour and day windows;
-    /// sessions (hourly) into their day.
-    pub fn rollups(&self, retention: &Retention, now: i64) -> Vec<(BucketAt, Bucket)> {
-        let mut out: BTreeMap<BucketAt, Bucket> = BTreeMap::new();
-        let parts = [
-            (&self.minutes, &Resolution::ALL[..]),
-            (&self.sessions, &[Resolution::Hour, Resolution::Day][..]),
-        ];
-        for (aggregation, resolutions) in parts {
-            for (key, (bucket, _)) in &aggregation.buckets {
-                let series = SeriesKey {
-                    tenant: key.tenant.clone(),
-                    metric: key.metric.clone(),
-                    series: key.series.clone(),
-                };
-                for &resolution in resolutions {
-                    let start = Window::at(resolution, key.minute * 60).start;
-                    if !retention.keeps(resolution, start, now) {
-                        continue;
-                    }
-                    let at = BucketAt {
-                        series: series.clone(),
-                        resolution,
-                        start,
-                    };
-                    out.entry(at).or_default().merge(bucket);
-                }
-            }
-        }
-        out.into_iter().collect()
-    }
-}
-
-impl History {
-    /// The import's breakdowns ([`Breakdown`]) at every resolution still kept at `now`, by
-    /// resolution and window start: the same buckets as [`History::rollups`], each window's
-    /// series together with their tags.
-    pub fn breakdowns(&self, retention: &Retention, now: i64) -> Vec<(Resolution, i64, Breakdown)> {
-        let mut out: BTreeMap<(Resolution, i64), Breakdown> = BTreeMap::new();
+    /// Calls `f` with each bucket's series, tags and every (resolution, window start) its
+    /// retention still keeps at `now` (epoch s): minute buckets go to their minute, 5-minute,
+    /// hour and day windows; sessions (hourly) to their hour and day.
+    fn each_window(
+        &self,
+        retention: &Retention,
+        now: i64,
+        mut f: impl FnMut(&SeriesKey, &BTreeMap<String, String>, Resolution, i64, &Bucket),
+    ) {
         let parts = [
             (&self.minutes, &Resolution::ALL[..]),
             (&self.sessions, &[Resolution::Hour, Resolution::Day][..]),
@@ -145,16 +114,42 @@ impl History {
                 for &resolution in resolutions {
                     let start = Window::at(resolution, key.minute * 60).start;
                     if retention.keeps(resolution, start, now) {
-                        out.entry((resolution, start)).or_default().add(
-                            &key.metric,
-                            &key.series,
-                            tags,
-                            bucket,
-                        );
+                        f(&series, tags, resolution, start, bucket);
                     }
                 }
             }
         }
+    }
+
+    /// The buckets to merge, at every resolution whose retention still keeps the window at
+    /// `now` (epoch s): minute buckets merged into their 5-minute, hour and day windows;
+    /// sessions (hourly) into their day.
+    pub fn rollups(&self, retention: &Retention, now: i64) -> Vec<(BucketAt, Bucket)> {
+        let mut out: BTreeMap<BucketAt, Bucket> = BTreeMap::new();
+        self.each_window(retention, now, |series, _, resolution, start, bucket| {
+            let at = BucketAt {
+                series: series.clone(),
+                resolution,
+                start,
+            };
+            out.entry(at).or_default().merge(bucket);
+        });
+        out.into_iter().collect()
+    }
+
+    /// The import's breakdowns ([`Breakdown`]) at every resolution still kept at `now`, by
+    /// resolution and window start: the same buckets as [`History::rollups`], each window's
+    /// series together with their tags.
+    pub fn breakdowns(&self, retention: &Retention, now: i64) -> Vec<(Resolution, i64, Breakdown)> {
+        let mut out: BTreeMap<(Resolution, i64), Breakdown> = BTreeMap::new();
+        self.each_window(retention, now, |series, tags, resolution, start, bucket| {
+            out.entry((resolution, start)).or_default().add(
+                &series.metric,
+                &series.series,
+                tags,
+                bucket,
+            );
+        });
         out.into_iter().map(|((r, s), b)| (r, s, b)).collect()
     }
 }

@@ -321,10 +321,10 @@ pub struct Views<'a, S> {
     /// The totals read so far by this answer: a view reads several metrics over the same
     /// ranges (the business overview five, over this and last year's range), and the totals
     /// partition holds every metric of a window side by side, so one read serves them all.
-    totals: std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<TotalsRead>>>,
+    totals: ReadCache<TotalsRead>,
     /// The breakdowns read so far, likewise: a breakdown record holds every metric's series
     /// of a window, so the metrics a view splits by a tag share one read per range.
-    breakdowns: std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<Breakdowns>>>,
+    breakdowns: ReadCache<Breakdowns>,
     /// Whether grouped and filtered reads take the live series (each metric's registry and
     /// series shards, up to the current minute) rather than the breakdowns (one read for
     /// every metric, through the last sealed minute).
@@ -332,6 +332,28 @@ pub struct Views<'a, S> {
 }
 
 type Read = Result<Vec<SeriesData>, ApiError>;
+
+/// Reads of one answer by (resolution, from, to).
+type ReadCache<T> = std::sync::Mutex<HashMap<(Resolution, i64, i64), std::sync::Arc<T>>>;
+
+/// What `read` gives for `key`, read at most once per answer (kept in `cache`).
+async fn once<T, F>(
+    cache: &ReadCache<T>,
+    key: (Resolution, i64, i64),
+    read: impl FnOnce() -> F,
+) -> Result<std::sync::Arc<T>, ApiError>
+where
+    F: std::future::Future<Output = Result<T, pulse_store::StoreError>>,
+{
+    if let Some(known) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(known);
+    }
+    let fresh = std::sync::Arc::new(read().await.map_err(ApiError::from)?);
+    if let Ok(mut m) = cache.lock() {
+        m.insert(key, fresh.clone());
+    }
+    Ok(fresh)
+}
 
 impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
     /// `metric`'s series over `[from, to)` at `p`'s resolution, grouped when `grouped`, with
@@ -348,23 +370,10 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         let resolution = p.resolution.max(query::finest(metric));
         let from = resolution.window_start(from);
         if !grouped && filters.is_empty() {
-            let key = (resolution, from, to);
-            let known = self.totals.lock().ok().and_then(|m| m.get(&key).cloned());
-            let all = match known {
-                Some(all) => all,
-                None => {
-                    let read = std::sync::Arc::new(
-                        self.reader
-                            .totals(resolution, from, to)
-                            .await
-                            .map_err(ApiError::from)?,
-                    );
-                    if let Ok(mut m) = self.totals.lock() {
-                        m.insert(key, read.clone());
-                    }
-                    read
-                }
-            };
+            let all = once(&self.totals, (resolution, from, to), || {
+                self.reader.totals(resolution, from, to)
+            })
+            .await?;
             // Every sample is counted in its metric's total, so a metric without one in the
             // range has no series in it either.
             return Ok(match all.get(metric).filter(|t| !t.is_empty()) {
@@ -390,27 +399,10 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         to: i64,
         filters: &[Filter],
     ) -> Read {
-        let key = (resolution, from, to);
-        let known = self
-            .breakdowns
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned());
-        let all = match known {
-            Some(all) => all,
-            None => {
-                let read = std::sync::Arc::new(
-                    self.reader
-                        .breakdowns(resolution, from, to)
-                        .await
-                        .map_err(ApiError::from)?,
-                );
-                if let Ok(mut m) = self.breakdowns.lock() {
-                    m.insert(key, read.clone());
-                }
-                read
-            }
-        };
+        let all = once(&self.breakdowns, (resolution, from, to), || {
+            self.reader.breakdowns(resolution, from, to)
+        })
+        .await?;
         let mut by_series: BTreeMap<&str, SeriesData> = BTreeMap::new();
         for (start, b) in all.iter() {
             for (id, tags, bucket) in b.of_metric(metric) {
