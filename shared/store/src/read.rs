@@ -404,6 +404,22 @@ mod tests {
     const HOURS: i64 = 12;
 
     impl Lagging {
+        fn at_lag(lag: i64) -> Self {
+            Self {
+                lag,
+                reads: Default::default(),
+            }
+        }
+
+        /// A reader of this store as of `NOW`.
+        fn reader<'a>(&'a self, tenant: &'a TenantId) -> Reader<'a, Self> {
+            Reader {
+                store: self,
+                tenant,
+                now: NOW,
+            }
+        }
+
         fn at(&self, resolution: Resolution, from: i64, to: i64) -> Vec<(i64, Bucket)> {
             self.reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -522,15 +538,8 @@ mod tests {
         let minutes = (NOW - from) / 60 + 1;
         for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
             // Given a page view in every minute and a visit in every hour, rolled at `lag`
-            let store = Lagging {
-                lag,
-                reads: Default::default(),
-            };
-            let reader = Reader {
-                store: &store,
-                tenant: &tenant,
-                now: NOW,
-            };
+            let store = Lagging::at_lag(lag);
+            let reader = store.reader(&tenant);
             // When the last 12 hours' breakdowns are read by hour
             let got = reader
                 .breakdowns(Resolution::Hour, from, NOW + 1)
@@ -566,15 +575,8 @@ mod tests {
         let minutes = (NOW - from) / 60 + 1;
         for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
             // And a rollup job lagging by `lag` at every resolution
-            let store = Lagging {
-                lag,
-                reads: Default::default(),
-            };
-            let reader = Reader {
-                store: &store,
-                tenant: &tenant,
-                now: NOW,
-            };
+            let store = Lagging::at_lag(lag);
+            let reader = store.reader(&tenant);
             // When the day is read by hour, as the summary reads totals and a view one series
             let totals = reader
                 .totals(Resolution::Hour, from, NOW + 1)
@@ -608,16 +610,9 @@ mod tests {
     #[tokio::test]
     async fn a_range_long_past_holding_nothing_is_one_read_not_one_per_resolution() {
         // Given a store whose data is all of the last hours
-        let store = Lagging {
-            lag: 0,
-            reads: Default::default(),
-        };
+        let store = Lagging::at_lag(0);
         let tenant = TenantId::parse("lag").expect("tenant");
-        let reader = Reader {
-            store: &store,
-            tenant: &tenant,
-            now: NOW,
-        };
+        let reader = store.reader(&tenant);
         // When a week a year back is read by day, as a view's year-on-year comparison does
         let year_ago = Resolution::Day.window_start(NOW) - 364 * 86_400;
         let got = reader
