@@ -215,3 +215,53 @@ async fn concurrent_marks_of_one_minute_are_all_kept_as_dynamodb_keeps_atomic_ad
     assert_eq!(ours[0].marks, 48);
     assert_eq!(ours[0].shards, (0..48).collect());
 }
+
+#[tokio::test]
+async fn a_totals_read_of_some_metrics_carries_only_theirs() {
+    use pulse_metrics::aggregate::{Bucket, SeriesKey, TOTAL_SERIES};
+    use pulse_metrics::rollup::{BucketAt, Resolution};
+    use pulse_store::metrics::DynamoMetrics;
+    use pulse_store::{BucketWriter, Totals};
+    let table = cloud().table("MetricsTable");
+    let sdk = cloud().sdk().await;
+    let store = DynamoMetrics::new(&sdk, &table, Default::default());
+    let tenant = TenantId::parse("totals-of").expect("tenant");
+    // Given three metrics' totals in two hours
+    let hour = 1_800_000_000; // a whole hour (2027-01-15T08:00:00Z)
+    for metric in ["a", "b", "c"] {
+        for start in [hour, hour + 3_600] {
+            let mut bucket = Bucket::default();
+            bucket.add(1.0, None);
+            let at = BucketAt {
+                series: SeriesKey {
+                    tenant: tenant.clone(),
+                    metric: metric.into(),
+                    series: TOTAL_SERIES.into(),
+                },
+                resolution: Resolution::Hour,
+                start,
+            };
+            store.put_bucket(&at, &bucket).await.expect("put");
+        }
+    }
+    // When the totals of a and c are read, and then every metric's
+    let some = store
+        .totals(&tenant, Resolution::Hour, hour, hour + 7_200, &["a", "c"])
+        .await
+        .expect("some");
+    let all = store
+        .totals(&tenant, Resolution::Hour, hour, hour + 7_200, &[])
+        .await
+        .expect("all");
+    // Then the first holds a's and c's two hours only, the second all six
+    let names = |rows: &[(String, i64, Bucket)]| {
+        let mut n: Vec<String> = rows
+            .iter()
+            .map(|(m, s, _)| format!("{m}@{}", s - hour))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&some), ["a@0", "a@3600", "c@0", "c@3600"]);
+    assert_eq!(names(&all).len(), 6);
+}

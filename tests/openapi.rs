@@ -282,6 +282,7 @@ async fn real_responses_match_the_document() {
                 "devices",
                 "countries",
                 "realtime",
+                "goals",
             ][..],
         ),
         (
@@ -320,6 +321,18 @@ async fn real_responses_match_the_document() {
             conforms(&doc, "GET", documented, res).await;
         }
     }
+    // The web overview without its panels (the dashboard's overview page) has no top or goals
+    let res = http
+        .get(url("/api/v1/web/overview?range=24h&top=false"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("view");
+    let bare: Value = res.json().await.expect("json");
+    assert!(
+        bare["metrics"].is_object() && bare.get("top").is_none() && bare.get("goals").is_none(),
+        "{bare}"
+    );
     let res = http
         .get(url("/api/v1/business/overview"))
         .bearer_auth(&viewer)

@@ -121,7 +121,7 @@ export function Overview(props: { api: Api; live: LiveClient; me: Me; interval: 
 
   useEffect(() => {
     let cancelled = false;
-    api.get<Record<string, unknown>>("/api/v1/web/overview", { range, interval: range === "1h" ? "1m" : "1h" }).then(
+    api.get<Record<string, unknown>>("/api/v1/web/overview", { range, interval: range === "1h" ? "1m" : "1h", top: "false" }).then(
       (t) => {
         if (cancelled) return;
         setTraffic(t);

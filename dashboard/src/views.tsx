@@ -153,18 +153,14 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
       // Web analytics' overview is one page: its top sources, pages, countries and devices,
       // read at once with it, under the same filters.
       const overview = key === "web/overview";
-      // Goals take no filter yet: under one, the panel says so instead of reading.
-      const goals =
-        overview && !Object.keys(filters(route)).length
-          ? api.get<GoalsView>("/api/v1/web/goals", time).catch((e: unknown) => ({ error: e instanceof ApiError ? e.detail : String(e) }) as GoalsView)
-          : Promise.resolve(undefined);
-      const [now, conversions] = await Promise.all([api.get<View>(`/api/v1/${route.area}/${route.view}`, params), goals]);
-      // The overview answers with its top panels (one read of the breakdowns for all four).
+      const now = await api.get<View>(`/api/v1/${route.area}/${route.view}`, params);
+      // The overview answers with its top panels and its goals' conversions (one read of the
+      // breakdowns for all); goals take no filter yet: under one, the panel says so.
       if (overview) {
         const top = now.top as Record<string, Row[]> | undefined;
         now.top_panels = top ? panelsFrom(top, filters(route)) : await topPanels(api, time, filters(route));
+        now.goals_panel = (now.goals as GoalsView | undefined) ?? { filtered: Object.keys(filters(route)) };
       }
-      if (overview) now.goals_panel = conversions ?? { filtered: Object.keys(filters(route)) };
       const before = previousRange(now);
       const wantsPrevious = compare && before && (Array.isArray(now.rows) || (Array.isArray(now.timeseries) && !("metrics" in now)));
       const earlier = wantsPrevious ? await api.get<View>(`/api/v1/${route.area}/${route.view}`, { ...params, ...before, range: undefined }) : null;

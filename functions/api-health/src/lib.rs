@@ -157,11 +157,11 @@ impl<P: TableProbe, S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>
         let answer = pulse_views::answer(
             &self.metrics,
             &caller,
-            "health",
-            view,
+            ("health", view),
             &params,
             (self.clock)(),
             &self.retention,
+            &[],
         )
         .await?;
         tracing::info!(tenant = %caller.tenant, area = "health", view, "view answered");
@@ -277,6 +277,7 @@ mod tests {
             _: pulse_metrics::rollup::Resolution,
             _: i64,
             _: i64,
+            _: &[&str],
         ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
             Ok(Vec::new())
         }

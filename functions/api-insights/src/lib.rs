@@ -334,7 +334,7 @@ where
         let mut by_start: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
         for (m, start, b) in self
             .metrics
-            .totals(&caller.tenant, resolution, from, to)
+            .totals(&caller.tenant, resolution, from, to, &[metric])
             .await?
         {
             if m == metric {

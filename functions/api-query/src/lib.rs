@@ -168,14 +168,20 @@ impl<
             tracing::info!(tenant = %caller.tenant, area, view, entered = answer["entered"].as_u64(), "view answered");
             return Ok(json(StatusCode::OK, &answer));
         }
+        // The web overview answers with its goals' conversions (the tenant's goals: one read).
+        let goals = if (area, view) == ("web", "overview") {
+            self.definitions.goals(&caller.tenant).await?
+        } else {
+            Vec::new()
+        };
         let answer = views::answer(
             &self.store,
             caller,
-            area,
-            view,
+            (area, view),
             &params,
             (self.clock)(),
             &self.retention,
+            &goals,
         )
         .await?;
         tracing::info!(tenant = %caller.tenant, area, view, "view answered");

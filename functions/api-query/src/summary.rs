@@ -170,6 +170,7 @@ impl Snapshot {
                 Resolution::Day,
                 today - (2 * range_days - 1) * DAY,
                 today,
+                &[],
             )
             .await?
         {

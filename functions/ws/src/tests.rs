@@ -22,6 +22,7 @@ impl pulse_store::Totals for Totals {
         resolution: Resolution,
         from: i64,
         to: i64,
+        _: &[&str],
     ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
         let bucket = |n: usize| {
             let mut b = Bucket::default();

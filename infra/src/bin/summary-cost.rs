@@ -198,6 +198,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             Resolution::Day,
             today - days * 86_400,
             today,
+            &[],
         )
         .await?;
         let buckets = got.len();

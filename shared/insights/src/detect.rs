@@ -72,7 +72,7 @@ pub async fn detect<S: Totals, D: DetectorStates + AnomalyLog>(
     }
     let mut minutes: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
     let read = totals
-        .totals(tenant, Resolution::Minute, from, through)
+        .totals(tenant, Resolution::Minute, from, through, &[])
         .await?;
     for (metric, start, bucket) in &read {
         if !REPEATS.contains(&metric.as_str()) {

@@ -42,7 +42,13 @@ pub async fn history<S: Totals>(
     today: i64,
 ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
     totals
-        .totals(tenant, Resolution::Day, today - HISTORY_DAYS * DAY, today)
+        .totals(
+            tenant,
+            Resolution::Day,
+            today - HISTORY_DAYS * DAY,
+            today,
+            &[],
+        )
         .await
 }
 

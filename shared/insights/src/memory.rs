@@ -229,6 +229,7 @@ impl pulse_store::Totals for MemoryTotals {
         resolution: pulse_metrics::rollup::Resolution,
         from: i64,
         to: i64,
+        _: &[&str],
     ) -> Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
         let Some(rows) = &self.rows else {
             return Err(StoreError::Unavailable("storage is down".into()));

@@ -399,13 +399,15 @@ pub trait RollupBuckets: Send + Sync {
 /// in one read: what a dashboard summary needs.
 pub trait Totals: Send + Sync {
     /// `(metric, start, bucket)` of every metric's total at `resolution` with start in
-    /// `[from, to)`.
+    /// `[from, to)`, or of `metrics`' only when not empty (a view that reads three metrics
+    /// need not carry the other dozen over the wire).
     fn totals(
         &self,
         tenant: &pulse_core::identity::TenantId,
         resolution: pulse_metrics::rollup::Resolution,
         from: i64,
         to: i64,
+        metrics: &[&str],
     ) -> impl std::future::Future<
         Output = Result<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>, StoreError>,
     > + Send;

@@ -199,14 +199,14 @@ type Item = HashMap<String, AttributeValue>;
 
 impl DynamoMetrics {
     /// Every item of partition `pk` with sort key in `[from, to]` (all pages), only those whose
-    /// attribute `only.0` is `only.1` when given (a totals partition holds every metric, a
-    /// series shard many series).
+    /// attribute `only.0` is one of `only.1` when given (a totals partition holds every
+    /// metric, a series shard many series).
     async fn range(
         &self,
         pk: String,
         from: String,
         to: String,
-        only: Option<(&str, &str)>,
+        only: Option<(&str, &[&str])>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut query = self
             .client
@@ -218,11 +218,14 @@ impl DynamoMetrics {
             .expression_attribute_values(":p", AttributeValue::S(pk))
             .expression_attribute_values(":from", AttributeValue::S(from))
             .expression_attribute_values(":to", AttributeValue::S(to));
-        if let Some((name, value)) = only {
+        if let Some((name, values)) = only.filter(|(_, v)| !v.is_empty()) {
+            let names: Vec<String> = (0..values.len()).map(|i| format!(":f{i}")).collect();
             query = query
-                .filter_expression("#f = :f")
-                .expression_attribute_names("#f", name)
-                .expression_attribute_values(":f", AttributeValue::S(value.to_owned()));
+                .filter_expression(format!("#f IN ({})", names.join(", ")))
+                .expression_attribute_names("#f", name);
+            for (n, v) in names.into_iter().zip(values) {
+                query = query.expression_attribute_values(n, AttributeValue::S((*v).to_owned()));
+            }
         }
         query
             .into_paginator()
@@ -407,11 +410,13 @@ impl RollupBuckets for DynamoMetrics {
         // and a filter keeps this series' (or, in the totals partition, this metric's).
         let to_sk = format!("{}#~", bucket_sk(to - 1));
         let only = if series.series == TOTAL_SERIES {
-            ("metric", series.metric.as_str())
+            ("metric", [series.metric.as_str()])
         } else {
-            ("series", series.series.as_str())
+            ("series", [series.series.as_str()])
         };
-        let items = self.range(pk, from_sk, to_sk, Some(only)).await?;
+        let items = self
+            .range(pk, from_sk, to_sk, Some((only.0, &only.1)))
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| Some((bucket_start(item)?, bucket_state(item)?)))
@@ -454,9 +459,16 @@ impl RollupBuckets for DynamoMetrics {
                         series
                             .iter()
                             .find(|id| series_shard(id) == shard && *id != TOTAL_SERIES)
-                            .map(|id| ("series", id.as_str()))
+                            .map(|id| [id.as_str()])
                     });
-                    self.range(pk, from_sk, to_sk, only.flatten()).await
+                    let only = only.flatten();
+                    self.range(
+                        pk,
+                        from_sk,
+                        to_sk,
+                        only.as_ref().map(|v| ("series", &v[..])),
+                    )
+                    .await
                 }
             }))
             .buffer_unordered(SERIES_SHARDS as usize)
@@ -529,13 +541,16 @@ impl Totals for DynamoMetrics {
         resolution: Resolution,
         from: i64,
         to: i64,
+        metrics: &[&str],
     ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+        // DynamoDB allows 100 operands in an IN; more metrics than that read them all.
+        let only = (metrics.len() <= 100).then_some(("metric", metrics));
         let items = self
             .range(
                 totals_pk(tenant.as_str(), resolution.as_str()),
                 bucket_sk(from),
                 format!("{}#~", bucket_sk(to - 1)),
-                None,
+                only,
             )
             .await?;
         Ok(items

@@ -214,7 +214,18 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         from: i64,
         to: i64,
     ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
-        self.totals_at(resolution, from, to, false).await
+        self.totals_at(resolution, from, to, &[], false).await
+    }
+
+    /// [`Self::totals`] of `metrics` only (every metric when empty).
+    pub async fn totals_of(
+        &self,
+        metrics: &[&str],
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
+        self.totals_at(resolution, from, to, metrics, false).await
     }
 
     async fn totals_at(
@@ -222,10 +233,15 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         resolution: Resolution,
         from: i64,
         to: i64,
+        metrics: &[&str],
         nested: bool,
     ) -> Result<BTreeMap<String, Vec<(i64, Bucket)>>, StoreError> {
         let mut out: BTreeMap<String, Vec<(i64, Bucket)>> = BTreeMap::new();
-        for (metric, start, bucket) in self.store.totals(self.tenant, resolution, from, to).await? {
+        for (metric, start, bucket) in self
+            .store
+            .totals(self.tenant, resolution, from, to, metrics)
+            .await?
+        {
             out.entry(metric).or_default().push((start, bucket));
         }
         let Some(finer) = resolution.finer() else {
@@ -234,7 +250,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         // The tail is shared by every metric; windows a metric already has are kept.
         let tail_from = frontier(out.values(), resolution, self.now, from, nested);
         if tail_from < to && tail_from <= self.now {
-            let filled = Box::pin(self.totals_at(finer, tail_from, to, true)).await?;
+            let filled = Box::pin(self.totals_at(finer, tail_from, to, metrics, true)).await?;
             for (metric, buckets) in filled {
                 let have = out.entry(metric).or_default();
                 let present: std::collections::HashSet<i64> =
@@ -482,6 +498,7 @@ mod tests {
             resolution: Resolution,
             from: i64,
             to: i64,
+            _: &[&str],
         ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
             Ok(self
                 .at(resolution, from, to)

@@ -63,6 +63,9 @@ pub struct Params {
     pub resolution: Resolution,
     pub filters: Vec<Filter>,
     pub limit: usize,
+    /// Whether the web overview answers with its top panels (`top=false` leaves them out,
+    /// for a caller that shows only the figures and the chart).
+    pub top: bool,
 }
 
 impl Params {
@@ -104,7 +107,7 @@ pub fn parse_params(
     let mut unknown = Vec::new();
     for (k, v) in params {
         match k.as_str() {
-            "range" | "start" | "end" | "interval" | "limit" | "sections" | "cards" => {}
+            "range" | "start" | "end" | "interval" | "limit" | "top" | "sections" | "cards" => {}
             dim if DIMENSIONS.contains(&dim) || dim.starts_with("utm_") => {
                 filters.insert(dim.to_owned(), filter_value(v));
             }
@@ -115,7 +118,7 @@ pub fn parse_params(
         return Err(ApiError::invalid_field(
             &[k.as_str()],
             format!(
-                "unknown parameter; a view takes range, start, end, interval, limit and filters on {}",
+                "unknown parameter; a view takes range, start, end, interval, limit, top and filters on {}",
                 DIMENSIONS.join(", ")
             ),
         ));
@@ -160,6 +163,11 @@ pub fn parse_params(
                 .map_or(Value::String(l.clone()), Into::into),
         );
     }
+    let top = match params.get("top").map(String::as_str) {
+        None | Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(_) => return Err(ApiError::invalid_field(&["top"], "true or false")),
+    };
     let q: Query = query::parse(&Value::Object(body), now, retention)?;
     Ok(Params {
         start: q.start,
@@ -167,6 +175,7 @@ pub fn parse_params(
         resolution: q.resolution,
         filters: q.filters,
         limit: q.limit,
+        top,
     })
 }
 
@@ -312,8 +321,13 @@ const TOP_PANELS: [&str; 4] = ["sources", "pages", "countries", "devices"];
 /// Rows per top panel.
 const TOP_ROWS: usize = 10;
 
-/// Every metric's totals of one (resolution, from, to), as one read returned them.
-type TotalsRead = BTreeMap<String, Vec<(i64, Bucket)>>;
+/// The totals of one (resolution, from, to) read so far, by metric, and the metrics read
+/// (one with no total in the range is read but absent).
+#[derive(Debug, Default, Clone)]
+struct TotalsRead {
+    of: std::collections::BTreeSet<String>,
+    by_metric: BTreeMap<String, Vec<(i64, Bucket)>>,
+}
 
 #[derive(Debug)]
 pub struct Views<'a, S> {
@@ -370,15 +384,21 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         let resolution = p.resolution.max(query::finest(metric));
         let from = resolution.window_start(from);
         if !grouped && filters.is_empty() {
-            let all = once(&self.totals, (resolution, from, to), || {
-                self.reader.totals(resolution, from, to)
-            })
-            .await?;
+            let all = self.totals_of(&[metric], (resolution, from, to)).await?;
             // Every sample is counted in its metric's total, so a metric without one in the
             // range has no series in it either.
-            return Ok(match all.get(metric).filter(|t| !t.is_empty()) {
-                Some(total) => vec![(BTreeMap::new(), total.clone())],
-                None => Vec::new(),
+            let total: Vec<(i64, Bucket)> = all
+                .by_metric
+                .get(metric)
+                .into_iter()
+                .flatten()
+                .filter(|(s, _)| *s >= from)
+                .cloned()
+                .collect();
+            return Ok(if total.is_empty() {
+                Vec::new()
+            } else {
+                vec![(BTreeMap::new(), total)]
             });
         }
         if !self.live {
@@ -388,6 +408,105 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         }
         self.read_live(metric, grouped, resolution, from, to, filters)
             .await
+    }
+
+    /// [`Self::read`] of several metrics over one range: the totals of those at one
+    /// resolution in one read (the totals partition holds every metric of a window side by
+    /// side; only these are carried).
+    async fn read_all<const N: usize>(
+        &self,
+        metrics: [&str; N],
+        grouped: bool,
+        p: &Params,
+        from: i64,
+        to: i64,
+        filters: &[Filter],
+    ) -> Result<[Vec<SeriesData>; N], ApiError> {
+        if !grouped && filters.is_empty() {
+            self.prefetch(&metrics, p, from, to).await?;
+        }
+        let mut out: [Vec<SeriesData>; N] = std::array::from_fn(|_| Vec::new());
+        for (slot, m) in out.iter_mut().zip(metrics) {
+            *slot = self.read(m, grouped, p, from, to, filters).await?;
+        }
+        Ok(out)
+    }
+
+    /// Reads the totals of `metrics` over `[from, to)` together, one read per resolution
+    /// they take, for the reads of them (or of a part of the range ending at `to`) to come.
+    async fn prefetch(
+        &self,
+        metrics: &[&str],
+        p: &Params,
+        from: i64,
+        to: i64,
+    ) -> Result<(), ApiError> {
+        let mut by_key: BTreeMap<(Resolution, i64, i64), Vec<&str>> = BTreeMap::new();
+        for m in metrics {
+            let resolution = p.resolution.max(query::finest(m));
+            let key = (resolution, resolution.window_start(from), to);
+            by_key.entry(key).or_default().push(m);
+        }
+        for (key, of) in by_key {
+            self.totals_of(&of, key).await?;
+        }
+        Ok(())
+    }
+
+    /// API requests and failed ones (under `filters`) and errors (which have no route) over
+    /// `[from, p.end)`.
+    async fn requests_and_errors(
+        &self,
+        p: &Params,
+        from: i64,
+        filters: &[Filter],
+    ) -> Result<[Vec<SeriesData>; 3], ApiError> {
+        const REQUESTS: [&str; 3] = ["api_request", aggregate::API_FAILED, "error"];
+        if filters.is_empty() {
+            return self
+                .read_all(REQUESTS, false, p, from, p.end, filters)
+                .await;
+        }
+        let [req, failed] = self
+            .read_all([REQUESTS[0], REQUESTS[1]], false, p, from, p.end, filters)
+            .await?;
+        let errors = self.read(REQUESTS[2], false, p, from, p.end, &[]).await?;
+        Ok([req, failed, errors])
+    }
+
+    /// The totals of `metrics` (and of any read before) over `key`, read once per answer: a
+    /// metric already read is not read again.
+    async fn totals_of(
+        &self,
+        metrics: &[&str],
+        key: (Resolution, i64, i64),
+    ) -> Result<std::sync::Arc<TotalsRead>, ApiError> {
+        let covers = |k: &TotalsRead| metrics.iter().all(|m| k.of.contains(*m));
+        // A read of a longer range to the same end serves this one too (the goals of the web
+        // overview read its current period, the overview this and the previous one).
+        let wider = self.totals.lock().ok().and_then(|m| {
+            m.iter()
+                .find(|((r, f, t), k)| (*r, *t) == (key.0, key.2) && *f <= key.1 && covers(k))
+                .map(|(_, k)| k.clone())
+        });
+        if let Some(wider) = wider {
+            return Ok(wider);
+        }
+        let known = self.totals.lock().ok().and_then(|m| m.get(&key).cloned());
+        let (resolution, from, to) = key;
+        let fresh = self
+            .reader
+            .totals_of(metrics, resolution, from, to)
+            .await
+            .map_err(ApiError::from)?;
+        let mut all = known.map(|k| (*k).clone()).unwrap_or_default();
+        all.of.extend(metrics.iter().map(|m| (*m).to_owned()));
+        all.by_metric.extend(fresh);
+        let all = std::sync::Arc::new(all);
+        if let Ok(mut m) = self.totals.lock() {
+            m.insert(key, all.clone());
+        }
+        Ok(all)
     }
 
     /// `metric`'s series matching `filters` from the breakdowns of `[from, to)`.
@@ -457,9 +576,16 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
             "overview" => {
                 let f = Self::filters_for(p, WEB_DIMS, "overview")?;
                 let (ps, pe) = p.previous();
-                let views = self.read("page_view", false, p, ps, p.end, &f).await?;
-                let visits = self.read(SESSIONS, false, p, ps, p.end, &f).await?;
-                let secs = self.read(SESSION_SECONDS, false, p, ps, p.end, &f).await?;
+                let [views, visits, secs] = self
+                    .read_all(
+                        ["page_view", SESSIONS, SESSION_SECONDS],
+                        false,
+                        p,
+                        ps,
+                        p.end,
+                        &f,
+                    )
+                    .await?;
                 // A range none of whose hours has its visits computed yet has no visit figures.
                 let sessions_from = sessions_pending_from(self.reader.now);
                 let figures = |from: i64, to: i64| {
@@ -518,22 +644,25 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                 // the overview, from the breakdowns it reads once for all four (a panel whose
                 // metrics cannot take a filter is left out: the dashboard says so).
                 let mut top = Map::new();
-                for panel in TOP_PANELS {
+                for panel in TOP_PANELS.iter().filter(|_| p.top) {
                     let each = Params {
                         limit: TOP_ROWS,
                         ..p.clone()
                     };
                     if let Ok(answer) = Box::pin(self.web(panel, &each)).await {
-                        top.insert(panel.to_owned(), answer["rows"].clone());
+                        top.insert((*panel).to_owned(), answer["rows"].clone());
                     }
                 }
-                Ok(json!({
+                let mut answer = json!({
                     "range": range_json(p),
                     "metrics": metrics,
                     "timeseries": series,
                     "sessions_through": rfc3339(sessions_from.min(p.end)),
-                    "top": top,
-                }))
+                });
+                if p.top {
+                    answer["top"] = Value::Object(top);
+                }
+                Ok(answer)
             }
             "pages" => {
                 let f = Self::filters_for(p, &["site", "path"], "pages")?;
@@ -598,6 +727,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                     resolution: minute,
                     filters: f.clone(),
                     limit: p.limit,
+                    top: false,
                 };
                 let views = self.read("page_view", false, &live, start, end, &f).await?;
                 // The last half hour as it happens: the live series, not the sealed breakdowns.
@@ -649,12 +779,14 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                     "checkout",
                     "page_view",
                 ];
-                let mut recent = BTreeMap::new();
-                let mut year = BTreeMap::new();
-                for m in metrics {
-                    recent.insert(m, self.read(m, false, p, ps, p.end, &f).await?);
-                    year.insert(m, self.read(m, false, p, ys, ye, &f).await?);
-                }
+                let (now_read, year_read) = (
+                    self.read_all(metrics, false, p, ps, p.end, &f).await?,
+                    self.read_all(metrics, false, p, ys, ye, &f).await?,
+                );
+                let recent: BTreeMap<&str, Vec<SeriesData>> =
+                    metrics.into_iter().zip(now_read).collect();
+                let year: BTreeMap<&str, Vec<SeriesData>> =
+                    metrics.into_iter().zip(year_read).collect();
                 let at = |m: &str, from: i64, to: i64, yearly: bool| {
                     let data = if yearly { &year[m] } else { &recent[m] };
                     merged(data, from, to)
@@ -791,11 +923,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         let (ps, pe) = p.previous();
         match view {
             "overview" => {
-                let req = self.read("api_request", false, p, ps, p.end, &f).await?;
-                let failed = self
-                    .read(aggregate::API_FAILED, false, p, ps, p.end, &f)
-                    .await?;
-                let errors = self.read("error", false, p, ps, p.end, &[]).await?;
+                let [req, failed, errors] = self.requests_and_errors(p, ps, &f).await?;
                 let figures = |from: i64, to: i64| {
                     let r = merged(&req, from, to);
                     let x = merged(&failed, from, to);
@@ -855,13 +983,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                 ))
             }
             "timeseries" => {
-                let req = self
-                    .read("api_request", false, p, p.start, p.end, &f)
-                    .await?;
-                let failed = self
-                    .read(aggregate::API_FAILED, false, p, p.start, p.end, &f)
-                    .await?;
-                let errors = self.read("error", false, p, p.start, p.end, &[]).await?;
+                let [req, failed, errors] = self.requests_and_errors(p, p.start, &f).await?;
                 let (tr, tf, te) = (
                     timeline(&req, p.start, p.end),
                     timeline(&failed, p.start, p.end),
@@ -898,12 +1020,15 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         } else {
             (ps, p.end)
         };
-        let jobs = self.read("ml_job", grouped, p, from, to, &f).await?;
-        let failed = self
-            .read(aggregate::ML_FAILED, grouped, p, from, to, &f)
-            .await?;
-        let cost = self
-            .read(aggregate::ML_COST, grouped, p, from, to, &f)
+        let [jobs, failed, cost] = self
+            .read_all(
+                ["ml_job", aggregate::ML_FAILED, aggregate::ML_COST],
+                grouped,
+                p,
+                from,
+                to,
+                &f,
+            )
             .await?;
         let row = |j: &Bucket, x: &Bucket, c: &Bucket| {
             let n = j.count as f64;
@@ -1061,11 +1186,11 @@ pub async fn business_funnel<S: TrailStore>(
 pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>(
     store: &S,
     caller: &Caller,
-    area: &str,
-    view: &str,
+    (area, view): (&str, &str),
     params: &BTreeMap<String, String>,
     now: i64,
     retention: &Retention,
+    goals: &[pulse_metrics::goals::Goal],
 ) -> Result<Value, ApiError> {
     caller.require(required_role(area))?;
     let finest = match (area, view) {
@@ -1089,6 +1214,21 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>
         live: false,
     };
     match area {
+        // The web overview is one page: with its top panels come its goals' conversions,
+        // from the same reads (goals take no filter yet: under one they are left out).
+        "web" if view == "overview" && p.top && p.filters.is_empty() => {
+            // The goals' event metrics are read with the overview's own totals.
+            let mut wanted = vec!["page_view", SESSIONS, SESSION_SECONDS];
+            wanted.extend(goals.iter().filter_map(|g| match &g.target {
+                pulse_metrics::goals::Target::Event(e) => Some(e.as_str()),
+                pulse_metrics::goals::Target::Path(_) => None,
+            }));
+            v.prefetch(&wanted, &p, p.previous().0, p.end).await?;
+            let mut answer = v.web(view, &p).await?;
+            answer["goals"] = v.goals(caller, &p, goals).await?;
+            answer["goals"]["range"] = range_json(&p);
+            Ok(answer)
+        }
         "web" => v.web(view, &p).await,
         "business" => v.business(view, &p).await,
         "health" => v.health(view, &p).await,
@@ -1101,6 +1241,7 @@ pub async fn answer<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>
 /// visitors over every visitor of the range, at most 1) over the range. A goal on a metric the
 /// caller's role may not read is left out. Goals take no dimension filter yet: a page goal is
 /// counted by path alone (`web.pages`), so a filter on another dimension cannot be honoured.
+/// The same figures as the web overview's `goals` (from the same reads).
 pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader>(
     store: &S,
     caller: &Caller,
@@ -1109,7 +1250,6 @@ pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals + Breakd
     retention: &Retention,
     goals: &[pulse_metrics::goals::Goal],
 ) -> Result<Value, ApiError> {
-    use pulse_metrics::goals::Target;
     caller.require(required_role("web"))?;
     let p = parse_params(params, now, retention, Resolution::Minute, "24h")?;
     if let Some(f) = p.filters.first() {
@@ -1126,50 +1266,71 @@ pub async fn goal_conversions<S: RollupBuckets + SeriesCatalog + Totals + Breakd
         },
         totals: Default::default(),
         breakdowns: Default::default(),
-        // Goals are few filtered reads, and count up to the current minute like the totals.
-        live: true,
+        live: false,
     };
-    let everyone = merged(
-        &v.read("page_view", false, &p, p.start, p.end, &[]).await?,
-        p.start,
-        p.end,
-    )
-    .unique_visitors();
-    let mut rows = Vec::with_capacity(goals.len());
-    for g in goals {
-        let (metric, filters, target) = match &g.target {
-            Target::Event(e) => {
-                if caller.require(query::required_role(e)).is_err() {
-                    continue;
-                }
-                (e.as_str(), Vec::new(), json!({"event": e}))
-            }
-            Target::Path(path) => {
-                let filter = match path.strip_suffix('*') {
-                    Some(prefix) => Filter::Prefix("path".into(), prefix.to_owned()),
-                    None => Filter::Eq("path".into(), path.clone()),
-                };
-                (aggregate::WEB_PAGES, vec![filter], json!({"path": path}))
-            }
-        };
-        let reached = merged(
-            &v.read(metric, false, &p, p.start, p.end, &filters).await?,
+    let mut answer = v.goals(caller, &p, goals).await?;
+    answer["range"] = range_json(&p);
+    Ok(answer)
+}
+
+impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
+    /// `goals`' conversions over `p`'s range (no filters): `{visitors, goals, through}`. A
+    /// page goal counts from the breakdowns (through the last sealed minute, like the top
+    /// panels beside it), an event goal and every visitor from the totals.
+    async fn goals(
+        &self,
+        caller: &Caller,
+        p: &Params,
+        goals: &[pulse_metrics::goals::Goal],
+    ) -> Result<Value, ApiError> {
+        use pulse_metrics::goals::Target;
+        let everyone = merged(
+            &self
+                .read("page_view", false, p, p.start, p.end, &[])
+                .await?,
             p.start,
             p.end,
-        );
-        let visitors = reached.unique_visitors();
-        let mut row = json!({
-            "name": g.name,
-            "visitors": visitors,
-            "events": reached.count,
-            "conversion_rate": ratio(visitors.min(everyone) as f64, everyone as f64),
-        });
-        if let (Some(row), Some(target)) = (row.as_object_mut(), target.as_object()) {
-            row.extend(target.clone());
+        )
+        .unique_visitors();
+        let mut rows = Vec::with_capacity(goals.len());
+        for g in goals {
+            let (metric, filters, target) = match &g.target {
+                Target::Event(e) => {
+                    if caller.require(query::required_role(e)).is_err() {
+                        continue;
+                    }
+                    (e.as_str(), Vec::new(), json!({"event": e}))
+                }
+                Target::Path(path) => {
+                    let filter = match path.strip_suffix('*') {
+                        Some(prefix) => Filter::Prefix("path".into(), prefix.to_owned()),
+                        None => Filter::Eq("path".into(), path.clone()),
+                    };
+                    (aggregate::WEB_PAGES, vec![filter], json!({"path": path}))
+                }
+            };
+            let reached = merged(
+                &self
+                    .read(metric, false, p, p.start, p.end, &filters)
+                    .await?,
+                p.start,
+                p.end,
+            );
+            let visitors = reached.unique_visitors();
+            let mut row = json!({
+                "name": g.name,
+                "visitors": visitors,
+                "events": reached.count,
+                "conversion_rate": ratio(visitors.min(everyone) as f64, everyone as f64),
+            });
+            if let (Some(row), Some(target)) = (row.as_object_mut(), target.as_object()) {
+                row.extend(target.clone());
+            }
+            rows.push(row);
         }
-        rows.push(row);
+        let through = rfc3339(sessions_pending_from(self.reader.now).min(p.end));
+        Ok(json!({"visitors": everyone, "goals": rows, "through": through}))
     }
-    Ok(json!({"range": range_json(&p), "visitors": everyone, "goals": rows}))
 }
 
 #[cfg(test)]
@@ -1282,12 +1443,40 @@ mod tests {
     }
 
     #[test]
+    fn top_panels_are_asked_for_by_default_left_out_on_request_and_a_bad_value_is_a_400() {
+        let parse = |v: Option<&str>| {
+            let params: BTreeMap<String, String> = v
+                .map(|v| ("top".to_owned(), v.to_owned()))
+                .into_iter()
+                .collect();
+            parse_params(
+                &params,
+                1_800_000_000,
+                &Retention::default(),
+                Resolution::Minute,
+                "24h",
+            )
+        };
+        // Given no `top`, `top=false` and `top=maybe`
+        // Then the panels come by default, are left out on request, and a bad value is named
+        assert!(parse(None).expect("default").top);
+        assert!(!parse(Some("false")).expect("false").top);
+        match parse(Some("maybe")) {
+            Err(ApiError::Validation { detail, .. }) => {
+                assert!(detail.contains("true or false"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_breakdown_leaves_out_rows_with_nothing_in_the_range() {
         // Given sources of which two had no visitors in the range
         let p = Params {
             start: 0,
             end: 3_600,
             resolution: Resolution::Hour,
+            top: true,
             filters: Vec::new(),
             limit: 10,
         };
