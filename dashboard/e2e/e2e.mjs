@@ -243,6 +243,27 @@ await step("web analytics leads with Plausible's top stats, and a click on one c
   await context.close();
 });
 
+await step("an open view refreshes itself: page views sent while it is shown are counted without a click or a dimmed chart", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/overview?range=24h`);
+  const tile = page.locator('section[data-view="web/overview"][data-loading="0"] .tile[data-figure="pageviews"] .value');
+  await tile.waitFor();
+  const shown = async () => Number((await tile.innerText()).replace(/[^0-9.]/g, ""));
+  const before = await shown();
+  // When five page views arrive while the view stays open (nothing clicked)
+  const now = new Date().toISOString();
+  const views = [1, 2, 3, 4, 5].map((i) => ({ kind: "page_view", path: "/refreshed", visitor: `r${i}`, timestamp: now }));
+  assert.equal((await api(admin, "/api/v1/events", { events: views })).status, 202);
+  // Then within a minute the tile counts them, and the section was never dimmed meanwhile
+  let dimmed = false;
+  await until("the open view to count the new page views", async () => {
+    dimmed ||= (await page.locator('section[data-view="web/overview"]').getAttribute("data-loading")) !== "0";
+    return (await shown()) >= before + 5;
+  }, 60_000);
+  assert.equal(dimmed, false, "a background refresh dimmed the view");
+  await context.close();
+});
+
 await step("web analytics is one page: a click on a top source filters every panel with a chip, and the chip's × removes it", async () => {
   // Given visits a few minutes ago from two sources (an open hour's visits count as soon as
   // the rollup job seals their minute)

@@ -421,10 +421,12 @@ where
             .filter_map(|chunk| VisitMinute::decode(chunk))
             .collect();
         for hour in hours {
+            // One sessionizing of the hour for both: its breakdown takes every series, its
+            // buckets only those the fresh minutes changed (taken before the fold).
             let mut all = sessions::sessionize_minutes(tenant, *hour, &minutes);
+            let computed = sessions::sessionize_changed(tenant, *hour, &minutes, fresh, &all);
             self.fold(&mut all).await?;
             self.put_sessions_breakdown(tenant, *hour, &all).await?;
-            let computed = sessions::sessionize_changed(tenant, *hour, &minutes, fresh);
             self.write_hour(computed, *hour).await?;
         }
         Ok(())

@@ -109,14 +109,16 @@ pub fn sessionize_minutes(
     sessionize_points(tenant, hour, points)
 }
 
-/// The buckets of [`sessionize_minutes`] that the visitors of the `fresh` minutes (their
-/// starts) take part in: a bucket no such visitor contributes to is what the last run wrote,
-/// so a run rewrites only the series its new minutes changed (and the total).
+/// The buckets of `all` (the hour's [`sessionize_minutes`] over `minutes`, which the caller
+/// has computed already) that the visitors of the `fresh` minutes (their starts) take part
+/// in: a bucket no such visitor contributes to is what the last run wrote, so a run rewrites
+/// only the series its new minutes changed (and the total).
 pub fn sessionize_changed(
     tenant: &TenantId,
     hour: i64,
     minutes: &[VisitMinute],
     fresh: &BTreeSet<i64>,
+    all: &Aggregation<()>,
 ) -> Aggregation<()> {
     let visitors: HashSet<&str> = minutes
         .iter()
@@ -137,10 +139,20 @@ pub fn sessionize_changed(
         })
         .collect();
     let changed = sessionize_minutes(tenant, hour, &theirs);
-    let mut all = sessionize_minutes(tenant, hour, minutes);
-    all.buckets.retain(|k, _| changed.buckets.contains_key(k));
-    all.series.retain(|k, _| changed.series.contains_key(k));
-    all
+    let mut out = Aggregation::new();
+    out.buckets = all
+        .buckets
+        .iter()
+        .filter(|(k, _)| changed.buckets.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.series = all
+        .series
+        .iter()
+        .filter(|(k, _)| changed.series.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out
 }
 
 /// What sessions need of one event.

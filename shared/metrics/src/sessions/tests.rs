@@ -263,8 +263,8 @@ fn a_run_rewrites_only_the_series_its_new_minutes_changed() {
     let minutes = as_minutes(&fixture());
     let fresh = BTreeSet::from([H + 5 * MIN]);
     // When the hour's changed buckets are computed
-    let changed = sessionize_changed(&tenant, H, &minutes, &fresh);
     let all = sessionize_minutes(&tenant, H, &minutes);
+    let changed = sessionize_changed(&tenant, H, &minutes, &fresh, &all);
     // Then they are the total and the series of the visits seen at :05 (B's, and C's second
     // view, whose visit entered from Twitter), each equal to the whole hour's bucket
     let sources: BTreeSet<String> = changed
