@@ -75,6 +75,7 @@ fn seed(route: &Route) -> Value {
             "name": "fuzz.ratio", "unit": "%", "description": "fuzzed",
             "derived": {"op": "ratio", "of": ["a", "b"], "aggregation": "sum"}}),
         ("PUT", "/api/v1/metrics/cards") => json!({"cards": ["page_views_today", "bounce_rate"]}),
+        ("PUT", "/api/v1/settings") => json!({"currency": "EUR"}),
         _ => json!({}),
     }
 }

@@ -321,6 +321,44 @@ async fn real_responses_match_the_document() {
             conforms(&doc, "GET", documented, res).await;
         }
     }
+    // The tenant's settings: read by anyone, changed by an admin, a bad code refused
+    let res = http
+        .put(url("/api/v1/settings"))
+        .bearer_auth(&admin)
+        .json(&json!({"currency": "EUR"}))
+        .send()
+        .await
+        .expect("settings");
+    conforms(&doc, "PUT", "/api/v1/settings", res).await;
+    let res = http
+        .get(url("/api/v1/settings"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("settings");
+    let kept: Value = res.json().await.expect("json");
+    assert_eq!(kept["currency"], "EUR", "{kept}");
+    for (token, body, status) in [
+        (&admin, json!({"currency": "euro"}), 400),
+        (&viewer, json!({"currency": "USD"}), 403),
+    ] {
+        let res = http
+            .put(url("/api/v1/settings"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("settings");
+        assert_eq!(res.status(), status);
+        conforms(&doc, "PUT", "/api/v1/settings", res).await;
+    }
+    let res = http
+        .get(url("/api/v1/settings"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("settings");
+    conforms(&doc, "GET", "/api/v1/settings", res).await;
     // The web overview without its panels (the dashboard's overview page) has no top or goals
     let res = http
         .get(url("/api/v1/web/overview?range=24h&top=false"))

@@ -411,6 +411,23 @@ await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, sa
   await context.close();
 });
 
+await step("an admin sets the tenant's currency and revenue reads in it everywhere", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/business/overview?range=24h`);
+  const revenue = page.locator('section[data-loading="0"] .tile[data-figure="revenue"] .value');
+  await revenue.waitFor();
+  assert.doesNotMatch(await revenue.innerText(), /€/);
+  // When the admin chooses euros
+  await page.getByLabel("the tenant's currency").selectOption("EUR");
+  // Then the revenue tile reads in euros, the API keeps the choice, and a viewer's sales view too
+  await page.locator('section[data-loading="0"] .tile[data-figure="revenue"] .value', { hasText: "€" }).waitFor();
+  assert.equal((await api(viewer, "/api/v1/settings")).json.currency, "EUR");
+  await page.getByLabel("the tenant's currency").selectOption("");
+  await page.locator('section[data-loading="0"] .tile[data-figure="revenue"] .value', { hasText: /^[^€]*$/ }).waitFor();
+  assert.equal((await api(viewer, "/api/v1/settings")).json.currency, null);
+  await context.close();
+});
+
 await step("system health can leave Pulse's own API calls out", async () => {
   const slow = async () => ((await api(admin, "/api/v1/health/api?range=24h&service=!pulse")).json?.rows ?? []).some((r) => r.route === "/slow");
   await until("the API requests' minute to be sealed", slow, 120_000);

@@ -9,6 +9,7 @@ import { LiveClient, type Interval, type LiveState } from "./live";
 import { AREAS, parseRoute, routeHash, timeParams, type Route } from "./route";
 import { Overview } from "./overview";
 import { ViewPage } from "./views";
+import { setCurrency } from "./shape";
 
 const INTERVALS: Interval[] = ["1s", "5s", "30s", "1m"];
 
@@ -103,7 +104,9 @@ export function App(props: { config: Config }) {
 
   useEffect(() => {
     if (!token) return;
-    api.get<Me>("/api/v1/me").then(setMe, (e: Error) => setError(e.message));
+    // Money is shown in the tenant's currency from the first render on (none: plain numbers).
+    const settings = api.get<{ currency?: string | null }>("/api/v1/settings").then((s) => setCurrency(s.currency), () => {});
+    Promise.all([api.get<Me>("/api/v1/me"), settings]).then(([m]) => setMe(m), (e: Error) => setError(e.message));
     live.start();
     const off = live.onState(setState);
     return () => {

@@ -1,10 +1,10 @@
 // Web analytics' one page (top lists, filter chips, goals) and the forecast panel's retrain:
 // panels that read or write on their own, beside the view that places them.
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, type Api, type Me } from "./api";
 import { drillTarget, filters, routeHash, type Route } from "./route";
-import { label, shownValue, type Row } from "./shape";
+import { label, setCurrency, shownValue, type Row } from "./shape";
 
 type View = Record<string, unknown>;
 
@@ -274,3 +274,41 @@ export function Retrain(props: { api: Api; done: () => void }) {
   );
 }
 
+
+/** Currencies offered first; any ISO 4217 code the browser knows works through the API. */
+const CURRENCIES = ["EUR", "USD", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "INR", "BRL", "CNY"];
+
+/** The tenant's currency, for an admin to change (`PUT /api/v1/settings`): money in every view follows. */
+export function CurrencySetting(props: { api: Api; done: () => void }) {
+  const [currency, setChosen] = useState<string>("");
+  const [error, setError] = useState("");
+  useEffect(() => {
+    props.api.get<{ currency?: string | null }>("/api/v1/settings").then((s) => setChosen(s.currency ?? ""), () => {});
+  }, []);
+  const choose = async (code: string) => {
+    setError("");
+    try {
+      const kept = await props.api.put<{ currency?: string | null }>("/api/v1/settings", { currency: code || null });
+      setChosen(kept.currency ?? "");
+      setCurrency(kept.currency);
+      props.done();
+    } catch (e) {
+      setError(e instanceof ApiError ? `${e.status}: ${e.detail}` : String(e));
+    }
+  };
+  const offered = currency && !CURRENCIES.includes(currency) ? [currency, ...CURRENCIES] : CURRENCIES;
+  return (
+    <label class="toggle">
+      currency{" "}
+      <select value={currency} onChange={(e) => choose(e.currentTarget.value)} aria-label="the tenant's currency">
+        <option value="">none</option>
+        {offered.map((c) => (
+          <option key={c} value={c}>
+            {c}
+          </option>
+        ))}
+      </select>
+      {error && <span role="alert"> {error}</span>}
+    </label>
+  );
+}

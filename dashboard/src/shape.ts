@@ -35,7 +35,23 @@ const plain = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
 const percent = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
 const wholePercent = new Intl.NumberFormat("en", { maximumFractionDigits: 0 });
 
-/** A value in its unit: `12.3k`, `4.5%`, `1m 05s`, `1,234.50`, `230 ms`. */
+let money = new Intl.NumberFormat("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+
+/**
+ * The tenant's currency (`GET /api/v1/settings`): money is shown in it (`€1,234.50`), or as a
+ * plain number with two decimals when the tenant has none (or the code is unknown here).
+ */
+export function setCurrency(code: string | null | undefined) {
+  try {
+    money = code
+      ? new Intl.NumberFormat("en", { style: "currency", currency: code })
+      : new Intl.NumberFormat("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+  } catch {
+    money = new Intl.NumberFormat("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+  }
+}
+
+/** A value in its unit: `12.3k`, `4.5%`, `1m 05s`, `€1,234.50`, `230 ms`. */
 export function formatValue(value: number | null | undefined, unit = ""): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   switch (unit) {
@@ -52,7 +68,7 @@ export function formatValue(value: number | null | undefined, unit = ""): string
     case "ms":
       return `${plain.format(value)} ms`;
     case "currency":
-      return new Intl.NumberFormat("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 }).format(value);
+      return money.format(value);
     default:
       return Math.abs(value) >= 10_000 ? compact.format(value) : plain.format(value);
   }
@@ -282,6 +298,19 @@ export function openBucket(series: { data: [number, number | null][] }[], interv
   if (!Number.isFinite(last)) return null;
   const end = last + intervalMs(interval);
   return end > now ? { start: last, end } : null;
+}
+
+/**
+ * A line's legend figures, as Grafana's legend shows them: its last, average and highest value
+ * over the points with a value, leaving out the bucket still filling (`before`, epoch ms: its
+ * partial value is not the last), in the line's unit: `last 12 · avg 10.5 · max 20`.
+ */
+export function legendStats(data: [number, number | null][], unit?: string, before = Infinity): string {
+  const values = data.filter(([t, v]) => t < before && v !== null && Number.isFinite(v)).map(([, v]) => v as number);
+  if (!values.length) return "";
+  const avg = values.reduce((a, b) => a + b, 0) / values.length;
+  const f = (v: number) => formatValue(v, unit);
+  return `last ${f(values[values.length - 1])} · avg ${f(avg)} · max ${f(Math.max(...values))}`;
 }
 
 /** An anomaly as `GET /api/v1/anomalies` reports it. */

@@ -9,7 +9,7 @@ import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
 import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
 import { aggregationUnit, anomalyMarkers, catalogLabel, forecastBands, weekOrMore, type PredictionPoint, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
-import { FilterChips, GoalsPanel, Retrain, TopList, panelsFrom, topPanels, type GoalsView, type TopPanel } from "./panels";
+import { CurrencySetting, FilterChips, GoalsPanel, Retrain, TopList, panelsFrom, topPanels, type GoalsView, type TopPanel } from "./panels";
 import { Exports, RangeBar, Table, Tiles, barOption, forecastOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
 
 type View = Record<string, unknown>;
@@ -237,6 +237,7 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
           <input type="checkbox" checked={compare} onChange={(e) => go({ ...p, compare: e.currentTarget.checked ? "1" : "" })} /> compare to previous period
         </label>
         {route.area === "health" && <OwnCalls route={route} />}
+        {route.area === "business" && props.me.role === "admin" && <CurrencySetting api={api} done={() => setReloads((n) => n + 1)} />}
         {view && <Exports rows={() => rows} json={() => view} name={name} />}
       </div>
       {key === "web/funnel" && (

@@ -1,6 +1,6 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
-import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, forecastBands, summaryRows, weekOrMore, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, shownValue, stored, toCsv, viewRows } from "../src/shape";
+import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, forecastBands, summaryRows, weekOrMore, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, setCurrency, shownValue, stored, toCsv, viewRows } from "../src/shape";
 import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash, timeParams } from "../src/route";
 
 describe("formats", () => {
@@ -287,5 +287,19 @@ describe("the time every area keeps", () => {
     // Then switching area keeps the time and the comparison only
     expect(timeParams(r)).toEqual({ range: "6h", compare: "1" });
     expect(timeParams(parseRoute("#/health/api?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z"))).toEqual({ start: "2026-01-01T00:00:00Z", end: "2026-01-02T00:00:00Z" });
+  });
+});
+
+describe("money", () => {
+  it("is shown in the tenant's currency, and as a plain number without one", () => {
+    // Given a tenant that reports in euros, then one that chose none, then an unknown code
+    setCurrency("EUR");
+    expect(formatValue(1234.5, "currency")).toBe("€1,234.50");
+    setCurrency("JPY");
+    expect(formatValue(1234.5, "currency")).toBe("¥1,235");
+    setCurrency(null);
+    expect(formatValue(1234.5, "currency")).toBe("1,234.50");
+    setCurrency("??");
+    expect(formatValue(1234.5, "currency")).toBe("1,234.50");
   });
 });

@@ -1,6 +1,6 @@
 // Chart options: what a gauge draws for a known and an unknown value.
 import { describe, expect, it } from "vitest";
-import { gaugeOption } from "../src/widgets";
+import { PALETTE, gaugeOption, lineOption } from "../src/widgets";
 
 type Gauge = { pointer: { show: boolean }; detail: { formatter: string }; axisLine: { lineStyle: { color: [number, string][] } } };
 
@@ -12,5 +12,27 @@ describe("gauge", () => {
     expect(unknown.axisLine.lineStyle.color[0][0]).toBeCloseTo(0.2);
     const known = (gaugeOption("error rate", 0.004, 0.01, true).series as Gauge[])[0];
     expect(known.pointer.show).toBe(true);
+  });
+});
+
+describe("line legend", () => {
+  type Legend = { formatter: (name: string) => string };
+  it("says each line's last, average and highest value, leaving out the bucket still filling", () => {
+    // Given visitors per hour of which the last hour is still filling
+    const hour = 3_600_000;
+    const now = 10 * hour + 60_000;
+    const data: [number, number | null][] = [[7 * hour, 3], [8 * hour, null], [9 * hour, 5], [10 * hour, 1]];
+    // When the chart is drawn
+    const legend = lineOption([{ name: "visitors", data }], { interval: "1h", now }).legend as Legend;
+    // Then the legend reads the complete hours only, in the line's unit
+    expect(legend.formatter("visitors")).toBe("visitors  last 5 · avg 4 · max 5");
+    const ms = lineOption([{ name: "p95", data: [[0, 1200], [hour, 800]] }], { unit: "ms" }).legend as Legend;
+    expect(ms.formatter("p95")).toBe("p95  last 800 ms · avg 1,000 ms · max 1,200 ms");
+  });
+
+  it("gives twenty lines twenty colours", () => {
+    const option = lineOption(Array.from({ length: 20 }, (_, i) => ({ name: `s${i}`, data: [[0, i]] as [number, number][] })));
+    expect(new Set(option.color as string[]).size).toBe(20);
+    expect(new Set(PALETTE).size).toBe(PALETTE.length);
   });
 });

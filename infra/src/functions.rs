@@ -105,7 +105,9 @@ pub fn crate_named_for(route_key: &str) -> Option<&'static str> {
     }
     match area {
         "events" | "imports" => Some("api-ingest"),
-        "metrics" | "web" | "business" | "ml" | "dashboard" | "funnels" => Some("api-query"),
+        "metrics" | "web" | "business" | "ml" | "dashboard" | "funnels" | "settings" => {
+            Some("api-query")
+        }
         "predictions" | "anomalies" => Some("api-insights"),
         _ => None,
     }

@@ -126,6 +126,13 @@ pub const TRAIT_ACTIONS: &[(&str, &[(Resource, &str)])] = &[
             ("AppTable", "dynamodb:PutItem"),
         ],
     ),
+    (
+        "TenantSettings",
+        &[
+            ("AppTable", "dynamodb:GetItem"),
+            ("AppTable", "dynamodb:PutItem"),
+        ],
+    ),
     ("SiteLookup", &[("AppTable", "dynamodb:GetItem")]),
     (
         "SiteStore",
@@ -282,6 +289,7 @@ pub const FUNCTION_TRAITS: &[(&str, &[&str])] = &[
             "BreakdownReader",
             "CardSettings",
             "GoalSettings",
+            "TenantSettings",
             "DefinitionStore",
             "RequestRecorder",
         ],

@@ -33,7 +33,7 @@ use pulse_store::metrics::DynamoMetrics;
 use pulse_store::read::Reader;
 use pulse_store::{
     BreakdownReader, CardSettings, DefinitionStore, GoalSettings, RollupBuckets, SeriesCatalog,
-    Totals, TrailStore,
+    TenantSettings, Totals, TrailStore,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,6 +48,8 @@ pub const ROUTES: &[&str] = &[
     "GET /api/v1/metrics/catalog",
     "PUT /api/v1/metrics/cards",
     "PUT /api/v1/web/goals",
+    "GET /api/v1/settings",
+    "PUT /api/v1/settings",
     "GET /api/v1/web/{view}",
     "GET /api/v1/business/{view}",
     "GET /api/v1/ml/{view}",
@@ -91,7 +93,7 @@ fn now_secs() -> i64 {
 
 impl<
     S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader,
-    D: DefinitionStore + CardSettings + GoalSettings,
+    D: DefinitionStore + CardSettings + GoalSettings + TenantSettings,
 > Query<S, D>
 {
     pub fn new(store: S, definitions: D, config: &Config) -> Self {
@@ -133,6 +135,7 @@ impl<
                 self.choose_goals(&req, &caller).await
             }
             ["", "api", "v1", "web", "goals"] => self.goals(&req, &caller).await,
+            ["", "api", "v1", "settings"] => self.settings(&req, &caller).await,
             ["", "api", "v1", area @ ("web" | "business" | "ml"), view] => {
                 self.view(&req, &caller, area, view).await
             }
@@ -291,6 +294,21 @@ impl<
         Ok(json(StatusCode::OK, &serde_json::json!({ "goals": goals })))
     }
 
+    /// `GET /api/v1/settings` (any role): the tenant's settings; `PUT` (admin) replaces them
+    /// (`{"currency": "EUR"}`) and answers what is kept.
+    async fn settings(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        if req.method() == "PUT" {
+            caller.require(pulse_core::identity::Role::Admin)?;
+            let chosen = pulse_core::settings::Settings::parse(&json_body(req)?)?;
+            self.definitions
+                .put_settings(&caller.tenant, &chosen)
+                .await?;
+            tracing::info!(tenant = %caller.tenant, "settings chosen");
+        }
+        let settings = self.definitions.settings(&caller.tenant).await?;
+        Ok(json(StatusCode::OK, &settings))
+    }
+
     /// `PUT /api/v1/metrics/cards` (admin): the tenant's cards, `{"cards": [ids]}`.
     async fn choose_cards(
         &self,
@@ -416,7 +434,7 @@ impl<
 
 impl<
     S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader,
-    D: DefinitionStore + CardSettings + GoalSettings,
+    D: DefinitionStore + CardSettings + GoalSettings + TenantSettings,
 > Query<S, D>
 {
     /// A derived metric: both metrics queried alike, combined per group and point.
@@ -532,7 +550,7 @@ fn history_query(req: &Request) -> Result<serde_json::Value, ApiError> {
 impl<S, D> HttpHandler for Query<S, D>
 where
     S: SeriesCatalog + RollupBuckets + Totals + TrailStore + BreakdownReader + 'static,
-    D: DefinitionStore + CardSettings + GoalSettings + 'static,
+    D: DefinitionStore + CardSettings + GoalSettings + TenantSettings + 'static,
 {
     async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
         serve_recorded(req, self.recorder.as_ref(), |req| self.respond(req)).await

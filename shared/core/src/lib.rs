@@ -10,6 +10,7 @@ pub mod limits;
 pub mod problem;
 pub mod role;
 pub mod routes;
+pub mod settings;
 pub mod time;
 pub mod watermark;
 

@@ -56,6 +56,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /api/v1/metrics/catalog", Access::Role(Role::Viewer)),
     ("PUT /api/v1/metrics/cards", Access::Role(Role::Admin)),
     ("PUT /api/v1/web/goals", Access::Role(Role::Admin)),
+    ("GET /api/v1/settings", Access::Role(Role::Viewer)),
+    ("PUT /api/v1/settings", Access::Role(Role::Admin)),
     ("GET /api/v1/web/{view}", Access::Role(Role::Viewer)),
     ("GET /api/v1/business/{view}", Access::Role(Role::Analyst)),
     ("GET /api/v1/health/{view}", Access::Role(Role::Admin)),

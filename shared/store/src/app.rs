@@ -845,6 +845,35 @@ impl GoalSettings for DynamoApp {
     }
 }
 
+impl crate::TenantSettings for DynamoApp {
+    async fn settings(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<pulse_core::settings::Settings, StoreError> {
+        match self
+            .item(format!("{tenant}#settings"), "tenant".into())
+            .await?
+        {
+            Some(item) => Self::document(&item, "settings"),
+            None => Ok(pulse_core::settings::Settings::default()),
+        }
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &pulse_core::settings::Settings,
+    ) -> Result<(), StoreError> {
+        self.put_document(
+            (format!("{tenant}#settings"), "tenant".into()),
+            tenant,
+            ("settings", settings),
+            None,
+        )
+        .await
+    }
+}
+
 impl CardSettings for DynamoApp {
     async fn cards(&self, tenant: &TenantId) -> Result<Option<Vec<String>>, StoreError> {
         let out = self

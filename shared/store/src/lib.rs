@@ -782,6 +782,20 @@ pub trait AnomalyLog: Send + Sync {
     > + Send;
 }
 
+/// A tenant's settings ([`pulse_core::settings::Settings`]; IAM `GetItem` and `PutItem` on the
+/// App table).
+pub trait TenantSettings: Send + Sync {
+    fn settings(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+    ) -> impl std::future::Future<Output = Result<pulse_core::settings::Settings, StoreError>> + Send;
+    fn put_settings(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        settings: &pulse_core::settings::Settings,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A tenant's goals (IAM `GetItem` and `PutItem` on the App table).
 pub trait GoalSettings: Send + Sync {
     fn goals(
