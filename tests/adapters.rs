@@ -265,3 +265,29 @@ async fn a_totals_read_of_some_metrics_carries_only_theirs() {
     assert_eq!(names(&some), ["a@0", "a@3600", "c@0", "c@3600"]);
     assert_eq!(names(&all).len(), 6);
 }
+
+#[tokio::test]
+async fn an_imports_boundary_is_the_one_of_its_first_send() {
+    use pulse_store::HistoryWriter;
+    use pulse_store::metrics::DynamoMetrics;
+    let table = cloud().table("MetricsTable");
+    let sdk = cloud().sdk().await;
+    let store = DynamoMetrics::new(&sdk, &table, Default::default());
+    let tenant = TenantId::parse("boundary-a").expect("tenant");
+    // Given an import first sent when its live window began at 1,000
+    let first = store
+        .import_boundary(&tenant, "c0ffee", 1_000, 2_000_000_000)
+        .await
+        .expect("first");
+    // When it is sent again later (its window would begin at 9,000), and another import is sent
+    let again = store
+        .import_boundary(&tenant, "c0ffee", 9_000, 2_000_000_000)
+        .await
+        .expect("again");
+    let other = store
+        .import_boundary(&tenant, "beef", 9_000, 2_000_000_000)
+        .await
+        .expect("other");
+    // Then the resend splits where the first send did, and the other import where it is sent
+    assert_eq!((first, again, other), (1_000, 1_000, 9_000));
+}

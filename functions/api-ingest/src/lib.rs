@@ -256,11 +256,6 @@ impl<
             }
         }
         let now_ms = (self.clock)();
-        let live_from = now_ms - self.limits.max_past_ms;
-        let (recent, old): (Vec<Event>, Vec<Event>) = events
-            .iter()
-            .cloned()
-            .partition(|e| e.timestamp_ms >= live_from);
         let now = now_ms.div_euclid(1000);
         if !self
             .history
@@ -273,10 +268,10 @@ impl<
             ));
         }
         let merged = self
-            .store_and_merge(caller, &events, (&recent, &old), &contribution, now)
+            .split_and_merge(caller, &events, &contribution, now_ms)
             .await;
         let released = self.history.release_imports(&caller.tenant).await;
-        let buckets = merged?;
+        let (buckets, recent) = merged?;
         released?;
         let times = events.iter().map(|e| e.timestamp_ms);
         let (from, to) = (times.clone().min(), times.max());
@@ -289,7 +284,7 @@ impl<
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default()
         };
-        tracing::info!(tenant = %caller.tenant, events = events.len(), minutes = minutes.len(), buckets, raw = recent.len(), "import merged");
+        tracing::info!(tenant = %caller.tenant, events = events.len(), minutes = minutes.len(), buckets, raw = recent, "import merged");
         Ok(json(
             StatusCode::ACCEPTED,
             &Imported {
@@ -300,6 +295,37 @@ impl<
                 buckets,
             },
         ))
+    }
+
+    /// Splits an import's events where its first send did (recent: within the live window
+    /// then, stored raw and sealed; old: history) and merges them ([`Self::store_and_merge`]);
+    /// how many buckets and how many events were recent. The caller holds the lease.
+    async fn split_and_merge(
+        &self,
+        caller: &Caller,
+        events: &[Event],
+        contribution: &str,
+        now_ms: i64,
+    ) -> Result<(usize, usize), ApiError> {
+        let now = now_ms.div_euclid(1000);
+        let keep_until = now + self.retention.day_days.saturating_mul(86_400);
+        let live_from = self
+            .history
+            .import_boundary(
+                &caller.tenant,
+                contribution,
+                now_ms - self.limits.max_past_ms,
+                keep_until,
+            )
+            .await?;
+        let (recent, old): (Vec<Event>, Vec<Event>) = events
+            .iter()
+            .cloned()
+            .partition(|e| e.timestamp_ms >= live_from);
+        let buckets = self
+            .store_and_merge(caller, events, (&recent, &old), contribution, now)
+            .await?;
+        Ok((buckets, recent.len()))
     }
 
     /// Stores an import's `recent` events raw, then merges its buckets and trails, and writes
@@ -572,6 +598,7 @@ mod tests {
         trails: Mutex<BTreeMap<i64, Vec<Vec<u8>>>>,
         leased: Mutex<bool>,
         breakdowns: Mutex<BreakdownChunks>,
+        boundaries: Mutex<BTreeMap<String, i64>>,
     }
 
     impl BreakdownWriter for Histories {
@@ -607,6 +634,17 @@ mod tests {
         ) -> Result<bool, pulse_store::StoreError> {
             let mut leased = self.leased.lock().expect("lock");
             Ok(!std::mem::replace(&mut *leased, true))
+        }
+
+        async fn import_boundary(
+            &self,
+            _: &pulse_core::identity::TenantId,
+            contribution: &str,
+            live_from: i64,
+            _: i64,
+        ) -> Result<i64, pulse_store::StoreError> {
+            let mut kept = self.boundaries.lock().expect("lock");
+            Ok(*kept.entry(contribution.to_owned()).or_insert(live_from))
         }
 
         async fn release_imports(
@@ -989,6 +1027,40 @@ mod tests {
         assert_eq!(raw[0].id, raw[1].id);
         assert!(raw[0].id.starts_with("imp-"));
         assert!(handler.writer.written.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_import_sent_again_after_its_recent_events_aged_splits_them_as_its_first_send_did() {
+        // Given an import of a page view 2 hours old (stored raw, left to sealing) and one 20
+        // days old (history)
+        let handler = ingest(Memory::default());
+        let (recent, old) = (at(NOW - 2 * 3_600_000), at(NOW - 20 * 86_400_000));
+        let ndjson = format!(
+            "{{\"kind\":\"page_view\",\"path\":\"/\",\"visitor\":\"v1\",\"timestamp\":\"{recent}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/pricing\",\"visitor\":\"v2\",\"timestamp\":\"{old}\"}}\n"
+        );
+        assert_eq!(send(&handler, &ndjson).await, 202);
+        // When the same import is sent again 8 days later, when the first view is past the
+        // live window too
+        let handler = handler.with_clock(|| NOW + 8 * 86_400_000);
+        assert_eq!(send(&handler, &ndjson).await, 202);
+        // Then its history records still hold only the old view (the first one was sealed
+        // from its raw event: in the history too it would count twice in breakdowns)
+        let breakdowns = handler.history.breakdowns.lock().expect("lock");
+        let mut paths = BTreeSet::new();
+        for chunks in breakdowns.values() {
+            let mut b = pulse_metrics::breakdown::Breakdown::default();
+            for c in chunks {
+                assert!(b.add_chunk(c));
+            }
+            for (_, tags, _) in b.of_metric(pulse_metrics::aggregate::WEB_PAGES) {
+                paths.insert(tags["path"].clone());
+            }
+        }
+        assert_eq!(paths, BTreeSet::from(["/pricing".to_owned()]));
+        // And the first view went to the raw store both times, under one id
+        let raw = handler.writer.imported.lock().expect("lock");
+        assert_eq!(raw.len(), 2);
+        assert_eq!(raw[0].id, raw[1].id);
     }
 
     #[tokio::test]

@@ -190,6 +190,19 @@ pub trait HistoryWriter: SeriesRegistry {
         until: i64,
     ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Where `contribution` (an import's id) splits its events into recent (stored raw and
+    /// sealed) and old (written as history): `live_from` (epoch ms) on its first send, kept
+    /// until `keep_until` (epoch s); on a later send, the first send's. So an import sent
+    /// again after its recent events have aged does not count them in its history as well.
+    /// The caller holds the lease.
+    fn import_boundary(
+        &self,
+        tenant: &pulse_core::identity::TenantId,
+        contribution: &str,
+        live_from: i64,
+        keep_until: i64,
+    ) -> impl std::future::Future<Output = Result<i64, StoreError>> + Send;
+
     /// Gives the lease back.
     fn release_imports(
         &self,

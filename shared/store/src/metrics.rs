@@ -1320,6 +1320,51 @@ impl HistoryWriter for DynamoMetrics {
         }
     }
 
+    async fn import_boundary(
+        &self,
+        tenant: &TenantId,
+        contribution: &str,
+        live_from: i64,
+        keep_until: i64,
+    ) -> Result<i64, StoreError> {
+        let (pk, sk) = (
+            format!("{tenant}#imports"),
+            format!("boundary#{contribution}"),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(pk.clone()))
+            .item(SK, AttributeValue::S(sk.clone()))
+            .item("live_from", AttributeValue::N(live_from.to_string()))
+            .item(EXPIRES_AT, AttributeValue::N(keep_until.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(live_from),
+            Err(e) if conditional_failed(&e) => {}
+            Err(e) => return Err(crate::classify(e)),
+        }
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk))
+            .key(SK, AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(crate::classify)?;
+        Ok(got
+            .item()
+            .and_then(|i| i.get("live_from"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(live_from))
+    }
+
     async fn release_imports(&self, tenant: &TenantId) -> Result<(), StoreError> {
         self.client
             .delete_item()
