@@ -322,42 +322,29 @@ async fn real_responses_match_the_document() {
         }
     }
     // The tenant's settings: read by anyone, changed by an admin, a bad code refused
-    let res = http
-        .put(url("/api/v1/settings"))
-        .bearer_auth(&admin)
-        .json(&json!({"currency": "EUR"}))
-        .send()
+    let settings = |token: &String, body: Option<Value>| {
+        let call = match body {
+            Some(b) => http.put(url("/api/v1/settings")).json(&b),
+            None => http.get(url("/api/v1/settings")),
+        };
+        call.bearer_auth(token).send()
+    };
+    let res = settings(&admin, Some(json!({"currency": "EUR"})))
         .await
         .expect("settings");
     conforms(&doc, "PUT", "/api/v1/settings", res).await;
-    let res = http
-        .get(url("/api/v1/settings"))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("settings");
+    let res = settings(&viewer, None).await.expect("settings");
     let kept: Value = res.json().await.expect("json");
     assert_eq!(kept["currency"], "EUR", "{kept}");
     for (token, body, status) in [
         (&admin, json!({"currency": "euro"}), 400),
         (&viewer, json!({"currency": "USD"}), 403),
     ] {
-        let res = http
-            .put(url("/api/v1/settings"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("settings");
+        let res = settings(token, Some(body)).await.expect("settings");
         assert_eq!(res.status(), status);
         conforms(&doc, "PUT", "/api/v1/settings", res).await;
     }
-    let res = http
-        .get(url("/api/v1/settings"))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("settings");
+    let res = settings(&viewer, None).await.expect("settings");
     conforms(&doc, "GET", "/api/v1/settings", res).await;
     // The web overview without its panels (the dashboard's overview page) has no top or goals
     let res = http

@@ -972,15 +972,39 @@ mod tests {
             .sum()
     }
 
+    /// An import of a page view of `/` 2 hours before `NOW` and one of `/pricing` 20 days before.
+    fn recent_and_old_views() -> String {
+        let (recent, old) = (at(NOW - 2 * 3_600_000), at(NOW - 20 * 86_400_000));
+        format!(
+            "{{\"kind\":\"page_view\",\"path\":\"/\",\"visitor\":\"v1\",\"timestamp\":\"{recent}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/pricing\",\"visitor\":\"v2\",\"timestamp\":\"{old}\"}}\n"
+        )
+    }
+
+    /// The page views in `handler`'s breakdown records, by (resolution, path).
+    fn imported_paths(
+        handler: &Ingest<Memory, NoDefinitions, Histories>,
+    ) -> BTreeMap<(String, String), u64> {
+        let breakdowns = handler.history.breakdowns.lock().expect("lock");
+        let mut paths = BTreeMap::new();
+        for ((r, _, kind), chunks) in breakdowns.iter() {
+            assert!(kind.starts_with('i'), "{kind}");
+            let mut b = pulse_metrics::breakdown::Breakdown::default();
+            for c in chunks {
+                assert!(b.add_chunk(c));
+            }
+            for (_, tags, bucket) in b.of_metric(pulse_metrics::aggregate::WEB_PAGES) {
+                *paths.entry((r.clone(), tags["path"].clone())).or_insert(0) += bucket.count;
+            }
+        }
+        paths
+    }
+
     #[tokio::test]
     async fn an_import_is_in_every_resolution_at_once_and_sent_again_counts_once() {
         use pulse_metrics::rollup::Resolution;
         // Given page views from 2 hours and from 20 days ago, without ids
         let handler = ingest(Memory::default());
-        let (recent, old) = (at(NOW - 2 * 3_600_000), at(NOW - 20 * 86_400_000));
-        let ndjson = format!(
-            "{{\"kind\":\"page_view\",\"path\":\"/\",\"visitor\":\"v1\",\"timestamp\":\"{recent}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/pricing\",\"visitor\":\"v2\",\"timestamp\":\"{old}\"}}\n"
-        );
+        let ndjson = recent_and_old_views();
         // When an admin imports them, and sends the same import again
         for _ in 0..2 {
             assert_eq!(send(&handler, &ndjson).await, 202);
@@ -998,18 +1022,7 @@ mod tests {
         assert_eq!(handler.history.trails.lock().expect("lock").len(), 2);
         // And the old one's breakdown is written once per window, keyed by the import, the
         // recent one's left to sealing
-        let breakdowns = handler.history.breakdowns.lock().expect("lock");
-        let mut paths = BTreeMap::new();
-        for ((r, _, kind), chunks) in breakdowns.iter() {
-            assert!(kind.starts_with('i'), "{kind}");
-            let mut b = pulse_metrics::breakdown::Breakdown::default();
-            for c in chunks {
-                assert!(b.add_chunk(c));
-            }
-            for (_, tags, bucket) in b.of_metric(pulse_metrics::aggregate::WEB_PAGES) {
-                *paths.entry((r.clone(), tags["path"].clone())).or_insert(0) += bucket.count;
-            }
-        }
+        let paths = imported_paths(&handler);
         assert_eq!(
             paths.get(&("1d".to_owned(), "/pricing".to_owned())),
             Some(&1)
@@ -1019,7 +1032,6 @@ mod tests {
             Some(&1)
         );
         assert!(!paths.keys().any(|(_, p)| p == "/"), "{paths:?}");
-        drop(breakdowns);
         // And only the recent one is stored raw, flagged for the stream, under the same id
         // both times (an id derived from the import, so the resend overwrote it)
         let raw = handler.writer.imported.lock().expect("lock");
@@ -1034,10 +1046,7 @@ mod tests {
         // Given an import of a page view 2 hours old (stored raw, left to sealing) and one 20
         // days old (history)
         let handler = ingest(Memory::default());
-        let (recent, old) = (at(NOW - 2 * 3_600_000), at(NOW - 20 * 86_400_000));
-        let ndjson = format!(
-            "{{\"kind\":\"page_view\",\"path\":\"/\",\"visitor\":\"v1\",\"timestamp\":\"{recent}\"}}\n{{\"kind\":\"page_view\",\"path\":\"/pricing\",\"visitor\":\"v2\",\"timestamp\":\"{old}\"}}\n"
-        );
+        let ndjson = recent_and_old_views();
         assert_eq!(send(&handler, &ndjson).await, 202);
         // When the same import is sent again 8 days later, when the first view is past the
         // live window too
@@ -1045,17 +1054,10 @@ mod tests {
         assert_eq!(send(&handler, &ndjson).await, 202);
         // Then its history records still hold only the old view (the first one was sealed
         // from its raw event: in the history too it would count twice in breakdowns)
-        let breakdowns = handler.history.breakdowns.lock().expect("lock");
-        let mut paths = BTreeSet::new();
-        for chunks in breakdowns.values() {
-            let mut b = pulse_metrics::breakdown::Breakdown::default();
-            for c in chunks {
-                assert!(b.add_chunk(c));
-            }
-            for (_, tags, _) in b.of_metric(pulse_metrics::aggregate::WEB_PAGES) {
-                paths.insert(tags["path"].clone());
-            }
-        }
+        let paths: BTreeSet<String> = imported_paths(&handler)
+            .into_keys()
+            .map(|(_, p)| p)
+            .collect();
         assert_eq!(paths, BTreeSet::from(["/pricing".to_owned()]));
         // And the first view went to the raw store both times, under one id
         let raw = handler.writer.imported.lock().expect("lock");
