@@ -183,6 +183,34 @@ await step("a click on a time series drills into that interval", async () => {
   await context.close();
 });
 
+await step("a span dragged across a view's chart becomes the range of the page, and a click still drills", async () => {
+  const { context, page } = await signedIn(admin);
+  await page.goto(`${base}/#/web/overview?range=24h`);
+  await page.locator('section[data-view="web/overview"][data-loading="0"]').waitFor();
+  const chart = page.locator('[data-chart="web/overview-line"] canvas').first();
+  await chart.waitFor();
+  const box = await chart.boundingBox();
+  // When a span of the plot is dragged across (about a third of its width)
+  const y = box.y + box.height * 0.45;
+  await page.mouse.move(box.x + box.width * 0.35, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.65, y, { steps: 12 });
+  await page.mouse.up();
+  // Then the page's range is that span (a custom range, no preset), shorter than the day shown
+  await page.waitForFunction(() => location.hash.includes("start=") && !location.hash.includes("range="));
+  const hash = new URLSearchParams((await page.evaluate(() => location.hash)).split("?")[1]);
+  const span = Date.parse(hash.get("end")) - Date.parse(hash.get("start"));
+  assert.ok(span > 0 && span < 24 * 3_600_000, `span ${span} ms`);
+  await page.locator('section[data-view="web/overview"][data-loading="0"]').waitFor();
+  // And a click without a drag still drills into the interval under it
+  const zoomed = await page.locator('[data-chart="web/overview-line"] canvas').first().boundingBox();
+  const before = await page.evaluate(() => location.hash);
+  await page.mouse.click(zoomed.x + zoomed.width / 2, zoomed.y + zoomed.height * 0.45);
+  await page.waitForFunction((h) => location.hash !== h && location.hash.includes("interval="), before);
+  assert.deepEqual(await page.getByRole("alert").allInnerTexts(), []);
+  await context.close();
+});
+
 await step("while another range loads, the old answer is dimmed and a status says what loads", async () => {
   const { context, page } = await signedIn(admin);
   await page.goto(`${base}/#/web/pages?range=24h`);

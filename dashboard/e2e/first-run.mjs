@@ -3,7 +3,8 @@
 // a number ("–") and no "No data in this range" once the demo history is in. Run it beside a
 // running `make dev`: `node dashboard/e2e/first-run.mjs` (PULSE_URL, CHROMIUM as in e2e.mjs).
 // Prints how long after its start every view was filled, then each view's draw time after a
-// click (median of 5, at 24h, 7d and 30d; over 1 s fails); screenshots go to e2e/artifacts/.
+// click (median of 5, at 24h, 7d and 30d; over 1 s fails), then checks the numbers'
+// invariants on the demo after 5 minutes; screenshots go to e2e/artifacts/.
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -116,5 +117,56 @@ for (const range of ranges) {
   }
 }
 if (slow.length) console.log(`FAIL over 1 s (median of 5): ${slow.join(", ")}`);
+
+// Then the invariants of the dashboard's numbers, on the demo tenant once its traffic has run
+// 5 minutes (as tests/invariants.rs checks them over generated traffic): a card is the sum of
+// its sparkline, the web overview's pageviews the sum of its chart, current visitors no more
+// than today's, every rate within [0, 1], funnel steps never growing, and totals never down.
+const wait = 5 * 60_000 - (Date.now() - t0);
+if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+const read = async (path) => {
+  const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${tok}` } });
+  if (!res.ok) throw new Error(`${path}: ${res.status}`);
+  return res.json();
+};
+const broken = [];
+const card = (cards, id) => cards.cards.find((c) => c.id === id);
+const cards = await read("/api/v1/metrics");
+const views = card(cards, "page_views_today");
+const sparkSum = views.sparkline.reduce((a, v) => a + (v ?? 0), 0);
+if (views.value !== sparkSum) broken.push(`page views today ${views.value} ≠ its sparkline's sum ${sparkSum}`);
+const current = card(cards, "current_visitors")?.value;
+const today = card(cards, "unique_visitors_today")?.value;
+if (!(current <= today)) broken.push(`current visitors ${current} > today's ${today}`);
+const web = await read("/api/v1/web/overview?range=24h");
+const charted = web.timeseries.reduce((a, p) => a + (p.pageviews ?? 0), 0);
+if (web.metrics.pageviews.value !== charted) broken.push(`web overview pageviews ${web.metrics.pageviews.value} ≠ its chart's sum ${charted}`);
+const rates = [];
+const walk = (v, at) => {
+  if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}/${i}`));
+  else if (v && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) {
+      if ((k.endsWith("rate") || k.startsWith("conversion")) && (x === null || typeof x === "number")) rates.push([`${at}/${k}`, x]);
+      if (k.endsWith("rate") && x && typeof x === "object") for (const f of ["value", "previous", "previous_period", "previous_year"]) if (f in x) rates.push([`${at}/${k}/${f}`, x[f]]);
+      walk(x, `${at}/${k}`);
+    }
+  }
+};
+for (const path of ["/api/v1/web/overview?range=24h", "/api/v1/web/sources?range=24h", "/api/v1/business/overview?range=24h", "/api/v1/business/products?range=24h", "/api/v1/business/collections?range=24h", "/api/v1/business/funnel?range=24h", "/api/v1/health/overview?range=24h", "/api/v1/ml/overview?range=24h", "/api/v1/metrics"]) {
+  const answer = await read(path);
+  walk(answer, path);
+  const steps = (answer.steps ?? []).map((s) => s.visitors);
+  if (steps.some((v, i) => i > 0 && v > steps[i - 1])) broken.push(`${path}: funnel steps grow ${steps}`);
+}
+for (const [at, v] of rates) if (!(v === null || (v >= 0 && v <= 1))) broken.push(`${at} = ${v}`);
+let before = views.value;
+for (let i = 0; i < 6; i++) {
+  await new Promise((r) => setTimeout(r, 10_000));
+  const now = card(await read("/api/v1/metrics"), "page_views_today").value;
+  if (now < before) broken.push(`page views today went down: ${before} → ${now}`);
+  before = now;
+}
+if (broken.length) console.log(`FAIL invariants on the demo: ${broken.join("; ")}`);
+else console.log(`ok   invariants on the demo after ${Math.round((Date.now() - t0) / 60_000)} min: ${rates.length} rates in [0, 1], cards and charts agree, totals never down`);
 await browser.close();
-process.exit(failed || slow.length ? 1 : 0);
+process.exit(failed || slow.length || broken.length ? 1 : 0);

@@ -9,6 +9,7 @@ import {
   DataZoomComponent,
   GridComponent,
   LegendComponent,
+  ToolboxComponent,
   TooltipComponent,
   VisualMapComponent,
 } from "echarts/components";
@@ -25,6 +26,7 @@ echarts.use([
   TooltipComponent,
   LegendComponent,
   DataZoomComponent,
+  ToolboxComponent,
   VisualMapComponent,
   AriaComponent,
   CanvasRenderer,
@@ -40,7 +42,14 @@ export interface ChartClick {
   dataIndex?: number;
 }
 
-export const PALETTE = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b91c1c", "#0e7490", "#a16207", "#be185d"];
+/**
+ * Twenty colours, no two alike (ECharts' default has nine, so a tenth line repeated the first):
+ * a chart of up to twenty lines or slices never shows one colour for two of them.
+ */
+export const PALETTE = [
+  "#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b91c1c", "#0e7490", "#a16207", "#be185d", "#64748b", "#65a30d",
+  "#ea580c", "#0284c7", "#9f1239", "#4338ca", "#0f766e", "#ca8a04", "#86198f", "#57534e", "#16a34a", "#f472b6",
+];
 
 /** Charts on the page by id, for PNG export and the render benchmark. */
 const registry = new Map<string, echarts.ECharts>();
@@ -70,6 +79,11 @@ export function Chart(props: {
   onClick?: (e: ChartClick) => void;
   /** A click anywhere in a time-series plot: the time (epoch ms) under the pointer. */
   onTimeClick?: (t: number) => void;
+  /**
+   * A time span dragged across a time-series plot (Grafana's drag-to-zoom): its start and end
+   * (epoch ms). A click without a drag stays a click.
+   */
+  onRangeSelect?: (start: number, end: number) => void;
 }) {
   const el = useRef<HTMLDivElement>(null);
   const chart = useRef<echarts.ECharts | null>(null);
@@ -77,6 +91,8 @@ export function Chart(props: {
   click.current = props.onClick;
   const timeClick = useRef(props.onTimeClick);
   timeClick.current = props.onTimeClick;
+  const rangeSelect = useRef(props.onRangeSelect);
+  rangeSelect.current = props.onRangeSelect;
 
   useEffect(() => {
     if (!el.current) return;
@@ -90,6 +106,13 @@ export function Chart(props: {
       const [t] = c.convertFromPixel({ gridIndex: 0 }, [e.offsetX, e.offsetY]) as number[];
       if (Number.isFinite(t)) timeClick.current(t);
     });
+    // The box a drag draws zooms by the toolbox's select mode (kept on, its icons hidden); the
+    // span it selects goes to the page, which makes it the range of every view.
+    c.on("datazoom", (e) => {
+      const batch = (e as { batch?: { startValue?: unknown; endValue?: unknown }[] }).batch ?? [];
+      const span = batch.find((b) => typeof b.startValue === "number" && typeof b.endValue === "number");
+      if (span && rangeSelect.current) rangeSelect.current(span.startValue as number, span.endValue as number);
+    });
     const observer = new ResizeObserver(() => c.resize());
     observer.observe(el.current);
     return () => {
@@ -101,10 +124,11 @@ export function Chart(props: {
   }, [props.id]);
 
   useEffect(() => {
-    chart.current?.setOption(
-      { color: PALETTE, aria: { enabled: true, decal: { show: false } }, animationDuration: 300, ...props.option },
-      { notMerge: true },
-    );
+    const c = chart.current;
+    if (!c) return;
+    const select = props.onRangeSelect ? { toolbox: { itemSize: 0, showTitle: false, feature: { dataZoom: { yAxisIndex: "none" } } } } : {};
+    c.setOption({ color: PALETTE, aria: { enabled: true, decal: { show: false } }, animationDuration: 300, ...select, ...props.option }, { notMerge: true });
+    if (props.onRangeSelect) c.dispatchAction({ type: "takeGlobalCursor", key: "dataZoomSelect", dataZoomSelectActive: true });
   }, [props.option]);
 
   return (

@@ -400,6 +400,12 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
     const r = pointRange(nearestTime(drawn, t), interval);
     location.hash = routeHash({ ...route, params: { ...rest, start: r.start, end: r.end, interval: finer[interval ?? ""] ?? "1m" } });
   };
+  // A span dragged across a chart becomes the range of the page (the time picker's custom range).
+  const zoomTo = (start: number, end: number) => {
+    if (!(end > start)) return;
+    const { range: _r, interval: _i, ...rest } = route.params;
+    location.hash = routeHash({ ...route, params: { ...rest, start: new Date(start).toISOString(), end: new Date(end).toISOString() } });
+  };
   const drill = (e: ChartClick) => {
     const dim = view.dimension as string | undefined;
     if (dim && e.name && !String(e.seriesName ?? "").includes("previous")) location.hash = routeHash(drillTarget(route, dim, stored(dim, e.name)));
@@ -488,7 +494,7 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
             <h2>{title}</h2>
             <Exports id={id} rows={() => timeseries.map((r) => ({ timestamp: r.timestamp, ...Object.fromEntries(mine.map((c) => [c, r[c]])) }))} name={`${route.area}-${route.view}-${unit || "counts"}`} />
           </figcaption>
-          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval`} option={lineOption(series, { zoom: true, unit, interval, ...axis })} onTimeClick={narrow} height={unit ? 220 : 280} />
+          <Chart id={id} title={`${title} (${mine.map(label).join(", ")}); click a point to drill into its interval, or drag across a span to zoom to it`} option={lineOption(series, { zoom: true, unit, interval, ...axis })} onTimeClick={narrow} onRangeSelect={zoomTo} height={unit ? 220 : 280} />
         </figure>,
       );
     }

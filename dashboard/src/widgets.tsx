@@ -5,14 +5,6 @@ import { useState } from "preact/hooks";
 import { chartPng, type Option } from "./charts";
 import { changeTone, formatChange, formatValue, label, legendStats, openBucket, shownValue, toCsv, unitOf, type Figure, type Row } from "./shape";
 
-/**
- * Twenty colours no two alike (ECharts' default has nine, so a tenth line repeats the first):
- * a chart of up to twenty lines or slices never shows one colour for two of them.
- */
-export const PALETTE = [
-  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-  "#1f77b4", "#17becf", "#bcbd22", "#8c564b", "#e377c2", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f", "#aec7e8",
-];
 
 /** A line: its name, `[epoch ms, value]` points, dashed for a compared period. */
 export type Series = { name: string; data: [number, number | null][]; dashed?: boolean };
@@ -38,7 +30,6 @@ export function lineOption(
   const steps = opts.interval === "1d" || opts.interval === "1w";
   const stats = new Map(series.map((s) => [s.name, legendStats(s.data, opts.unit, open?.start)]));
   return {
-    color: PALETTE,
     tooltip: { trigger: "axis" },
     legend: { top: 0, type: "scroll", formatter: (name: string) => (stats.get(name) ? `${name}  ${stats.get(name)}` : name) },
     grid: { left: 48, right: 16, top: 32, bottom: opts.zoom ? 64 : 28 },
@@ -121,7 +112,6 @@ export function barOption(categories: string[], values: (number | null)[], name:
   const series: Record<string, unknown>[] = [{ type: "bar", name, data: values, barMaxWidth: 28 }];
   if (previous) series.push({ type: "bar", name: `${name} (previous period)`, data: previous, barMaxWidth: 28, itemStyle: { opacity: 0.45 } });
   return {
-    color: PALETTE,
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
     legend: previous ? { top: 0 } : undefined,
     grid: { left: 8, right: 24, top: previous ? 28 : 8, bottom: 8, containLabel: true },
@@ -133,7 +123,6 @@ export function barOption(categories: string[], values: (number | null)[], name:
 
 export function pieOption(slices: { name: string; value: number }[], name: string): Option {
   return {
-    color: PALETTE,
     tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
     legend: { bottom: 0, type: "scroll" },
     series: [
