@@ -66,6 +66,10 @@ mod tests {
         for (body, field) in [
             (json!({"currency": "eur"}), "currency"),
             (json!({"currency": "EURO"}), "currency"),
+            (json!({"currency": "€€€"}), "currency"),
+            (json!({"currency": "ÉUR"}), "currency"),
+            (json!({"currency": "E\u{0}R"}), "currency"),
+            (json!({"currency": ["EUR"]}), "currency"),
             (json!({"currency": 978}), "currency"),
             (json!({"timezone": "UTC"}), "timezone"),
         ] {
@@ -76,5 +80,10 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
+        // And a body that is no object is a 400 too
+        assert!(matches!(
+            Settings::parse(&json!(["EUR"])),
+            Err(ApiError::Validation { .. })
+        ));
     }
 }
