@@ -140,19 +140,20 @@ pub fn sessionize_changed(
         .collect();
     let changed = sessionize_minutes(tenant, hour, &theirs);
     let mut out = Aggregation::new();
-    out.buckets = all
-        .buckets
-        .iter()
-        .filter(|(k, _)| changed.buckets.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    out.series = all
-        .series
-        .iter()
-        .filter(|(k, _)| changed.series.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    out.buckets = those_of(&all.buckets, &changed.buckets);
+    out.series = those_of(&all.series, &changed.series);
     out
+}
+
+/// The entries of `all` whose keys `keys` has.
+fn those_of<K: Eq + std::hash::Hash + Clone, V: Clone, W>(
+    all: &std::collections::HashMap<K, V>,
+    keys: &std::collections::HashMap<K, W>,
+) -> std::collections::HashMap<K, V> {
+    all.iter()
+        .filter(|(k, _)| keys.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What sessions need of one event.
