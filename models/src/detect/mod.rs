@@ -10,8 +10,17 @@
 //! behind the contextual detectors near the top of the Numenta Anomaly Benchmark (CAD OSE;
 //! ARTime's categories), made causal: the range is learnt online instead of given.
 //!
+//! A series that keeps producing new contexts (a noisy one, or one that drifts) makes novelty
+//! less surprising: the detector tracks, for each context length, how often a context of that
+//! length has been new lately (about [`RATE`]⁻¹ points of memory), and a point scores the
+//! part of its novelty above those rates, over the most it could score above them. A new
+//! level still scores 1 (every context is new); in a noisy series where eight-value contexts
+//! are always new, one more new eight-value context says nothing and scores nothing.
+//!
 //! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
-//! incident is reported once, at its start, rather than on every point while it lasts.
+//! incident is reported once, at its start, rather than on every point while it lasts. Only a
+//! point more novel than the alarm that started the rest is scored during it (a second,
+//! larger incident right after a first is not hidden).
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -19,7 +28,7 @@ use std::collections::VecDeque;
 /// Points the detector learns from before it scores (scored 0).
 pub const WARMUP: u64 = 150;
 /// The score at which a point is an alarm.
-pub const ALARM: f64 = 0.6;
+pub const ALARM: f64 = 0.55;
 /// Points after an alarm that are not scored again (scored 0).
 pub const REST: u64 = 70;
 /// Levels across the range seen while learning.
@@ -30,6 +39,12 @@ const LENGTHS: [usize; 5] = [1, 2, 3, 5, 8];
 const SEEN_BITS: usize = 1 << 15;
 /// Smoothing of the expected value and its deviation (about 1/α points of memory).
 const ALPHA: f64 = 0.01;
+/// Smoothing of each context length's rate of novelty, which is taken off a point's novelty.
+const RATE: f64 = 0.001;
+
+/// The first bytes of a stored state: its format's version. Version 1 (no prefix) had no
+/// novelty rates.
+const STATE_VERSION: [u8; 2] = *b"D2";
 
 /// A point's score and what explains it.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +95,10 @@ pub struct Detector {
     window: VecDeque<f64>,
     seen: Vec<u64>,
     rest_until: u64,
+    /// The novelty of the alarm that started the rest: only a more novel point ends it.
+    rest_novelty: f64,
+    /// How often each context length has been new since the levels were fixed.
+    rates: [f64; LENGTHS.len()],
     /// The values seen while learning the levels, replayed into the seen contexts once the
     /// levels are fixed (then emptied): without them the first scored points would all be
     /// novel, their contexts never recorded.
@@ -99,6 +118,8 @@ impl Default for Detector {
             window: VecDeque::with_capacity(LENGTHS[LENGTHS.len() - 1]),
             seen: vec![0; SEEN_BITS / 64],
             rest_until: 0,
+            rest_novelty: 0.0,
+            rates: [0.0; LENGTHS.len()],
             learning: Vec::new(),
         }
     }
@@ -124,11 +145,13 @@ impl Detector {
             self.learning.push(x);
         }
         let (novelty, feature) = self.novelty();
-        let (score, feature) = if self.n <= WARMUP || self.n < self.rest_until {
+        let resting = self.n < self.rest_until && novelty <= self.rest_novelty;
+        let (score, feature) = if self.n <= WARMUP || resting {
             (0.0, Feature::None)
         } else {
             if novelty >= ALARM {
                 self.rest_until = self.n + REST;
+                self.rest_novelty = novelty;
             }
             (
                 novelty,
@@ -173,7 +196,7 @@ impl Detector {
             }
         }
         let levels: Vec<i64> = self.window.iter().map(|v| self.level(*v)).collect();
-        let (mut novel, mut total) = (0.0, 0.0);
+        let (mut novel, mut possible) = (0.0, 0.0);
         let mut feature = Feature::None;
         for (i, &len) in LENGTHS.iter().enumerate() {
             if len > levels.len() {
@@ -181,20 +204,28 @@ impl Detector {
             }
             let weight = 1.0 / (1.0 + i as f64);
             let bit = context_bit(&levels[..len]);
-            if !self.was_seen(bit) {
-                novel += weight;
-                if feature == Feature::None {
-                    feature = if len == 1 {
-                        Feature::NewLevel
-                    } else {
-                        Feature::NewPattern
-                    };
-                }
+            let new = if self.was_seen(bit) { 0.0 } else { 1.0 };
+            if new > 0.0 && feature == Feature::None {
+                feature = if len == 1 {
+                    Feature::NewLevel
+                } else {
+                    Feature::NewPattern
+                };
             }
             self.seen[bit / 64] |= 1u64 << (bit % 64);
-            total += weight;
+            let rate = self.rates[i];
+            novel += weight * (new - rate).max(0.0);
+            possible += weight * (1.0 - rate);
+            self.rates[i] += RATE * (new - rate);
         }
-        (if total > 0.0 { novel / total } else { 0.0 }, feature)
+        (
+            if possible > 0.0 {
+                novel / possible
+            } else {
+                0.0
+            },
+            feature,
+        )
     }
 
     fn level(&self, v: f64) -> i64 {
@@ -205,14 +236,18 @@ impl Detector {
         self.seen[bit / 64] & (1u64 << (bit % 64)) != 0
     }
 
-    /// The state as bytes (postcard, whose format is stable across its 1.x versions).
+    /// The state as bytes: [`STATE_VERSION`], then postcard (whose format is stable across its
+    /// 1.x versions).
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+        let mut bytes = STATE_VERSION.to_vec();
+        bytes.extend(postcard::to_allocvec(self).unwrap_or_default());
+        bytes
     }
 
-    /// A detector from [`Detector::to_bytes`]; `None` for bytes that are not one.
+    /// A detector from [`Detector::to_bytes`]; `None` for bytes that are not one of this
+    /// version (a stored state of an older detector starts learning again).
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        postcard::from_bytes(bytes).ok()
+        postcard::from_bytes(bytes.strip_prefix(&STATE_VERSION)?).ok()
     }
 }
 

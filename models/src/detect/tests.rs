@@ -129,3 +129,54 @@ fn the_first_points_after_learning_are_judged_against_what_was_learnt() {
     let after = &scores[WARMUP as usize..];
     assert!(after.iter().all(|s| *s == 0.0), "{after:?}");
 }
+
+#[test]
+fn a_series_that_keeps_changing_damps_its_novelty() {
+    // Given two series with the same spike at AT: one of quiet noise, one whose level wanders
+    // to a new place every fifty points
+    let mut quiet = noise(8, 1_500);
+    quiet[AT] += 40.0;
+    let mut wandering = noise(8, 1_500);
+    for (i, x) in wandering.iter_mut().enumerate().skip(WARMUP as usize) {
+        *x += 3.0 * ((i / 50) % 9) as f64;
+    }
+    wandering[AT] += 40.0;
+    // When both are scored
+    let (q, w) = (scores(&quiet), scores(&wandering));
+    // Then the spike is an alarm in both, and scores less where novelty is common
+    assert!(q[AT] >= ALARM && w[AT] >= ALARM, "{} {}", q[AT], w[AT]);
+    assert!(w[AT] < q[AT], "{} {}", w[AT], q[AT]);
+}
+
+#[test]
+fn a_state_of_another_version_is_not_read_as_this_one() {
+    // Given a state stored without this version's prefix (the first detector's format)
+    let mut d = Detector::default();
+    for x in noise(9, 300) {
+        d.score(x);
+    }
+    let bytes = d.to_bytes();
+    // Then only the prefixed bytes are a detector
+    assert!(Detector::from_bytes(&bytes[STATE_VERSION.len()..]).is_none());
+    assert_eq!(Detector::from_bytes(&bytes), Some(d));
+}
+
+#[test]
+fn a_larger_incident_during_the_rest_after_an_alarm_is_not_hidden() {
+    // Given noise whose first alarm is a new pattern (familiar values, novelty under 1)
+    let mut v = noise(4, 3_000);
+    let s = scores(&v);
+    let first = (WARMUP as usize..s.len())
+        .find(|i| s[*i] >= ALARM)
+        .expect("an alarm in the noise");
+    assert!(s[first] < 1.0, "first alarm {}", s[first]);
+    assert!(
+        s[first + 1..first + REST as usize]
+            .iter()
+            .all(|x| *x == 0.0)
+    );
+    // When a value at a level never seen comes five points later, inside the rest
+    v[first + 5] += 60.0;
+    // Then it is an alarm all the same
+    assert!(scores(&v)[first + 5] >= ALARM);
+}
