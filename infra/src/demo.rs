@@ -136,7 +136,7 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
     (0..count)
         .flat_map(|_| {
             vec![match rng.u32(0..100) {
-            0..=39 => {
+            0..=24 => {
                 let referrer = REFERRERS[rng.usize(..REFERRERS.len())];
                 json!({
                     "kind": "page_view",
@@ -150,7 +150,7 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                     },
                 })
             }
-            40..=69 => {
+            25..=59 => {
                 let route = ROUTES[rng.usize(..ROUTES.len())];
                 let error = rng.u32(0..100) < if burst { 25 } else { 2 };
                 json!({
@@ -161,8 +161,8 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
                     "tags": {"service": "shop-api"},
                 })
             }
-            70..=87 => return journey(rng, now),
-            88..=92 => json!({
+            60..=77 => return journey(rng, now),
+            78..=82 => json!({
                 "kind": "ml_job", "pipeline": (["embeddings", "summarise", "classify"][rng.usize(..3)]),
                 "provider": PROVIDERS[rng.usize(..PROVIDERS.len())],
                 "status": if rng.u32(0..100) < 5 { "failure" } else { "success" },
@@ -176,6 +176,31 @@ pub fn events(rng: &mut fastrand::Rng, count: usize, now: chrono::DateTime<Utc>)
         }]
         })
         .collect()
+}
+
+/// The pages a visit views after its first page view (`first`), each with its seconds after
+/// the first: none for about 45 % of visits (a bounce), else one to three (each time half
+/// the visits view one more), 5–30 s apart, by the same visitor with the same source, device
+/// and country, each referred by the page before. So the demo's visits look like a real
+/// site's (bounce rate near half, visits of half a minute or more) instead of one page each,
+/// and a visit of the history stays within two minutes.
+pub fn rest_of_visit(rng: &mut fastrand::Rng, first: &Value) -> Vec<(i64, Value)> {
+    let mut pages = Vec::new();
+    if first["kind"] != "page_view" || rng.u32(0..100) < 45 {
+        return pages;
+    }
+    let (mut at, mut path) = (0, first["path"].as_str().unwrap_or("/").to_owned());
+    loop {
+        at += i64::from(rng.u32(5..=30));
+        let mut page = first.clone();
+        page["referrer"] = json!(format!("https://demo.pulse.local{path}"));
+        path = PAGES[rng.usize(..PAGES.len())].to_owned();
+        page["path"] = json!(path);
+        pages.push((at, page));
+        if pages.len() == 3 || rng.bool() {
+            return pages;
+        }
+    }
 }
 
 /// A shopper's visit ending at `now`: a product view, and for some shoppers a cart, a checkout
@@ -208,7 +233,7 @@ fn journey(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value> {
     let last = steps.len() as i64 - 1;
     for (i, step) in steps.iter_mut().enumerate() {
         let at = now - chrono::Duration::seconds((last - i as i64) * 10);
-        step["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        step["timestamp"] = json!(stamp(at));
     }
     steps
 }
@@ -231,13 +256,27 @@ pub fn history(rng: &mut fastrand::Rng, now: chrono::DateTime<Utc>) -> Vec<Value
         for mut event in events(rng, count, t) {
             // A shopper's steps keep their order; the rest spread over the minute.
             if event.get("timestamp").is_none() {
-                let at = t + chrono::Duration::milliseconds(i64::from(rng.u32(0..60_000)));
-                event["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                let rest = rest_of_visit(rng, &event);
+                // A visit of several pages starts in the first half of the minute, so the
+                // history keeps to a few minutes an hour.
+                let within = if rest.is_empty() { 60_000 } else { 30_000 };
+                let at = t + chrono::Duration::milliseconds(i64::from(rng.u32(0..within)));
+                event["timestamp"] = json!(stamp(at));
+                for (after, mut page) in rest {
+                    page["timestamp"] = json!(stamp(at + chrono::Duration::seconds(after)));
+                    out.push(page);
+                }
             }
             out.push(event);
         }
     }
+    // Stamps of one format order as their times do.
+    out.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
     out
+}
+
+fn stamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Imports `events` in chunks; how many were accepted.
@@ -317,6 +356,9 @@ pub fn spawn(
         );
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut carry = 0.0;
+        // Pages of visits under way, sent when their time comes (stamped on arrival, never
+        // late): (when, page view).
+        let mut visits: Vec<(chrono::DateTime<Utc>, Value)> = Vec::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -326,8 +368,17 @@ pub fn spawn(
             carry += rate() * seasonality(now) * surge(now);
             let count = carry.floor() as usize;
             carry -= count as f64;
-            if count > 0 {
-                let batch = json!({"events": events(&mut rng, count, now)});
+            let mut batch = events(&mut rng, count, now);
+            for first in &batch {
+                for (after, page) in rest_of_visit(&mut rng, first) {
+                    visits.push((now + chrono::Duration::seconds(after), page));
+                }
+            }
+            let (due, later): (Vec<_>, Vec<_>) = visits.into_iter().partition(|(at, _)| *at <= now);
+            visits = later;
+            batch.extend(due.into_iter().map(|(_, page)| page));
+            if !batch.is_empty() {
+                let batch = json!({"events": batch});
                 let sent = http
                     .post(format!("{base}/api/v1/events"))
                     .bearer_auth(&admin_token)
@@ -423,6 +474,50 @@ mod tests {
     }
 
     #[test]
+    fn the_history_has_visits_of_several_pages_as_a_real_site_does() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
+            .single()
+            .expect("time");
+        // Given the history's page views, grouped into visits per visitor (a new visit after
+        // 30 minutes without a page, as sessions are counted)
+        let mut last: std::collections::HashMap<String, (i64, usize)> = Default::default();
+        let mut visits: Vec<(i64, usize)> = Vec::new();
+        let mut previous = String::new();
+        for e in history(&mut fastrand::Rng::with_seed(3), now) {
+            let stamp = e["timestamp"].as_str().expect("time").to_owned();
+            assert!(stamp >= previous, "oldest first");
+            previous = stamp;
+            if e["kind"] != "page_view" {
+                continue;
+            }
+            let t = chrono::DateTime::parse_from_rfc3339(&previous)
+                .expect("time")
+                .timestamp();
+            let visitor = e["visitor"].as_str().expect("visitor").to_owned();
+            match last.get(&visitor) {
+                Some((at, i)) if t - at < 1_800 => {
+                    let i = *i;
+                    visits[i].0 += t - at;
+                    visits[i].1 += 1;
+                    last.insert(visitor, (t, i));
+                }
+                _ => {
+                    visits.push((0, 1));
+                    last.insert(visitor, (t, visits.len() - 1));
+                }
+            }
+        }
+        // Then about half the visits bounce, and the others last half a minute or more
+        let bounces = visits.iter().filter(|(_, pages)| *pages == 1).count();
+        let rate = bounces as f64 / visits.len() as f64;
+        assert!((0.35..0.6).contains(&rate), "bounce rate {rate}");
+        let stayed: Vec<i64> = visits.iter().filter(|v| v.1 > 1).map(|v| v.0).collect();
+        let mean = stayed.iter().sum::<i64>() as f64 / stayed.len() as f64;
+        assert!((15.0..120.0).contains(&mean), "mean visit {mean} s");
+    }
+
+    #[test]
     fn ninety_days_of_history_pass_the_import_parser() {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
@@ -453,8 +548,9 @@ mod tests {
         let minutes: std::collections::BTreeSet<i64> =
             parsed.iter().map(|e| e.timestamp_ms / 60_000).collect();
         assert!(
-            minutes.len() as i64 <= 2 * 90 * 24,
-            "a minute an hour, and the half minute before it for shoppers' earlier steps"
+            minutes.len() as i64 <= 3 * 90 * 24,
+            "a minute an hour, the half minute before it for shoppers' earlier steps, and the \
+             one after it for visits' later pages"
         );
         assert!(chunks_fit(&events));
         let rollups = pulse_metrics::history::History::of(&parsed)

@@ -8,7 +8,9 @@
 //! score is the weighted share of its contexts never seen before: a value at a level never
 //! visited scores 1, a familiar level in an unfamiliar sequence scores less. This is the idea
 //! behind the contextual detectors near the top of the Numenta Anomaly Benchmark (CAD OSE;
-//! ARTime's categories), made causal: the range is learnt online instead of given.
+//! ARTime's categories), made causal: the range is learnt online instead of given. Levels
+//! are remembered exactly (a new level must never read as seen); longer contexts in a hashed
+//! 4 KB set.
 //!
 //! A series that keeps producing new contexts (a noisy one, or one that drifts) makes novelty
 //! less surprising: the detector tracks, for each context length, how often a context of that
@@ -19,8 +21,9 @@
 //!
 //! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
 //! incident is reported once, at its start, rather than on every point while it lasts. Only a
-//! point more novel than the alarm that started the rest is scored during it (a second,
-//! larger incident right after a first is not hidden).
+//! point more novel than the alarm that started the rest, or more than four times as far from
+//! the expected value, is scored during it (a second, larger incident right after a first is not
+//! hidden).
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -37,6 +40,10 @@ const LEVELS: f64 = 8.0;
 const LENGTHS: [usize; 5] = [1, 2, 3, 5, 8];
 /// Bits of the seen-context set (a 4 KB bitmap).
 const SEEN_BITS: usize = 1 << 15;
+/// Levels looked up exactly: this many below the learnt range, and up to [`LEVEL_SET_BITS`]
+/// in all (a series a hundred times its learnt range is still exact).
+const LEVEL_SET_BELOW: i64 = 256;
+const LEVEL_SET_BITS: usize = 1 << 10;
 /// Smoothing of the expected value and its deviation (about 1/α points of memory).
 const ALPHA: f64 = 0.01;
 /// Smoothing of each context length's rate of novelty, which is taken off a point's novelty.
@@ -94,9 +101,13 @@ pub struct Detector {
     deviation: f64,
     window: VecDeque<f64>,
     seen: Vec<u64>,
+    /// The levels visited, exactly, from [`LEVEL_SET_BELOW`] levels below the learnt range.
+    levels_seen: Vec<u64>,
     rest_until: u64,
-    /// The novelty of the alarm that started the rest: only a more novel point ends it.
+    /// The novelty of the alarm that started the rest, and its distance from the expected
+    /// value: only a more novel point, or one more than four times as far, ends the rest.
     rest_novelty: f64,
+    rest_distance: f64,
     /// How often each context length has been new since the levels were fixed.
     rates: [f64; LENGTHS.len()],
     /// The values seen while learning the levels, replayed into the seen contexts once the
@@ -117,8 +128,10 @@ impl Default for Detector {
             deviation: 0.0,
             window: VecDeque::with_capacity(LENGTHS[LENGTHS.len() - 1]),
             seen: vec![0; SEEN_BITS / 64],
+            levels_seen: vec![0; LEVEL_SET_BITS / 64],
             rest_until: 0,
             rest_novelty: 0.0,
+            rest_distance: 0.0,
             rates: [0.0; LENGTHS.len()],
             learning: Vec::new(),
         }
@@ -145,13 +158,16 @@ impl Detector {
             self.learning.push(x);
         }
         let (novelty, feature) = self.novelty();
-        let resting = self.n < self.rest_until && novelty <= self.rest_novelty;
+        let resting = self.n < self.rest_until
+            && novelty <= self.rest_novelty
+            && error.abs() <= 4.0 * self.rest_distance;
         let (score, feature) = if self.n <= WARMUP || resting {
             (0.0, Feature::None)
         } else {
             if novelty >= ALARM {
                 self.rest_until = self.n + REST;
                 self.rest_novelty = novelty;
+                self.rest_distance = error.abs();
             }
             (
                 novelty,
@@ -189,8 +205,7 @@ impl Detector {
                     .collect();
                 for &len in &LENGTHS {
                     if len <= recent.len() {
-                        let bit = context_bit(&recent[..len]);
-                        self.seen[bit / 64] |= 1u64 << (bit % 64);
+                        self.remember(&recent[..len]);
                     }
                 }
             }
@@ -203,8 +218,11 @@ impl Detector {
                 break;
             }
             let weight = 1.0 / (1.0 + i as f64);
-            let bit = context_bit(&levels[..len]);
-            let new = if self.was_seen(bit) { 0.0 } else { 1.0 };
+            let new = if self.remember(&levels[..len]) {
+                1.0
+            } else {
+                0.0
+            };
             if new > 0.0 && feature == Feature::None {
                 feature = if len == 1 {
                     Feature::NewLevel
@@ -212,7 +230,6 @@ impl Detector {
                     Feature::NewPattern
                 };
             }
-            self.seen[bit / 64] |= 1u64 << (bit % 64);
             let rate = self.rates[i];
             novel += weight * (new - rate).max(0.0);
             possible += weight * (1.0 - rate);
@@ -232,8 +249,23 @@ impl Detector {
         ((v - self.origin) / self.width).floor() as i64
     }
 
-    fn was_seen(&self, bit: usize) -> bool {
-        self.seen[bit / 64] & (1u64 << (bit % 64)) != 0
+    /// Remembers a context (its levels, most recent first); whether it is new. A single level
+    /// near the learnt range is looked up exactly (whether a value is at a level never visited
+    /// must not depend on a hash), longer contexts and far levels in the hashed set.
+    fn remember(&mut self, context: &[i64]) -> bool {
+        let exact = match context {
+            [level] => usize::try_from(level + LEVEL_SET_BELOW)
+                .ok()
+                .filter(|i| *i < self.levels_seen.len() * 64),
+            _ => None,
+        };
+        let (words, bit) = match exact {
+            Some(i) => (&mut self.levels_seen, i),
+            None => (&mut self.seen, context_bit(context)),
+        };
+        let new = words[bit / 64] & (1u64 << (bit % 64)) == 0;
+        words[bit / 64] |= 1u64 << (bit % 64);
+        new
     }
 
     /// The state as bytes: [`STATE_VERSION`], then postcard (whose format is stable across its
@@ -258,6 +290,13 @@ fn context_bit(levels: &[i64]) -> usize {
         h ^= *level as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    // FNV's low bits mix poorly, and the set keeps only low bits: a finalizer spreads every
+    // bit of the hash into them (without it, a level never seen could read as seen).
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     (h % SEEN_BITS as u64) as usize
 }
 
