@@ -427,13 +427,17 @@ mod tests {
         );
     }
 
+    /// The moment the tests' history ends at.
+    fn history_end() -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
+            .single()
+            .expect("time")
+    }
+
     #[test]
     fn the_streaming_detector_finds_the_incidents_of_the_demo_history_and_little_else() {
         use pulse_models::detect::{ALARM, Detector};
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
-            .single()
-            .expect("time");
+        let now = history_end();
         for seed in 1..=20 {
             // Given the history's hourly page views (one of 20 random draws), as the hourly
             // anomaly scan reads them
@@ -475,10 +479,7 @@ mod tests {
 
     #[test]
     fn the_history_has_visits_of_several_pages_as_a_real_site_does() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
-            .single()
-            .expect("time");
+        let now = history_end();
         // Given the history's page views, grouped into visits per visitor (a new visit after
         // 30 minutes without a page, as sessions are counted)
         let mut last: std::collections::HashMap<String, (i64, usize)> = Default::default();
@@ -519,10 +520,7 @@ mod tests {
 
     #[test]
     fn ninety_days_of_history_pass_the_import_parser() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
-            .single()
-            .expect("time");
+        let now = history_end();
         let events = history(&mut fastrand::Rng::with_seed(1), now);
         assert!(events.len() > 90 * 24 * 4, "{}", events.len());
         let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
