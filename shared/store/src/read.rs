@@ -54,6 +54,33 @@ fn frontier<'a>(
     }
 }
 
+/// Takes out of a coarser level's buckets the windows still open at `now`: an import merges
+/// into the window its events fall in, open or not, and such a window holds only part of what
+/// its finer windows do (today's day, without the live hours since the import). The tail fill
+/// reads them from the finer levels; [`reopen`] puts back those the finer levels lack (an open
+/// hour's visits, which have no minutes).
+fn take_open(
+    resolution: Resolution,
+    now: i64,
+    buckets: &mut Vec<(i64, Bucket)>,
+) -> Vec<(i64, Bucket)> {
+    if resolution.finer().is_none() {
+        return Vec::new();
+    }
+    let (open, closed) = std::mem::take(buckets)
+        .into_iter()
+        .partition(|(s, _)| s + resolution.secs() > now);
+    *buckets = closed;
+    open
+}
+
+/// Puts back the open windows ([`take_open`]) the tail fill did not read from finer levels.
+fn reopen(buckets: &mut Vec<(i64, Bucket)>, open: Vec<(i64, Bucket)>) {
+    let filled: std::collections::HashSet<i64> = buckets.iter().map(|(s, _)| *s).collect();
+    buckets.extend(open.into_iter().filter(|(s, _)| !filled.contains(s)));
+    buckets.sort_by_key(|(s, _)| *s);
+}
+
 /// Buckets of `finer` rolled into windows of `resolution`, by start.
 fn regroup(resolution: Resolution, finer: Vec<(i64, Bucket)>) -> Vec<(i64, Bucket)> {
     let mut out: BTreeMap<i64, Bucket> = BTreeMap::new();
@@ -95,6 +122,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         nested: bool,
     ) -> Result<Vec<(i64, Bucket)>, StoreError> {
         let mut out = self.store.buckets(key, resolution, from, to).await?;
+        let open = take_open(resolution, self.now, &mut out);
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
@@ -110,6 +138,7 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             let filled = Box::pin(self.buckets_at(key, finer, tail_from, to, true)).await?;
             out.extend(regroup(resolution, filled));
         }
+        reopen(&mut out, open);
         Ok(out)
     }
 
@@ -179,8 +208,10 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         for (id, start, bucket) in read {
             out.entry(id).or_default().push((start, bucket));
         }
-        for buckets in out.values_mut() {
+        let mut open: HashMap<String, Vec<(i64, Bucket)>> = HashMap::new();
+        for (id, buckets) in out.iter_mut() {
             buckets.sort_by_key(|(s, _)| *s);
+            open.insert(id.clone(), take_open(resolution, self.now, buckets));
         }
         let Some(finer) = resolution.finer() else {
             return Ok(out);
@@ -194,15 +225,17 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
             })
             .filter(|(_, t)| *t < to && *t <= self.now)
             .collect();
-        let Some(tail_from) = tails.values().min().copied() else {
-            return Ok(out);
-        };
-        let open: Vec<String> = tails.keys().cloned().collect();
-        let filled = Box::pin(self.many(metric, &open, finer, tail_from, to, true)).await?;
-        for (id, buckets) in filled {
-            let own = tails.get(&id).copied().unwrap_or(to);
-            let kept = buckets.into_iter().filter(|(s, _)| *s >= own).collect();
-            out.entry(id).or_default().extend(regroup(resolution, kept));
+        if let Some(tail_from) = tails.values().min().copied() {
+            let tailing: Vec<String> = tails.keys().cloned().collect();
+            let filled = Box::pin(self.many(metric, &tailing, finer, tail_from, to, true)).await?;
+            for (id, buckets) in filled {
+                let own = tails.get(&id).copied().unwrap_or(to);
+                let kept = buckets.into_iter().filter(|(s, _)| *s >= own).collect();
+                out.entry(id).or_default().extend(regroup(resolution, kept));
+            }
+        }
+        for (id, windows) in open {
+            reopen(out.entry(id).or_default(), windows);
         }
         Ok(out)
     }
@@ -244,6 +277,10 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
         {
             out.entry(metric).or_default().push((start, bucket));
         }
+        let open: Vec<(String, Vec<(i64, Bucket)>)> = out
+            .iter_mut()
+            .map(|(metric, buckets)| (metric.clone(), take_open(resolution, self.now, buckets)))
+            .collect();
         let Some(finer) = resolution.finer() else {
             return Ok(out);
         };
@@ -262,6 +299,9 @@ impl<S: RollupBuckets + SeriesCatalog + Totals> Reader<'_, S> {
                 );
                 have.sort_by_key(|(s, _)| *s);
             }
+        }
+        for (metric, windows) in open {
+            reopen(out.entry(metric).or_default(), windows);
         }
         Ok(out)
     }
@@ -415,6 +455,9 @@ mod tests {
     struct Lagging {
         lag: i64,
         reads: std::sync::atomic::AtomicUsize,
+        /// Whether every coarser level also holds its open window with one page view, as an
+        /// import leaves it (a part of what the window's minutes hold).
+        imported_open: bool,
     }
 
     const HOURS: i64 = 12;
@@ -424,6 +467,14 @@ mod tests {
             Self {
                 lag,
                 reads: Default::default(),
+                imported_open: false,
+            }
+        }
+
+        fn with_imported_open(self) -> Self {
+            Self {
+                imported_open: true,
+                ..self
             }
         }
 
@@ -450,6 +501,10 @@ mod tests {
                     for _ in 0..step / 60 {
                         b.add(1.0, Some("v"));
                     }
+                    out.push((start, b));
+                } else if self.imported_open && start + step > NOW {
+                    let mut b = Bucket::default();
+                    b.add(1.0, Some("v"));
                     out.push((start, b));
                 }
                 start += step;
@@ -590,9 +645,21 @@ mod tests {
         let from = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
         // Given a page view in every minute of the last 12 hours (and 20 minutes)
         let minutes = (NOW - from) / 60 + 1;
-        for lag in [0, 20 * 60, 4 * 3_600, 7 * 3_600] {
-            // And a rollup job lagging by `lag` at every resolution
-            let store = Lagging::at_lag(lag);
+        for (lag, imported_open) in [
+            (0, false),
+            (20 * 60, false),
+            (4 * 3_600, false),
+            (7 * 3_600, false),
+            (0, true),
+            (4 * 3_600, true),
+        ] {
+            // And a rollup job lagging by `lag` at every resolution (and open windows an import
+            // merged a page view into, a part of what their minutes hold)
+            let store = if imported_open {
+                Lagging::at_lag(lag).with_imported_open()
+            } else {
+                Lagging::at_lag(lag)
+            };
             let reader = store.reader(&tenant);
             // When the day is read by hour, as the summary reads totals and a view one series
             let totals = reader
@@ -617,11 +684,101 @@ mod tests {
             assert_eq!(
                 count(&totals["page_view"]) as i64,
                 minutes,
-                "totals, lag {lag}"
+                "totals, lag {lag}, imported open {imported_open}"
             );
-            assert_eq!(count(&one) as i64, minutes, "buckets, lag {lag}");
-            assert_eq!(count(&many[0].1) as i64, minutes, "series, lag {lag}");
+            assert_eq!(
+                count(&one) as i64,
+                minutes,
+                "buckets, lag {lag} {imported_open}"
+            );
+            assert_eq!(
+                count(&many[0].1) as i64,
+                minutes,
+                "series, lag {lag} {imported_open}"
+            );
         }
+    }
+
+    /// Totals only at the hour, the open one included: visits, which the job computes per hour
+    /// while it is open and which have no minutes.
+    struct HoursOnly;
+
+    impl RollupBuckets for HoursOnly {
+        async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn buckets(
+            &self,
+            _: &SeriesKey,
+            _: Resolution,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<(i64, Bucket)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl SeriesCatalog for HoursOnly {
+        async fn series(
+            &self,
+            _: &TenantId,
+            _: &str,
+        ) -> Result<Vec<crate::SeriesTags>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl Totals for HoursOnly {
+        async fn totals(
+            &self,
+            _: &TenantId,
+            resolution: Resolution,
+            from: i64,
+            to: i64,
+            _: &[&str],
+        ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+            let mut out = Vec::new();
+            if resolution == Resolution::Hour {
+                let mut start = Resolution::Hour.window_start(from);
+                while start < to && start <= NOW {
+                    let mut b = Bucket::default();
+                    b.add(1.0, None);
+                    out.push(("visits".to_owned(), start, b));
+                    start += 3_600;
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_window_its_finer_levels_lack_is_read_as_stored() {
+        // Given a visit in every hour of the last day, the open hour's included, and no minutes
+        let tenant = TenantId::parse("visits").expect("tenant");
+        let reader = Reader {
+            store: &HoursOnly,
+            tenant: &tenant,
+            now: NOW,
+        };
+        let from = Resolution::Hour.window_start(NOW) - 23 * 3_600;
+        // When the day is read by hour and by day
+        let hours = reader
+            .totals(Resolution::Hour, from, NOW + 1)
+            .await
+            .expect("hours");
+        let days = reader
+            .totals(Resolution::Day, Resolution::Day.window_start(from), NOW + 1)
+            .await
+            .expect("days");
+        // Then the open hour's visit counts, by hour and in the day's total
+        assert_eq!(count(&hours["visits"]), 24);
+        let today = Resolution::Day.window_start(NOW);
+        let hours_today = (NOW - today) / 3_600 + 1;
+        let day = days["visits"]
+            .iter()
+            .find(|(s, _)| *s == today)
+            .expect("today");
+        assert_eq!(day.1.count as i64, hours_today);
     }
 
     #[tokio::test]
