@@ -1,5 +1,5 @@
 //! Streaming anomaly detection: one detector per series, fed one point at a time; a point's
-//! score uses only the points up to it. The whole state is about 4 KB and serializes with
+//! score uses only the points up to it. The whole state is about 4.4 KB and serializes with
 //! postcard, so it is stored between invocations.
 //!
 //! The detector learns what the series does as *contexts*: the last 1, 2, 3, 5 and 8 values,
@@ -34,6 +34,9 @@ pub const WARMUP: u64 = 150;
 pub const ALARM: f64 = 0.55;
 /// Points after an alarm that are not scored again (scored 0).
 pub const REST: u64 = 70;
+/// How many times farther from the expected value than the alarm a point must be to break
+/// the rest.
+const REST_BREAK: f64 = 4.0;
 /// Levels across the range seen while learning.
 const LEVELS: f64 = 8.0;
 /// The context lengths, most recent value first; shorter contexts weigh more.
@@ -105,7 +108,7 @@ pub struct Detector {
     levels_seen: Vec<u64>,
     rest_until: u64,
     /// The novelty of the alarm that started the rest, and its distance from the expected
-    /// value: only a more novel point, or one more than four times as far, ends the rest.
+    /// value: only a more novel point, or one [`REST_BREAK`] times as far, ends the rest.
     rest_novelty: f64,
     rest_distance: f64,
     /// How often each context length has been new since the levels were fixed.
@@ -160,7 +163,7 @@ impl Detector {
         let (novelty, feature) = self.novelty();
         let resting = self.n < self.rest_until
             && novelty <= self.rest_novelty
-            && error.abs() <= 4.0 * self.rest_distance;
+            && error.abs() <= REST_BREAK * self.rest_distance;
         let (score, feature) = if self.n <= WARMUP || resting {
             (0.0, Feature::None)
         } else {
