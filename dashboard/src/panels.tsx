@@ -9,11 +9,9 @@ import { label, setCurrency, shownValue, type Row } from "./shape";
 type View = Record<string, unknown>;
 
 /** The top-N panels of web analytics' overview: the view each reads and the filters it takes. */
-/** Each top-N panel, the filters its view applies, and those it applies only one at a time (pages
- * are counted by path with one visit dimension each). */
-const TOP_PANELS: { view: string; dimension: string; title: string; filters: string[]; oneOf?: string[] }[] = [
+const TOP_PANELS: { view: string; dimension: string; title: string; filters: string[] }[] = [
   { view: "sources", dimension: "source", title: "Sources", filters: ["site", "source", "device", "country", "browser", "os"] },
-  { view: "pages", dimension: "path", title: "Pages", filters: ["site", "path", "source", "device", "country"], oneOf: ["source", "device", "country"] },
+  { view: "pages", dimension: "path", title: "Pages", filters: ["site", "path"] },
   { view: "countries", dimension: "country", title: "Countries", filters: ["site", "source", "device", "country", "browser", "os"] },
   { view: "devices", dimension: "device", title: "Devices", filters: ["site", "source", "device", "country", "browser", "os"] },
 ];
@@ -28,19 +26,11 @@ export interface TopPanel {
   error?: string;
 }
 
-/** The chosen filters a panel cannot apply: those its view does not take, and past the first of
- * those it takes one at a time. */
-export function unappliable(t: { filters: string[]; oneOf?: string[] }, chosen: Record<string, string>): string[] {
-  const keys = Object.keys(chosen).filter((k) => !k.startsWith("utm_"));
-  const exclusive = keys.filter((k) => t.oneOf?.includes(k));
-  return keys.filter((k) => !t.filters.includes(k) || exclusive.indexOf(k) > 0);
-}
-
 /** Loads every top-N panel under `chosen` filters; a panel that cannot apply one says so. */
 /** The top panels from the web overview's answer (`top`: rows by panel), under the chosen filters. */
 export function panelsFrom(top: Record<string, Row[]>, chosen: Record<string, string>): TopPanel[] {
   return TOP_PANELS.map((t) => {
-    const unfiltered = unappliable(t, chosen);
+    const unfiltered = Object.keys(chosen).filter((k) => !t.filters.includes(k) && !k.startsWith("utm_"));
     return { ...t, rows: unfiltered.length ? [] : (top[t.view] ?? []), unfiltered };
   });
 }
@@ -48,7 +38,7 @@ export function panelsFrom(top: Record<string, Row[]>, chosen: Record<string, st
 export async function topPanels(api: Api, time: Record<string, string | undefined>, chosen: Record<string, string>): Promise<TopPanel[]> {
   return Promise.all(
     TOP_PANELS.map(async (t) => {
-      const unfiltered = unappliable(t, chosen);
+      const unfiltered = Object.keys(chosen).filter((k) => !t.filters.includes(k) && !k.startsWith("utm_"));
       if (unfiltered.length) return { ...t, rows: [], unfiltered };
       try {
         const v = await api.get<View>(`/api/v1/web/${t.view}`, { ...time, ...chosen, limit: "10" });

@@ -19,13 +19,10 @@ use pulse_models::detect::{ALARM, Detector};
 use pulse_store::{AnomalyLog, DetectorStates, StoreError, Totals};
 use std::collections::BTreeMap;
 
-/// Derived metrics whose minute counts repeat their source metric's (page views by path, and
-/// by path and source, device or country; orders' line items, ML jobs' cost).
+/// Derived metrics whose minute counts repeat their source metric's (page views by path,
+/// orders' line items, ML jobs' cost).
 pub const REPEATS: &[&str] = &[
     pulse_metrics::aggregate::WEB_PAGES,
-    pulse_metrics::aggregate::WEB_PAGES_BY[0].1,
-    pulse_metrics::aggregate::WEB_PAGES_BY[1].1,
-    pulse_metrics::aggregate::WEB_PAGES_BY[2].1,
     pulse_metrics::aggregate::ORDER_ITEMS,
     pulse_metrics::aggregate::ML_COST,
 ];

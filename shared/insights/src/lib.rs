@@ -118,8 +118,6 @@ pub struct Retrained {
 /// Refits every metric of `tenant` with at least [`MIN_DAYS`] days of history, by count (and
 /// by sum where values are not all one), for [`DEFAULT_HORIZON`] days, and stores each fit.
 /// A metric that cannot be fitted is skipped and said why; a store failure stops the run.
-/// Derived metrics that repeat another's counts ([`detect::REPEATS`]) are fitted only when asked
-/// for.
 pub async fn retrain<S: Totals, W: FitWriter>(
     totals: &S,
     writer: &W,
@@ -129,7 +127,6 @@ pub async fn retrain<S: Totals, W: FitWriter>(
     let today = now.div_euclid(DAY) * DAY;
     let history = history(totals, tenant, today).await?;
     let mut metrics: Vec<&str> = history.iter().map(|(m, _, _)| m.as_str()).collect();
-    metrics.retain(|m| !detect::REPEATS.contains(m));
     metrics.sort_unstable();
     metrics.dedup();
     let mut out = Retrained::default();

@@ -132,14 +132,6 @@ pub fn sample(event: &Event) -> Sample<'_> {
 /// Page views by path alone (`site`, `path`): the pages view, without the other dimensions
 /// multiplying its series.
 pub const WEB_PAGES: &str = "web.pages";
-/// Page views by path and one visit dimension each (`site`, `path` and `source`, `device` or
-/// `country`): the pages view under a filter on that dimension. One metric per dimension, so
-/// the series add (paths × sources + paths × devices + …) rather than multiply.
-pub const WEB_PAGES_BY: [(&str, &str); 3] = [
-    ("source", "web.pages.source"),
-    ("device", "web.pages.device"),
-    ("country", "web.pages.country"),
-];
 /// Order line items by product (`product`, `collection`, `currency`), valued at quantity ×
 /// price: purchases and revenue per product.
 pub const ORDER_ITEMS: &str = "order.items";
@@ -159,7 +151,7 @@ pub fn ml_succeeded(status: &str) -> bool {
 }
 
 /// Every metric `event` feeds: its own ([`sample`]) and the derived ones its views chart
-/// ([`WEB_PAGES`], [`WEB_PAGES_BY`], [`ORDER_ITEMS`], [`API_FAILED`], [`ML_COST`], [`ML_FAILED`]). Derived metrics carry only
+/// ([`WEB_PAGES`], [`ORDER_ITEMS`], [`API_FAILED`], [`ML_COST`], [`ML_FAILED`]). Derived metrics carry only
 /// the dimensions their view groups by, so their series stay few.
 pub fn samples(event: &Event) -> Vec<Sample<'_>> {
     let own = sample(event);
@@ -170,18 +162,6 @@ pub fn samples(event: &Event) -> Vec<Sample<'_>> {
             let mut tags = BTreeMap::from([("path".to_owned(), path.clone())]);
             if let Some(site) = event.tags.get("site") {
                 tags.insert("site".to_owned(), site.clone());
-            }
-            for (dimension, metric) in WEB_PAGES_BY {
-                if let Some(value) = event.tags.get(dimension) {
-                    let mut tags = tags.clone();
-                    tags.insert(dimension.to_owned(), value.clone());
-                    out.push(Sample {
-                        metric,
-                        value: 1.0,
-                        tags,
-                        visitor,
-                    });
-                }
             }
             out.push(Sample {
                 metric: WEB_PAGES,
@@ -639,49 +619,6 @@ mod tests {
             None,
         );
         assert_eq!(sample(&order).value, 99.5);
-    }
-
-    #[test]
-    fn a_page_view_is_counted_by_path_and_by_path_with_each_visit_dimension_it_has() {
-        // Given a page view from Google on a phone (no country known)
-        let mut view = event(
-            "page_view",
-            Body::PageView {
-                path: "/pricing".into(),
-                referrer: None,
-                title: None,
-            },
-            0,
-            Some("v1"),
-        );
-        view.tags = BTreeMap::from([
-            ("source".into(), "Google".into()),
-            ("device".into(), "mobile".into()),
-        ]);
-        // When it becomes samples
-        let got: BTreeMap<&str, BTreeMap<String, String>> = samples(&view)
-            .into_iter()
-            .map(|s| (s.metric, s.tags))
-            .collect();
-        // Then the pages view can read it by path alone, and by path with its source or its
-        // device, each series carrying only its own dimension
-        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        };
-        assert_eq!(got[WEB_PAGES], tags(&[("path", "/pricing")]));
-        assert_eq!(
-            got["web.pages.source"],
-            tags(&[("path", "/pricing"), ("source", "Google")])
-        );
-        assert_eq!(
-            got["web.pages.device"],
-            tags(&[("path", "/pricing"), ("device", "mobile")])
-        );
-        assert!(!got.contains_key("web.pages.country"));
-        assert_eq!(got["page_view"]["source"], "Google");
     }
 
     #[test]

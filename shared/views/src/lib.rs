@@ -570,22 +570,6 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
         Ok(p.filters.clone())
     }
 
-    /// The page views metric that carries `filters`' dimensions: by path alone, or by path and
-    /// the one visit dimension filtered on ([`aggregate::WEB_PAGES_BY`]).
-    fn pages_metric(filters: &[Filter]) -> Result<&'static str, ApiError> {
-        let mut by = filters
-            .iter()
-            .filter_map(|f| aggregate::WEB_PAGES_BY.iter().find(|(d, _)| *d == f.tag()));
-        match (by.next(), by.next()) {
-            (None, _) => Ok(aggregate::WEB_PAGES),
-            (Some((_, metric)), None) => Ok(metric),
-            (Some(_), Some((dimension, _))) => Err(ApiError::invalid_field(
-                &["filters", dimension],
-                "the pages view filters on one of source, device, country at a time",
-            )),
-        }
-    }
-
     pub async fn web(&self, view: &str, p: &Params) -> Result<Value, ApiError> {
         const WEB_DIMS: &[&str] = &["site", "source", "device", "country", "browser", "os"];
         match view {
@@ -681,13 +665,9 @@ impl<S: RollupBuckets + SeriesCatalog + Totals + BreakdownReader> Views<'_, S> {
                 Ok(answer)
             }
             "pages" => {
-                let f = Self::filters_for(
-                    p,
-                    &["site", "path", "source", "device", "country"],
-                    "pages",
-                )?;
+                let f = Self::filters_for(p, &["site", "path"], "pages")?;
                 let pages = self
-                    .read(Self::pages_metric(&f)?, true, p, p.start, p.end, &f)
+                    .read(aggregate::WEB_PAGES, true, p, p.start, p.end, &f)
                     .await?;
                 let rows = by_dimension(&pages, "path", p.start, p.end);
                 let mut rows: Vec<Value> = rows
