@@ -458,6 +458,9 @@ mod tests {
         /// Whether every coarser level also holds its open window with one page view, as an
         /// import leaves it (a part of what the window's minutes hold).
         imported_open: bool,
+        /// Whether there is one page view an hour at the hour only, the open hour included,
+        /// and nothing finer: as the job keeps visits, which have no minutes.
+        hours_only: bool,
     }
 
     const HOURS: i64 = 12;
@@ -468,6 +471,14 @@ mod tests {
                 lag,
                 reads: Default::default(),
                 imported_open: false,
+                hours_only: false,
+            }
+        }
+
+        fn with_hours_only(self) -> Self {
+            Self {
+                hours_only: true,
+                ..self
             }
         }
 
@@ -496,7 +507,13 @@ mod tests {
             let mut start = resolution.window_start(first.max(from)).max(first);
             while start < to && start <= NOW {
                 let rolled = resolution == Resolution::Minute || start + step <= NOW - self.lag;
-                if rolled {
+                if self.hours_only {
+                    if resolution == Resolution::Hour {
+                        let mut b = Bucket::default();
+                        b.add(1.0, None);
+                        out.push((start, b));
+                    }
+                } else if rolled {
                     let mut b = Bucket::default();
                     for _ in 0..step / 60 {
                         b.add(1.0, Some("v"));
@@ -699,86 +716,27 @@ mod tests {
         }
     }
 
-    /// Totals only at the hour, the open one included: visits, which the job computes per hour
-    /// while it is open and which have no minutes.
-    struct HoursOnly;
-
-    impl RollupBuckets for HoursOnly {
-        async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
-            Ok(true)
-        }
-        async fn buckets(
-            &self,
-            _: &SeriesKey,
-            _: Resolution,
-            _: i64,
-            _: i64,
-        ) -> Result<Vec<(i64, Bucket)>, StoreError> {
-            Ok(Vec::new())
-        }
-    }
-
-    impl SeriesCatalog for HoursOnly {
-        async fn series(
-            &self,
-            _: &TenantId,
-            _: &str,
-        ) -> Result<Vec<crate::SeriesTags>, StoreError> {
-            Ok(Vec::new())
-        }
-    }
-
-    impl Totals for HoursOnly {
-        async fn totals(
-            &self,
-            _: &TenantId,
-            resolution: Resolution,
-            from: i64,
-            to: i64,
-            _: &[&str],
-        ) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
-            let mut out = Vec::new();
-            if resolution == Resolution::Hour {
-                let mut start = Resolution::Hour.window_start(from);
-                while start < to && start <= NOW {
-                    let mut b = Bucket::default();
-                    b.add(1.0, None);
-                    out.push(("visits".to_owned(), start, b));
-                    start += 3_600;
-                }
-            }
-            Ok(out)
-        }
-    }
-
     #[tokio::test]
     async fn an_open_window_its_finer_levels_lack_is_read_as_stored() {
-        // Given a visit in every hour of the last day, the open hour's included, and no minutes
+        // Given a visit in every hour of the last 12, the open hour's included, and no minutes
         let tenant = TenantId::parse("visits").expect("tenant");
-        let reader = Reader {
-            store: &HoursOnly,
-            tenant: &tenant,
-            now: NOW,
-        };
-        let from = Resolution::Hour.window_start(NOW) - 23 * 3_600;
-        // When the day is read by hour and by day
+        let store = Lagging::at_lag(0).with_hours_only();
+        let reader = store.reader(&tenant);
+        let first = Resolution::Hour.window_start(NOW) - HOURS * 3_600;
+        // When they are read by hour and by day
         let hours = reader
-            .totals(Resolution::Hour, from, NOW + 1)
+            .totals(Resolution::Hour, first, NOW + 1)
             .await
             .expect("hours");
+        let today = Resolution::Day.window_start(NOW);
         let days = reader
-            .totals(Resolution::Day, Resolution::Day.window_start(from), NOW + 1)
+            .totals(Resolution::Day, today, NOW + 1)
             .await
             .expect("days");
         // Then the open hour's visit counts, by hour and in the day's total
-        assert_eq!(count(&hours["visits"]), 24);
-        let today = Resolution::Day.window_start(NOW);
-        let hours_today = (NOW - today) / 3_600 + 1;
-        let day = days["visits"]
-            .iter()
-            .find(|(s, _)| *s == today)
-            .expect("today");
-        assert_eq!(day.1.count as i64, hours_today);
+        assert_eq!(count(&hours["page_view"]) as i64, HOURS + 1);
+        let hours_today = (NOW - today.max(first)) / 3_600 + 1;
+        assert_eq!(count(&days["page_view"]) as i64, hours_today);
     }
 
     #[tokio::test]
