@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e e2e-tested fmt-check clippy unit-test cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
+.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e e2e-tested fmt-check clippy unit-test test-build tests-run e2e-run cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
 ## and the OpenTelemetry SDK; the tracker's and the dashboard's npm packages.
@@ -50,7 +50,7 @@ e2e: setup dashboard
 # The same run inside `make test`, on the binary the test build just linked (infra/tests/cli.rs
 # makes `cargo test` build pulse-local's binaries): a `cargo build` here would compile every
 # crate of the workspace again, because a build without the test crates unifies fewer features.
-e2e-tested: setup dashboard unit-test
+e2e-tested: setup dashboard test-build
 	@infra/scripts/chromium.sh
 	infra/scripts/e2e.sh
 
@@ -60,7 +60,13 @@ dev: setup tracker dashboard
 	./target/debug/pulse-local
 
 ## The whole test suite, as CI runs it.
-test: setup fmt-check clippy cfn-lint openapi-lint tracker-test dashboard-test dashboard unit-test e2e-tested
+# Once everything is built, the Rust tests and the browser run side by side: both spend most of
+# their time waiting on local clouds (sealed minutes, the rollup job's ticks), not on the CPU.
+# Each one's output is printed whole when it ends (`--output-sync`), so the logs do not
+# interleave.
+test: setup fmt-check clippy cfn-lint openapi-lint tracker-test dashboard-test dashboard test-build
+	@infra/scripts/chromium.sh
+	@$(MAKE) --no-print-directory -j2 --output-sync=target tests-run e2e-run
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -78,6 +84,17 @@ openapi-lint: setup
 # Unit, handler, adapter and integration tests (the last start the local cloud in-process).
 unit-test:
 	$(CARGO) test --workspace
+# The test build alone: every test binary and, through infra/tests/cli.rs, pulse-local's.
+test-build:
+	$(CARGO) test --workspace --no-run
+# `make test`'s two runs, on what test-build built (no prerequisites: they must not build
+# again). A `cargo test` naming fewer packages would unify fewer features and build again.
+# Four test threads on two cores: the local-cloud tests mostly wait (for a sealed minute, a
+# stream batch, a job tick), and a waiting test should not hold one of two slots.
+tests-run:
+	RUST_TEST_THREADS=4 $(CARGO) test --workspace
+e2e-run:
+	infra/scripts/e2e.sh
 
 ## Print a dev JWT: make token TENANT=demo ROLE=admin
 TENANT ?= demo
