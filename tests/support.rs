@@ -46,6 +46,18 @@ impl Cloud {
             .map_err(|_| "the local cloud dropped the request".to_owned())?
     }
 
+    /// `GET path` as `tenant`'s `role`: the status and the JSON body (null if none).
+    pub async fn get(&self, tenant: &str, role: &str, path: &str) -> (u16, serde_json::Value) {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", self.http))
+            .bearer_auth(self.token(tenant, role))
+            .send()
+            .await
+            .expect("response");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// An SDK configuration for the emulator, made in the calling test's runtime.
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         pulse_local::sdk_config(&self.aws_endpoint).await
