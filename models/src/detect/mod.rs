@@ -19,6 +19,12 @@
 //! level still scores 1 (every context is new); in a noisy series where eight-value contexts
 //! are always new, one more new eight-value context says nothing and scores nothing.
 //!
+//! A new level *inside* the range the series has already spanned (a gap between the values of
+//! a spiky, heavy-tailed series: after one spike to 50, the first value at 20) is less
+//! surprising than one beyond it: it scores between half and all of its novelty, by how far it
+//! is from the expected value ([`INTERIOR`]). Values beyond the spanned range, and new
+//! patterns, score as before.
+//!
 //! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
 //! incident is reported once, at its start, rather than on every point while it lasts. Only a
 //! point more novel than the alarm that started the rest, or more than four times as far from
@@ -51,6 +57,13 @@ const LEVEL_SET_BITS: usize = 1 << 10;
 const ALPHA: f64 = 0.01;
 /// Smoothing of each context length's rate of novelty, which is taken off a point's novelty.
 const RATE: f64 = 0.001;
+/// What a new level inside the range the series has already spanned scores, at least, as a
+/// share of its novelty: all of it from [`INTERIOR_FAR`] deviations away from the expected
+/// value, half of it at the expected value.
+const INTERIOR: f64 = 0.5;
+/// Deviations from the expected value at which a new level inside the spanned range scores in
+/// full.
+const INTERIOR_FAR: f64 = 4.0;
 
 /// The first bytes of a stored state: its format's version. Version 1 (no prefix) had no
 /// novelty rates.
@@ -151,6 +164,13 @@ impl Detector {
         let expected = self.mean;
         let band = 3.0 * self.deviation;
         let error = x - self.mean;
+        // Whether x falls inside the range spanned so far, and how far from the expected value.
+        let interior = self.n > 1 && x >= self.min && x <= self.max;
+        let far = if self.deviation > 0.0 {
+            (error.abs() / (INTERIOR_FAR * self.deviation)).min(1.0)
+        } else {
+            1.0
+        };
         self.mean += ALPHA * error;
         self.deviation += ALPHA * (error.abs() - self.deviation);
         self.min = self.min.min(x);
@@ -160,7 +180,10 @@ impl Detector {
         if self.width <= 0.0 && self.n < WARMUP {
             self.learning.push(x);
         }
-        let (novelty, feature) = self.novelty();
+        let (mut novelty, feature) = self.novelty();
+        if feature == Feature::NewLevel && interior {
+            novelty *= INTERIOR + (1.0 - INTERIOR) * far;
+        }
         let resting = self.n < self.rest_until
             && novelty <= self.rest_novelty
             && error.abs() <= REST_BREAK * self.rest_distance;

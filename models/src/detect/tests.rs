@@ -176,3 +176,35 @@ fn a_larger_incident_during_the_rest_after_an_alarm_is_not_hidden() {
     // Then it is an alarm all the same
     assert!(scores(&v)[first + 5] >= ALARM);
 }
+
+#[test]
+fn a_new_level_inside_a_spiky_series_range_scores_less_than_one_beyond_it() {
+    // Given noise around 50 with a spike to 90 every 25 points (levels between never visited)
+    let spiky = |n: usize| -> Vec<f64> {
+        noise(7, n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 25 == 0 { 90.0 } else { v })
+            .collect()
+    };
+    let score_of = |x: f64| {
+        let mut d = Detector::default();
+        for v in spiky(AT) {
+            d.score(v);
+        }
+        d.score(x)
+    };
+    // When the next value falls in the gap, near the usual values, or beyond the spikes
+    let inside = score_of(62.0);
+    let beyond = score_of(130.0);
+    // Then both are new levels, and the one the series has already spanned scores less
+    assert_eq!(inside.feature, Feature::NewLevel);
+    assert_eq!(beyond.feature, Feature::NewLevel);
+    assert!(
+        inside.score < beyond.score,
+        "inside {} ≥ beyond {}",
+        inside.score,
+        beyond.score
+    );
+    assert!(beyond.score >= ALARM, "beyond scored {}", beyond.score);
+}
