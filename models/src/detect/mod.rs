@@ -280,8 +280,9 @@ impl Detector {
     /// must not depend on a hash), longer contexts and far levels in the hashed set.
     fn remember(&mut self, context: &[i64]) -> bool {
         let exact = match context {
-            [level] => usize::try_from(level + LEVEL_SET_BELOW)
-                .ok()
+            [level] => level
+                .checked_add(LEVEL_SET_BELOW)
+                .and_then(|i| usize::try_from(i).ok())
                 .filter(|i| *i < self.levels_seen.len() * 64),
             _ => None,
         };

@@ -208,3 +208,36 @@ fn a_new_level_inside_a_spiky_series_range_scores_less_than_one_beyond_it() {
     );
     assert!(beyond.score >= ALARM, "beyond scored {}", beyond.score);
 }
+
+#[test]
+fn hostile_values_keep_every_score_in_range_and_the_state_restorable() {
+    // Given a series that jumps between DynamoDB's number limits, f64's own extremes, zero,
+    // the smallest normal number and a long constant stretch (no deviation at all)
+    let mut v: Vec<f64> = vec![7.0; 300];
+    for i in 0..600 {
+        v.push(match i % 7 {
+            0 => 9.9e125,
+            1 => -9.9e125,
+            2 => f64::MAX,
+            3 => f64::MIN,
+            4 => f64::MIN_POSITIVE,
+            5 => 0.0,
+            _ => 7.0,
+        });
+    }
+    v.extend(noise(9, 300));
+    // When the detector scores it, with a stored and restored state halfway
+    let mut live = Detector::default();
+    for x in &v[..600] {
+        let s = live.score(*x);
+        assert!((0.0..=1.0).contains(&s.score), "score {} for {x}", s.score);
+    }
+    let mut restored = Detector::from_bytes(&live.to_bytes()).expect("state");
+    for x in &v[600..] {
+        // Then every score is a number in [0, 1] and the restored detector agrees exactly
+        let (a, b) = (live.score(*x), restored.score(*x));
+        assert!((0.0..=1.0).contains(&a.score), "score {} for {x}", a.score);
+        assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
+        assert_eq!(a.feature, b.feature);
+    }
+}
