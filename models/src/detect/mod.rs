@@ -1,5 +1,5 @@
 //! Streaming anomaly detection: one detector per series, fed one point at a time; a point's
-//! score uses only the points up to it. The whole state is about 4.4 KB and serializes with
+//! score uses only the points up to it. The whole state is about 5.4 KB and serializes with
 //! postcard, so it is stored between invocations.
 //!
 //! The detector learns what the series does as *contexts*: the last 1, 2, 3, 5 and 8 values,
@@ -18,6 +18,15 @@
 //! part of its novelty above those rates, over the most it could score above them. A new
 //! level still scores 1 (every context is new); in a noisy series where eight-value contexts
 //! are always new, one more new eight-value context says nothing and scores nothing.
+//!
+//! The levels exist at [`SCALES`] scales, each twice as wide as the one before, and every
+//! point is remembered at all of them; a point is scored at the finest scale across which the
+//! *recent* range (extremes fading towards the expected value) spans at most [`SCALE_LEVELS`]
+//! levels. A spike widens the recent range, so for a while the values between the usual ones
+//! and the spike are judged in wider levels, already learnt; as the range fades the fine scale
+//! returns. Every scale is learnt from the start, so changing scale loses nothing: this is the
+//! causal stand-in for knowing a file's value range in advance, which ARTime and CAD OSE were
+//! given on NAB.
 //!
 //! A new level *inside* the range the series has already spanned (a gap between the values of
 //! a spiky, heavy-tailed series: after one spike to 50, the first value at 20) is less
@@ -64,10 +73,19 @@ const INTERIOR: f64 = 0.5;
 /// Deviations from the expected value at which a new level inside the spanned range scores in
 /// full.
 const INTERIOR_FAR: f64 = 4.0;
+/// Scales of levels: widths of 1, 2, 4, … 128 times the learnt level width, each learnt from
+/// every point.
+const SCALES: usize = 8;
+/// The scale a point is scored at is the finest across which the recent range spans at most
+/// this many levels.
+const SCALE_LEVELS: f64 = 16.0;
+/// How fast the recent range's extremes fade towards the expected value (about 1/`FADE`
+/// points of memory).
+const FADE: f64 = 0.003;
 
 /// The first bytes of a stored state: its format's version. Version 1 (no prefix) had no
-/// novelty rates.
-const STATE_VERSION: [u8; 2] = *b"D2";
+/// novelty rates, version 2 one scale.
+const STATE_VERSION: [u8; 2] = *b"D3";
 
 /// A point's score and what explains it.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,14 +136,17 @@ pub struct Detector {
     window: VecDeque<f64>,
     seen: Vec<u64>,
     /// The levels visited, exactly, from [`LEVEL_SET_BELOW`] levels below the learnt range.
-    levels_seen: Vec<u64>,
+    levels_seen: Vec<Vec<u64>>,
     rest_until: u64,
+    /// The recent range: extremes that fade towards the expected value; it picks the scale.
+    recent_low: f64,
+    recent_high: f64,
     /// The novelty of the alarm that started the rest, and its distance from the expected
     /// value: only a more novel point, or one [`REST_BREAK`] times as far, ends the rest.
     rest_novelty: f64,
     rest_distance: f64,
-    /// How often each context length has been new since the levels were fixed.
-    rates: [f64; LENGTHS.len()],
+    /// How often each context length has been new at each scale since the levels were fixed.
+    rates: [[f64; LENGTHS.len()]; SCALES],
     /// The values seen while learning the levels, replayed into the seen contexts once the
     /// levels are fixed (then emptied): without them the first scored points would all be
     /// novel, their contexts never recorded.
@@ -144,11 +165,13 @@ impl Default for Detector {
             deviation: 0.0,
             window: VecDeque::with_capacity(LENGTHS[LENGTHS.len() - 1]),
             seen: vec![0; SEEN_BITS / 64],
-            levels_seen: vec![0; LEVEL_SET_BITS / 64],
+            levels_seen: vec![vec![0; LEVEL_SET_BITS / 64]; SCALES],
             rest_until: 0,
+            recent_low: 0.0,
+            recent_high: 0.0,
             rest_novelty: 0.0,
             rest_distance: 0.0,
-            rates: [0.0; LENGTHS.len()],
+            rates: [[0.0; LENGTHS.len()]; SCALES],
             learning: Vec::new(),
         }
     }
@@ -171,16 +194,22 @@ impl Detector {
         } else {
             1.0
         };
+        let scale = self.scale();
         self.mean += ALPHA * error;
         self.deviation += ALPHA * (error.abs() - self.deviation);
         self.min = self.min.min(x);
+        if self.n == 1 {
+            (self.recent_low, self.recent_high) = (x, x);
+        }
+        self.recent_low = x.min(self.recent_low + FADE * (self.mean - self.recent_low));
+        self.recent_high = x.max(self.recent_high - FADE * (self.recent_high - self.mean));
         self.max = self.max.max(x);
         self.window.push_front(x);
         self.window.truncate(LENGTHS[LENGTHS.len() - 1]);
         if self.width <= 0.0 && self.n < WARMUP {
             self.learning.push(x);
         }
-        let (mut novelty, feature) = self.novelty();
+        let (mut novelty, feature) = self.novelty(scale);
         if feature == Feature::NewLevel && interior {
             novelty *= INTERIOR + (1.0 - INTERIOR) * far;
         }
@@ -213,8 +242,20 @@ impl Detector {
         }
     }
 
-    /// The weighted share of the current contexts not seen before (and remembers them).
-    fn novelty(&mut self) -> (f64, Feature) {
+    /// The scale to score the next point at (from the range before it): the finest whose
+    /// levels cut the recent range into at most [`SCALE_LEVELS`].
+    fn scale(&self) -> usize {
+        let span = self.recent_high - self.recent_low;
+        if self.width <= 0.0 || span.is_nan() || span <= self.width * SCALE_LEVELS {
+            return 0;
+        }
+        let ratio = span / (self.width * SCALE_LEVELS);
+        (ratio.log2().ceil() as usize).min(SCALES - 1)
+    }
+
+    /// The weighted share of the current contexts not seen before at `scale` (and remembers
+    /// the contexts at every scale).
+    fn novelty(&mut self, scale: usize) -> (f64, Feature) {
         if self.width <= 0.0 {
             let range = self.max - self.min;
             if self.n < WARMUP || range <= 0.0 {
@@ -224,71 +265,74 @@ impl Detector {
             self.origin = self.min;
             let learnt = std::mem::take(&mut self.learning);
             for end in 1..=learnt.len() {
-                let recent: Vec<i64> = learnt[end.saturating_sub(LENGTHS[LENGTHS.len() - 1])..end]
-                    .iter()
-                    .rev()
-                    .map(|v| self.level(*v))
-                    .collect();
-                for &len in &LENGTHS {
-                    if len <= recent.len() {
-                        self.remember(&recent[..len]);
+                for scale in 0..SCALES {
+                    let recent: Vec<i64> = learnt
+                        [end.saturating_sub(LENGTHS[LENGTHS.len() - 1])..end]
+                        .iter()
+                        .rev()
+                        .map(|v| self.level(*v, scale))
+                        .collect();
+                    for &len in &LENGTHS {
+                        if len <= recent.len() {
+                            self.remember(scale, &recent[..len]);
+                        }
                     }
                 }
             }
         }
-        let levels: Vec<i64> = self.window.iter().map(|v| self.level(*v)).collect();
-        let (mut novel, mut possible) = (0.0, 0.0);
-        let mut feature = Feature::None;
-        for (i, &len) in LENGTHS.iter().enumerate() {
-            if len > levels.len() {
-                break;
-            }
-            let weight = 1.0 / (1.0 + i as f64);
-            let new = if self.remember(&levels[..len]) {
-                1.0
-            } else {
-                0.0
-            };
-            if new > 0.0 && feature == Feature::None {
-                feature = if len == 1 {
-                    Feature::NewLevel
+        let mut scored = (0.0, Feature::None);
+        for at in 0..SCALES {
+            let levels: Vec<i64> = self.window.iter().map(|v| self.level(*v, at)).collect();
+            let (mut novel, mut possible) = (0.0, 0.0);
+            let mut feature = Feature::None;
+            for (i, &len) in LENGTHS.iter().enumerate() {
+                if len > levels.len() {
+                    break;
+                }
+                let weight = 1.0 / (1.0 + i as f64);
+                let new = if self.remember(at, &levels[..len]) {
+                    1.0
                 } else {
-                    Feature::NewPattern
+                    0.0
                 };
+                if new > 0.0 && feature == Feature::None {
+                    feature = if len == 1 {
+                        Feature::NewLevel
+                    } else {
+                        Feature::NewPattern
+                    };
+                }
+                let rate = self.rates[at][i];
+                novel += weight * (new - rate).max(0.0);
+                possible += weight * (1.0 - rate);
+                self.rates[at][i] += RATE * (new - rate);
             }
-            let rate = self.rates[i];
-            novel += weight * (new - rate).max(0.0);
-            possible += weight * (1.0 - rate);
-            self.rates[i] += RATE * (new - rate);
+            if at == scale && possible > 0.0 {
+                scored = (novel / possible, feature);
+            }
         }
-        (
-            if possible > 0.0 {
-                novel / possible
-            } else {
-                0.0
-            },
-            feature,
-        )
+        scored
     }
 
-    fn level(&self, v: f64) -> i64 {
-        ((v - self.origin) / self.width).floor() as i64
+    /// The level of `v` at `scale` (levels `2^scale` times the learnt width).
+    fn level(&self, v: f64, scale: usize) -> i64 {
+        ((v - self.origin) / (self.width * (1u64 << scale) as f64)).floor() as i64
     }
 
     /// Remembers a context (its levels, most recent first); whether it is new. A single level
     /// near the learnt range is looked up exactly (whether a value is at a level never visited
     /// must not depend on a hash), longer contexts and far levels in the hashed set.
-    fn remember(&mut self, context: &[i64]) -> bool {
+    fn remember(&mut self, scale: usize, context: &[i64]) -> bool {
         let exact = match context {
             [level] => level
                 .checked_add(LEVEL_SET_BELOW)
                 .and_then(|i| usize::try_from(i).ok())
-                .filter(|i| *i < self.levels_seen.len() * 64),
+                .filter(|i| *i < LEVEL_SET_BITS),
             _ => None,
         };
         let (words, bit) = match exact {
-            Some(i) => (&mut self.levels_seen, i),
-            None => (&mut self.seen, context_bit(context)),
+            Some(i) => (&mut self.levels_seen[scale], i),
+            None => (&mut self.seen, context_bit(scale, context)),
         };
         let new = words[bit / 64] & (1u64 << (bit % 64)) == 0;
         words[bit / 64] |= 1u64 << (bit % 64);
@@ -311,8 +355,8 @@ impl Detector {
 }
 
 /// The bit of a context (its levels, most recent first) in the seen-context set.
-fn context_bit(levels: &[i64]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (levels.len() as u64);
+fn context_bit(scale: usize, levels: &[i64]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (levels.len() as u64) ^ ((scale as u64) << 8);
     for level in levels {
         h ^= *level as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);

@@ -140,11 +140,12 @@ fn contexts_that_are_always_new_stop_counting_but_a_new_level_still_does() {
     // When it is scored
     let s = scores(&v);
     // Then once the rates are learnt, familiar levels score near nothing (their long contexts
-    // alone were about a fifth of the novelty before the rates), and a new level scores about
-    // 1 (a long context can collide with one seen in the hashed set)
+    // alone were about a fifth of the novelty before the rates; 0.044 with one scale, 0.051
+    // with eight sharing the hashed set), and a new level scores about 1 (a long context can
+    // collide with one seen in the hashed set)
     let late = &s[2_500..3_500];
     let mean = late.iter().sum::<f64>() / late.len() as f64;
-    assert!(mean < 0.05, "mean score {mean}");
+    assert!(mean < 0.06, "mean score {mean}");
     assert!(s[3_500] > 0.9, "new level scored {}", s[3_500]);
 }
 
@@ -240,4 +241,36 @@ fn hostile_values_keep_every_score_in_range_and_the_state_restorable() {
         assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
         assert_eq!(a.feature, b.feature);
     }
+}
+
+#[test]
+fn a_heavy_tailed_series_is_judged_at_the_scale_of_its_recent_range() {
+    // Given noise around 50 with a spike in one point of 30, of heights from 1 to 90 times the
+    // noise (NAB's network and disk series look like this): each new height is a level never
+    // visited at the width learnt from the first points
+    let mut rng = fastrand::Rng::with_seed(12);
+    let mut v: Vec<f64> = (0..8_000)
+        .map(|i| {
+            let base = 50.0 + 2.0 * normal(&mut rng);
+            if i > 200 && rng.f64() < 0.03 {
+                base * (1.5 * normal(&mut rng).abs()).exp()
+            } else {
+                base
+            }
+        })
+        .collect();
+    // When it is scored
+    let s = scores(&v);
+    // Then its spikes, judged at the scale of the recent range, raise few alarms (67 in the
+    // 6,000 points with one scale)
+    let calm = alarms(&s, 2_000).len();
+    assert!(calm <= 20, "{calm} alarms");
+    // And a shift of its baseline to 450 (inside the range its spikes spanned) is still an
+    // alarm within a few points
+    for x in &mut v[7_000..] {
+        *x += 400.0;
+    }
+    let shifted = scores(&v);
+    let first = alarms(&shifted, 7_000).first().copied();
+    assert!(first.is_some_and(|i| i < 7_005), "first alarm {first:?}");
 }
