@@ -282,7 +282,11 @@ impl Detector {
         }
         let mut scored = (0.0, Feature::None);
         for at in 0..SCALES {
-            let levels: Vec<i64> = self.window.iter().map(|v| self.level(*v, at)).collect();
+            let mut buffer = [0i64; LENGTHS[LENGTHS.len() - 1]];
+            for (level, v) in buffer.iter_mut().zip(&self.window) {
+                *level = self.level(*v, at);
+            }
+            let levels = &buffer[..self.window.len()];
             let (mut novel, mut possible) = (0.0, 0.0);
             let mut feature = Feature::None;
             for (i, &len) in LENGTHS.iter().enumerate() {
