@@ -35,7 +35,8 @@
 //! patterns, score as before.
 //!
 //! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
-//! incident is reported once, at its start, rather than on every point while it lasts. Only a
+//! incident is reported once, at its start, rather than on every point while it lasts; a point
+//! during the rest that would have been an alarm extends it. Only a
 //! point more novel than the alarm that started the rest, or more than four times as far from
 //! the expected value, is scored during it (a second, larger incident right after a first is not
 //! hidden).
@@ -216,6 +217,10 @@ impl Detector {
         let resting = self.n < self.rest_until
             && novelty <= self.rest_novelty
             && error.abs() <= REST_BREAK * self.rest_distance;
+        if resting && novelty >= ALARM {
+            // Still as novel as an alarm: the same incident goes on, and so does the rest.
+            self.rest_until = self.n + REST;
+        }
         let (score, feature) = if self.n <= WARMUP || resting {
             (0.0, Feature::None)
         } else {

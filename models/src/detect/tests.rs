@@ -274,3 +274,22 @@ fn a_heavy_tailed_series_is_judged_at_the_scale_of_its_recent_range() {
     let first = alarms(&shifted, 7_000).first().copied();
     assert!(first.is_some_and(|i| i < 7_005), "first alarm {first:?}");
 }
+
+#[test]
+fn a_long_incident_is_one_alarm() {
+    // Given noise, then a climb of 400 points (a level never seen at every step, never four
+    // times as far from the expected value as where it began)
+    let mut v = noise(13, 1_600);
+    for (i, x) in v[AT..AT + 400].iter_mut().enumerate() {
+        *x += 0.2 * i as f64;
+    }
+    // When it is scored
+    let s = scores(&v);
+    // Then it is one alarm, at its start: every step as novel as an alarm extends the rest
+    // (without that, an alarm every 70-odd points: seven)
+    let during = alarms(&s, AT);
+    assert!(
+        during.len() == 1 && during[0] < AT + 10,
+        "alarms at {during:?}"
+    );
+}
