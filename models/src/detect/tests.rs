@@ -293,3 +293,33 @@ fn a_long_incident_is_one_alarm() {
         "alarms at {during:?}"
     );
 }
+
+#[test]
+fn a_series_learnt_in_a_tiny_range_then_at_dynamodbs_limits_scores_in_range() {
+    // Given a series that varies by the smallest normal amounts while it learns (a level width
+    // near 1e-308), then jumps between DynamoDB's number limits and back
+    let mut v: Vec<f64> = (0..200)
+        .map(|i| f64::from(i % 3) * f64::MIN_POSITIVE)
+        .collect();
+    for i in 0..400 {
+        v.push(match i % 4 {
+            0 => 9.9e125,
+            1 => -9.9e125,
+            2 => 1e-130,
+            _ => 1.0,
+        });
+    }
+    // When it is scored, with a stored and restored state halfway
+    let mut live = Detector::default();
+    for x in &v[..300] {
+        let s = live.score(*x);
+        assert!((0.0..=1.0).contains(&s.score), "score {} for {x}", s.score);
+    }
+    let mut restored = Detector::from_bytes(&live.to_bytes()).expect("state");
+    // Then every score is a number in [0, 1], and the restored detector agrees exactly
+    for x in &v[300..] {
+        let (a, b) = (live.score(*x), restored.score(*x));
+        assert!((0.0..=1.0).contains(&a.score), "score {} for {x}", a.score);
+        assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
+    }
+}
