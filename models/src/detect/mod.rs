@@ -19,7 +19,7 @@
 //! level still scores 1 (every context is new); in a noisy series where eight-value contexts
 //! are always new, one more new eight-value context says nothing and scores nothing.
 //!
-//! The levels exist at [`SCALES`] scales, each twice as wide as the one before, and every
+//! The levels exist at [`SCALES`] scales, each four times as wide as the one before, and every
 //! point is remembered at all of them; a point is scored at the finest scale across which the
 //! *recent* range (extremes fading towards the expected value) spans at most [`SCALE_LEVELS`]
 //! levels. A spike widens the recent range, so for a while the values between the usual ones
@@ -74,9 +74,14 @@ const INTERIOR: f64 = 0.5;
 /// Deviations from the expected value at which a new level inside the spanned range scores in
 /// full.
 const INTERIOR_FAR: f64 = 4.0;
-/// Scales of levels: widths of 1, 2, 4, … 128 times the learnt level width, each learnt from
+/// Scales of levels: widths of 1, 4, 16, … 4^7 = 16,384 times the learnt level width (a
+/// series that spikes to ten thousand times its learnt range still has a scale where the
+/// spikes are a few levels; twice as wide per scale reached only 128 times), each learnt from
 /// every point.
 const SCALES: usize = 8;
+/// Each scale's width over the one before, as a power of two (widths stay exact in floating
+/// point).
+const SCALE_STEP_BITS: u32 = 2;
 /// The scale a point is scored at is the finest across which the recent range spans at most
 /// this many levels.
 const SCALE_LEVELS: f64 = 16.0;
@@ -85,8 +90,8 @@ const SCALE_LEVELS: f64 = 16.0;
 const FADE: f64 = 0.003;
 
 /// The first bytes of a stored state: its format's version. Version 1 (no prefix) had no
-/// novelty rates, version 2 one scale.
-const STATE_VERSION: [u8; 2] = *b"D3";
+/// novelty rates, version 2 one scale, version 3 scales twice as wide each.
+const STATE_VERSION: [u8; 2] = *b"D4";
 
 /// A point's score and what explains it.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +260,7 @@ impl Detector {
             return 0;
         }
         let ratio = span / (self.width * SCALE_LEVELS);
-        (ratio.log2().ceil() as usize).min(SCALES - 1)
+        ((ratio.log2() / f64::from(SCALE_STEP_BITS)).ceil() as usize).min(SCALES - 1)
     }
 
     /// The weighted share of the current contexts not seen before at `scale` (and remembers
@@ -323,9 +328,10 @@ impl Detector {
         scored
     }
 
-    /// The level of `v` at `scale` (levels `2^scale` times the learnt width).
+    /// The level of `v` at `scale` (levels `4^scale` times the learnt width).
     fn level(&self, v: f64, scale: usize) -> i64 {
-        ((v - self.origin) / (self.width * (1u64 << scale) as f64)).floor() as i64
+        let widths = 1u64 << (SCALE_STEP_BITS as usize * scale);
+        ((v - self.origin) / (self.width * widths as f64)).floor() as i64
     }
 
     /// Remembers a context (its levels, most recent first); whether it is new. A single level
