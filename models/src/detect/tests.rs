@@ -12,6 +12,22 @@ fn noise(seed: u64, n: usize) -> Vec<f64> {
     (0..n).map(|_| 50.0 + 2.0 * normal(&mut rng)).collect()
 }
 
+/// 8,000 points of seeded noise around 50 (deviation 2) where, after the first 200, one point
+/// in about 30 is multiplied by `height`.
+fn with_spikes(seed: u64, height: impl Fn(&mut fastrand::Rng) -> f64) -> Vec<f64> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..8_000)
+        .map(|i| {
+            let base = 50.0 + 2.0 * normal(&mut rng);
+            if i > 200 && rng.f64() < 0.03 {
+                base * height(&mut rng)
+            } else {
+                base
+            }
+        })
+        .collect()
+}
+
 fn scores(values: &[f64]) -> Vec<f64> {
     let mut d = Detector::default();
     values.iter().map(|v| d.score(*v).score).collect()
@@ -248,17 +264,7 @@ fn a_heavy_tailed_series_is_judged_at_the_scale_of_its_recent_range() {
     // Given noise around 50 with a spike in one point of 30, of heights from 1 to 90 times the
     // noise (NAB's network and disk series look like this): each new height is a level never
     // visited at the width learnt from the first points
-    let mut rng = fastrand::Rng::with_seed(12);
-    let mut v: Vec<f64> = (0..8_000)
-        .map(|i| {
-            let base = 50.0 + 2.0 * normal(&mut rng);
-            if i > 200 && rng.f64() < 0.03 {
-                base * (1.5 * normal(&mut rng).abs()).exp()
-            } else {
-                base
-            }
-        })
-        .collect();
+    let mut v = with_spikes(12, |rng| (1.5 * normal(rng).abs()).exp());
     // When it is scored
     let s = scores(&v);
     // Then its spikes, judged at the scale of the recent range, raise few alarms (67 in the
@@ -328,17 +334,7 @@ fn a_series_learnt_in_a_tiny_range_then_at_dynamodbs_limits_scores_in_range() {
 fn spikes_ten_thousand_times_the_learnt_range_still_have_a_scale() {
     // Given a quiet series (about 50, learnt range about 20) whose bursts reach 10^4 to 10^5
     // times that range, as NAB's ec2_network_in_5abac7 does (68 bytes, then bursts of 5 MB)
-    let mut rng = fastrand::Rng::with_seed(14);
-    let v: Vec<f64> = (0..8_000)
-        .map(|i| {
-            let base = 50.0 + 2.0 * normal(&mut rng);
-            if i > 200 && rng.f64() < 0.03 {
-                base * 10f64.powf(3.5 + 0.7 * rng.f64())
-            } else {
-                base
-            }
-        })
-        .collect();
+    let v = with_spikes(14, |rng| 10f64.powf(3.5 + 0.7 * rng.f64()));
     // When it is scored
     let s = scores(&v);
     // Then once bursts have been seen, they raise few alarms: they are judged at a scale whose
