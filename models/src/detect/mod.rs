@@ -10,7 +10,9 @@
 //! behind the contextual detectors near the top of the Numenta Anomaly Benchmark (CAD OSE;
 //! ARTime's categories), made causal: the range is learnt online instead of given. Levels
 //! are remembered exactly (a new level must never read as seen); longer contexts in a hashed
-//! 4 KB set.
+//! 4 KB set, which a collision can make answer "seen" for a context never seen — so a context
+//! whose shorter prefix is new counts as new without asking it (every context is remembered
+//! with all its prefixes, so such a context cannot have been seen).
 //!
 //! A series that keeps producing new contexts (a noisy one, or one that drifts) makes novelty
 //! less surprising: the detector tracks, for each context length, how often a context of that
@@ -304,7 +306,9 @@ impl Detector {
                     break;
                 }
                 let weight = 1.0 / (1.0 + i as f64);
-                let new = if self.remember(at, &levels[..len]) {
+                // A context whose shorter prefix was never seen cannot have been seen either:
+                // the hashed set's collisions must not say otherwise.
+                let new = if self.remember(at, &levels[..len]) || feature != Feature::None {
                     1.0
                 } else {
                     0.0

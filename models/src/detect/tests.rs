@@ -343,3 +343,20 @@ fn spikes_ten_thousand_times_the_learnt_range_still_have_a_scale() {
     let calm = alarms(&s, 2_000).len();
     assert!(calm <= 12, "{calm} alarms");
 }
+
+#[test]
+fn a_value_at_a_new_level_is_new_in_every_context_even_when_the_hashed_set_is_full() {
+    // Given a detector that has learnt noise, and whose hashed set of longer contexts is full
+    // (every bit set: what a long, noisy series does to it, where any lookup collides)
+    let mut d = Detector::default();
+    for x in noise(15, 1_000) {
+        d.score(x);
+    }
+    d.seen.iter_mut().for_each(|w| *w = u64::MAX);
+    // When a value comes at a level never visited
+    let s = d.score(200.0);
+    // Then it scores 1: a context that holds a level never seen cannot have been seen, so no
+    // collision of its longer contexts lowers the score (0.50 when the set answered for them)
+    assert_eq!(s.feature, Feature::NewLevel);
+    assert_eq!(s.score, 1.0);
+}
