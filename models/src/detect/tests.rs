@@ -28,6 +28,23 @@ fn with_spikes(seed: u64, height: impl Fn(&mut fastrand::Rng) -> f64) -> Vec<f64
         .collect()
 }
 
+/// Scores `values` with a detector stored and restored after the first `split`: asserts
+/// every score is in [0, 1] and the restored detector agrees with the live one exactly.
+fn in_range_across_a_restore(values: &[f64], split: usize) {
+    let mut live = Detector::default();
+    for x in &values[..split] {
+        let s = live.score(*x);
+        assert!((0.0..=1.0).contains(&s.score), "score {} for {x}", s.score);
+    }
+    let mut restored = Detector::from_bytes(&live.to_bytes()).expect("state");
+    for x in &values[split..] {
+        let (a, b) = (live.score(*x), restored.score(*x));
+        assert!((0.0..=1.0).contains(&a.score), "score {} for {x}", a.score);
+        assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
+        assert_eq!(a.feature, b.feature);
+    }
+}
+
 fn scores(values: &[f64]) -> Vec<f64> {
     let mut d = Detector::default();
     values.iter().map(|v| d.score(*v).score).collect()
@@ -244,19 +261,8 @@ fn hostile_values_keep_every_score_in_range_and_the_state_restorable() {
     }
     v.extend(noise(9, 300));
     // When the detector scores it, with a stored and restored state halfway
-    let mut live = Detector::default();
-    for x in &v[..600] {
-        let s = live.score(*x);
-        assert!((0.0..=1.0).contains(&s.score), "score {} for {x}", s.score);
-    }
-    let mut restored = Detector::from_bytes(&live.to_bytes()).expect("state");
-    for x in &v[600..] {
-        // Then every score is a number in [0, 1] and the restored detector agrees exactly
-        let (a, b) = (live.score(*x), restored.score(*x));
-        assert!((0.0..=1.0).contains(&a.score), "score {} for {x}", a.score);
-        assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
-        assert_eq!(a.feature, b.feature);
-    }
+    // Then every score is a number in [0, 1] and the restored detector agrees exactly
+    in_range_across_a_restore(&v, 600);
 }
 
 #[test]
@@ -316,18 +322,8 @@ fn a_series_learnt_in_a_tiny_range_then_at_dynamodbs_limits_scores_in_range() {
         });
     }
     // When it is scored, with a stored and restored state halfway
-    let mut live = Detector::default();
-    for x in &v[..300] {
-        let s = live.score(*x);
-        assert!((0.0..=1.0).contains(&s.score), "score {} for {x}", s.score);
-    }
-    let mut restored = Detector::from_bytes(&live.to_bytes()).expect("state");
     // Then every score is a number in [0, 1], and the restored detector agrees exactly
-    for x in &v[300..] {
-        let (a, b) = (live.score(*x), restored.score(*x));
-        assert!((0.0..=1.0).contains(&a.score), "score {} for {x}", a.score);
-        assert_eq!(a.score.to_bits(), b.score.to_bits(), "at {x}");
-    }
+    in_range_across_a_restore(&v, 300);
 }
 
 #[test]
