@@ -88,6 +88,55 @@ async fn an_imported_history_is_forecast_a_week_ahead_with_its_accuracy() {
 }
 
 #[tokio::test]
+async fn a_series_picked_by_its_tags_is_forecast_from_its_own_history() {
+    // Given ten weeks of API requests on two routes: /cart 5 to 11 a day, /orders 3 a day
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
+    let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
+    for d in 1..=70 {
+        let start = today - d * 86_400;
+        let (cart, orders) = (5 + (start / 86_400) % 7, 3);
+        for (route, n) in [("/cart", cart), ("/orders", orders)] {
+            for i in 0..n {
+                let at = chrono::DateTime::from_timestamp(start + 3_600 + i * 60, 0).expect("time");
+                csv.push_str(&format!(
+                    "api_request,{route},GET,200,{},{}\n",
+                    10 + i,
+                    at.to_rfc3339()
+                ));
+            }
+        }
+    }
+    import_csv("insights-s", csv).await;
+    // When an admin asks for the forecast of the /orders route
+    let (status, body) = predict(
+        "insights-s",
+        "/api/v1/predictions/api_request?series=route=/orders",
+        "admin",
+    )
+    .await;
+    // Then it is that route's three a day, named by its tags
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["series"], "route=/orders");
+    assert_eq!(body["history_days"], 70);
+    for p in body["points"].as_array().expect("points") {
+        let f = p["forecast"].as_f64().expect("forecast");
+        assert!((2.5..=3.5).contains(&f), "{p}");
+    }
+    // And the whole metric's forecast is the sum of both routes
+    let (_, total) = predict("insights-s", "/api/v1/predictions/api_request", "admin").await;
+    let f = total["points"][0]["forecast"].as_f64().unwrap_or(0.0);
+    assert!((7.0..=15.0).contains(&f), "{total}");
+    // And a route with no requests is a 404
+    let (status, _) = predict(
+        "insights-s",
+        "/api/v1/predictions/api_request?series=route=/nowhere",
+        "admin",
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn no_data_is_404_too_little_is_422_and_a_system_metric_needs_an_admin() {
     import_history("insights-b", 10).await;
     let (status, _) = predict("insights-b", "/api/v1/predictions/page_view", "admin").await;

@@ -404,15 +404,16 @@ await step("Explore answers p95 latency of API requests by route over 24 hours i
   await context.close();
 });
 
-await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, says how accurate it was, and an admin retrains it", async () => {
-  // Given 35 days of a metric's history, imported (busier on weekdays, with some noise)
+await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, says how accurate it was, and an admin retrains it; filtered to one series, it forecasts that series", async () => {
+  // Given 35 days of a metric's history in two regions, imported (busier on weekdays, with
+  // some noise; two events in three from eu)
   const day = 86_400_000;
   const today = Math.floor(Date.now() / day) * day;
-  const rows = ["kind,name,value,timestamp"];
+  const rows = ["kind,name,value,timestamp,tags.region"];
   for (let d = 35; d >= 1; d--) {
     const start = today - d * day;
     const n = ([1, 2, 3, 4, 5].includes(new Date(start).getUTCDay()) ? 12 : 5) + (d % 3);
-    for (let i = 0; i < n; i++) rows.push(`metric,e2e.load,1,${new Date(start + (i + 1) * 3_600_000).toISOString()}`);
+    for (let i = 0; i < n; i++) rows.push(`metric,e2e.load,1,${new Date(start + (i + 1) * 3_600_000).toISOString()},${i % 3 === 2 ? "us" : "eu"}`);
   }
   const imported = await fetch(`${base}/api/v1/imports`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "text/csv" }, body: rows.join("\n") + "\n" });
   assert.ok(imported.status < 300, `import: ${imported.status} ${await imported.text()}`);
@@ -436,6 +437,16 @@ await step("Explore over 30 days forecasts the next 7 with 80% and 95% bands, sa
   await page.waitForFunction(() => /\(version 2\)/.test(document.querySelector('section[data-loading="0"] [data-accuracy="1"]')?.textContent ?? ""), null, { timeout: 30_000 });
   const accuracy = await api(admin, "/api/v1/predictions/accuracy");
   assert.ok(accuracy.json.metrics.some((m) => m.metric === "e2e.load" && m.latest.version === 2), JSON.stringify(accuracy.json));
+  // And charted for one region, the forecast panel forecasts that region's series
+  await page.goto(`${base}/#/explore/query?metric=e2e.load&region=eu&range=30d`);
+  const eu = page.locator('section[data-loading="0"] figure[data-forecast="1"]');
+  await eu.waitFor({ timeout: 30_000 });
+  assert.match(await eu.locator("h2").innerText(), /^Next 7 days of count of e2e\.load where region=eu: forecast with 80% and 95% intervals/);
+  assert.match(await eu.locator('[data-accuracy="1"]').innerText(), /On this series' last \d+ weeks: accuracy \d+%/);
+  const series = await api(admin, "/api/v1/predictions/e2e.load?days=7&series=region=eu");
+  const total = await api(admin, "/api/v1/predictions/e2e.load?days=7");
+  assert.ok(series.json.points[0].forecast < total.json.points[0].forecast, JSON.stringify([series.json.points[0], total.json.points[0]]));
+  await page.screenshot({ path: join(artifacts, "explore-forecast-series.png"), fullPage: true });
   await context.close();
 });
 

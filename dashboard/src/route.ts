@@ -113,6 +113,17 @@ export const AGGREGATIONS = ["count", "sum", "avg", "min", "max", "p50", "p95", 
  * API charts each point's first aggregation as `value`), then count, sum, avg and p95 for the
  * table, each once. A filter value `!x` means "not x", as in the views (`service=!pulse`).
  */
+/**
+ * The series a prediction can forecast for Explore's filters (`GET /api/v1/predictions/{metric}`'s
+ * `series`: `tag=value` pairs in tag order); "" for no filter (the metric's total), null when a
+ * filter is not an equality a selector can say (a `!` negation, a value holding a comma).
+ */
+export function seriesOf(filters: Record<string, string>): string | null {
+  const pairs = Object.entries(filters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (pairs.some(([, v]) => !v || v.startsWith("!") || v.includes(","))) return null;
+  return pairs.map(([k, v]) => `${k}=${v}`).join(",");
+}
+
 export function exploreBody(p: Record<string, string>, filters: Record<string, string>, range: string, compare: boolean): Record<string, unknown> {
   const chosen = AGGREGATIONS.includes(p.aggregation ?? "") ? (p.aggregation as string) : "count";
   const aggregations = [chosen, ...["count", "sum", "avg", "p95", "uniques"].filter((a) => a !== chosen)];

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, type Api, type Me } from "./api";
 import { Chart, type ChartClick } from "./charts";
 import type { Interval, LiveClient } from "./live";
-import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, type Route } from "./route";
+import { AGGREGATIONS, AREAS, breadcrumbs, drillTarget, exploreBody, filters, routeHash, seriesOf, type Route } from "./route";
 import { aggregationUnit, anomalyMarkers, catalogLabel, forecastBands, weekOrMore, type PredictionPoint, intervalMs, label, nearestTime, pointRange, seriesByTags, shownValue, stored, summaryRows, unitOf, viewRows, type Anomaly, type CatalogMetric, type QueryPoint, type Row, type SummaryRow } from "./shape";
 import { CurrencySetting, FilterChips, GoalsPanel, Retrain, TopList, panelsFrom, topPanels, type GoalsView, type TopPanel } from "./panels";
 import { Exports, RangeBar, Table, Tiles, barOption, forecastOption, gaugeOption, lineOption, pieOption, type Series } from "./widgets";
@@ -16,6 +16,8 @@ type View = Record<string, unknown>;
 
 /** A forecast as `GET /api/v1/predictions/{metric}` answers it. */
 interface Prediction {
+  /** The series forecast (its tags, `k=v` in tag order), absent for the metric's total. */
+  series?: string;
   model: string;
   trained_at: string;
   version: number;
@@ -122,22 +124,26 @@ export function ViewPage(props: { api: Api; live: LiveClient; me: Me; route: Rou
         const body = exploreBody(p, filters(route), range, compare);
         const answer = await api.post<View>("/api/v1/metrics/query", body);
         // A total's count or sum gets the detector's anomalies over the charted range and, over
-        // a week or more, the next 7 days' forecast after its last 4 weeks of daily totals.
+        // a week or more, the next 7 days' forecast after its last 4 weeks of daily totals; a
+        // chart filtered to one series (equalities only) gets that series' forecast.
         const points = (answer.data as QueryPoint[] | undefined) ?? [];
         const aggregation = (body.aggregations as string[])[0];
-        if (!p.group_by && !Object.keys(filters(route)).length && ["count", "sum"].includes(aggregation) && points.length) {
+        const series = seriesOf(filters(route));
+        if (!p.group_by && series !== null && ["count", "sum"].includes(aggregation) && points.length) {
           const metric = String(body.metric_name);
           const to = Date.parse(points[points.length - 1].timestamp) + intervalMs(String(answer.resolution));
           // A chart by minute shows what the detectors found as its minutes sealed.
           const byMinute = answer.resolution === "1m" && aggregation === "count" ? { interval: "1m" } : {};
-          const anomalies = api.get<View>("/api/v1/anomalies", { metric, from: points[0].timestamp, to: new Date(to).toISOString(), aggregation, ...byMinute }).then(
-            (a) => a.anomalies,
-            () => [],
-          );
+          const anomalies = series
+            ? Promise.resolve([])
+            : api.get<View>("/api/v1/anomalies", { metric, from: points[0].timestamp, to: new Date(to).toISOString(), aggregation, ...byMinute }).then(
+                (a) => a.anomalies,
+                () => [],
+              );
           const forecast = weekOrMore(range, p.start, p.end)
             ? Promise.all([
-                api.get<View>(`/api/v1/predictions/${encodeURIComponent(metric)}`, { days: "7", aggregation }),
-                api.post<View>("/api/v1/metrics/query", { metric_name: metric, time_range: "28d", interval: "1d", aggregations: [aggregation] }),
+                api.get<View>(`/api/v1/predictions/${encodeURIComponent(metric)}`, { days: "7", aggregation, ...(series ? { series } : {}) }),
+                api.post<View>("/api/v1/metrics/query", { metric_name: metric, time_range: "28d", interval: "1d", aggregations: [aggregation], filters: body.filters }),
               ]).catch(() => null)
             : Promise.resolve(null);
           const [found, predicted] = await Promise.all([anomalies, forecast]);
@@ -580,17 +586,18 @@ function ViewBody(props: { view: View; previous: View | null; route: Route; comp
       const history = ((view.forecast_history as QueryPoint[] | undefined) ?? []).map((q) => [Date.parse(q.timestamp), q.value] as [number, number | null]).filter(([t]) => t < today);
       const a = prediction.accuracy;
       const pct = (v: number | null) => (v === null ? "–" : `${Math.round(v * 100)}%`);
+      const subject = `${String(view.metric)}${prediction.series ? ` where ${prediction.series.split(",").join(", ")}` : ""}`;
       parts.push(
         <figure class="panel wide" key="forecast" data-forecast="1">
           <figcaption>
             <h2>
-              Next {prediction.points.length} days of {aggregation} of {String(view.metric)}: forecast with 80% and 95% intervals
+              Next {prediction.points.length} days of {aggregation} of {subject}: forecast with 80% and 95% intervals
             </h2>
             <Exports id="explore-forecast" rows={() => prediction.points as unknown as Row[]} name={`forecast-${String(view.metric)}`} />
           </figcaption>
-          <Chart id="explore-forecast" title={`Daily ${aggregation} of ${String(view.metric)}: the last 4 weeks and the next ${prediction.points.length} days' forecast`} option={forecastOption(history, forecastBands(prediction.points), unit)} height={240} />
+          <Chart id="explore-forecast" title={`Daily ${aggregation} of ${subject}: the last 4 weeks and the next ${prediction.points.length} days' forecast`} option={forecastOption(history, forecastBands(prediction.points), unit)} height={240} />
           <p class="muted" data-accuracy="1">
-            {prediction.model}, from {prediction.history_days} days, fitted {prediction.trained_at.replace("T", " ").slice(0, 16)} UTC (version {prediction.version}). On this metric's last {a.cuts} weeks: accuracy {pct(a.accuracy)}, MASE {a.mase === null ? "–" : a.mase.toFixed(2)}, the 80% interval held {pct(a.coverage80)} of days and the 95% {pct(a.coverage95)}.
+            {prediction.model}, from {prediction.history_days} days, fitted {prediction.trained_at.replace("T", " ").slice(0, 16)} UTC (version {prediction.version}). On {prediction.series ? "this series'" : "this metric's"} last {a.cuts} weeks: accuracy {pct(a.accuracy)}, MASE {a.mase === null ? "–" : a.mase.toFixed(2)}, the 80% interval held {pct(a.coverage80)} of days and the 95% {pct(a.coverage95)}.
           </p>
           {props.me.role === "admin" && <Retrain api={props.api} done={props.reload} />}
         </figure>,

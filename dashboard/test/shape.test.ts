@@ -1,7 +1,7 @@
 // Data shaping: formats, CSV, heatmap cells, live query merges, routes and breadcrumbs.
 import { describe, expect, it } from "vitest";
 import { aggregationUnit, anomalyMarkers, catalogLabel, changeTone, forecastBands, summaryRows, weekOrMore, nearestTime, fillSteps, formatChange, formatValue, heatmap, label, mergeSince, openBucket, pointRange, seriesByTags, setCurrency, shownValue, stored, toCsv, viewRows } from "../src/shape";
-import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash, timeParams } from "../src/route";
+import { breadcrumbs, drillTarget, exploreBody, filters, parseRoute, routeHash, seriesOf, timeParams } from "../src/route";
 
 describe("formats", () => {
   it("shows values in their unit and changes with a sign", () => {
@@ -194,6 +194,21 @@ describe("exploreBody", () => {
   });
   it("falls back to count for an aggregation it does not offer", () => {
     expect(exploreBody({ aggregation: "p42" }, {}, "7d", false).aggregations).toEqual(["count", "sum", "avg", "p95", "uniques"]);
+  });
+});
+
+describe("seriesOf", () => {
+  it("names a filtered chart's series as a prediction takes it, in tag order", () => {
+    // Given Explore's page views filtered to Twitter on mobile
+    const route = parseRoute("#/explore/query?metric=page_view&source=Twitter&device=mobile&range=30d");
+    // Then the series the forecast is asked for is both equalities, sorted by tag
+    expect(seriesOf(filters(route))).toBe("device=mobile,source=Twitter");
+    // And no filter is the metric's total
+    expect(seriesOf({})).toBe("");
+  });
+  it("has no series for a filter a selector cannot say", () => {
+    expect(seriesOf({ service: "!pulse" })).toBeNull();
+    expect(seriesOf({ route: "/a,/b" })).toBeNull();
   });
 });
 

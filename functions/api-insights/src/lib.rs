@@ -1,12 +1,14 @@
 //! Insights from Pulse's models ([`pulse_models`], fitted by [`pulse_insights`]):
-//! - `GET /api/v1/predictions/{metric}?days=7&aggregation=count`: the metric's daily total
-//!   forecast for the next `days` (1–30) days, from today, with 80 % and 95 % intervals, the
+//! - `GET /api/v1/predictions/{metric}?days=7&aggregation=count[&series=tag=value,…]`: the
+//!   metric's daily total (or the series' that `series` picks by its tags:
+//!   [`pulse_metrics::insights::SeriesSelector`]) forecast for the next `days` (1–30) days,
+//!   from today, with 80 % and 95 % intervals, the
 //!   model that made it, its version, and how accurate it was on this metric's own past (a
 //!   backtest over its last 8 weeks: MASE, 1 − MAPE, interval coverage). A fit made today
 //!   (by the retrain job, or by an earlier request) is served as stored; otherwise the metric
 //!   is fitted now and the fit stored for the rest of the day.
-//! - `GET /api/v1/predictions/accuracy`: per metric the latest fit's accuracy and its daily
-//!   history, so drift is visible.
+//! - `GET /api/v1/predictions/accuracy`: per metric (and series asked for) the latest fit's
+//!   accuracy and its daily history, so drift is visible.
 //! - `POST /api/v1/predictions/retrain` (admin): queues a refit of every metric of the tenant
 //!   (202 with the job); `GET /api/v1/predictions/retrain/{job}` says where it is.
 //! - `GET /api/v1/anomalies?metric=…&from=…&to=…&aggregation=count`: the metric's anomalous
@@ -28,14 +30,17 @@ use pulse_core::{ApiError, Config};
 use pulse_http::selfmon::{RequestRecorder, serve_recorded};
 use pulse_http::{FromRequest, HttpHandler, json};
 use pulse_insights::FitError;
-use pulse_metrics::insights::{AccuracyRecord, Aggregation, Fit, JobStatus, RetrainJob};
+use pulse_metrics::insights::{
+    AccuracyRecord, Aggregation, Fit, JobStatus, RetrainJob, SeriesSelector,
+};
 pub use pulse_metrics::insights::{MAX_HORIZON, MIN_DAYS};
 use pulse_metrics::rollup::Resolution;
 use pulse_store::app::DynamoApp;
 use pulse_store::metrics::DynamoMetrics;
 use pulse_store::queue::{RetrainQueue, RetrainRequest, SqsQueue};
 use pulse_store::{
-    AnomalyLog, DetectorStates, FitStore, FitWriter, ForecastTenants, RetrainJobs, Totals,
+    AnomalyLog, DetectorStates, FitStore, FitWriter, ForecastTenants, RetrainJobs, RollupBuckets,
+    SeriesCatalog, Totals,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -95,6 +100,9 @@ fn now_secs() -> i64 {
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Prediction<'a> {
     pub metric: &'a str,
+    /// The series forecast (its tags, in canonical form), when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<&'a str>,
     pub aggregation: &'static str,
     /// What made the forecast (an ensemble's members, or a fallback for a short history).
     pub model: &'a str,
@@ -113,6 +121,7 @@ impl<'a> From<&'a Fit> for Prediction<'a> {
     fn from(f: &'a Fit) -> Self {
         Prediction {
             metric: &f.metric,
+            series: f.series.as_deref(),
             aggregation: f.aggregation.name(),
             model: &f.model,
             trained_at: &f.trained_at,
@@ -267,7 +276,7 @@ fn aggregation(v: &str) -> Result<Aggregation, ApiError> {
 
 impl<S, A, Q> Insights<S, A, Q>
 where
-    S: Totals,
+    S: Totals + SeriesCatalog + RollupBuckets,
     A: FitStore + FitWriter + RetrainJobs + ForecastTenants + DetectorStates + AnomalyLog,
     Q: RetrainQueue,
 {
@@ -529,10 +538,12 @@ where
         let caller = Caller::from_request(req, &self.claims)?;
         metric_name("metric", metric)?;
         caller.require(pulse_metrics::query::required_role(metric))?;
-        let (days, aggregation) = parameters(req)?;
+        let (days, aggregation, series) = parameters(req)?;
+        let named = series.as_ref().map(ToString::to_string);
         let now = (self.clock)();
         let (stored, noted) = tokio::join!(
-            self.fits.fit(&caller.tenant, metric, aggregation, days),
+            self.fits
+                .fit(&caller.tenant, metric, named.as_deref(), aggregation, days),
             self.fits.note_use(&caller.tenant)
         );
         if let Err(e) = noted {
@@ -543,13 +554,26 @@ where
             Some(fit) if fit.is_current(now) => fit,
             _ => {
                 let today = now.div_euclid(DAY) * DAY;
-                let history = pulse_insights::history(&self.metrics, &caller.tenant, today).await?;
-                let fit = pulse_insights::fit(&history, metric, aggregation, days, now)
-                    .map_err(fit_error)?;
+                let history = match &series {
+                    Some(s) => {
+                        pulse_insights::series_history(
+                            &self.metrics,
+                            &caller.tenant,
+                            metric,
+                            s,
+                            today,
+                        )
+                        .await?
+                    }
+                    None => pulse_insights::history(&self.metrics, &caller.tenant, today).await?,
+                };
+                let fit =
+                    pulse_insights::fit(&history, metric, series.as_ref(), aggregation, days, now)
+                        .map_err(fit_error)?;
                 self.fits.put_fit(&caller.tenant, &fit).await?
             }
         };
-        tracing::info!(tenant = %caller.tenant, metric, days, version = fit.version, model = %fit.model, "prediction answered");
+        tracing::info!(tenant = %caller.tenant, metric, series = named.as_deref().unwrap_or(""), days, version = fit.version, model = %fit.model, "prediction answered");
         Ok(json(StatusCode::OK, &Prediction::from(&fit)))
     }
 
@@ -566,14 +590,15 @@ where
                 "is not a parameter of this route",
             ));
         }
-        let mut by_metric: BTreeMap<(String, Aggregation), Vec<AccuracyRecord>> = BTreeMap::new();
+        let mut by_metric: BTreeMap<(String, Option<String>, Aggregation), Vec<AccuracyRecord>> =
+            BTreeMap::new();
         for r in self.fits.accuracy_history(&caller.tenant).await? {
             if caller
                 .require(pulse_metrics::query::required_role(&r.metric))
                 .is_ok()
             {
                 by_metric
-                    .entry((r.metric.clone(), r.aggregation))
+                    .entry((r.metric.clone(), r.series.clone(), r.aggregation))
                     .or_default()
                     .push(r);
             }
@@ -583,12 +608,16 @@ where
             .map(|mut history| {
                 history.sort_by(|a, b| a.date.cmp(&b.date));
                 let latest = history.last().cloned();
-                serde_json::json!({
+                let mut entry = serde_json::json!({
                     "metric": latest.as_ref().map(|r| r.metric.clone()),
                     "aggregation": latest.as_ref().map(|r| r.aggregation.name()),
                     "latest": latest,
                     "history": history,
-                })
+                });
+                if let Some(series) = latest.and_then(|r| r.series) {
+                    entry["series"] = series.into();
+                }
+                entry
             })
             .collect();
         Ok(json(
@@ -691,12 +720,13 @@ fn fit_error(e: FitError) -> ApiError {
     }
 }
 
-/// `days` (1–30, default 7) and `aggregation` (`count`, default, or `sum`); any other
-/// parameter is refused by name.
-fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
+/// `days` (1–30, default 7), `aggregation` (`count`, default, or `sum`) and `series` (tags
+/// that pick a series, [`SeriesSelector`]); any other parameter is refused by name.
+fn parameters(req: &Request) -> Result<(usize, Aggregation, Option<SeriesSelector>), ApiError> {
     let params = req.query_string_parameters_ref();
     let mut days = 7;
     let mut aggregation = Aggregation::Count;
+    let mut series = None;
     for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
         match k {
             "days" => {
@@ -712,6 +742,14 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
                     })?;
             }
             "aggregation" => aggregation = self::aggregation(v)?,
+            "series" => {
+                series = Some(SeriesSelector::parse(v).map_err(|why| {
+                    ApiError::invalid_field(
+                        &["series"],
+                        format!("must be tag=value pairs joined by commas: {why}"),
+                    )
+                })?);
+            }
             other => {
                 return Err(ApiError::invalid_field(
                     &[other],
@@ -720,12 +758,12 @@ fn parameters(req: &Request) -> Result<(usize, Aggregation), ApiError> {
             }
         }
     }
-    Ok((days, aggregation))
+    Ok((days, aggregation, series))
 }
 
 impl<S, A, Q> HttpHandler for Insights<S, A, Q>
 where
-    S: Totals + 'static,
+    S: Totals + SeriesCatalog + RollupBuckets + 'static,
     A: FitStore + FitWriter + RetrainJobs + ForecastTenants + DetectorStates + AnomalyLog + 'static,
     Q: RetrainQueue + 'static,
 {

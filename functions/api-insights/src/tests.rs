@@ -1,6 +1,6 @@
 use super::*;
 use pulse_core::identity::TenantId;
-use pulse_insights::memory::{MemoryInsights, MemoryTotals};
+use pulse_insights::memory::{MemoryInsights, MemorySeries, MemoryTotals};
 use pulse_metrics::aggregate::Bucket;
 
 const NOW: i64 = 1_795_435_200; // 2026-11-23T12:00:00Z
@@ -188,6 +188,161 @@ async fn an_unknown_metric_is_404_and_too_little_history_is_422() {
             .is_some_and(|d| d.contains("20 complete days, 28 needed")),
         "{body}"
     );
+}
+
+/// Page views (`page_views(days)` as the total) and three of their series over the same days:
+/// Twitter on mobile (10 a day) and on desktop (20 a day, from `twitter_desktop_days` days
+/// back), and Google on desktop (1,000 a day).
+fn page_views_by_source(days: i64, twitter_desktop_days: i64) -> Days {
+    let today = NOW.div_euclid(DAY) * DAY;
+    let series = |id: &str, tags: &[(&str, &str)], per_day: u64, days: i64| MemorySeries {
+        metric: "page_view".into(),
+        id: id.into(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        buckets: (1..=days)
+            .map(|d| (today - d * DAY, bucket(per_day)))
+            .collect(),
+    };
+    MemoryTotals {
+        series: vec![
+            series(
+                "s1",
+                &[("source", "Twitter"), ("device", "mobile")],
+                10,
+                days,
+            ),
+            series(
+                "s2",
+                &[("source", "Twitter"), ("device", "desktop")],
+                20,
+                twitter_desktop_days,
+            ),
+            series(
+                "s3",
+                &[("source", "Google"), ("device", "desktop")],
+                1_000,
+                days,
+            ),
+        ],
+        ..page_views(days)
+    }
+}
+
+#[tokio::test]
+async fn a_series_forecast_sums_the_series_its_tags_pick() {
+    let handler = insights(page_views_by_source(90, 90), || NOW);
+    // When Twitter's page views are predicted, tags written in any order and spacing
+    let (status, body) = send(
+        &handler,
+        request(
+            "/api/v1/predictions/page_view?series=source=Twitter",
+            "viewer",
+        ),
+    )
+    .await;
+    // Then the forecast is of Twitter's 30 a day (mobile and desktop), named as asked
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["series"], "source=Twitter");
+    assert_eq!(body["history_days"], 90);
+    for p in body["points"].as_array().expect("points") {
+        let f = p["forecast"].as_f64().expect("forecast");
+        assert!((f - 30.0).abs() < 1.0, "{p}");
+    }
+    // And one tag more picks one series
+    let (_, mobile) = send(
+        &handler,
+        request(
+            "/api/v1/predictions/page_view?series=device=mobile,%20source=Twitter",
+            "viewer",
+        ),
+    )
+    .await;
+    assert_eq!(mobile["series"], "device=mobile,source=Twitter");
+    let f = mobile["points"][0]["forecast"].as_f64().unwrap_or(f64::NAN);
+    assert!((f - 10.0).abs() < 1.0, "{mobile}");
+    // And the metric's total is a fit of its own, not the series' (the total has no series)
+    let (_, total) = send(&handler, request("/api/v1/predictions/page_view", "viewer")).await;
+    assert!(total.get("series").is_none(), "{total}");
+    assert!(
+        total["points"][0]["forecast"].as_f64().unwrap_or(0.0) > 90.0,
+        "{total}"
+    );
+    assert_eq!(
+        (total["version"].clone(), body["version"].clone()),
+        (1.into(), 1.into())
+    );
+    // And the accuracy lists the series beside the metric
+    let (_, accuracy) = send(&handler, request("/api/v1/predictions/accuracy", "viewer")).await;
+    let listed: Vec<(String, String)> = accuracy["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| {
+            (
+                m["metric"].as_str().unwrap_or_default().to_owned(),
+                m["series"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("page_view".to_owned(), String::new()),
+            (
+                "page_view".to_owned(),
+                "device=mobile,source=Twitter".to_owned()
+            ),
+            ("page_view".to_owned(), "source=Twitter".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_series_no_tags_pick_is_404_a_short_one_422_and_a_malformed_one_400() {
+    // Given Twitter's desktop page views of the last 20 days only
+    let days = || page_views_by_source(90, 20);
+    // Then a tag value no series has is a 404 naming the series
+    let (status, body) = call(
+        days(),
+        "/api/v1/predictions/page_view?series=source=Bing",
+        "viewer",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("series source=Bing")),
+        "{body}"
+    );
+    // And a series with 20 days of history is a 422 saying so
+    let (status, body) = call(
+        days(),
+        "/api/v1/predictions/page_view?series=source=Twitter,device=desktop",
+        "viewer",
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("20 complete days, 28 needed")),
+        "{body}"
+    );
+    // And a selector that is not tag=value pairs is a 400 pointing at it
+    for bad in ["source", "source=", "source=a,source=b", "bad%20key=x"] {
+        let (status, body) = call(
+            days(),
+            &format!("/api/v1/predictions/page_view?series={bad}"),
+            "viewer",
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["errors"][0]["pointer"], "#/series", "{bad}");
+    }
 }
 
 #[tokio::test]

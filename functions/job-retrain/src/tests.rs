@@ -87,7 +87,7 @@ async fn the_daily_run_refits_every_tenant_that_uses_forecasts_and_no_other() {
     );
     let fit = job
         .store
-        .fit(&tenant("acme"), "page_view", Aggregation::Count, 7)
+        .fit(&tenant("acme"), "page_view", None, Aggregation::Count, 7)
         .await
         .expect("ok")
         .expect("ok");
@@ -121,7 +121,7 @@ async fn a_requested_job_runs_from_queued_to_done_and_says_what_it_fitted() {
     assert_eq!(done.finished_at.as_deref(), Some("2026-11-23T12:00:00Z"));
     let fit = job_run
         .store
-        .fit(&tenant("acme"), "page_view", Aggregation::Count, 7)
+        .fit(&tenant("acme"), "page_view", None, Aggregation::Count, 7)
         .await
         .expect("ok")
         .expect("ok");

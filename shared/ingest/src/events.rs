@@ -864,7 +864,7 @@ pub fn check_name(s: &str, max_len: usize) -> Result<(), &'static str> {
 }
 
 /// A tag key: `[A-Za-z0-9_.:-]`, not starting with `__` (reserved, e.g. `__other__`).
-fn valid_tag_key(s: &str) -> bool {
+pub fn valid_tag_key(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with("__")
         && s.bytes()

@@ -14,10 +14,10 @@ use pulse_core::identity::TenantId;
 use pulse_metrics::aggregate::Bucket;
 use pulse_metrics::insights::{
     Accuracy, Aggregation, DEFAULT_HORIZON, Fit, ForecastPoint, HISTORY_DAYS, MIN_DAYS,
-    aggregations_of, daily_values,
+    SeriesSelector, aggregations_of, daily_values,
 };
 use pulse_metrics::rollup::Resolution;
-use pulse_store::{FitWriter, StoreError, Totals};
+use pulse_store::{FitWriter, RollupBuckets, SeriesCatalog, StoreError, Totals};
 use thiserror::Error;
 
 const DAY: i64 = 86_400;
@@ -25,10 +25,11 @@ const DAY: i64 = 86_400;
 /// Why a metric was not fitted.
 #[derive(Debug, Error)]
 pub enum FitError {
-    #[error("no data for metric {metric} in the last {HISTORY_DAYS} days")]
-    NoData { metric: String },
-    #[error("too little history for {metric}: {days} complete days, {MIN_DAYS} needed")]
-    TooShort { metric: String, days: usize },
+    /// `subject` names the metric, and the series when one was asked for.
+    #[error("no data for {subject} in the last {HISTORY_DAYS} days")]
+    NoData { subject: String },
+    #[error("too little history for {subject}: {days} complete days, {MIN_DAYS} needed")]
+    TooShort { subject: String, days: usize },
     #[error("the forecaster refused the series")]
     Model(#[source] pulse_models::forecast::ForecastError),
     #[error("the metric's totals cannot be read or the fit stored")]
@@ -52,25 +53,65 @@ pub async fn history<S: Totals>(
         .await
 }
 
-/// Fits `metric`'s daily `aggregation` from `history` ([`history`]) at `now` (epoch s),
-/// forecasting `horizon` days from today.
+/// The daily buckets of the series of `metric` that `selector` picks, over the history a fit
+/// reads, before `today`, as `(metric, start, bucket)` like [`history`]: the registry's series
+/// (one Query), then the picked series' day buckets (one Query each). Buckets of several
+/// series on one day add up when fitted.
+pub async fn series_history<S: SeriesCatalog + RollupBuckets>(
+    store: &S,
+    tenant: &TenantId,
+    metric: &str,
+    selector: &SeriesSelector,
+    today: i64,
+) -> Result<Vec<(String, i64, Bucket)>, StoreError> {
+    let picked: Vec<String> = store
+        .series(tenant, metric)
+        .await?
+        .into_iter()
+        .filter(|(_, tags)| selector.matches(tags))
+        .map(|(id, _)| id)
+        .collect();
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .series_buckets(
+            tenant,
+            metric,
+            &picked,
+            Resolution::Day,
+            today - HISTORY_DAYS * DAY,
+            today,
+        )
+        .await?
+        .into_iter()
+        .map(|(_, start, bucket)| (metric.to_owned(), start, bucket))
+        .collect())
+}
+
+/// Fits `metric`'s daily `aggregation` (of the series `series` picks, when given; `history`
+/// then holds that series' buckets: [`series_history`], else [`history`]) at `now` (epoch
+/// s), forecasting `horizon` days from today.
 pub fn fit(
     history: &[(String, i64, Bucket)],
     metric: &str,
+    series: Option<&SeriesSelector>,
     aggregation: Aggregation,
     horizon: usize,
     now: i64,
 ) -> Result<Fit, FitError> {
     let today = now.div_euclid(DAY) * DAY;
     let values = daily_values(history, metric, aggregation, today);
+    let subject = || match series {
+        Some(s) => format!("metric {metric}'s series {s}"),
+        None => format!("metric {metric}"),
+    };
     if values.is_empty() {
-        return Err(FitError::NoData {
-            metric: metric.to_owned(),
-        });
+        return Err(FitError::NoData { subject: subject() });
     }
     if values.len() < MIN_DAYS {
         return Err(FitError::TooShort {
-            metric: metric.to_owned(),
+            subject: subject(),
             days: values.len(),
         });
     }
@@ -89,6 +130,7 @@ pub fn fit(
         .collect();
     Ok(Fit {
         metric: metric.to_owned(),
+        series: series.map(ToString::to_string),
         aggregation,
         model: f.model,
         trained_at: pulse_models::series::format_time(now),
@@ -133,7 +175,7 @@ pub async fn retrain<S: Totals, W: FitWriter>(
     for metric in metrics {
         for aggregation in aggregations_of(&history, metric) {
             let name = format!("{metric}/{}", aggregation.name());
-            match fit(&history, metric, aggregation, DEFAULT_HORIZON, now) {
+            match fit(&history, metric, None, aggregation, DEFAULT_HORIZON, now) {
                 Ok(fit) => {
                     let stored = writer.put_fit(tenant, &fit).await?;
                     tracing::info!(%tenant, metric, aggregation = aggregation.name(), version = stored.version, model = %stored.model, "fitted");

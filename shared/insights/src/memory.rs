@@ -13,11 +13,15 @@ use pulse_store::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+/// What a fit is stored under: tenant, metric, series, aggregation, and the horizon (for a
+/// fit) or the day (for an accuracy record).
+type FitKey<T> = (TenantId, String, Option<String>, Aggregation, T);
+
 /// The insight items of every tenant, and the retrain requests sent.
 #[derive(Debug, Default)]
 pub struct MemoryInsights {
-    fits: Mutex<BTreeMap<(TenantId, String, Aggregation, usize), Fit>>,
-    accuracy: Mutex<BTreeMap<(TenantId, String, Aggregation, String), AccuracyRecord>>,
+    fits: Mutex<BTreeMap<FitKey<usize>, Fit>>,
+    accuracy: Mutex<BTreeMap<FitKey<String>, AccuracyRecord>>,
     jobs: Mutex<BTreeMap<(TenantId, String), RetrainJob>>,
     tenants: Mutex<BTreeSet<TenantId>>,
     detectors: Mutex<BTreeMap<(TenantId, String), DetectorState>>,
@@ -36,12 +40,19 @@ impl FitStore for MemoryInsights {
         &self,
         tenant: &TenantId,
         metric: &str,
+        series: Option<&str>,
         aggregation: Aggregation,
         horizon: usize,
     ) -> Result<Option<Fit>, StoreError> {
         let fits = self.fits.lock().map_err(poisoned)?;
         Ok(fits
-            .get(&(tenant.clone(), metric.to_owned(), aggregation, horizon))
+            .get(&(
+                tenant.clone(),
+                metric.to_owned(),
+                series.map(str::to_owned),
+                aggregation,
+                horizon,
+            ))
             .cloned())
     }
 
@@ -60,6 +71,7 @@ impl FitWriter for MemoryInsights {
         let key = (
             tenant.clone(),
             fit.metric.clone(),
+            fit.series.clone(),
             fit.aggregation,
             fit.points.len(),
         );
@@ -75,11 +87,13 @@ impl FitWriter for MemoryInsights {
             (
                 tenant.clone(),
                 fit.metric.clone(),
+                fit.series.clone(),
                 fit.aggregation,
                 date.clone(),
             ),
             AccuracyRecord {
                 metric: fit.metric.clone(),
+                series: fit.series.clone(),
                 aggregation: fit.aggregation,
                 date,
                 model: fit.model.clone(),
@@ -206,6 +220,19 @@ pub struct MemoryTotals {
     pub rows: Option<Vec<(String, i64, pulse_metrics::aggregate::Bucket)>>,
     pub resolution: pulse_metrics::rollup::Resolution,
     pub tenant: Option<TenantId>,
+    /// The series of the metrics with their tags and buckets at `resolution`, as the
+    /// registry and the series' rollups answer them (their sums need not be `rows`').
+    pub series: Vec<MemorySeries>,
+}
+
+/// One series of a metric in [`MemoryTotals`].
+#[derive(Debug, Clone)]
+pub struct MemorySeries {
+    pub metric: String,
+    pub id: String,
+    pub tags: BTreeMap<String, String>,
+    /// Buckets by start.
+    pub buckets: Vec<(i64, pulse_metrics::aggregate::Bucket)>,
 }
 
 impl MemoryTotals {
@@ -218,7 +245,59 @@ impl MemoryTotals {
             rows: Some(rows),
             resolution,
             tenant: None,
+            series: Vec::new(),
         }
+    }
+
+    /// Whether `tenant` may read here: storage is up, and it is the tenant named (if any).
+    fn readable(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        if self.rows.is_none() {
+            return Err(StoreError::Unavailable("storage is down".into()));
+        }
+        Ok(self.tenant.as_ref().is_none_or(|t| t == tenant))
+    }
+}
+
+impl pulse_store::SeriesCatalog for MemoryTotals {
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        metric: &str,
+    ) -> Result<Vec<pulse_store::SeriesTags>, StoreError> {
+        if !self.readable(tenant)? {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .series
+            .iter()
+            .filter(|s| s.metric == metric)
+            .map(|s| (s.id.clone(), s.tags.clone()))
+            .collect())
+    }
+}
+
+impl pulse_store::RollupBuckets for MemoryTotals {
+    async fn buckets(
+        &self,
+        key: &pulse_metrics::aggregate::SeriesKey,
+        resolution: pulse_metrics::rollup::Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, pulse_metrics::aggregate::Bucket)>, StoreError> {
+        if !self.readable(&key.tenant)? || resolution != self.resolution {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .series
+            .iter()
+            .filter(|s| s.metric == key.metric && s.id == key.series)
+            .flat_map(|s| s.buckets.iter().filter(|(at, _)| (from..to).contains(at)))
+            .cloned()
+            .collect())
+    }
+
+    async fn was_sealed(&self, _: &TenantId, _: i64) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

@@ -33,7 +33,7 @@ fn a_fit_forecasts_the_horizon_from_today_with_ordered_intervals_and_its_accurac
     // Given 10 weeks of a weekly-patterned metric
     let history = daily("page_view", 70, 1.0);
     // When it is fitted for 7 days at NOW
-    let f = fit(&history, "page_view", Aggregation::Count, 7, NOW).expect("ok");
+    let f = fit(&history, "page_view", None, Aggregation::Count, 7, NOW).expect("ok");
     // Then 7 days from today, each forecast inside its 80 % band inside its 95 % band
     assert_eq!(f.points.len(), 7);
     assert_eq!(f.points[0].date, "2026-11-23");
@@ -54,11 +54,11 @@ fn a_fit_forecasts_the_horizon_from_today_with_ordered_intervals_and_its_accurac
 fn a_metric_with_too_little_history_or_none_is_not_fitted_and_says_why() {
     let history = daily("new", 20, 1.0);
     assert!(matches!(
-        fit(&history, "new", Aggregation::Count, 7, NOW),
+        fit(&history, "new", None, Aggregation::Count, 7, NOW),
         Err(FitError::TooShort { days: 20, .. })
     ));
     assert!(matches!(
-        fit(&history, "absent", Aggregation::Count, 7, NOW),
+        fit(&history, "absent", None, Aggregation::Count, 7, NOW),
         Err(FitError::NoData { .. })
     ));
 }
@@ -95,13 +95,13 @@ async fn a_retrain_fits_every_metric_with_enough_history_by_count_and_valued_one
     assert_eq!(second, first);
     // And each stored fit counts its versions, and the sum is the valued figure
     let sum = store
-        .fit(&tenant(), "order", Aggregation::Sum, 7)
+        .fit(&tenant(), "order", None, Aggregation::Sum, 7)
         .await
         .expect("ok")
         .expect("ok");
     assert_eq!(sum.version, 2);
     let count = store
-        .fit(&tenant(), "order", Aggregation::Count, 7)
+        .fit(&tenant(), "order", None, Aggregation::Count, 7)
         .await
         .expect("ok")
         .expect("ok");

@@ -10,6 +10,7 @@
 use crate::aggregate::Bucket;
 use pulse_core::identity::TenantId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Days a fit forecasts unless asked for more.
 pub const DEFAULT_HORIZON: usize = 7;
@@ -56,6 +57,73 @@ impl Aggregation {
     }
 }
 
+/// Most tags a series selector names.
+pub const MAX_SELECTOR_TAGS: usize = 8;
+/// Longest series selector, in bytes (eight tags of the longest keys and values ingest
+/// takes by default).
+pub const MAX_SELECTOR_LEN: usize = 2_600;
+
+/// One series of a metric, chosen by tags: `tag=value` pairs joined by commas
+/// (`source=Twitter,device=mobile`), as a prediction's `series` parameter names it. It selects
+/// every series of the metric whose tags hold all of them, so naming fewer tags than a series
+/// has forecasts their sum (`source=Twitter` is Twitter's traffic on every device). `=`
+/// separates because tag keys may hold `:`; a value is everything after the first `=`, so it
+/// may hold `=` but not `,`. The folded series of tag sets past a metric's cap reads
+/// `__other__` for every tag, as a query's filter does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesSelector(BTreeMap<String, String>);
+
+impl SeriesSelector {
+    /// The selector `text` names, or why it names none.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_SELECTOR_LEN {
+            return Err(format!("longer than {MAX_SELECTOR_LEN} bytes"));
+        }
+        let mut tags = BTreeMap::new();
+        for pair in text.split(',') {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(format!("`{pair}` is not tag=value"));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if !pulse_ingest::events::valid_tag_key(k) {
+                return Err(format!(
+                    "`{k}` is not a tag key (letters, digits, '_', '.', ':' and '-')"
+                ));
+            }
+            if v.is_empty() || v.chars().any(char::is_control) {
+                return Err(format!(
+                    "the value of `{k}` is empty or holds control characters"
+                ));
+            }
+            if tags.insert(k.to_owned(), v.to_owned()).is_some() {
+                return Err(format!("`{k}` is named twice"));
+            }
+        }
+        if tags.len() > MAX_SELECTOR_TAGS {
+            return Err(format!("{} tags; at most {MAX_SELECTOR_TAGS}", tags.len()));
+        }
+        Ok(Self(tags))
+    }
+
+    /// Whether a series with `tags` is one of those selected.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(k, v)| crate::query::tag(tags, k) == v)
+    }
+}
+
+/// The canonical form: pairs in tag order, so one selection has one name (and one stored fit).
+impl std::fmt::Display for SeriesSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Rolling-origin accuracy of a fit on its metric's own last weeks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
@@ -84,6 +152,10 @@ pub struct ForecastPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fit {
     pub metric: String,
+    /// The series forecast ([`SeriesSelector`]'s canonical form), or none for the metric's
+    /// total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
     pub aggregation: Aggregation,
     /// What made the forecast (an ensemble's members, or a fallback for a short history).
     pub model: String,
@@ -112,6 +184,9 @@ impl Fit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyRecord {
     pub metric: String,
+    /// As [`Fit::series`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
     pub aggregation: Aggregation,
     /// The day it was measured (ISO-8601 date).
     pub date: String,
@@ -241,6 +316,65 @@ mod tests {
         }
     }
 
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_series_selector_has_one_name_whatever_the_order_it_was_written_in() {
+        // Given one selection written in two orders, with spaces and a value holding `=`
+        let a = SeriesSelector::parse("source=Twitter, device=mobile,q=a=b");
+        let b = SeriesSelector::parse("q=a=b,device=mobile,source=Twitter");
+        // Then both are the same selector, named in tag order
+        assert_eq!(a, b);
+        assert_eq!(
+            a.map(|s| s.to_string()),
+            Ok("device=mobile,q=a=b,source=Twitter".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_series_selector_selects_the_series_holding_all_its_tags() {
+        let Ok(twitter) = SeriesSelector::parse("source=Twitter") else {
+            panic!("a valid selector was refused");
+        };
+        // A series with more tags than named is selected (their sum is forecast)
+        assert!(twitter.matches(&tags(&[("source", "Twitter"), ("device", "mobile")])));
+        assert!(!twitter.matches(&tags(&[("source", "Google"), ("device", "mobile")])));
+        assert!(!twitter.matches(&tags(&[("device", "mobile")])));
+        // The folded series answers `__other__` for every tag, as a query's filter
+        let Ok(other) = SeriesSelector::parse("source=__other__") else {
+            panic!("the folded series' selector was refused");
+        };
+        assert!(other.matches(&tags(&[(crate::query::FOLDED, "")])));
+        assert!(!twitter.matches(&tags(&[(crate::query::FOLDED, "")])));
+    }
+
+    #[test]
+    fn a_series_selector_that_names_no_series_says_why() {
+        for bad in [
+            "",
+            "source",
+            "=Twitter",
+            "source=",
+            "source=a,source=b",
+            "bad key=x",
+            "__other__=x",
+            "source=line\nbreak",
+            "a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9",
+        ] {
+            let bad = bad.replace("\\n", "\n");
+            assert!(
+                SeriesSelector::parse(&bad).is_err(),
+                "`{bad}` was taken as a selector"
+            );
+        }
+        assert!(SeriesSelector::parse(&"a=".repeat(2_000)).is_err());
+    }
+
     #[test]
     fn daily_values_fill_days_without_a_bucket_with_zero_and_stop_before_today() {
         // Given buckets on days 0, 2 and today (day 4) of one metric, and another metric's
@@ -280,6 +414,7 @@ mod tests {
     fn a_fit_answers_predictions_on_the_day_it_was_made_only() {
         let fit = Fit {
             metric: "m".into(),
+            series: None,
             aggregation: Aggregation::Count,
             model: "x".into(),
             trained_at: String::new(),

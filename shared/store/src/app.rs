@@ -176,18 +176,28 @@ fn json_attr<T: serde::Serialize + ?Sized>(value: &T) -> Result<AttributeValue, 
         .map_err(|e| StoreError::Unavailable(Box::new(e)))
 }
 
+/// A fit's sort key: `{metric}#{aggregation}#h{horizon}`, then `#{series}` for a series' fit
+/// (metric names hold no `#`, so a series' key never equals a total's).
+fn fit_sk(metric: &str, series: Option<&str>, aggregation: Aggregation, horizon: usize) -> String {
+    match series {
+        None => format!("{metric}#{}#h{horizon}", aggregation.name()),
+        Some(series) => format!("{metric}#{}#h{horizon}#{series}", aggregation.name()),
+    }
+}
+
 impl FitStore for DynamoApp {
     async fn fit(
         &self,
         tenant: &TenantId,
         metric: &str,
+        series: Option<&str>,
         aggregation: Aggregation,
         horizon: usize,
     ) -> Result<Option<Fit>, StoreError> {
         let Some(item) = self
             .item(
                 format!("{tenant}#fits"),
-                format!("{metric}#{}#h{horizon}", aggregation.name()),
+                fit_sk(metric, series, aggregation, horizon),
             )
             .await?
         else {
@@ -220,11 +230,11 @@ impl FitWriter for DynamoApp {
             .key(PK, AttributeValue::S(format!("{tenant}#fits")))
             .key(
                 SK,
-                AttributeValue::S(format!(
-                    "{}#{}#h{}",
-                    fit.metric,
-                    fit.aggregation.name(),
-                    fit.points.len()
+                AttributeValue::S(fit_sk(
+                    &fit.metric,
+                    fit.series.as_deref(),
+                    fit.aggregation,
+                    fit.points.len(),
                 )),
             )
             .update_expression("SET #f = :f, #t = :t ADD #v :one")
@@ -251,6 +261,7 @@ impl FitWriter for DynamoApp {
         let date = fit.trained_at.get(..10).unwrap_or_default().to_owned();
         let record = AccuracyRecord {
             metric: fit.metric.clone(),
+            series: fit.series.clone(),
             aggregation: fit.aggregation,
             date: date.clone(),
             model: fit.model.clone(),
@@ -260,7 +271,12 @@ impl FitWriter for DynamoApp {
         self.put_document(
             (
                 format!("{tenant}#accuracy"),
-                format!("{}#{}#{date}", fit.metric, fit.aggregation.name()),
+                match &fit.series {
+                    None => format!("{}#{}#{date}", fit.metric, fit.aggregation.name()),
+                    Some(series) => {
+                        format!("{}#{}#{date}#{series}", fit.metric, fit.aggregation.name())
+                    }
+                },
             ),
             tenant,
             ("record", &record),

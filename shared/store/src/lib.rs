@@ -691,11 +691,14 @@ pub trait KeyStore: Send + Sync {
 /// Reads a tenant's fitted forecasters and their accuracy history (IAM `GetItem` and `Query`
 /// on the App table).
 pub trait FitStore: Send + Sync {
-    /// The last fit of `metric`'s `aggregation` over `horizon` days, with its version.
+    /// The last fit of `metric`'s `aggregation` over `horizon` days (of the series `series`
+    /// names, in [`pulse_metrics::insights::SeriesSelector`]'s canonical form, when given),
+    /// with its version.
     fn fit(
         &self,
         tenant: &pulse_core::identity::TenantId,
         metric: &str,
+        series: Option<&str>,
         aggregation: pulse_metrics::insights::Aggregation,
         horizon: usize,
     ) -> impl std::future::Future<Output = Result<Option<pulse_metrics::insights::Fit>, StoreError>> + Send;
