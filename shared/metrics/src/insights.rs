@@ -59,9 +59,9 @@ impl Aggregation {
 
 /// Most tags a series selector names.
 pub const MAX_SELECTOR_TAGS: usize = 8;
-/// Longest series selector, in bytes (eight tags of the longest keys and values ingest
-/// takes by default).
-pub const MAX_SELECTOR_LEN: usize = 2_600;
+/// Longest series selector, in bytes: a fit's sort key holds it beside a metric name of up to
+/// 256 bytes, under DynamoDB's 1,024-byte limit on a sort key.
+pub const MAX_SELECTOR_LEN: usize = 700;
 
 /// One series of a metric, chosen by tags: `tag=value` pairs joined by commas
 /// (`source=Twitter,device=mobile`), as a prediction's `series` parameter names it. It selects
@@ -372,7 +372,9 @@ mod tests {
                 "`{bad}` was taken as a selector"
             );
         }
-        assert!(SeriesSelector::parse(&"a=".repeat(2_000)).is_err());
+        // Longer than a sort key can hold beside a metric name
+        assert!(SeriesSelector::parse(&format!("a={}", "x".repeat(MAX_SELECTOR_LEN))).is_err());
+        assert!(SeriesSelector::parse(&format!("a={}", "x".repeat(MAX_SELECTOR_LEN - 2))).is_ok());
     }
 
     #[test]
