@@ -194,7 +194,11 @@ impl AnomalyQuery {
                 )
             })
         };
+        let mut seen = std::collections::BTreeSet::new();
         for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
+            if !seen.insert(k) {
+                return Err(ApiError::invalid_field(&[k], "is given more than once"));
+            }
             match k {
                 "metric" if !v.is_empty() => metric = Some(v.to_owned()),
                 "from" => from = Some(time(k, v)?),
@@ -721,13 +725,19 @@ fn fit_error(e: FitError) -> ApiError {
 }
 
 /// `days` (1–30, default 7), `aggregation` (`count`, default, or `sum`) and `series` (tags
-/// that pick a series, [`SeriesSelector`]); any other parameter is refused by name.
+/// that pick a series, [`SeriesSelector`]), each at most once; any other parameter is refused
+/// by name.
 fn parameters(req: &Request) -> Result<(usize, Aggregation, Option<SeriesSelector>), ApiError> {
     let params = req.query_string_parameters_ref();
     let mut days = 7;
     let mut aggregation = Aggregation::Count;
     let mut series = None;
+    let mut seen = std::collections::BTreeSet::new();
     for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
+        if !seen.insert(k) {
+            // Which of two values was meant cannot be known; answering one would hide that.
+            return Err(ApiError::invalid_field(&[k], "is given more than once"));
+        }
         match k {
             "days" => {
                 days = v

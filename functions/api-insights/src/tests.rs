@@ -164,6 +164,8 @@ async fn days_choose_the_horizon_and_bad_parameters_are_refused_by_name() {
         ("days=x", "#/days"),
         ("aggregation=p95", "#/aggregation"),
         ("range=7d", "#/range"),
+        ("days=7&days=8", "#/days"),
+        ("series=a=1&series=b=2", "#/series"),
     ] {
         let (status, body) = call(
             page_views(60),
@@ -424,6 +426,12 @@ async fn anomaly_queries_are_checked_by_name_role_and_data() {
             "viewer",
             400,
             Some("#/colour"),
+        ),
+        (
+            "metric=page_view&metric=order",
+            "viewer",
+            400,
+            Some("#/metric"),
         ),
         ("metric=order", "viewer", 403, None),
         ("metric=signup", "viewer", 404, None),
