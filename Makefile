@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export PULSE_DEMO ?= on
 
-.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e e2e-tested fmt-check clippy unit-test test-build tests-run e2e-run cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live build-release token watch
+.PHONY: dev test setup tracker tracker-test dashboard dashboard-test e2e e2e-tested fmt-check clippy unit-test test-build tests-run e2e-run cfn-lint openapi-lint bench bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live bench-models build-release token watch
 
 ## Install what the commands need (idempotent): the Python venv with moto, cfn-lint, cargo-lambda
 ## and the OpenTelemetry SDK; the tracker's and the dashboard's npm packages.
@@ -107,7 +107,7 @@ build-release:
 	$(CARGO) build --release -p api-health -p api-me -p api-ingest -p authorizer -p api-insights
 
 ## Every benchmark; figures go to docs/BENCHMARKS.md.
-bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live
+bench: bench-cold-start bench-ingest bench-aggregate bench-write-cost bench-rollup bench-query bench-summary bench-live bench-models
 
 ## Cold start of each function's release binary against a local Lambda Runtime API.
 bench-cold-start: build-release
@@ -124,6 +124,10 @@ bench-write-cost: setup
 ## Stream aggregation throughput and DDSketch / HyperLogLog accuracy.
 bench-aggregate:
 	$(CARGO) bench -p pulse-metrics --bench aggregate
+
+## Forecast and detection in-process (issue #17's inference bars).
+bench-models:
+	$(CARGO) bench -p pulse-models --bench inference
 
 ## The rollup of one day holding 1,000,000 events: time and peak memory.
 bench-rollup:

@@ -155,9 +155,23 @@ fn ensemble_name(members: &[Member]) -> String {
 
 /// The mean of the members' forecasts (on the transformed scale).
 fn mean_forecast(fitted: &[Fitted], z: &[f64], period: usize, horizon: usize) -> Vec<f64> {
+    mean_forecast_with(fitted, z, period, horizon, None)
+}
+
+/// [`mean_forecast`], with the network's forecast already made when `neural` holds it.
+fn mean_forecast_with(
+    fitted: &[Fitted],
+    z: &[f64],
+    period: usize,
+    horizon: usize,
+    neural: Option<&[f64]>,
+) -> Vec<f64> {
     let forecasts: Vec<Vec<f64>> = fitted
         .iter()
-        .map(|f| f.predict(z, period, horizon))
+        .map(|f| match neural {
+            Some(p) if f.member == Member::Mlp => p[..horizon].to_vec(),
+            _ => f.predict(z, period, horizon),
+        })
         .collect();
     (0..horizon)
         .map(|k| forecasts.iter().map(|f| f[k]).sum::<f64>() / forecasts.len() as f64)
@@ -195,9 +209,23 @@ fn backtest_errors(
 ) -> Vec<Vec<f64>> {
     let n = z.len();
     let mut errors = vec![Vec::new(); horizon];
-    for o in first.max(1)..n {
+    let origins = first.max(1)..n;
+    // The network's forecasts at every origin its input fits, in one batch.
+    let batched = origins.start.max(neural::INPUT);
+    let made: Option<Vec<Vec<f64>>> = (period == neural::OUTPUT
+        && fitted.iter().any(|f| f.member == Member::Mlp))
+    .then(|| {
+        let histories: Vec<&[f64]> = (batched..n).map(|o| &z[..o]).collect();
+        neural::predict_many(&histories, horizon)
+    })
+    .flatten();
+    for o in origins {
         let h = horizon.min(n - o);
-        let p = mean_forecast(fitted, &z[..o], period, h);
+        let made = made
+            .as_ref()
+            .filter(|_| o >= batched)
+            .and_then(|all| all.get(o - batched));
+        let p = mean_forecast_with(fitted, &z[..o], period, h, made.map(Vec::as_slice));
         let s = local_scale(z, o, RECENT, period, floor);
         for k in 0..h {
             errors[k].push((z[o + k] - p[k]) / s);

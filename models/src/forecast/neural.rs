@@ -78,24 +78,51 @@ fn input(window: &[f64], level: f64, scale: f64) -> Vec<f32> {
 /// Forecasts `horizon` steps after `z` (transformed scale), or `None` when the history is
 /// shorter than the network's input or the weights are unavailable.
 pub fn predict(z: &[f64], horizon: usize) -> Option<Vec<f64>> {
+    predict_many(&[z], horizon)?.pop()
+}
+
+/// Forecasts `horizon` steps after each history in `histories` in one batch (a forward pass
+/// per [`OUTPUT`] steps for all of them: the forecaster's calibration asks for a forecast at
+/// each of up to 365 origins, and a pass costs about the same for one row as for hundreds).
+/// `None` when any history is shorter than the network's input or the weights are
+/// unavailable.
+pub fn predict_many(histories: &[&[f64]], horizon: usize) -> Option<Vec<Vec<f64>>> {
     let mlp = model()?;
-    if z.len() < INPUT {
+    if histories.iter().any(|z| z.len() < INPUT) {
         return None;
     }
-    let mut history: Vec<f64> = z[z.len() - INPUT..].to_vec();
-    let mut out = Vec::with_capacity(horizon);
-    while out.len() < horizon {
-        let (level, scale) = normalise(&history);
-        let x = Tensor::from_vec(input(&history, level, scale), (1, INPUT), &Device::Cpu).ok()?;
+    let mut windows: Vec<Vec<f64>> = histories
+        .iter()
+        .map(|z| z[z.len() - INPUT..].to_vec())
+        .collect();
+    let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(horizon + OUTPUT); histories.len()];
+    let mut made = 0;
+    while made < horizon && !windows.is_empty() {
+        let norms: Vec<(f64, f64)> = windows.iter().map(|w| normalise(w)).collect();
+        let x: Vec<f32> = windows
+            .iter()
+            .zip(&norms)
+            .flat_map(|(w, (level, scale))| input(w, *level, *scale))
+            .collect();
+        let x = Tensor::from_vec(x, (windows.len(), INPUT), &Device::Cpu).ok()?;
         let y: Vec<f32> = mlp.forward(&x).ok()?.flatten_all().ok()?.to_vec1().ok()?;
-        for v in y {
-            let value = level + f64::from(v) * scale;
-            out.push(value);
-            history.remove(0);
-            history.push(value);
+        for ((row, (level, scale)), (window, forecast)) in y
+            .chunks(OUTPUT)
+            .zip(&norms)
+            .zip(windows.iter_mut().zip(out.iter_mut()))
+        {
+            for v in row {
+                let value = level + f64::from(*v) * scale;
+                forecast.push(value);
+                window.remove(0);
+                window.push(value);
+            }
         }
+        made += OUTPUT;
     }
-    out.truncate(horizon);
+    for forecast in &mut out {
+        forecast.truncate(horizon);
+    }
     Some(out)
 }
 

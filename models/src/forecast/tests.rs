@@ -152,6 +152,34 @@ fn the_committed_network_loads_and_gives_its_recorded_forecast() {
 }
 
 #[test]
+fn a_batch_of_histories_gets_the_forecasts_each_gets_alone() {
+    // Given histories of different lengths and shapes, and a horizon past one pass of the
+    // network (its own forecast fed back)
+    let mut rng = fastrand::Rng::with_seed(3);
+    let series: Vec<Vec<f64>> = (0..5).map(|_| neural::synthetic(&mut rng, 90)).collect();
+    let histories: Vec<&[f64]> = series
+        .iter()
+        .enumerate()
+        .map(|(i, z)| &z[..60 + 5 * i])
+        .collect();
+    // When they are forecast in one batch and one by one
+    let batch = neural::predict_many(&histories, 10).expect("a batch");
+    // Then each forecast is the one it gets alone (to f32's rounding)
+    for (z, together) in histories.iter().zip(&batch) {
+        let alone = neural::predict(z, 10).expect("a forecast");
+        assert_eq!(together.len(), 10);
+        for (a, b) in alone.iter().zip(together) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                "{alone:?} vs {together:?}"
+            );
+        }
+    }
+    // And a history shorter than the network's input gets none
+    assert!(neural::predict_many(&[&series[0][..10]], 7).is_none());
+}
+
+#[test]
 fn training_with_one_seed_gives_the_same_weights_twice() {
     let mut rng = fastrand::Rng::with_seed(5);
     let series: Vec<Vec<f64>> = (0..3).map(|_| neural::synthetic(&mut rng, 120)).collect();
