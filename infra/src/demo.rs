@@ -454,8 +454,8 @@ mod tests {
             }
             let first = *hours.keys().next().expect("hours");
             let last = *hours.keys().last().expect("hours");
-            // When the detector runs over every hour, in order
-            let mut detector = Detector::default();
+            // When the detector runs over every hour, in order, as the API's hourly scan does
+            let mut detector = Detector::with_days(24);
             let (mut incidents, mut false_alarms) = (Vec::new(), 0);
             for hour in (first..=last).step_by(3_600) {
                 let score = detector

@@ -86,6 +86,23 @@ impl CliError {
     }
 }
 
+/// Rows a day at the series' usual spacing (the median step of its first 100 rows; rows
+/// taken as a sequence may repeat or step back), or 0 when the spacing is not a whole
+/// fraction of a day's seconds.
+fn rows_per_day(rows: &[series::Row]) -> usize {
+    let mut steps: Vec<i64> = rows
+        .windows(2)
+        .take(100)
+        .map(|w| w[1].at - w[0].at)
+        .filter(|s| *s > 0)
+        .collect();
+    steps.sort_unstable();
+    match steps.get(steps.len() / 2) {
+        Some(step) if 86_400 % step == 0 => usize::try_from(86_400 / step).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Runs one command, writing its CSV to `out`.
 pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
     match command {
@@ -111,7 +128,7 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
         }
         Command::Detect { input } => {
             let rows = series::read(open(input)?, Order::Sequence)?;
-            let mut detector = crate::detect::Detector::default();
+            let mut detector = crate::detect::Detector::with_days(rows_per_day(&rows));
             let mut w = String::with_capacity(rows.len() * 40);
             w.push_str("timestamp,value,anomaly_score\n");
             for r in &rows {

@@ -158,3 +158,56 @@ fn a_short_history_says_which_simpler_model_it_used() {
         "{text}"
     );
 }
+
+/// `days` days of hourly values on a daily wave, day 30 with half its swing, stamped `step`
+/// seconds apart.
+fn hourly_wave(days: usize, step: i64) -> String {
+    let mut rng = fastrand::Rng::with_seed(4);
+    let mut s = String::from("timestamp,value\n");
+    for h in 0..days * 24 {
+        let wave = (std::f64::consts::TAU * (h % 24) as f64 / 24.0).sin();
+        let amplitude = if h / 24 == 30 { 20.0 } else { 40.0 };
+        let at = chrono::DateTime::from_timestamp(1_704_067_200 + h as i64 * step, 0).expect("t");
+        let v = 100.0 + amplitude * wave + 6.0 * (rng.f64() - 0.5);
+        s.push_str(&format!("{},{v:.2}\n", at.format("%Y-%m-%dT%H:%M:%SZ")));
+    }
+    s
+}
+
+/// Rows of `detect`'s output at or above the alarm, by row index.
+fn alarmed(out: &Output) -> Vec<usize> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, l)| {
+            l.rsplit(',')
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+                .is_some_and(|s| s >= pulse_models::detect::ALARM)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn detect_follows_the_days_its_timestamps_space_out() {
+    // Given hourly rows whose day 30 has half the usual swing (no value or step it lacks)
+    let hourly = run(&["detect"], &hourly_wave(40, 3_600));
+    // Then the day is an alarm: the rows' spacing makes 24 a day, whose shape is followed
+    assert!(
+        alarmed(&hourly)
+            .iter()
+            .any(|i| (30 * 24..31 * 24).contains(i)),
+        "{:?}",
+        alarmed(&hourly)
+    );
+    // And the same values 7 minutes apart (no whole number of rows a day) are not followed by
+    // day, and the day goes unseen
+    let odd = run(&["detect"], &hourly_wave(40, 420));
+    assert!(
+        !alarmed(&odd).iter().any(|i| (30 * 24..31 * 24).contains(i)),
+        "{:?}",
+        alarmed(&odd)
+    );
+}

@@ -400,7 +400,8 @@ where
                 }
             )));
         }
-        let mut detector = Detector::default();
+        // Hours follow the shape of their days; days have none to follow.
+        let mut detector = Detector::with_days(usize::try_from(DAY / step).unwrap_or(0));
         let mut found: Vec<Anomaly> = Vec::new();
         let mut windows: Vec<Incident> = Vec::new();
         let mut scored = 0;

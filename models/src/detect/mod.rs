@@ -43,7 +43,10 @@
 //! the expected value, is scored during it (a second, larger incident right after a first is not
 //! hidden).
 
+pub mod shape;
+
 use serde::{Deserialize, Serialize};
+use shape::DayShape;
 use std::collections::VecDeque;
 
 /// Points the detector learns from before it scores (scored 0).
@@ -91,9 +94,14 @@ const SCALE_LEVELS: f64 = 16.0;
 /// points of memory).
 const FADE: f64 = 0.003;
 
+/// What a part of the day unlike the same part of the last days scores ([`shape`]): above
+/// every new pattern, below a new level.
+pub const SHAPE_SCORE: f64 = 0.8;
+
 /// The first bytes of a stored state: its format's version. Version 1 (no prefix) had no
-/// novelty rates, version 2 one scale, version 3 scales twice as wide each.
-const STATE_VERSION: [u8; 2] = *b"D4";
+/// novelty rates, version 2 one scale, version 3 scales twice as wide each, version 4 no day
+/// shape.
+const STATE_VERSION: [u8; 2] = *b"D5";
 
 /// A point's score and what explains it.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +126,9 @@ pub enum Feature {
     NewLevel,
     /// Familiar values in a sequence never seen.
     NewPattern,
+    /// A part of the day unlike the same part of the last days ([`shape`]); the point is the
+    /// part's last, and its expected value and band are the part's mean's.
+    DayShape,
 }
 
 impl Feature {
@@ -126,6 +137,7 @@ impl Feature {
             Feature::None => "none",
             Feature::NewLevel => "new_level",
             Feature::NewPattern => "new_pattern",
+            Feature::DayShape => "day_shape",
         }
     }
 }
@@ -159,6 +171,8 @@ pub struct Detector {
     /// levels are fixed (then emptied): without them the first scored points would all be
     /// novel, their contexts never recorded.
     learning: Vec<f64>,
+    /// The shape of the series' days, when it has them ([`Detector::with_days`]).
+    shape: DayShape,
 }
 
 impl Default for Detector {
@@ -181,11 +195,21 @@ impl Default for Detector {
             rest_distance: 0.0,
             rates: [[0.0; LENGTHS.len()]; SCALES],
             learning: Vec::new(),
+            shape: DayShape::default(),
         }
     }
 }
 
 impl Detector {
+    /// A detector of a series with `rows_per_day` rows a day, which also follows the shape of
+    /// its days ([`shape`]); [`Detector::default`] does not (its spacing is unknown).
+    pub fn with_days(rows_per_day: usize) -> Self {
+        Self {
+            shape: DayShape::new(rows_per_day),
+            ..Self::default()
+        }
+    }
+
     /// Scores the next value and learns from it.
     pub fn score(&mut self, x: f64) -> Score {
         self.n += 1;
@@ -217,9 +241,16 @@ impl Detector {
         if self.width <= 0.0 && self.n < WARMUP {
             self.learning.push(x);
         }
-        let (mut novelty, feature) = self.novelty(scale);
+        let (mut novelty, mut feature) = self.novelty(scale);
         if feature == Feature::NewLevel && interior {
             novelty *= INTERIOR + (1.0 - INTERIOR) * far;
+        }
+        let (mut expected, mut band) = (expected, band);
+        if let Some(part) = self.shape.push(x).filter(|p| p.unusual)
+            && novelty < SHAPE_SCORE
+        {
+            (novelty, feature) = (SHAPE_SCORE, Feature::DayShape);
+            (expected, band) = (part.expected, shape::SHAPE_Z * part.usual);
         }
         let resting = self.n < self.rest_until
             && novelty <= self.rest_novelty

@@ -122,12 +122,13 @@ fn scores_are_causal_and_in_range() {
 #[test]
 fn a_restored_state_scores_exactly_as_the_live_one() {
     let v = noise(6, 1_200);
-    let mut live = Detector::default();
+    // (with the shape of its days followed: the largest state)
+    let mut live = Detector::with_days(24);
     for x in &v[..600] {
         live.score(*x);
     }
     let bytes = live.to_bytes();
-    assert!(bytes.len() < 6_000, "state is {} bytes", bytes.len());
+    assert!(bytes.len() < 7_000, "state is {} bytes", bytes.len());
     let mut restored = Detector::from_bytes(&bytes).expect("state");
     for x in &v[600..] {
         assert_eq!(live.score(*x), restored.score(*x));
@@ -355,4 +356,66 @@ fn a_value_at_a_new_level_is_new_in_every_context_even_when_the_hashed_set_is_fu
     // collision of its longer contexts lowers the score (0.50 when the set answered for them)
     assert_eq!(s.feature, Feature::NewLevel);
     assert_eq!(s.score, 1.0);
+}
+
+/// `days` days of hourly values on a daily wave (100 ± 40, noise of deviation 3), where the
+/// day `odd` (if any) has half the wave: every value and step of it is one the series knows.
+fn daily(seed: u64, days: usize, odd: Option<usize>) -> Vec<f64> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..days * 24)
+        .map(|h| {
+            let wave = (std::f64::consts::TAU * (h % 24) as f64 / 24.0).sin();
+            let amplitude = if odd == Some(h / 24) { 20.0 } else { 40.0 };
+            100.0 + amplitude * wave + 3.0 * normal(&mut rng)
+        })
+        .collect()
+}
+
+#[test]
+fn a_day_of_familiar_values_in_an_unfamiliar_shape_is_found_by_its_shape() {
+    let mut found = 0;
+    for seed in 0..10 {
+        // Given 40 days of an hourly daily wave whose day 30 has half the usual swing
+        let v = daily(seed, 40, Some(30));
+        // When a detector that follows the days scores it
+        let mut d = Detector::with_days(24);
+        let scored: Vec<Score> = v.iter().map(|x| d.score(*x)).collect();
+        // Then the day raises a day-shape alarm before it ends, explained by the part's usual
+        // mean (unless the rest after an alarm just before hides it: a new level of the noise)
+        if let Some(at) = scored[30 * 24..31 * 24]
+            .iter()
+            .find(|s| s.feature == Feature::DayShape && s.score >= ALARM)
+        {
+            found += 1;
+            assert!(at.low < at.expected && at.expected < at.high, "{at:?}");
+        }
+        // And a detector that does not know the days does not see it
+        let blind = scores(&v);
+        assert!(
+            alarms(&blind, 30 * 24).iter().all(|i| *i >= 31 * 24),
+            "seed {seed}: the contexts alone found the day"
+        );
+    }
+    assert!(found >= 8, "found in {found} of 10 draws");
+}
+
+#[test]
+fn regular_days_raise_almost_no_day_shape_alarm() {
+    // Given 120 days of the daily wave with nothing unusual, in 10 draws
+    let shaped: usize = (100..110)
+        .map(|seed| {
+            let v = daily(seed, 120, None);
+            let mut d = Detector::with_days(24);
+            v.iter()
+                .map(|x| d.score(*x))
+                .filter(|s| s.feature == Feature::DayShape)
+                .count()
+        })
+        .sum();
+    // Then at most two of their 3,600 parts are called unusual (only a part farther than any
+    // before it can be: three without that rule here, more in heavy-tailed series)
+    assert!(
+        shaped <= 2,
+        "{shaped} day-shape alarms in 1,200 regular days"
+    );
 }

@@ -29,6 +29,8 @@ pub const REPEATS: &[&str] = &[
 /// The longest silence replayed as zero minutes (a day).
 pub const MAX_GAP_SECS: i64 = 86_400;
 const MINUTE: i64 = 60;
+/// Minutes a day: sealed minutes follow the shape of their days.
+const MINUTES_A_DAY: usize = 1_440;
 
 /// What one detection pass did for a tenant.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -97,7 +99,7 @@ pub async fn detect<S: Totals, D: DetectorStates + AnomalyLog>(
                 (d.last_minute + MINUTE).max(oldest),
             ),
             None => match values.and_then(|v| v.keys().next()) {
-                Some(first) => (Detector::default(), *first),
+                Some(first) => (Detector::with_days(MINUTES_A_DAY), *first),
                 None => continue,
             },
         };
