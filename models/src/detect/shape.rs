@@ -40,7 +40,7 @@ pub struct Part {
     pub unusual: bool,
 }
 
-/// The day-shape state of one series (a few hundred bytes).
+/// The day-shape state of one series (about 1.5 KB).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DayShape {
     /// Rows per part; 0 when the series' days are not followed.
@@ -50,9 +50,9 @@ pub struct DayShape {
     /// Parts ended so far.
     parts: u64,
     /// For each part of the day, its means over the last [`DAYS`] days.
-    same: Vec<VecDeque<f32>>,
+    same: Vec<VecDeque<f64>>,
     /// The last [`RING`] differences from the expected mean.
-    differences: VecDeque<f32>,
+    differences: VecDeque<f64>,
     /// The farthest part so far, in usual differences.
     farthest: f64,
 }
@@ -83,14 +83,18 @@ impl DayShape {
         }
         let mean = self.sum / f64::from(self.rows);
         (self.sum, self.filled) = (0.0, 0);
+        if !mean.is_finite() {
+            // Values near f64's limits overflow a part's sum: such a part teaches nothing.
+            return None;
+        }
         let phase = usize::try_from(self.parts % PARTS as u64).unwrap_or(0);
         self.parts += 1;
         let same = &mut self.same[phase];
         let judged = if same.len() >= MIN_DAYS {
-            let expected = median(same.iter().map(|v| f64::from(*v)));
+            let expected = median(same.iter().copied());
             let difference = mean - expected;
             let part = (self.differences.len() >= MIN_DIFFS).then(|| {
-                let usual = median(self.differences.iter().map(|v| f64::from(v.abs())));
+                let usual = median(self.differences.iter().map(|v| v.abs()));
                 let z = if usual > 0.0 {
                     difference.abs() / usual
                 } else if difference == 0.0 {
@@ -112,7 +116,7 @@ impl DayShape {
             if self.differences.len() == RING {
                 self.differences.pop_front();
             }
-            self.differences.push_back(difference as f32);
+            self.differences.push_back(difference);
             part
         } else {
             None
@@ -120,7 +124,7 @@ impl DayShape {
         if same.len() == DAYS {
             same.pop_front();
         }
-        same.push_back(mean as f32);
+        same.push_back(mean);
         judged
     }
 }
