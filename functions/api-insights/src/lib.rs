@@ -146,7 +146,8 @@ pub struct Anomaly {
     pub high: f64,
     /// `critical` from a score of 0.9, else `warning`.
     pub severity: &'static str,
-    /// What fired: `new_level` (a value the series has never been at) or `new_pattern`.
+    /// What fired: `new_level` (a value the series has never been at), `new_pattern` or
+    /// `day_shape` (a third of a day unlike the same third of the last two weeks).
     pub feature: &'static str,
 }
 
@@ -370,7 +371,8 @@ where
     /// up to the range's end, learning from the [`pulse_models::detect::WARMUP`] windows before
     /// it, so the same point scores the same in any range that holds it.
     async fn anomalies(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        use pulse_models::detect::{ALARM, Detector, WARMUP};
+        use pulse_models::detect::shape::PARTS;
+        use pulse_models::detect::{ALARM, Detector, Feature, WARMUP};
         let caller = Caller::from_request(req, &self.claims)?;
         let q = AnomalyQuery::parse(req, (self.clock)())?;
         caller.require(pulse_metrics::query::required_role(&q.metric))?;
@@ -401,7 +403,8 @@ where
             )));
         }
         // Hours follow the shape of their days; days have none to follow.
-        let mut detector = Detector::with_days(usize::try_from(DAY / step).unwrap_or(0));
+        let day_rows = usize::try_from(DAY / step).unwrap_or(0);
+        let mut detector = Detector::with_days(day_rows);
         let mut found: Vec<Anomaly> = Vec::new();
         let mut windows: Vec<Incident> = Vec::new();
         let mut scored = 0;
@@ -412,9 +415,18 @@ where
             }
             scored += 1;
             if s.score >= ALARM {
+                // A day shape is about the part of the day the point ends: its mean, and the
+                // part's hours as the incident (not extended hour by hour).
+                let (first, band, points) = if s.feature == Feature::DayShape {
+                    let part = i64::try_from(day_rows / PARTS).unwrap_or(1).max(1);
+                    let band = (f64::NEG_INFINITY, f64::INFINITY);
+                    (start - (part - 1) * step, band, part as usize)
+                } else {
+                    (*start, (s.low, s.high), 1)
+                };
                 found.push(Anomaly {
                     timestamp: pulse_models::series::format_time(*start),
-                    value: *value,
+                    value: s.observed,
                     score: s.score,
                     expected: s.expected,
                     low: s.low,
@@ -427,11 +439,11 @@ where
                     feature: s.feature.name(),
                 });
                 windows.push(Incident {
-                    start: *start,
+                    start: first,
                     end: start + step,
                     peak_score: s.score,
-                    points: 1,
-                    band: (s.low, s.high),
+                    points,
+                    band,
                 });
             } else if let Some(w) = windows.last_mut()
                 && w.end == *start
@@ -502,22 +514,28 @@ where
                 } else {
                     "warning"
                 },
-                feature: if a.feature == "new_pattern" {
-                    "new_pattern"
-                } else {
-                    "new_level"
+                feature: match a.feature.as_str() {
+                    "new_pattern" => "new_pattern",
+                    "day_shape" => "day_shape",
+                    _ => "new_level",
                 },
             })
             .collect();
         let windows: Vec<serde_json::Value> = anomalies
             .iter()
             .map(|a| {
-                let start = pulse_models::series::parse_time(&a.timestamp).unwrap_or(q.from);
+                let minute = pulse_models::series::parse_time(&a.timestamp).unwrap_or(q.from);
+                // A day shape's window is the part of the day its minute ends.
+                let points = if a.feature == "day_shape" {
+                    1_440 / pulse_models::detect::shape::PARTS as i64
+                } else {
+                    1
+                };
                 serde_json::json!({
-                    "start": a.timestamp,
-                    "end": pulse_models::series::format_time(start + 60),
+                    "start": pulse_models::series::format_time(minute - (points - 1) * 60),
+                    "end": pulse_models::series::format_time(minute + 60),
                     "peak_score": a.score,
-                    "points": 1,
+                    "points": points,
                 })
             })
             .collect();

@@ -392,6 +392,58 @@ async fn a_spike_in_the_range_is_an_anomaly_explained_by_its_expected_value_and_
 }
 
 #[tokio::test]
+async fn a_day_of_usual_values_in_an_unusual_shape_is_an_anomaly_of_its_part_of_the_day() {
+    // Given 20 days of hourly page views on a daily wave, and yesterday with half the swing
+    // (every hour's value one the series has had)
+    let today = NOW.div_euclid(DAY) * DAY;
+    let mut days = hourly(None, 0);
+    for (_, start, b) in days.rows.iter_mut().flatten() {
+        if (today - DAY..today).contains(start) {
+            let phase = (*start / 3_600 % 24) as f64 / 24.0 * std::f64::consts::TAU;
+            *b = bucket((100.0 + 25.0 * phase.sin()).round() as u64);
+        }
+    }
+    // When the last 7 days are scanned
+    let (status, body) = call(days, "/api/v1/anomalies?metric=page_view", "viewer").await;
+    assert_eq!(status, 200, "{body}");
+    // Then yesterday holds a day-shape anomaly: a third of the day, its mean against its usual
+    let shaped: Vec<&serde_json::Value> = body["anomalies"]
+        .as_array()
+        .expect("anomalies")
+        .iter()
+        .filter(|a| a["feature"] == "day_shape")
+        .collect();
+    assert_eq!(shaped.len(), 1, "{body}");
+    let a = shaped[0];
+    let at = a["timestamp"]
+        .as_str()
+        .and_then(pulse_models::series::parse_time);
+    assert!(at.is_some_and(|t| (today - DAY..today).contains(&t)), "{a}");
+    let (value, expected) = (a["value"].as_f64(), a["expected"].as_f64());
+    assert!(
+        value
+            .zip(expected)
+            .is_some_and(|(v, e)| (v - e).abs() > 5.0),
+        "{a}"
+    );
+    // (this series repeats itself exactly: its usual difference, and so its band, is nil)
+    assert!(
+        a["low"].as_f64() <= expected && expected <= a["high"].as_f64(),
+        "{a}"
+    );
+    // And its window is the third of the day it ends
+    let window = body["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .find(|w| {
+            w["end"].as_str().and_then(pulse_models::series::parse_time) == at.map(|t| t + 3_600)
+        })
+        .expect("its window");
+    assert_eq!(window["points"], 8, "{window}");
+}
+
+#[tokio::test]
 async fn a_series_doing_what_it_always_does_has_no_anomaly() {
     // Given the same daily wave with no spike
     let (status, body) = call(

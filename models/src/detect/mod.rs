@@ -36,6 +36,12 @@
 //! is from the expected value ([`INTERIOR`]). Values beyond the spanned range, and new
 //! patterns, score as before.
 //!
+//! A series whose rows' spacing gives it days ([`Detector::with_days`]) is also followed by the
+//! shape of its days ([`shape`]): a third of a day unlike the same third of the last two weeks,
+//! and farther from it than any before, scores [`SHAPE_SCORE`] — a holiday, a missing daily
+//! peak or a night at daytime levels, which have no value and no short sequence the series
+//! lacks.
+//!
 //! After an alarm (a score at or above [`ALARM`]) the detector rests for [`REST`] points: an
 //! incident is reported once, at its start, rather than on every point while it lasts; a point
 //! during the rest that would have been an alarm extends it. Only a
@@ -108,9 +114,13 @@ const STATE_VERSION: [u8; 2] = *b"D5";
 pub struct Score {
     /// In [0, 1]; higher is more anomalous.
     pub score: f64,
-    /// The value expected from the recent level.
+    /// What the explanation is about: the point's value, or for [`Feature::DayShape`] the mean
+    /// of the part of the day it ends.
+    pub observed: f64,
+    /// The value expected from the recent level (for a day shape, the part's usual mean).
     pub expected: f64,
-    /// The usual band around it (± three mean absolute deviations).
+    /// The usual band around it (± three mean absolute deviations; for a day shape, ±
+    /// [`shape::SHAPE_Z`] usual differences).
     pub low: f64,
     pub high: f64,
     /// What fired.
@@ -245,12 +255,12 @@ impl Detector {
         if feature == Feature::NewLevel && interior {
             novelty *= INTERIOR + (1.0 - INTERIOR) * far;
         }
-        let (mut expected, mut band) = (expected, band);
+        let (mut observed, mut expected, mut band) = (x, expected, band);
         if let Some(part) = self.shape.push(x).filter(|p| p.unusual)
             && novelty < SHAPE_SCORE
         {
             (novelty, feature) = (SHAPE_SCORE, Feature::DayShape);
-            (expected, band) = (part.expected, shape::SHAPE_Z * part.usual);
+            (observed, expected, band) = (part.mean, part.expected, shape::SHAPE_Z * part.usual);
         }
         let resting = self.n < self.rest_until
             && novelty <= self.rest_novelty
@@ -278,6 +288,7 @@ impl Detector {
         };
         Score {
             score,
+            observed,
             expected,
             low: expected - band,
             high: expected + band,

@@ -115,7 +115,7 @@ pub async fn detect<S: Totals, D: DetectorStates + AnomalyLog>(
                 found.push(DetectedAnomaly {
                     metric: metric.to_owned(),
                     minute,
-                    value,
+                    value: s.observed,
                     score: s.score,
                     expected: s.expected,
                     low: s.low,
