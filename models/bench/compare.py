@@ -63,6 +63,11 @@ def mase(forecast, actual, history):
     return np.mean(np.abs(forecast - actual)) / scale
 
 
+# Extra arguments for pulse-models forecast: `--pulse-args "--network W.safetensors --arch lstm"`
+# measures another network in the same pipeline.
+PULSE_ARGS = []
+
+
 def pulse(binary, history):
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
         f.write("timestamp,value\n")
@@ -70,7 +75,7 @@ def pulse(binary, history):
             f.write(f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},{v}\n")
         path = f.name
     try:
-        out = subprocess.run([binary, "forecast", "--input", path, "--horizon", str(H)], capture_output=True, text=True, check=True)
+        out = subprocess.run([binary, "forecast", "--input", path, "--horizon", str(H)] + PULSE_ARGS, capture_output=True, text=True, check=True)
     finally:
         os.unlink(path)
     rows = list(csv.DictReader(out.stdout.splitlines()))
@@ -101,6 +106,8 @@ def prophet(history):
 def main():
     binary = sys.argv[1]
     with_prophet = "--no-prophet" not in sys.argv
+    if "--pulse-args" in sys.argv:
+        PULSE_ARGS.extend(sys.argv[sys.argv.index("--pulse-args") + 1].split())
     methods = ["pulse", "AutoTheta", "AutoETS", "SeasonalNaive"] + (["Prophet"] if with_prophet else [])
     table = []
     seconds = {m: 0.0 for m in methods}

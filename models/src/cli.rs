@@ -2,6 +2,7 @@
 //! CSV on stdout. Bad input is one line on stderr naming the row, and exit code 2.
 
 use crate::backtest::backtest;
+use crate::forecast::neural::{self, Arch};
 use crate::forecast::{ForecastError, forecast};
 use crate::series::{self, InputError, Order, Regular, format_time, period_of};
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ pub enum Command {
         input: PathBuf,
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=30))]
         horizon: u16,
+        #[command(flatten)]
+        network: NetworkChoice,
     },
     /// Scores each row's anomaly in [0, 1], causally (a row's score uses only rows before it).
     Detect {
@@ -53,7 +56,21 @@ pub enum Command {
         /// Synthetic series of three years added to the real ones.
         #[arg(long, default_value_t = 300)]
         synthetic: usize,
+        /// The network's architecture (the forecaster ships the MLP).
+        #[arg(long, value_enum, default_value_t = Arch::Mlp)]
+        arch: Arch,
     },
+}
+
+/// Another network than the committed one, to measure it in the same pipeline.
+#[derive(Debug, clap::Args)]
+pub struct NetworkChoice {
+    /// Weights (safetensors) of a network `train` wrote; the committed network by default.
+    #[arg(long)]
+    network: Option<PathBuf>,
+    /// The architecture of `--network`.
+    #[arg(long, value_enum, default_value_t = Arch::Mlp)]
+    arch: Arch,
 }
 
 /// Why a command failed.
@@ -106,7 +123,18 @@ fn rows_per_day(rows: &[series::Row]) -> usize {
 /// Runs one command, writing its CSV to `out`.
 pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
     match command {
-        Command::Forecast { input, horizon } => {
+        Command::Forecast {
+            input,
+            horizon,
+            network,
+        } => {
+            if let Some(path) = &network.network {
+                let weights = std::fs::read(path).map_err(|source| CliError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                neural::use_network(neural::Net::load(weights, network.arch)?);
+            }
             let rows = series::read(open(input)?, Order::Strict)?;
             let grid = Regular::of(&rows, period_of)?;
             let period = period_of(grid.step);
@@ -170,6 +198,7 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
             seed,
             epochs,
             synthetic,
+            arch,
         } => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(data)
                 .map_err(|source| CliError::Open {
@@ -205,7 +234,7 @@ pub fn run(command: &Command, out: &mut impl Write) -> Result<(), CliError> {
             for _ in 0..*synthetic {
                 series.push(crate::forecast::neural::synthetic(&mut rng, 1_095));
             }
-            let trained = crate::forecast::neural::train(&series, *seed, *epochs)?;
+            let trained = neural::train(&series, *seed, *epochs, *arch)?;
             std::fs::write(path, &trained.weights).map_err(CliError::Output)?;
             let w = format!(
                 "series,{}\nreal,{}\nsamples,{}\nbytes,{}\nloss_by_epoch,{}\n",

@@ -301,8 +301,12 @@ where
             }
         };
         let since = live::tail_start(&q, now);
+        // A range up to now ends before the bucket that starts this very second (ranges are
+        // half-open, `now` whole seconds): an event in a minute's first second would miss the
+        // update it triggered.
         let tail = pulse_metrics::query::Query {
             start: since,
+            end: if q.end == now { now + 1 } else { q.end },
             compare: None,
             ..q.clone()
         };

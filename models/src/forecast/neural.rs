@@ -6,6 +6,7 @@
 //! into the binary; they are loaded once, on first use.
 
 use candle_core::{D, DType, Device, Tensor};
+use candle_nn::rnn::{LSTM, LSTMConfig, RNN};
 use candle_nn::{Linear, Module, Optimizer, VarBuilder, VarMap, linear};
 use std::sync::OnceLock;
 
@@ -14,11 +15,79 @@ pub const INPUT: usize = 56;
 /// Days it predicts at once.
 pub const OUTPUT: usize = 7;
 const HIDDEN: usize = 128;
+/// The LSTM's hidden units (it reads the input as 8 weeks of 7 values).
+const LSTM_HIDDEN: usize = 64;
 /// Normalised values are clipped to this, so one wild day cannot dominate the input.
 const CLIP: f32 = 8.0;
 
 /// The committed weights (safetensors).
 static WEIGHTS: &[u8] = include_bytes!("../../weights/forecast-mlp.safetensors");
+
+/// The forecaster's network: the MLP it ships, or the LSTM the issue suggested, kept to measure
+/// one against the other (`pulse-models train --arch lstm`; docs/BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    Mlp,
+    Lstm,
+}
+
+/// A network of either architecture.
+#[derive(Debug)]
+pub enum Net {
+    Mlp(Mlp),
+    Lstm(Lstm),
+}
+
+impl Net {
+    fn new(arch: Arch, vb: &VarBuilder) -> candle_core::Result<Self> {
+        Ok(match arch {
+            Arch::Mlp => Net::Mlp(Mlp::new(vb)?),
+            Arch::Lstm => Net::Lstm(Lstm::new(vb)?),
+        })
+    }
+
+    /// A network of `arch` from safetensors bytes.
+    pub fn load(weights: Vec<u8>, arch: Arch) -> candle_core::Result<Self> {
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
+        Net::new(arch, &vb)
+    }
+
+    /// Normalised windows `[batch, INPUT]` → normalised next weeks `[batch, OUTPUT]`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Net::Mlp(m) => m.forward(x),
+            Net::Lstm(l) => l.forward(x),
+        }
+    }
+}
+
+/// The LSTM: the window as 8 steps of a week each, the last hidden state through a linear
+/// head, as a correction to the seasonal naive (as the MLP's).
+#[derive(Debug)]
+pub struct Lstm {
+    rnn: LSTM,
+    out: Linear,
+}
+
+impl Lstm {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            rnn: candle_nn::rnn::lstm(OUTPUT, LSTM_HIDDEN, LSTMConfig::default(), vb.pp("lstm"))?,
+            out: linear(LSTM_HIDDEN, OUTPUT, vb.pp("out"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let batch = x.dim(0)?;
+        let weeks = x.reshape((batch, INPUT / OUTPUT, OUTPUT))?;
+        let states = self.rnn.seq(&weeks)?;
+        let last = states
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("an empty sequence".into()))?;
+        let naive = x.narrow(D::Minus1, INPUT - OUTPUT, OUTPUT)?;
+        naive + self.out.forward(last.h())?
+    }
+}
 
 /// The network: two hidden layers and a linear head.
 #[derive(Debug)]
@@ -46,18 +115,26 @@ impl Mlp {
     }
 }
 
-/// The committed network, or `None` if its weights cannot be read (the ensemble then goes on
-/// without it).
-pub fn model() -> Option<&'static Mlp> {
-    static MODEL: OnceLock<Option<Mlp>> = OnceLock::new();
+/// A network used instead of the committed one ([`use_network`]).
+static OTHER: OnceLock<Net> = OnceLock::new();
+
+/// The committed network (or the one [`use_network`] chose), or `None` if its weights cannot
+/// be read (the ensemble then goes on without it).
+pub fn model() -> Option<&'static Net> {
+    static MODEL: OnceLock<Option<Net>> = OnceLock::new();
+    if let Some(other) = OTHER.get() {
+        return Some(other);
+    }
     MODEL
-        .get_or_init(|| {
-            let vb =
-                VarBuilder::from_buffered_safetensors(WEIGHTS.to_vec(), DType::F32, &Device::Cpu)
-                    .ok()?;
-            Mlp::new(&vb).ok()
-        })
+        .get_or_init(|| Net::load(WEIGHTS.to_vec(), Arch::Mlp).ok())
         .as_ref()
+}
+
+/// Makes `net` the forecaster's network for the rest of the process instead of the committed
+/// one (the CLI's `--network`, to measure another network in the same pipeline); `false` if
+/// one was chosen before.
+pub fn use_network(net: Net) -> bool {
+    OTHER.set(net).is_ok()
 }
 
 /// A window's normalisation: the last week's mean, and the mean absolute distance from it (a
@@ -87,7 +164,11 @@ pub fn predict(z: &[f64], horizon: usize) -> Option<Vec<f64>> {
 /// `None` when any history is shorter than the network's input or the weights are
 /// unavailable.
 pub fn predict_many(histories: &[&[f64]], horizon: usize) -> Option<Vec<Vec<f64>>> {
-    let mlp = model()?;
+    predict_with(model()?, histories, horizon)
+}
+
+/// [`predict_many`] by `net`.
+pub fn predict_with(net: &Net, histories: &[&[f64]], horizon: usize) -> Option<Vec<Vec<f64>>> {
     if histories.iter().any(|z| z.len() < INPUT) {
         return None;
     }
@@ -105,7 +186,7 @@ pub fn predict_many(histories: &[&[f64]], horizon: usize) -> Option<Vec<Vec<f64>
             .flat_map(|(w, (level, scale))| input(w, *level, *scale))
             .collect();
         let x = Tensor::from_vec(x, (windows.len(), INPUT), &Device::Cpu).ok()?;
-        let y: Vec<f32> = mlp.forward(&x).ok()?.flatten_all().ok()?.to_vec1().ok()?;
+        let y: Vec<f32> = net.forward(&x).ok()?.flatten_all().ok()?.to_vec1().ok()?;
         for ((row, (level, scale)), (window, forecast)) in y
             .chunks(OUTPUT)
             .zip(&norms)
@@ -138,7 +219,12 @@ pub struct Trained {
 
 /// Trains the network on every window of `series` (each on the transformed scale), with a
 /// fixed seed for the initial weights and the sample order.
-pub fn train(series: &[Vec<f64>], seed: u64, epochs: usize) -> candle_core::Result<Trained> {
+pub fn train(
+    series: &[Vec<f64>],
+    seed: u64,
+    epochs: usize,
+    arch: Arch,
+) -> candle_core::Result<Trained> {
     let device = Device::Cpu;
     let mut xs: Vec<f32> = Vec::new();
     let mut ys: Vec<f32> = Vec::new();
@@ -157,7 +243,11 @@ pub fn train(series: &[Vec<f64>], seed: u64, epochs: usize) -> candle_core::Resu
     let samples = xs.len() / INPUT;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    let mlp = Mlp::new(&vb)?;
+    let net = Net::new(arch, &vb)?;
+    let hidden = match arch {
+        Arch::Mlp => HIDDEN,
+        Arch::Lstm => LSTM_HIDDEN,
+    };
     // Seeded initial weights (the CPU device's own generator cannot be seeded): uniform in
     // ±1/√fan_in, as a linear layer's default, in the order of the variables' names.
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -171,7 +261,7 @@ pub fn train(series: &[Vec<f64>], seed: u64, epochs: usize) -> candle_core::Resu
         for name in names {
             let var = &data[name];
             let dims = var.dims().to_vec();
-            let fan_in = if dims.len() == 2 { dims[1] } else { HIDDEN };
+            let fan_in = if dims.len() == 2 { dims[1] } else { hidden };
             let bound = 1.0 / (fan_in as f32).sqrt();
             let n: usize = dims.iter().product();
             let values: Vec<f32> = (0..n).map(|_| (rng.f32() * 2.0 - 1.0) * bound).collect();
@@ -201,7 +291,7 @@ pub fn train(series: &[Vec<f64>], seed: u64, epochs: usize) -> candle_core::Resu
             }
             let x = Tensor::from_vec(bx, (chunk.len(), INPUT), &device)?;
             let y = Tensor::from_vec(by, (chunk.len(), OUTPUT), &device)?;
-            let loss = (mlp.forward(&x)? - y)?.abs()?.mean_all()?;
+            let loss = (net.forward(&x)? - y)?.abs()?.mean_all()?;
             opt.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()?;
             batches += 1;
