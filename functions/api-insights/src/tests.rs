@@ -178,18 +178,22 @@ async fn days_choose_the_horizon_and_bad_parameters_are_refused_by_name() {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_metric_is_404_and_too_little_history_is_422() {
-    let (status, body) = call(page_views(60), "/api/v1/predictions/nothing_here", "viewer").await;
-    assert_eq!(status, 404, "{body}");
-    let (status, body) = call(page_views(20), "/api/v1/predictions/page_view", "viewer").await;
-    assert_eq!(status, 422, "{body}");
+/// Asserts that a viewer's `path` answers `status` with a detail that says `says`.
+async fn problem(days: Days, path: &str, status: u16, says: &str) {
+    let (got, body) = call(days, path, "viewer").await;
+    assert_eq!(got, status, "{body}");
     assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("20 complete days, 28 needed")),
+        body["detail"].as_str().is_some_and(|d| d.contains(says)),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_metric_is_404_and_too_little_history_is_422() {
+    let path = "/api/v1/predictions/nothing_here";
+    problem(page_views(60), path, 404, "no data for metric nothing_here").await;
+    let path = "/api/v1/predictions/page_view";
+    problem(page_views(20), path, 422, "20 complete days, 28 needed").await;
 }
 
 /// Page views (`page_views(days)` as the total) and three of their series over the same days:
@@ -307,33 +311,11 @@ async fn a_series_no_tags_pick_is_404_a_short_one_422_and_a_malformed_one_400() 
     // Given Twitter's desktop page views of the last 20 days only
     let days = || page_views_by_source(90, 20);
     // Then a tag value no series has is a 404 naming the series
-    let (status, body) = call(
-        days(),
-        "/api/v1/predictions/page_view?series=source=Bing",
-        "viewer",
-    )
-    .await;
-    assert_eq!(status, 404, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("series source=Bing")),
-        "{body}"
-    );
+    let path = "/api/v1/predictions/page_view?series=source=Bing";
+    problem(days(), path, 404, "series source=Bing").await;
     // And a series with 20 days of history is a 422 saying so
-    let (status, body) = call(
-        days(),
-        "/api/v1/predictions/page_view?series=source=Twitter,device=desktop",
-        "viewer",
-    )
-    .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("20 complete days, 28 needed")),
-        "{body}"
-    );
+    let path = "/api/v1/predictions/page_view?series=source=Twitter,device=desktop";
+    problem(days(), path, 422, "20 complete days, 28 needed").await;
     // And a selector that is not tag=value pairs is a 400 pointing at it
     for bad in ["source", "source=", "source=a,source=b", "bad%20key=x"] {
         let (status, body) = call(

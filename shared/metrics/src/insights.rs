@@ -307,6 +307,7 @@ pub fn aggregations_of(totals: &[(String, i64, Bucket)], metric: &str) -> Vec<Ag
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::tests::tags;
 
     fn bucket(count: u64, sum: f64) -> Bucket {
         Bucket {
@@ -314,13 +315,6 @@ mod tests {
             sum,
             ..Bucket::default()
         }
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     #[test]

@@ -778,4 +778,4 @@ pub fn required_role(metric: &str) -> pulse_core::identity::Role {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -110,7 +110,8 @@ fn bucket(values: &[f64]) -> Bucket {
     b
 }
 
-fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+/// A tag set from pairs (also the insights tests').
+pub(crate) fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
