@@ -8,7 +8,7 @@
 //! Otherwise one read of the tenant's totals (the current minute, the last 5 minutes, today)
 //! gives the values of every due metric, each due `metrics` subscription gets one frame with
 //! the metrics it watches that changed; each due `query` subscription is answered over the
-//! tail of its range that live events can change ([`live::tail_start`]), one answer per
+//! tail of its range that live events can change ([`live::tail`]), one answer per
 //! distinct query. 16 posts in flight; frames split under API Gateway's 32 KB limit. A connection that is gone (410) is
 //! deleted; the others get their subscriptions' `seq` and last-sent time written back, on the
 //! condition that nobody wrote the connection since it was read (re-read and retried).
@@ -300,16 +300,8 @@ where
                 return Ok(None);
             }
         };
-        let since = live::tail_start(&q, now);
-        // A range up to now ends before the bucket that starts this very second (ranges are
-        // half-open, `now` whole seconds): an event in a minute's first second would miss the
-        // update it triggered.
-        let tail = pulse_metrics::query::Query {
-            start: since,
-            end: if q.end == now { now + 1 } else { q.end },
-            compare: None,
-            ..q.clone()
-        };
+        let tail = live::tail(&q, now);
+        let since = tail.start;
         let answer = match &live_query.derived {
             Some(d) => Some(reader.derived_answer(&tail, d).await?),
             None => reader.answer(&tail).await?,

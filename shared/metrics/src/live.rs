@@ -139,6 +139,19 @@ pub fn tail_start(q: &Query, now: i64) -> i64 {
     q.resolution.window_start(now - LIVE_SECS).max(q.start)
 }
 
+/// The part of `q` live events can still change at `now`: from [`tail_start`] to its end. A
+/// range up to now also takes in the bucket that starts this very second (ranges are
+/// half-open and `now` whole seconds: an event in a minute's first second would otherwise miss
+/// the update it triggered).
+pub fn tail(q: &Query, now: i64) -> Query {
+    Query {
+        start: tail_start(q, now),
+        end: if q.end == now { now + 1 } else { q.end },
+        compare: None,
+        ..q.clone()
+    }
+}
+
 /// A query answer as frame data: the answer, its `range`, and for an update the `since` from
 /// which its points replace the client's.
 pub fn answer_data(answer: &Answer, q: &Query, since: Option<i64>) -> Value {
@@ -438,6 +451,25 @@ pub fn parse(body: &str) -> Result<ClientMessage, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_tail_at_a_minutes_first_second_holds_that_minute() {
+        // Given a query of the last hour by minute, answered at the first second of a minute
+        let now = 1_795_341_600; // 2026-11-22T10:00:00Z
+        let body = json!({"metric_name": "page_view", "time_range": "1h", "interval": "1m"});
+        let q = parse_query(&body, now, &Retention::default()).expect("a query");
+        // When its live tail is taken
+        let t = tail(&q, now);
+        // Then the minute starting now is in it (an event of this second counts), and the
+        // minutes live events can still change before it
+        assert!((t.start..t.end).contains(&now), "{t:?}");
+        assert_eq!(t.start, tail_start(&q, now));
+        // And a query whose range ended before now (not a live one's) keeps its end
+        let past = json!({"metric_name": "page_view", "interval": "1m",
+            "time_range": {"start": "2026-11-22T08:00:00Z", "end": "2026-11-22T09:00:00Z"}});
+        let q = query::parse(&past, now, &Retention::default()).expect("a query");
+        assert_eq!(tail(&q, now).end, q.end);
+    }
 
     #[test]
     fn frames_parse_into_messages_or_precise_errors() {
