@@ -95,7 +95,9 @@ pub async fn detect<S: Totals, D: DetectorStates + AnomalyLog>(
         let values = minutes.get(metric);
         let (mut detector, start) = match stored {
             Some(d) => (
-                Detector::from_bytes(&d.state).unwrap_or_default(),
+                // A state of an older version starts learning again, following the days too.
+                Detector::from_bytes(&d.state)
+                    .unwrap_or_else(|| Detector::with_days(MINUTES_A_DAY)),
                 (d.last_minute + MINUTE).max(oldest),
             ),
             None => match values.and_then(|v| v.keys().next()) {

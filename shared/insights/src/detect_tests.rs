@@ -138,3 +138,31 @@ async fn a_quiet_minute_is_a_zero_and_a_day_long_silence_is_not_replayed() {
     // Then only the last day is scored, as zeros
     assert_eq!(later.scored, 1_440);
 }
+
+#[tokio::test]
+async fn a_stored_detector_of_an_older_version_learns_again_following_the_days() {
+    // Given a metric whose stored detector is of an older format
+    let totals = MemoryTotals::new(traffic("page_view", 1_000), Resolution::Minute);
+    let store = MemoryInsights::default();
+    let old = DetectorState {
+        metric: "page_view".into(),
+        last_minute: T0 - 60,
+        state: b"D4 an older detector".to_vec(),
+    };
+    store
+        .put_detector(&tenant(), &old, None)
+        .await
+        .expect("stored");
+    // When the next minutes are detected
+    detect(&totals, &store, &tenant(), T0, T0 + 400 * 60, 0)
+        .await
+        .expect("detected");
+    // Then its new state is that of a fresh detector of minutes, days followed, fed them
+    let mut fresh = Detector::with_days(MINUTES_A_DAY);
+    for (_, _, b) in traffic("page_view", 1_000) {
+        fresh.score(b.count as f64);
+    }
+    let stored = store.detectors(&tenant()).await.expect("read");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(Detector::from_bytes(&stored[0].state), Some(fresh));
+}
