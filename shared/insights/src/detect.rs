@@ -9,7 +9,8 @@
 //! A detector scores every minute once, oldest first, and only minutes before the tenant's
 //! first unsealed one, so it never sees a minute that will still change. A metric is picked
 //! up from the first minute it has events in (among those the notice says were just sealed); a tenant quiet for more than [`MAX_GAP_SECS`]
-//! is resumed from that far back (a long silence is learnt as zeros, not replayed). Metrics
+//! is resumed at most that far back (a long silence is learnt as zeros, not replayed), a whole
+//! number of days after its last minute, so the detector's days stay in phase with the clock. Metrics
 //! that count their source's events again by other dimensions ([`REPEATS`]) are not scored.
 
 use pulse_core::identity::TenantId;
@@ -31,6 +32,18 @@ pub const MAX_GAP_SECS: i64 = 86_400;
 const MINUTE: i64 = 60;
 /// Minutes a day: sealed minutes follow the shape of their days.
 const MINUTES_A_DAY: usize = 1_440;
+
+/// Where a detector that last scored the minute `last` resumes: the next minute, or after a
+/// silence reaching past `oldest`, the first minute from `oldest` on that is a whole number of
+/// days after it (its day shape counts minutes: skipping whole days keeps it in phase).
+fn resume(last: i64, oldest: i64) -> i64 {
+    let next = last + MINUTE;
+    if next >= oldest {
+        return next;
+    }
+    let day = i64::try_from(MINUTES_A_DAY).unwrap_or(1_440) * MINUTE;
+    next + (oldest - next + day - 1).div_euclid(day) * day
+}
 
 /// What one detection pass did for a tenant.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -98,7 +111,7 @@ pub async fn detect<S: Totals, D: DetectorStates + AnomalyLog>(
                 // A state of an older version starts learning again, following the days too.
                 Detector::from_bytes(&d.state)
                     .unwrap_or_else(|| Detector::with_days(MINUTES_A_DAY)),
-                (d.last_minute + MINUTE).max(oldest),
+                resume(d.last_minute, oldest),
             ),
             None => match values.and_then(|v| v.keys().next()) {
                 Some(first) => (Detector::with_days(MINUTES_A_DAY), *first),

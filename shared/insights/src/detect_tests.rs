@@ -135,8 +135,14 @@ async fn a_quiet_minute_is_a_zero_and_a_day_long_silence_is_not_replayed() {
     )
     .await
     .expect("detected");
-    // Then only the last day is scored, as zeros
-    assert_eq!(later.scored, 1_440);
+    // Then at most the last day is scored, as zeros, from whole days after the last minute
+    // scored (the detector's days stay in phase with the clock)
+    assert_eq!(later.scored, 1_439);
+    let state = store.detectors(&tenant()).await.expect("read");
+    assert_eq!(state[0].last_minute, T0 + 3 * 86_400 - 60);
+    assert_eq!(resume(T0, T0 + 2 * 86_400), T0 + 60 + 2 * 86_400);
+    assert_eq!(resume(T0, T0 + 60), T0 + 60);
+    assert_eq!(resume(T0, T0 + 2 * 86_400 + 120), T0 + 60 + 3 * 86_400);
 }
 
 #[tokio::test]
