@@ -8,17 +8,30 @@ use serde_json::Value;
 
 /// Imports `days` days of API requests ending yesterday, with a weekly pattern (5 to 11 a day).
 async fn import_history(tenant: &str, days: i64) {
+    import_routes(tenant, days, &[("/cart", weekly)]).await;
+}
+
+/// 5 to 11 requests a day by weekday, for the day starting at `start`.
+fn weekly(start: i64) -> i64 {
+    5 + (start / 86_400) % 7
+}
+
+/// Imports `days` days of API requests ending yesterday: each route's requests a day by its
+/// count of the day's start, a minute apart from 01:00.
+async fn import_routes(tenant: &str, days: i64, routes: &[(&str, fn(i64) -> i64)]) {
     let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
     let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
     for d in 1..=days {
         let start = today - d * 86_400;
-        for i in 0..(5 + (start / 86_400) % 7) {
-            let at = chrono::DateTime::from_timestamp(start + 3_600 + i * 60, 0).expect("time");
-            csv.push_str(&format!(
-                "api_request,/cart,GET,200,{},{}\n",
-                10 + i,
-                at.to_rfc3339()
-            ));
+        for (route, per_day) in routes {
+            for i in 0..per_day(start) {
+                let at = chrono::DateTime::from_timestamp(start + 3_600 + i * 60, 0).expect("time");
+                csv.push_str(&format!(
+                    "api_request,{route},GET,200,{},{}\n",
+                    10 + i,
+                    at.to_rfc3339()
+                ));
+            }
         }
     }
     import_csv(tenant, csv).await;
@@ -90,23 +103,7 @@ async fn an_imported_history_is_forecast_a_week_ahead_with_its_accuracy() {
 #[tokio::test]
 async fn a_series_picked_by_its_tags_is_forecast_from_its_own_history() {
     // Given ten weeks of API requests on two routes: /cart 5 to 11 a day, /orders 3 a day
-    let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
-    let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
-    for d in 1..=70 {
-        let start = today - d * 86_400;
-        let (cart, orders) = (5 + (start / 86_400) % 7, 3);
-        for (route, n) in [("/cart", cart), ("/orders", orders)] {
-            for i in 0..n {
-                let at = chrono::DateTime::from_timestamp(start + 3_600 + i * 60, 0).expect("time");
-                csv.push_str(&format!(
-                    "api_request,{route},GET,200,{},{}\n",
-                    10 + i,
-                    at.to_rfc3339()
-                ));
-            }
-        }
-    }
-    import_csv("insights-s", csv).await;
+    import_routes("insights-s", 70, &[("/cart", weekly), ("/orders", |_| 3)]).await;
     // When an admin asks for the forecast of the /orders route
     let (status, body) = predict(
         "insights-s",

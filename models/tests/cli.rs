@@ -176,9 +176,10 @@ fn hourly_wave(days: usize, step: i64) -> String {
 
 /// Rows of `detect`'s output at or above the alarm, by row index.
 fn alarmed(out: &Output) -> Vec<usize> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The rows after the header line.
+    let rows = text.split_once('\n').map_or("", |(_, rows)| rows);
+    rows.lines()
         .enumerate()
         .filter(|(_, l)| {
             l.rsplit(',')
