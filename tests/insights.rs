@@ -16,9 +16,12 @@ fn weekly(start: i64) -> i64 {
     5 + (start / 86_400) % 7
 }
 
-/// Imports `days` days of API requests ending yesterday: each route's requests a day by its
-/// count of the day's start, a minute apart from 01:00.
-async fn import_routes(tenant: &str, days: i64, routes: &[(&str, fn(i64) -> i64)]) {
+/// A route and its requests a day, by the day's start (epoch s).
+type Route<'a> = (&'a str, fn(i64) -> i64);
+
+/// Imports `days` days of API requests ending yesterday: each route's requests a day, a minute
+/// apart from 01:00.
+async fn import_routes(tenant: &str, days: i64, routes: &[Route<'_>]) {
     let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
     let mut csv = String::from("kind,route,method,status,latency_ms,timestamp\n");
     for d in 1..=days {
